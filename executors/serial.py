@@ -1,0 +1,51 @@
+"""In-process executor for debugging: runs each batch when polled, one at a time."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+from executors.base import BatchDone, BatchFailed, Executor, ScanContext, Update
+from executors.worker import WorkerState
+from skyscan_tui.tasks import TaskBatch
+
+__all__ = ["SerialExecutor"]
+
+
+class SerialExecutor(Executor):
+    name = "serial"
+    description = "in-process, one batch at a time (debugging)"
+
+    def __init__(self, jobs: int | None = None) -> None:
+        self._state: WorkerState | None = None
+        self._queue: deque[TaskBatch] = deque()
+
+    @property
+    def slots(self) -> int:
+        return 2
+
+    @property
+    def workers(self) -> int:
+        return 1
+
+    def start(self, context: ScanContext) -> None:
+        self._state = WorkerState(context)
+
+    def submit(self, batches: Sequence[TaskBatch]) -> None:
+        self._queue.extend(batches)
+
+    def poll(self, timeout: float) -> list[Update]:
+        if not self._queue or self._state is None:
+            return []
+        batch = self._queue.popleft()
+        try:
+            return [BatchDone(batch.batch_id, self._state.run(batch), "serial")]
+        except Exception as exc:  # a reco error fails this batch only
+            return [BatchFailed(batch.batch_id, f"{type(exc).__name__}: {exc}")]
+
+    def cancel(self) -> None:
+        self._queue.clear()
+
+    def close(self) -> None:
+        self._queue.clear()
+        self._state = None

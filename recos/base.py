@@ -1,0 +1,119 @@
+"""The reconstruction plug-in contract.
+
+A reco is a pure function of (event, pixel directions, vertex seeds) → per-pixel fit. The
+engine calls ``prepare(event)`` once per scan (cleaning, first guess; the result must be
+picklable and deterministic), and each worker calls ``fit_pixels(prepared, batch)`` for a
+``TaskBatch``. ``fit_pixels`` must give every pixel the same answer whatever else is in its
+batch, so the skymap does not depend on the executor or the worker count. It must not do
+I/O. Unknown options are refused; missing ones take their defaults.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from skyscan_tui.errors import UserError
+from skyscan_tui.events import Event
+from skyscan_tui.tasks import TaskBatch
+
+__all__ = ["Option", "Reco", "PointedRegion"]
+
+
+@dataclass(frozen=True)
+class Option:
+    """A reco option settable with ``--reco-opt NAME=VALUE``."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    min: float | None = None
+    max: float | None = None
+
+    def parse(self, value: Any) -> Any:
+        try:
+            if self.type is bool and isinstance(value, str):
+                low = value.strip().lower()
+                if low not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError
+                out: Any = low in ("1", "true", "yes", "on")
+            else:
+                out = self.type(value)
+        except (TypeError, ValueError):
+            raise UserError(f"reco option {self.name}: {value!r} is not a "
+                            f"{self.type.__name__}") from None
+        if isinstance(out, float) and not np.isfinite(out):
+            raise UserError(f"reco option {self.name}: must be finite")
+        if self.min is not None and out < self.min:
+            raise UserError(f"reco option {self.name}: must be >= {self.min}")
+        if self.max is not None and out > self.max:
+            raise UserError(f"reco option {self.name}: must be <= {self.max}")
+        return out
+
+
+@dataclass(frozen=True)
+class PointedRegion:
+    """First-round region of a pointed reco: a disc around a local direction [rad]."""
+
+    zenith: float
+    azimuth: float
+    radius: float
+
+
+class Reco(ABC):
+    """Base class of every reconstruction (see the module docstring for the contract)."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    likelihood: ClassVar[str] = ""
+    OPTIONS: ClassVar[tuple[Option, ...]] = ()
+    #: number of vertex variations fitted per pixel (the scan keeps the best)
+    n_variations: ClassVar[int] = 1
+    #: pixels per task batch that keeps vectorised fits efficient
+    preferred_batch: ClassVar[int] = 64
+
+    def __init__(self, **options: Any) -> None:
+        known = {o.name: o for o in self.OPTIONS}
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            allowed = ", ".join(known) or "none"
+            raise UserError(f"reco {self.name}: unknown option {unknown[0]!r} "
+                            f"(allowed: {allowed})")
+        self.options: dict[str, Any] = {
+            name: opt.parse(options[name]) if name in options else opt.default
+            for name, opt in known.items()
+        }
+
+    @classmethod
+    def from_strings(cls, pairs: Mapping[str, str]) -> Reco:
+        return cls(**dict(pairs))
+
+    def prepare(self, event: Event) -> Any:
+        """Once per scan: everything per-event (cleaning, first guess). Default: the event."""
+        return event
+
+    def seed_vertex(self, prepared: Any) -> np.ndarray:
+        """[m, m, m, ns] vertex and time where first-round fits start."""
+        event: Event = prepared
+        seed = event.best_seed
+        if seed is not None:
+            return np.array([seed.x, seed.y, seed.z, seed.time])
+        p = event.pulses
+        if len(p) == 0:
+            return np.zeros(4)
+        w = p.charge
+        return np.array([np.average(p.x, weights=w), np.average(p.y, weights=w),
+                         np.average(p.z, weights=w), float(np.median(p.time))])
+
+    def pointed_region(self, prepared: Any) -> PointedRegion | None:
+        """For pointed recos: the first round covers only this disc."""
+        return None
+
+    @abstractmethod
+    def fit_pixels(self, prepared: Any, batch: TaskBatch) -> np.ndarray:
+        """Fit every task of ``batch``; returns ``RESULT_DTYPE`` rows in batch order."""

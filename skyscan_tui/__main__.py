@@ -1,0 +1,3 @@
+from skyscan_tui.cli import main
+
+raise SystemExit(main())

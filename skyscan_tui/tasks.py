@@ -1,0 +1,93 @@
+"""Plain-data pixel work shared by the engine, the executors and remote workers.
+
+A ``TaskBatch`` holds a few pixel tasks as numpy arrays; a result is a structured array of
+``RESULT_DTYPE``, one row per (pixel, variation). Both serialise to ``.npz`` without pickle,
+so a remote node needs no trust in the client and vice versa.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["TaskBatch", "RESULT_DTYPE", "empty_results", "batch_to_npz", "batch_from_npz",
+           "results_to_npz", "results_from_npz"]
+
+RESULT_DTYPE = np.dtype([
+    ("nside", "<i4"), ("ipix", "<i8"), ("variation", "<i4"),
+    ("llh", "<f8"),            # −log L at the best fit (NaN = fit failed)
+    ("x", "<f8"), ("y", "<f8"), ("z", "<f8"),   # [m] fitted vertex
+    ("t", "<f8"),              # [ns] time at the vertex
+    ("E_in", "<f8"), ("E_tot", "<f8"),          # [GeV] energies if the reco fits any, else NaN
+])
+
+
+def empty_results(n: int = 0) -> np.ndarray:
+    out = np.zeros(n, dtype=RESULT_DTYPE)
+    for f in ("llh", "x", "y", "z", "t", "E_in", "E_tot"):
+        out[f] = np.nan
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class TaskBatch:
+    """Pixel tasks at fixed directions.
+
+    Arrays have shape (n,): ``nside``, NESTED ``ipix``, vertex ``variation`` index,
+    ``zenith``/``azimuth`` [rad] IceCube-local direction of origin of the pixel at the event
+    time, and ``seed`` (n, 4): [m, m, m, ns] vertex and time the fit starts from.
+    """
+
+    batch_id: int
+    round: int
+    nside: np.ndarray
+    ipix: np.ndarray
+    variation: np.ndarray
+    zenith: np.ndarray
+    azimuth: np.ndarray
+    seed: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ipix.shape[0])
+
+    def select(self, idx: np.ndarray, batch_id: int) -> TaskBatch:
+        return TaskBatch(batch_id, self.round, self.nside[idx], self.ipix[idx],
+                         self.variation[idx], self.zenith[idx], self.azimuth[idx],
+                         self.seed[idx])
+
+
+_BATCH_FIELDS = ("nside", "ipix", "variation", "zenith", "azimuth", "seed")
+_BATCH_DTYPES = {"nside": np.int32, "ipix": np.int64, "variation": np.int32,
+                 "zenith": np.float64, "azimuth": np.float64, "seed": np.float64}
+
+
+def batch_to_npz(batch: TaskBatch) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, batch_id=np.int64(batch.batch_id), round=np.int64(batch.round),
+             **{f: getattr(batch, f) for f in _BATCH_FIELDS})
+    return buf.getvalue()
+
+
+def batch_from_npz(data: bytes) -> TaskBatch:
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        arrays = {f: np.asarray(npz[f], dtype=_BATCH_DTYPES[f]) for f in _BATCH_FIELDS}
+        n = arrays["ipix"].shape[0]
+        if any(a.shape[0] != n for a in arrays.values()) or arrays["seed"].shape != (n, 4):
+            raise ValueError("inconsistent task batch")
+        return TaskBatch(int(npz["batch_id"]), int(npz["round"]), **arrays)
+
+
+def results_to_npz(results: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, results=np.asarray(results, dtype=RESULT_DTYPE))
+    return buf.getvalue()
+
+
+def results_from_npz(data: bytes) -> np.ndarray:
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        res = npz["results"]
+    if res.dtype != RESULT_DTYPE:
+        raise ValueError("result file has the wrong layout")
+    return res
