@@ -1,8 +1,9 @@
 """skyscan-tui: find where a neutrino came from — headless commands.
 
-Subcommands: ``simulate``, ``scan``, ``demo``, ``recos``, ``executors``. Bad input ends with
-one line on stderr and exit code 2; Ctrl-C with 130. Heavy modules are imported inside the
-handlers so ``--help`` stays fast.
+Subcommands: ``simulate``, ``scan``, ``demo``, ``recos``, ``executors``, ``tui``, ``show``.
+Bare ``skyscan-tui`` (or ``skyscan-tui EVENT``) opens the terminal app when run in a terminal.
+Bad input ends with one line on stderr and exit code 2; Ctrl-C with 130. Heavy modules
+(and Textual) are imported inside the handlers so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -122,6 +123,17 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("recos", help="list reconstructions")
     sub.add_parser("executors", help="list executors")
+
+    t = sub.add_parser("tui", help="the terminal app (also: bare `skyscan-tui [EVENT]`)")
+    t.add_argument("event", type=Path, nargs="?", metavar="EVENT", help="event file to open")
+    t.add_argument("-j", "--jobs", type=_positive_int, metavar="N",
+                   help="default worker count for the local executor (default: all cores)")
+    t.add_argument("--reco", metavar="NAME", help="reco selected at start")
+    t.add_argument("--results-dir", type=Path, metavar="DIR",
+                   help="where scans are saved (default ./skyscan-results)")
+    sh = sub.add_parser("show", help="open a finished result in the terminal app "
+                                     "(prints its summary when not in a terminal)")
+    sh.add_argument("result", type=Path, metavar="RESULT", help="result .npz/.json or folder")
     return p
 
 
@@ -252,21 +264,68 @@ def _cmd_executors(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_terminal() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+_NO_TTY_HINT = ("skyscan-tui: the terminal app needs an interactive terminal; "
+                "try `skyscan-tui demo` or `skyscan-tui --help`")
+
+
+def _cmd_tui(args: argparse.Namespace) -> int:
+    if args.event is not None and not args.event.exists():
+        raise UserError(f"{args.event}: no such file")
+    if not _is_terminal():
+        print(_NO_TTY_HINT, file=sys.stderr)
+        return EXIT_USAGE
+    if args.reco is not None:
+        from recos import get_reco
+
+        get_reco(args.reco)  # unknown name: one-line error before the screen opens
+    from skyscan_tui.tui.app import run_app  # late import: Textual only for the app
+
+    return run_app(event_path=args.event, jobs=args.jobs, default_reco=args.reco,
+                   outdir_root=args.results_dir)
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from skyscan_tui.results import format_summary, load_result
+
+    result = load_result(args.result)  # bad file: one-line error, no screen
+    if not _is_terminal():
+        print(format_summary(result.summary(files={"opened": str(args.result)})))
+        return 0
+    from skyscan_tui.tui.app import run_app
+
+    return run_app(result_path=args.result)
+
+
 _COMMANDS = {"simulate": _cmd_simulate, "scan": _cmd_scan, "demo": _cmd_demo,
-             "recos": _cmd_recos, "executors": _cmd_executors}
+             "recos": _cmd_recos, "executors": _cmd_executors, "tui": _cmd_tui,
+             "show": _cmd_show}
+
+
+def _route_bare(argv: list[str]) -> list[str]:
+    """``skyscan-tui`` → ``tui``; ``skyscan-tui EVENT [...]`` → ``tui EVENT [...]``."""
+    if not argv:
+        return ["tui"]
+    first = argv[0]
+    if first not in _COMMANDS and not first.startswith("-") and (
+            Path(first).suffix or Path(first).exists()):
+        return ["tui", *argv]
+    return argv
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         try:
-            args = parser().parse_args(argv or ["demo"])
+            args = parser().parse_args(_route_bare(argv))
         except SystemExit as exc:  # --help / --version
             return int(exc.code or 0)
         logging.basicConfig(level=args.loglevel, format="%(levelname)s %(name)s: %(message)s")
-        if args.command is None:
-            argv = ["demo"]
-            args = parser().parse_args(argv)
+        if args.command is None:  # only options given (e.g. --loglevel): the app
+            args = parser().parse_args([*argv, "tui"])
         return _COMMANDS[args.command](args)
     except UserError as exc:
         print(f"skyscan-tui: error: {exc}", file=sys.stderr)

@@ -1,0 +1,155 @@
+"""``SkyscanApp``: the terminal app (``skyscan-tui``, ``skyscan-tui EVENT``,
+``skyscan-tui show RESULT``).
+
+Collaborators come in through ``__init__`` (event or result path, output root, worker count,
+the reco/executor lists), so tests drive the app without touching the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.binding import Binding
+
+from skyscan_tui.errors import UserError
+from skyscan_tui.tui.screens import ResultsScreen, ScanScreen, StartScreen
+
+__all__ = ["SkyscanApp", "reco_choices"]
+
+_log = logging.getLogger("skyscan_tui.tui")
+
+
+def reco_choices(names: list[str] | None = None) -> list[tuple[str, str]]:
+    """``[(label, name)]`` with each reco's one-line description (broken ones are skipped)."""
+    from recos import available_recos, get_reco
+
+    out = []
+    for name in names if names is not None else available_recos():
+        try:
+            desc = get_reco(name).description
+        except Exception:
+            continue
+        out.append((f"{name} — {desc}" if desc else name, name))
+    return out
+
+
+class SkyscanApp(App):
+    """Start screen → scan screen → results screen; or straight to a result."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "skyscan-tui"
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("f1", "toggle_help", "Keys"),
+    ]
+
+    def __init__(self, event_path: Path | None = None, result_path: Path | None = None, *,
+                 outdir_root: Path | None = None, jobs: int | None = None,
+                 recos: list[str] | None = None, default_reco: str | None = None,
+                 executors: list[tuple[str, str]] | None = None,
+                 executor_notes: list[str] | None = None, cwd: Path | None = None) -> None:
+        super().__init__()
+        self.event_path = Path(event_path) if event_path else None
+        self.result_path = Path(result_path) if result_path else None
+        self.cwd = Path(cwd) if cwd else Path.cwd()
+        self.outdir_root = Path(outdir_root) if outdir_root else self.cwd / "skyscan-results"
+        self._jobs = jobs
+        self._recos = recos
+        self._default_reco = default_reco
+        self._executors = executors
+        self._executor_notes = executor_notes
+        self.errors: list[str] = []
+
+    # ---------------------------------------------------------------- logging
+    def log_error(self, text: str) -> None:
+        self.errors.append(text)
+        _log.error(text)
+
+    def log_info(self, text: str) -> None:
+        _log.info(text)
+
+    # ---------------------------------------------------------------- screens
+    def make_start_screen(self, event_path: Path | None = None) -> StartScreen:
+        from executors.local import default_jobs
+        from skyscan_tui.cli import best_reco
+        from skyscan_tui.tui.widgets import executor_choices
+
+        recos = reco_choices(self._recos)
+        if not recos:
+            raise UserError("no reconstruction is installed")
+        names = [n for _, n in recos]
+        default = self._default_reco or best_reco()
+        if default not in names:
+            default = names[0]
+        if self._executors is not None:
+            execs, notes = self._executors, list(self._executor_notes or [])
+        else:
+            execs, notes = executor_choices()
+        if not execs:
+            raise UserError("no executor the app can use is installed")
+        return StartScreen(event_path=event_path, recos=recos, executors=execs,
+                           executor_notes=notes, default_reco=default,
+                           jobs=self._jobs or default_jobs(), outdir_root=self.outdir_root,
+                           cwd=self.cwd)
+
+    def on_mount(self) -> None:
+        if self.result_path is not None:
+            from skyscan_tui.results import load_result
+
+            try:
+                result = load_result(self.result_path)
+            except UserError as exc:
+                self.log_error(str(exc))
+                self.notify(str(exc), title="Cannot open the result", severity="error",
+                            timeout=10)
+            else:
+                folder = self.result_path if self.result_path.is_dir() \
+                    else self.result_path.parent
+                self.push_screen(ResultsScreen(result, files={"opened": str(self.result_path)},
+                                               outdir=folder))
+                return
+        self.push_screen(self.make_start_screen(self.event_path))
+
+    def new_scan(self) -> None:
+        """Back to the start screen (the one below, keeping its event, or a fresh one)."""
+        if any(isinstance(s, StartScreen) for s in self.screen_stack):
+            while not isinstance(self.screen, StartScreen):
+                self.pop_screen()
+        else:
+            self.switch_screen(self.make_start_screen())
+
+    # ---------------------------------------------------------------- actions
+    def action_toggle_help(self) -> None:
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    def stop_scans(self, wait: float = 30.0) -> None:
+        """Cancel every running scan and wait until its executor is closed."""
+        for screen in self.screen_stack:
+            if isinstance(screen, ScanScreen) and screen.running:
+                screen.stop_scan(wait=wait)
+
+    async def action_quit(self) -> None:
+        self.stop_scans()
+        self.exit()
+
+    def on_unmount(self) -> None:
+        self.stop_scans()
+
+    def _handle_exception(self, error: Exception) -> None:  # last resort: stop workers
+        try:
+            self.stop_scans(wait=10.0)
+        finally:
+            super()._handle_exception(error)
+
+
+def run_app(**kwargs: Any) -> int:
+    """Run the app in this terminal; returns the exit code."""
+    app = SkyscanApp(**kwargs)
+    app.run()
+    return int(app.return_code or 0)

@@ -1,0 +1,590 @@
+"""The three screens: start (event, reco, executor, progression), scan (live maps, progress,
+log, controls) and results (best fit, areas, files). Screens hold no physics: maps come from
+:mod:`skyscan_tui.raster`, scans from :mod:`skyscan_tui.engine` through ``runner``."""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import (
+    Button,
+    Footer,
+    Input,
+    Label,
+    ProgressBar,
+    RichLog,
+    Select,
+    Static,
+)
+
+from skyscan_tui import raster
+from skyscan_tui.errors import UserError
+from skyscan_tui.progress import format_eta
+from skyscan_tui.tui.messages import (
+    ResultSaved,
+    RoundBegan,
+    RoundEnded,
+    SaveFailed,
+    ScanCrashed,
+    ScanDone,
+    ScanLogged,
+    ScanProgress,
+)
+from skyscan_tui.tui.runner import ScanRunner, one_line
+from skyscan_tui.tui.skymap import SkymapWidget
+from skyscan_tui.tui.widgets import (
+    EventPicker,
+    ScanStatus,
+    build_executor,
+    contour_areas,
+    event_summary,
+    format_rate,
+    open_folder,
+    result_text,
+)
+
+__all__ = ["StartScreen", "ScanScreen", "ResultsScreen", "DEFAULT_PROGRESSION_TEXT"]
+
+DEFAULT_PROGRESSION_TEXT = "8:0,64:12,512:24"
+
+
+class StartScreen(Screen):
+    """Open or simulate an event, choose reco/executor/progression, start (Enter, Enter)."""
+
+    BINDINGS = [
+        Binding("ctrl+o", "browse", "Open file…"),
+        Binding("ctrl+e", "simulate", "Simulate"),
+        Binding("ctrl+r", "start", "Start scan"),
+    ]
+
+    def __init__(self, *, event_path: Path | None = None, recos: list[tuple[str, str]],
+                 executors: list[tuple[str, str]], executor_notes: list[str],
+                 default_reco: str, jobs: int, outdir_root: Path, cwd: Path,
+                 progression: str = DEFAULT_PROGRESSION_TEXT) -> None:
+        super().__init__()
+        self.event: Any = None
+        self.event_label = ""
+        self._initial_path = event_path
+        self.recos, self.executors, self.executor_notes = recos, executors, executor_notes
+        self.default_reco, self.jobs = default_reco, jobs
+        self.outdir_root, self.cwd, self.progression = outdir_root, cwd, progression
+        self.sub_title = "new scan"
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="start-body"):
+            with Vertical(id="event-pane", classes="pane"):
+                yield Label("[b]1 · Event[/b]")
+                with Horizontal(classes="row"):
+                    yield Input(placeholder="event file (.json, .pkl) — Enter opens",
+                                value=str(self._initial_path or ""), id="event-path")
+                    yield Button("Browse…", id="browse")
+                with Horizontal(classes="row"):
+                    yield Button("Simulate", id="simulate")
+                    yield Label("seed", classes="inline")
+                    yield Input(value="1", id="sim-seed", type="integer", classes="short")
+                yield Static("No event loaded. Enter on [b]Start[/b] simulates one "
+                             "(seed above); or open a file.", id="event-summary")
+            with VerticalScroll(id="scan-pane", classes="pane"):
+                yield Label("[b]2 · Reconstruction[/b]")
+                yield Select(self.recos, value=self.default_reco, allow_blank=False,
+                             id="reco")
+                yield Label("[b]3 · Executor[/b]")
+                yield Select(self.executors, value=self.executors[0][1], allow_blank=False,
+                             id="executor")
+                if self.executor_notes:
+                    yield Static("\n".join(self.executor_notes), id="executor-notes",
+                                 classes="dim")
+                with Horizontal(classes="row"):
+                    yield Label("workers", classes="inline")
+                    yield Input(value=str(self.jobs), id="jobs", type="integer",
+                                classes="short")
+                yield Label("nside progression (NSIDE:K,…)")
+                yield Input(value=self.progression, id="progression")
+                yield Label("reco options (KEY=VALUE …)")
+                yield Input(value="", placeholder="e.g. sigma_deg=1.5", id="reco-opts")
+                yield Label("output folder")
+                yield Input(value="", placeholder="(automatic)", id="outdir")
+                yield Button("Simulate event", id="start", variant="primary")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self._initial_path:
+            self.load_path(Path(self._initial_path))
+        self.query_one("#start", Button).focus()
+
+    # ---------------------------------------------------------------- event
+    def set_event(self, event: Any, label: str, source: str) -> None:
+        self.event, self.event_label = event, label
+        self.query_one("#event-summary", Static).update(event_summary(event, source))
+        self.query_one("#event-summary").remove_class("error")
+        self.query_one("#start", Button).label = "Start scan"
+        outdir = self.query_one("#outdir", Input)
+        outdir.placeholder = str(self._default_outdir())
+
+    def load_path(self, path: Path) -> bool:
+        from skyscan_tui.events import load_event
+
+        try:
+            event = load_event(path)
+        except (UserError, OSError, ValueError) as exc:
+            msg = one_line(exc) if not isinstance(exc, UserError) else str(exc)
+            self.show_event_error(msg)
+            return False
+        except Exception as exc:  # an unexpected decoder bug: report, never crash
+            self.show_event_error(f"cannot read {path}: {one_line(exc)}")
+            return False
+        self.set_event(event, path.stem, f"from {path}")
+        return True
+
+    def show_event_error(self, msg: str) -> None:
+        summary = self.query_one("#event-summary", Static)
+        summary.update(f"[b]Cannot open the event[/b]\n{msg}")
+        summary.add_class("error")
+        self.notify(msg, title="Event file", severity="error", timeout=8)
+        self.app.log_error(f"event: {msg}")
+
+    def action_simulate(self) -> None:
+        from skyscan_tui.geometry import default_geometry
+        from skyscan_tui.simulate import SimConfig, simulate_event
+
+        try:
+            seed = int(self.query_one("#sim-seed", Input).value or "1")
+            if seed < 0:
+                raise ValueError
+        except ValueError:
+            self.notify("the seed must be a non-negative integer", severity="error")
+            return
+        event = simulate_event(SimConfig(seed=seed), default_geometry())
+        self.set_event(event, f"demo-seed{seed}", f"simulated (seed {seed})")
+
+    def action_browse(self) -> None:
+        def picked(path: Path | None) -> None:
+            if path is not None:
+                self.query_one("#event-path", Input).value = str(path)
+                self.load_path(path)
+                self.query_one("#start", Button).focus()
+
+        self.app.push_screen(EventPicker(self.cwd), picked)
+
+    @on(Button.Pressed, "#browse")
+    def _browse(self) -> None:
+        self.action_browse()
+
+    @on(Button.Pressed, "#simulate")
+    def _simulate(self) -> None:
+        self.action_simulate()
+        self.query_one("#start", Button).focus()
+
+    @on(Input.Submitted, "#event-path")
+    def _open_path(self, event: Input.Submitted) -> None:
+        if event.value.strip():
+            if self.load_path(Path(event.value.strip()).expanduser()):
+                self.query_one("#start", Button).focus()
+
+    @on(Input.Submitted, "#sim-seed")
+    def _seed_entered(self) -> None:
+        self._simulate()
+
+    @on(Input.Submitted, "#jobs, #progression, #reco-opts, #outdir")
+    def _field_entered(self) -> None:
+        self.query_one("#start", Button).focus()
+
+    # ---------------------------------------------------------------- start
+    def _default_outdir(self) -> Path:
+        return self.outdir_root / (self.event_label or "event")
+
+    @on(Button.Pressed, "#start")
+    def _start_pressed(self) -> None:
+        self.action_start()
+
+    def action_start(self) -> None:
+        if self.event is None:  # first Enter: a simulated event with the shown seed
+            self.action_simulate()
+            return
+        from skyscan_tui import sky
+        from skyscan_tui.cli import _parse_reco_opts
+        from skyscan_tui.engine import ScanEngine, ScanSettings
+
+        try:
+            jobs_text = self.query_one("#jobs", Input).value.strip()
+            jobs = int(jobs_text) if jobs_text else None
+            reco = str(self.query_one("#reco", Select).value)
+            opts = _parse_reco_opts(self.query_one("#reco-opts", Input).value.split())
+            prog = sky.parse_progression(self.query_one("#progression", Input).value)
+            key = str(self.query_one("#executor", Select).value)
+            out_text = self.query_one("#outdir", Input).value.strip()
+            outdir = Path(out_text).expanduser() if out_text else self._default_outdir()
+            if outdir.exists() and not outdir.is_dir():
+                raise UserError(f"{outdir}: exists and is not a folder")
+            executor = build_executor(key, jobs)
+            try:
+                engine = ScanEngine(self.event, ScanSettings(reco, opts, prog), executor)
+            except BaseException:
+                executor.close()
+                raise
+        except (UserError, ValueError) as exc:
+            msg = str(exc) if isinstance(exc, UserError) else one_line(exc)
+            self.notify(msg, title="Cannot start", severity="error", timeout=8)
+            self.app.log_error(f"start: {msg}")
+            return
+        except Exception as exc:
+            self.notify(one_line(exc), title="Cannot start", severity="error", timeout=8)
+            self.app.log_error(f"start: {one_line(exc)}")
+            return
+        label = key if key not in ("local", "serial") else f"{key} ×{executor.workers}"
+        self.app.push_screen(ScanScreen(self.event, engine, outdir, label,
+                                        title=self.event_label))
+
+
+class ScanScreen(ScanRunner, Screen):
+    """Live maps, progress and log of one scan; controls: pause, cancel, save, open."""
+
+    BINDINGS = [
+        Binding("p", "pause", "Pause/resume"),
+        Binding("c", "cancel", "Cancel"),
+        Binding("s", "save", "Save"),
+        Binding("o", "open_folder", "Open folder"),
+        Binding("f", "toggle_frame", "RA/Dec ↔ zen/az"),
+        Binding("l", "toggle_quantity", "−log L ↔ Δ"),
+        Binding("r", "results", "Results"),
+        Binding("escape", "back", "Back"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+    REDRAW_INTERVAL = 0.1  # [s] at most ~10 redraws per second
+
+    def __init__(self, event: Any, engine: Any, outdir: Path, executor_label: str,
+                 title: str = "") -> None:
+        super().__init__()
+        self.event, self.engine, self.outdir = event, engine, outdir
+        self.executor_label, self.title_text = executor_label, title
+        self.sky = raster.SkyLevels()
+        self.scan_finished = threading.Event()
+        self.state = "starting" if engine is not None else "replay"
+        self.result: Any = None
+        self.elapsed: float | None = None
+        self.files: dict[str, Any] = {}
+        self.n_batches = 0
+        self.n_warnings = 0
+        self.n_errors = 0
+        self.rounds: dict[int, str] = {}
+        self.last_worker = ""
+        self.redraws = 0
+        self.sub_title = f"scan {title}"
+
+    def compose(self) -> ComposeResult:
+        mjd = getattr(self.event, "mjd", None)
+        with Horizontal(id="maps"):
+            yield SkymapWidget(self.sky, "mollweide", mjd=mjd, id="fullsky")
+            with Vertical(id="side"):
+                yield SkymapWidget(self.sky, "zoom", id="zoom")
+                yield ScanStatus(id="status")
+        yield RichLog(id="log", markup=True, wrap=True, max_lines=2000)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_interval(self.REDRAW_INTERVAL, self._tick)
+        self._update_status_text()
+        if self.engine is not None:
+            s = self.engine.settings
+            from skyscan_tui.sky import format_progression
+
+            self.write_log(f"scan of {self.title_text}: reco {s.reco}, executor "
+                           f"{self.executor_label}, nside {format_progression(s.progression)}")
+            self.write_log(f"results go to {self.outdir}")
+            self.state = "running"
+            self.run_scan(self.engine)
+        else:
+            self.scan_finished.set()
+
+    # ---------------------------------------------------------------- drawing
+    def _tick(self) -> None:
+        for w in self.query(SkymapWidget):
+            if w.redraw():
+                self.redraws += 1
+
+    def write_log(self, text: str, level: str = "info") -> None:
+        style = {"warning": "yellow", "error": "bold red"}.get(level)
+        self.query_one("#log", RichLog).write(f"[{style}]{text}[/]" if style else text)
+
+    def _update_status_text(self) -> None:
+        workers = getattr(self.engine.executor, "workers", "?") if self.engine else "–"
+        state = self.state
+        if self.engine is not None and self.engine.paused and state == "running":
+            state = "paused"
+        self.query_one("#workers-label", Static).update(
+            f"[b]{state}[/b] · executor {self.executor_label} · workers {workers}\n"
+            f"batches done {self.n_batches} · warnings {self.n_warnings} · "
+            f"errors {self.n_errors}" + (f"\nlast from {self.last_worker}"
+                                         if self.last_worker else ""))
+        self.query_one("#rounds-label", Static).update("\n".join(
+            self.rounds[k] for k in sorted(self.rounds)))
+
+    # ---------------------------------------------------------------- scan messages
+    def on_round_began(self, msg: RoundBegan) -> None:
+        self.rounds[msg.round] = f"nside {msg.nside}: {msg.n_pixels} pixels …"
+        self.query_one("#round-label", Static).update(
+            f"round {msg.round + 1} · nside {msg.nside} · {msg.n_pixels} pixels")
+        self.query_one("#round-bar", ProgressBar).update(total=msg.n_tasks, progress=0)
+        self.write_log(f"round {msg.round + 1}: nside {msg.nside}, {msg.n_pixels} pixels")
+        self._update_status_text()
+
+    def on_scan_progress(self, msg: ScanProgress) -> None:
+        self.sky.add_rows(msg.rows)
+        self.n_batches += msg.batches
+        self.last_worker = msg.worker or self.last_worker
+        self.query_one("#round-bar", ProgressBar).update(total=msg.round_total,
+                                                         progress=msg.round_done)
+        self.query_one("#overall-bar", ProgressBar).update(total=msg.total, progress=msg.done)
+        self.query_one("#overall-label", Static).update(
+            f"overall {msg.done:,}/{msg.total:,} fits")
+        self.query_one("#rate-label", Static).update(
+            f"{format_rate(msg.rate)} pixels/s · ETA {format_eta(msg.eta)}")
+        self._update_status_text()
+
+    def on_round_ended(self, msg: RoundEnded) -> None:
+        if msg.best_ipix >= 0:
+            from skyscan_tui.sky import pixel_radec
+
+            ra, dec = pixel_radec(msg.nside, msg.best_ipix)
+            text = (f"nside {msg.nside}: best RA {math.degrees(float(ra)):.2f}° Dec "
+                    f"{math.degrees(float(dec)):+.2f}°, −log L {msg.best_llh:.3f}")
+        else:
+            text = f"nside {msg.nside}: no pixel succeeded"
+        if msg.n_failed:
+            text += f" ({msg.n_failed} failed)"
+        self.rounds[msg.round] = "✓ " + text
+        self.write_log(text, "warning" if msg.n_failed else "info")
+        self._update_status_text()
+
+    def on_scan_logged(self, msg: ScanLogged) -> None:
+        if msg.level == "warning":
+            self.n_warnings += 1
+        elif msg.level == "error":
+            self.n_errors += 1
+            self.notify(msg.message, title="Scan", severity="error", timeout=8)
+        self.write_log(msg.message, msg.level)
+        self._update_status_text()
+
+    def on_scan_done(self, msg: ScanDone) -> None:
+        self.result, self.elapsed = msg.result, msg.elapsed
+        self.state = "cancelled" if msg.cancelled else "finished"
+        self._update_status_text()
+        self._tick()
+        if msg.cancelled:
+            self.write_log("scan cancelled; workers stopped. s saves the partial result, "
+                           "Esc goes back", "warning")
+            self.notify("Scan cancelled", severity="warning")
+            return
+        self.write_log(f"scan finished in {format_eta(msg.elapsed)}; saving…")
+        self.save_result(self.result, self.outdir, True)
+
+    def on_scan_crashed(self, msg: ScanCrashed) -> None:
+        self.state = "failed"
+        self.n_errors += 1
+        self.write_log(f"scan failed: {msg.error}", "error")
+        self.notify(msg.error, title="Scan failed", severity="error", timeout=10)
+        self.app.log_error(f"scan: {msg.error}")
+        self._update_status_text()
+
+    def on_result_saved(self, msg: ResultSaved) -> None:
+        self.files = {k: str(v) for k, v in msg.paths.items()}
+        self.write_log(f"saved to {self.outdir}")
+        self.notify(f"Saved to {self.outdir}", title="Results")
+        if msg.final:
+            self.action_results()
+
+    def on_save_failed(self, msg: SaveFailed) -> None:
+        self.write_log(f"saving failed: {msg.error}", "error")
+        self.notify(msg.error, title="Save failed", severity="error", timeout=10)
+
+    # ---------------------------------------------------------------- controls
+    @property
+    def running(self) -> bool:
+        return self.engine is not None and not self.scan_finished.is_set()
+
+    def action_pause(self) -> None:
+        if not self.running:
+            return
+        if self.engine.paused:
+            self.engine.resume()
+            self.write_log("resumed")
+        else:
+            self.engine.pause()
+            self.write_log("paused: batches in flight finish, no new ones are sent")
+        self._update_status_text()
+
+    def action_cancel(self) -> None:
+        if not self.running:
+            self.notify("no scan is running")
+            return
+        self.state = "cancelling"
+        self.stop_scan()
+        self.write_log("cancelling: stopping the workers…", "warning")
+        self._update_status_text()
+
+    def partial_result(self) -> Any:
+        """The result so far: finished rounds plus the pixels of the running one."""
+        from skyscan_tui.results import ScanResult, empty_level
+
+        base = self.engine.result if self.engine is not None else None
+        if base is None:
+            return None
+        levels = {}
+        for nside, (ipix, llh) in self.sky.levels().items():
+            lv = empty_level(ipix)
+            lv["llh"] = llh
+            done = base.levels.get(nside)
+            if done is not None and len(done) == len(lv):
+                lv = done.copy()
+            levels[nside] = lv
+        meta = dict(base.meta, partial=True)
+        return ScanResult(base.run_id, base.event_id, base.mjd, base.event_type, base.reco,
+                          base.likelihood, base.is_real_event, levels, meta)
+
+    def action_save(self) -> None:
+        result = self.result if self.result is not None else self.partial_result()
+        if result is None or not result.levels:
+            self.notify("nothing to save yet", severity="warning")
+            return
+        self.write_log(f"saving {'partial ' if self.result is None else ''}result to "
+                       f"{self.outdir}…")
+        self.save_result(result, self.outdir, False)
+
+    def action_open_folder(self) -> None:
+        if not self.outdir.is_dir():
+            self.notify(f"nothing saved yet ({self.outdir})", severity="warning")
+            return
+        err = open_folder(self.outdir)
+        if err:
+            self.notify(err, severity="warning")
+
+    def action_toggle_frame(self) -> None:
+        w = self.query_one("#fullsky", SkymapWidget)
+        try:
+            w.set_frame("local" if w.sky_frame == "equatorial" else "equatorial")
+        except ValueError as exc:
+            self.notify(str(exc), severity="warning")
+
+    def action_toggle_quantity(self) -> None:
+        for w in self.query(SkymapWidget):
+            w.quantity = "llh" if w.quantity == "dllh" else "dllh"
+            w.redraw(force=True)
+
+    def action_results(self) -> None:
+        if self.result is None:
+            self.notify("the scan has not finished yet")
+            return
+        self.app.switch_screen(ResultsScreen(
+            self.result, files=self.files, outdir=self.outdir, elapsed=self.elapsed,
+            cancelled=self.state == "cancelled"))
+
+    def action_back(self) -> None:
+        if self.running:
+            self.notify("a scan is running: c cancels it first")
+            return
+        self.app.pop_screen()
+
+    def on_unmount(self) -> None:
+        # leaving the screen (or the app) must never leave workers behind
+        if self.running:
+            self.stop_scan(wait=30.0)
+
+
+class ResultsScreen(Screen):
+    """A finished (or re-opened) result: maps, best fit, contour areas, files."""
+
+    BINDINGS = [
+        Binding("o", "open_folder", "Open folder"),
+        Binding("s", "save", "Save"),
+        Binding("f", "toggle_frame", "RA/Dec ↔ zen/az"),
+        Binding("n", "new_scan", "New scan"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self, result: Any, *, files: dict[str, Any] | None = None,
+                 outdir: Path | None = None, elapsed: float | None = None,
+                 cancelled: bool = False) -> None:
+        super().__init__()
+        self.result, self.files, self.outdir = result, dict(files or {}), outdir
+        self.elapsed, self.cancelled = elapsed, cancelled
+        self.sky = raster.SkyLevels.from_result(result)
+        self.areas, self.area_source = contour_areas(result)
+        self.sub_title = "results"
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="maps"):
+            yield SkymapWidget(self.sky, "mollweide", mjd=self.result.mjd, id="fullsky")
+            with Vertical(id="side"):
+                yield SkymapWidget(self.sky, "zoom", id="zoom")
+                with VerticalScroll(id="result-pane"):
+                    yield Static(self._text(), id="result-text")
+        yield Footer()
+
+    def _text(self) -> str:
+        return result_text(self.result, self.areas, self.area_source, self.files,
+                           self.elapsed, self.cancelled)
+
+    def on_mount(self) -> None:
+        best = self.result.best()
+        if best is not None:
+            self.app.log_info(f"best fit RA {math.degrees(best.ra):.3f} Dec "
+                              f"{math.degrees(best.dec):+.3f}")
+
+    def action_open_folder(self) -> None:
+        if self.outdir is None or not self.outdir.is_dir():
+            self.notify("no result folder", severity="warning")
+            return
+        err = open_folder(self.outdir)
+        if err:
+            self.notify(err, severity="warning")
+
+    @on(ResultSaved)
+    def _saved(self, msg: ResultSaved) -> None:
+        self.files = {k: str(v) for k, v in msg.paths.items()}
+        self.query_one("#result-text", Static).update(self._text())
+        self.notify(f"Saved to {self.outdir}")
+
+    @on(SaveFailed)
+    def _save_failed(self, msg: SaveFailed) -> None:
+        self.notify(msg.error, title="Save failed", severity="error", timeout=10)
+
+    def action_save(self) -> None:
+        if self.outdir is None:
+            self.notify("no output folder", severity="warning")
+            return
+        self.run_worker(lambda: self._save_thread(), thread=True, group="save",
+                        exit_on_error=False)
+
+    def _save_thread(self) -> None:
+        try:
+            paths = self.result.save(self.outdir)
+        except Exception as exc:
+            self.post_message(SaveFailed(one_line(exc)))
+        else:
+            self.post_message(ResultSaved(paths, False))
+
+    def action_toggle_frame(self) -> None:
+        w = self.query_one("#fullsky", SkymapWidget)
+        w.set_frame("local" if w.sky_frame == "equatorial" else "equatorial")
+
+    def action_new_scan(self) -> None:
+        self.app.new_scan()
+
+
+def fixed_progress_rows(nside: int, ipix: np.ndarray, llh: np.ndarray) -> np.ndarray:
+    """RESULT_DTYPE rows for replaying fixed data into a scan screen (tests, demos)."""
+    from skyscan_tui.tasks import empty_results
+
+    rows = empty_results(len(ipix))
+    rows["nside"], rows["ipix"], rows["llh"] = nside, ipix, llh
+    rows["variation"] = 0
+    return rows

@@ -1,0 +1,187 @@
+"""``SkymapWidget``: a live multi-resolution −log L map drawn with Textual's line API.
+
+The widget does no physics: :mod:`skyscan_tui.raster` projects, samples and colours; here
+each text row becomes one cached :class:`~textual.strip.Strip` of upper-half-block runs
+(foreground = upper sample, background = lower sample, truecolor). The projection is
+computed once per size/view; a data change only re-samples (a few ms) and clears the strips.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.strip import Strip
+from textual.widget import Widget
+
+from skyscan_tui import raster
+
+__all__ = ["SkymapWidget", "StripPainter"]
+
+
+class StripPainter:
+    """Turns :class:`raster.Frame` rows into Strips, with a shared style cache."""
+
+    def __init__(self) -> None:
+        self._styles: dict[tuple[int, int], Style] = {}
+
+    def style(self, fg: int, bg: int) -> Style:
+        key = (fg, bg)
+        st = self._styles.get(key)
+        if st is None:
+            st = Style(color=None if fg < 0 else f"#{fg:06x}",
+                       bgcolor=None if bg < 0 else f"#{bg:06x}")
+            if len(self._styles) > 65536:  # bounded: a long session must not grow forever
+                self._styles.clear()
+            self._styles[key] = st
+        return st
+
+    def strip(self, frame: raster.Frame, y: int, width: int) -> Strip:
+        if y >= frame.height:
+            return Strip.blank(width)
+        segs = [Segment(text, self.style(fg, bg)) for text, fg, bg in frame.row_runs(y)]
+        return Strip(segs, frame.width).adjust_cell_length(width)
+
+
+class SkymapWidget(Widget):
+    """Full-sky Mollweide (``kind="mollweide"``) or zoom (``kind="zoom"``) of a SkyLevels."""
+
+    DEFAULT_CSS = """
+    SkymapWidget {
+        border: round $primary-darken-2;
+        border-title-color: $text;
+        border-subtitle-color: $text-muted;
+        min-height: 8;
+    }
+    """
+
+    def __init__(self, sky: raster.SkyLevels, kind: str = "mollweide", *,
+                 frame: str = "equatorial", mjd: float | None = None,
+                 name: str | None = None, id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        if kind not in ("mollweide", "zoom"):
+            raise ValueError(f"unknown skymap kind {kind!r}")
+        self.sky = sky
+        self.kind = kind
+        self.sky_frame = frame
+        self.mjd = mjd
+        self.quantity = "dllh"  # or "llh": what the legend reports
+        self.painter = StripPainter()
+        self._proj: raster.Projection | None = None
+        self._proj_key: tuple | None = None
+        self._frame: raster.Frame | None = None
+        self._strips: dict[int, Strip] = {}
+        self._drawn_version = -1
+        self.zoom_view: tuple[float, float, float] | None = None  # ra0, dec0, radius [rad]
+        self.border_title = "full sky" if kind == "mollweide" else "zoom on best fit"
+
+    # ---------------------------------------------------------------- data → frame
+    def _projection(self, width: int, height: int, levels: dict) -> raster.Projection | None:
+        if width < 4 or height < 2:
+            return None
+        if self.kind == "mollweide":
+            key = ("moll", width, height, self.sky_frame, self.mjd)
+            if key != self._proj_key:
+                self._proj = raster.mollweide(width, height, frame=self.sky_frame,
+                                              mjd=self.mjd)
+                self._proj_key = key
+            return self._proj
+        best = self.sky.best()
+        if best is None:
+            return None
+        from skyscan_tui.sky import pixel_radec
+
+        ra0, dec0 = (float(v) for v in pixel_radec(best[0], best[1]))
+        radius = raster.zoom_radius(levels, ra0, dec0)
+        # keep the view while the best fit stays well inside it (no jitter on every batch)
+        if self.zoom_view is not None and self._proj is not None and self._proj_key and \
+                self._proj_key[1:3] == (width, height):
+            pra, pdec, prad = self.zoom_view
+            moved = raster.angular_distance(pra, pdec, ra0, dec0)
+            if moved < 0.25 * prad and 0.7 < radius / prad < 1.4:
+                return self._proj
+        self.zoom_view = (ra0, dec0, radius)
+        self._proj = raster.gnomonic(width, height, ra0, dec0, radius)
+        self._proj_key = ("zoom", width, height)
+        return self._proj
+
+    def redraw(self, force: bool = False) -> bool:
+        """Re-sample the map if its data or the size changed; returns True if redrawn."""
+        width, height = self.content_size.width, self.content_size.height
+        if not force and self.sky.version == self._drawn_version and self._frame is not None \
+                and (self._frame.width, self._frame.height) == (width, height):
+            return False
+        self.build_frame(width, height)
+        self.refresh()
+        return True
+
+    def build_frame(self, width: int, height: int) -> raster.Frame | None:
+        """Compute the frame for a ``width × height`` cell area (no Textual calls)."""
+        levels = self.sky.levels()
+        self._drawn_version = self.sky.version
+        self._strips.clear()
+        proj = self._projection(width, height, levels)
+        if proj is None or not levels:
+            self._frame = None
+            self.border_subtitle = "waiting for results" if proj is not None or not levels \
+                else ""
+            return None
+        vmin, vmax = self.sky.min_max()
+        best = self.sky.best()
+        best_radec = None
+        if best is not None:
+            from skyscan_tui.sky import pixel_radec
+
+            best_radec = tuple(float(v) for v in pixel_radec(best[0], best[1]))
+        stretch = "log"
+        self._frame = raster.render(proj, levels, vmin=vmin,
+                                    vmax=vmax if self.kind == "mollweide" else None,
+                                    stretch=stretch, best=best_radec)
+        self.border_subtitle = self._legend(vmin, vmax, proj)
+        return self._frame
+
+    def _legend(self, vmin: float, vmax: float, proj: raster.Projection) -> str:
+        if not math.isfinite(vmin):
+            return "no finite values yet"
+        span = f"0…{vmax - vmin:.4g}" if self.quantity == "dllh" else f"{vmin:.4g}…{vmax:.4g}"
+        what = "Δ(−log L)" if self.quantity == "dllh" else "−log L"
+        extra = ""
+        if proj.kind == "gnomonic":
+            extra = f" · radius {math.degrees(proj.params['radius']):.2g}° · grid " \
+                    f"{proj.params['step_deg']:g}°"
+        elif self.sky_frame == "local":
+            extra = " · zenith/azimuth"
+        return f"{what} {span} (bright = best, log scale){extra} · ✚ best · 50%/90%"
+
+    # ---------------------------------------------------------------- Textual hooks
+    def on_resize(self, event: Any) -> None:
+        self.redraw(force=True)
+
+    def on_mount(self) -> None:
+        self.redraw(force=True)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.content_size.width
+        strip = self._strips.get(y)
+        if strip is None:
+            frame = self._frame
+            if frame is None or (frame.width, frame.height) != (width,
+                                                                 self.content_size.height):
+                if frame is not None:  # resized: rebuild before drawing
+                    self.build_frame(width, self.content_size.height)
+                    frame = self._frame
+                if frame is None:
+                    return Strip.blank(width, self.rich_style)
+            strip = self.painter.strip(frame, y, width)
+            self._strips[y] = strip
+        return strip
+
+    def set_frame(self, frame: str) -> None:
+        """Switch the full-sky frame: "equatorial" or "local" (needs ``mjd``)."""
+        if frame == "local" and self.mjd is None:
+            raise ValueError("the local frame needs the event time")
+        self.sky_frame = frame
+        self.redraw(force=True)

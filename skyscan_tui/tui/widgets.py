@@ -1,0 +1,235 @@
+"""Small widgets and pure helpers of the app: event summary, file picker, scan status,
+result text, contour areas (``skyscan_tui.stats`` when present, else the raster fallback)."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DirectoryTree, Label, ProgressBar, Static
+
+from skyscan_tui.progress import format_eta
+
+__all__ = ["event_summary", "mjd_to_utc", "EventPicker", "ScanStatus", "result_text",
+           "contour_areas", "open_folder", "executor_choices"]
+
+
+def mjd_to_utc(mjd: float) -> str:
+    try:
+        when = datetime(1858, 11, 17) + timedelta(days=float(mjd))
+    except (OverflowError, ValueError):
+        return "?"
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def event_summary(event: Any, source: str = "") -> str:
+    """A few lines (rich markup) describing an event: ids, time, pulses, seeds, truth."""
+    lines = [f"[b]Run {event.run_id} · event {event.event_id}[/b] · "
+             f"{event.event_type or 'SIM'}",
+             f"MJD {event.mjd:.6f} ({mjd_to_utc(event.mjd)})",
+             f"{len(event.pulses)} pulses on {event.pulses.n_doms} DOMs, "
+             f"{event.total_charge:.1f} PE · geometry {event.geometry or '?'}"]
+    for seed in event.seeds[:4]:
+        lines.append(f"seed {seed.name}: zenith {math.degrees(seed.zenith):.2f}°, "
+                     f"azimuth {math.degrees(seed.azimuth):.2f}°")
+    if len(event.seeds) > 4:
+        lines.append(f"… and {len(event.seeds) - 4} more seeds")
+    if event.truth is not None:
+        lines.append(f"truth: zenith {math.degrees(event.truth.zenith):.2f}°, "
+                     f"azimuth {math.degrees(event.truth.azimuth):.2f}°")
+    if source:
+        lines.append(f"[dim]{source}[/dim]")
+    return "\n".join(lines)
+
+
+def executor_choices() -> tuple[list[tuple[str, str]], list[str]]:
+    """Executors the app can build: ``([(label, key)], notes)``.
+
+    ``local``/``serial`` take a worker count. Any other executor is offered per profile when
+    its class exposes ``profiles() -> list[str]`` and ``from_profile(name)`` (the hook for
+    remote executors such as condor); otherwise it is listed in ``notes`` as CLI-only.
+    """
+    from executors import available_executors, get_executor
+
+    choices: list[tuple[str, str]] = []
+    notes: list[str] = []
+    names = available_executors()
+    for name in sorted(names, key=lambda n: (n != "local", n != "serial", n)):
+        try:
+            cls = get_executor(name)
+        except Exception as exc:  # a broken plug-in must not hide the others
+            notes.append(f"{name}: unavailable ({exc})")
+            continue
+        desc = getattr(cls, "description", "") or ""
+        if name in ("local", "serial"):
+            choices.append((f"{name} — {desc}", name))
+            continue
+        profiles_fn = getattr(cls, "profiles", None)
+        profiles: list[str] = []
+        if callable(profiles_fn) and callable(getattr(cls, "from_profile", None)):
+            try:
+                profiles = [str(p) for p in profiles_fn()]
+            except Exception as exc:
+                notes.append(f"{name}: profiles unreadable ({exc})")
+        for prof in profiles:
+            choices.append((f"{name}: {prof} — {desc}", f"{name}:{prof}"))
+        if not profiles:
+            notes.append(f"{name}: no profiles configured (use `skyscan-tui scan "
+                         f"--executor {name}`)")
+    return choices, notes
+
+
+def build_executor(key: str, jobs: int | None) -> Any:
+    from executors import get_executor
+
+    name, _, profile = key.partition(":")
+    cls = get_executor(name)
+    if profile:
+        return cls.from_profile(profile)
+    return cls(jobs=jobs)
+
+
+class EventPicker(ModalScreen):
+    """Pick an event file under ``root`` (Enter on a file; Escape cancels)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="picker"):
+            yield Label(f"Open an event file under {self.root}  (Enter: open, Esc: cancel)")
+            yield _EventTree(self.root, id="picker-tree")
+
+    def on_directory_tree_file_selected(self, event: DirectoryTree.FileSelected) -> None:
+        event.stop()
+        self.dismiss(Path(event.path))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class _EventTree(DirectoryTree):
+    def filter_paths(self, paths):  # hide dot files and caches
+        return [p for p in paths if not p.name.startswith(".") and p.name != "__pycache__"]
+
+
+class ScanStatus(Vertical):
+    """Progress of the running scan: per round and overall, rate, engine ETA, workers."""
+
+    DEFAULT_CSS = """
+    ScanStatus { height: auto; }
+    ScanStatus ProgressBar { width: 1fr; }
+    ScanStatus Bar { width: 1fr; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static("waiting for the first round…", id="round-label")
+        yield ProgressBar(total=None, show_eta=False, id="round-bar")
+        yield Static("overall", id="overall-label")
+        yield ProgressBar(total=None, show_eta=False, id="overall-bar")
+        yield Static("", id="rate-label")
+        yield Static("", id="workers-label")
+        yield Static("", id="rounds-label")
+
+
+def format_rate(rate: float) -> str:
+    if not math.isfinite(rate):
+        return "–"
+    return f"{rate:,.0f}" if rate >= 100 else f"{rate:.1f}"
+
+
+def result_text(result: Any, areas: dict[int, float] | None, area_source: str,
+                files: dict[str, Any] | None, elapsed: float | None = None,
+                cancelled: bool = False) -> str:
+    """The results panel (rich markup): best fit, areas, pixels, files."""
+    best = result.best()
+    lines = [f"[b]Run {result.run_id} · event {result.event_id}[/b] · "
+             f"{result.event_type or 'SIM'} · MJD {result.mjd:.6f}",
+             f"reco {result.reco}" + (f" ({result.likelihood})" if result.likelihood else "")]
+    if cancelled:
+        lines.append("[b $warning]scan cancelled: partial result[/]")
+    if best is None:
+        lines.append("[b $error]no pixel succeeded: no best fit[/]")
+    else:
+        lines += ["", "[b]Best fit[/b]",
+                  f"  RA  {math.degrees(best.ra):9.3f}°   Dec {math.degrees(best.dec):+8.3f}°"
+                  "  (J2000)",
+                  f"  zenith {math.degrees(best.zenith):7.3f}°   azimuth "
+                  f"{math.degrees(best.azimuth):7.3f}°  (IceCube, at the event time)",
+                  f"  −log L = {best.llh:.3f} at nside {best.nside} (pixel {best.ipix})"]
+    if areas:
+        lines += ["", f"[b]Contour areas[/b] [dim]({area_source})[/dim]"]
+        for c in sorted(areas):
+            a = areas[c]
+            r = math.sqrt(a / math.pi) if a > 0 else 0.0
+            lines.append(f"  {c:>2d} %: {a:9.3f} deg²   (circularised r = {r:.3f}°)")
+    lines += ["", "[b]Pixels[/b]  " + ", ".join(
+        f"nside {n}: {len(lv)}" for n, lv in sorted(result.levels.items()))
+        + f"; failed {result.n_failed}"]
+    if elapsed is not None:
+        lines.append(f"scan time {format_eta(elapsed)}")
+    if files:
+        lines += ["", "[b]Files[/b]"] + [f"  {k}: {v}" for k, v in files.items()]
+    return "\n".join(lines)
+
+
+def contour_areas(result: Any) -> tuple[dict[int, float], str]:
+    """[deg²] 50 %/90 % areas: from ``skyscan_tui.stats`` if it offers them, else Wilks on
+    the multi-order pixels (:func:`skyscan_tui.raster.wilks_areas`)."""
+    try:
+        from skyscan_tui import stats  # written in parallel; optional here
+    except ImportError:
+        stats = None
+    if stats is not None:
+        for fn_name in ("contour_areas", "wilks_areas"):
+            fn = getattr(stats, fn_name, None)
+            if not callable(fn):
+                continue
+            try:
+                out = fn(result)
+                areas = {int(k): float(v) for k, v in dict(out).items()}
+                if areas:
+                    return areas, f"skyscan_tui.stats.{fn_name}"
+            except Exception:
+                continue
+    from skyscan_tui import raster
+
+    levels = {n: (lv["ipix"], lv["llh"]) for n, lv in result.levels.items()}
+    return raster.wilks_areas(levels), "Wilks, 2 dof, on the scanned pixels"
+
+
+def open_folder(path: Path) -> str | None:
+    """Open ``path`` in the desktop's file manager; returns an error text if impossible."""
+    if sys.platform == "darwin":
+        opener = shutil.which("open")
+    elif os.name == "nt":
+        opener = None
+        try:
+            os.startfile(str(path))  # type: ignore[attr-defined]
+            return None
+        except OSError as exc:
+            return str(exc)
+    else:
+        opener = shutil.which("xdg-open")
+    if opener is None:
+        return f"no file manager found; the folder is {path}"
+    try:  # detached: it must outlive neither the app nor leave a zombie tied to the scan
+        subprocess.Popen([opener, str(path)], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    except OSError as exc:
+        return str(exc)
+    return None

@@ -1,0 +1,84 @@
+"""Helpers for the app tests: waiting on the Pilot, child processes of this test process."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+TRACKER_MARKERS = ("resource_tracker",)
+
+
+def child_processes(pid: int | None = None) -> list[tuple[int, str, str]]:
+    """(pid, state, command line) of the live children of ``pid`` (default: this process)."""
+    me = os.getpid() if pid is None else pid
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{name}/stat").read_text()
+            cmd = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == me:
+            out.append((int(name), fields[0], cmd.strip()))
+    return out
+
+
+def workers_alive() -> list[tuple[int, str, str]]:
+    """Children other than the (loky/multiprocessing) resource trackers."""
+    return [c for c in child_processes() if not any(m in c[2] for m in TRACKER_MARKERS)]
+
+
+def stop_trackers() -> None:
+    """Stop the resource trackers this process started (they otherwise live until exit)."""
+    from multiprocessing import resource_tracker as mp_tracker
+
+    from loky.backend import resource_tracker as loky_tracker
+
+    for tracker in (loky_tracker._resource_tracker, mp_tracker._resource_tracker):
+        stop = getattr(tracker, "_stop", None)
+        if stop is not None and getattr(tracker, "_pid", None) is not None:
+            stop()
+
+
+async def wait_for(pilot, cond, timeout: float = 60.0, what: str = "condition") -> None:
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+@pytest.fixture
+def app_factory(tmp_path):
+    """A SkyscanApp with fixed collaborators (dummy reco, local executor, 2 workers)."""
+    from skyscan_tui.tui.app import SkyscanApp
+
+    def make(**kw):
+        kw.setdefault("outdir_root", tmp_path / "results")
+        kw.setdefault("jobs", 2)
+        kw.setdefault("recos", ["dummy"])
+        kw.setdefault("executors", [("local — worker processes on this machine", "local"),
+                                    ("serial — in this process", "serial")])
+        kw.setdefault("executor_notes", [])
+        kw.setdefault("cwd", tmp_path)
+        return SkyscanApp(**kw)
+
+    return make
+
+
+def run_async(fn):
+    """Run an ``async def`` test with asyncio (no async pytest plugin is needed)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return asyncio.run(fn(*args, **kwargs))
+
+    return wrapper

@@ -1,0 +1,210 @@
+"""Behaviour of the terminal app, driven by Textual's Pilot (no terminal needed)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("textual")
+
+from skyscan_tui.tui.screens import ResultsScreen, ScanScreen, StartScreen  # noqa: E402
+from tests.tui.conftest import (  # noqa: E402
+    child_processes,
+    run_async,
+    stop_trackers,
+    wait_for,
+    workers_alive,
+)
+
+SIZE = (150, 46)
+
+
+@run_async
+async def test_enter_enter_scans_a_simulated_event_to_results(app_factory, tmp_path):
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, StartScreen)
+        await pilot.press("enter")  # no event yet: simulates one (seed 1)
+        await pilot.pause()
+        start = app.screen
+        assert start.event is not None
+        assert "pulses on" in str(start.query_one("#event-summary").render())
+        await pilot.press("enter")  # starts the scan
+        await wait_for(pilot, lambda: isinstance(app.screen, ScanScreen), 10, "scan screen")
+        scan = app.screen
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen)
+                       and app.screen.query("#result-text"), 90, "results")
+        results = app.screen
+        best = results.result.best()
+        assert best is not None and best.nside == 512
+        text = str(results.query_one("#result-text").render())
+        assert "Best fit" in text
+        assert f"{math.degrees(best.ra):.3f}" in text and f"{math.degrees(best.dec):+.3f}" in text
+        assert "50 %" in text and "90 %" in text
+        out = tmp_path / "results" / "demo-seed1"
+        npz = list(out.glob("run*.SIM_8_64_512.npz"))
+        assert npz and (out / "summary.json").is_file()
+        assert str(npz[0]) in text
+        # the live map saw the finest level and was redrawn at most ~10×/s per widget
+        assert 512 in scan.sky.levels()
+        assert scan.redraws >= 2
+    assert workers_alive() == []
+
+
+@run_async
+async def test_cancel_mid_scan_leaves_no_child_processes(app_factory):
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("enter")
+        await pilot.pause()
+        app.screen.query_one("#reco-opts").value = "sleep=0.02"  # ~40 s of work on 2 cores
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ScanScreen), 10, "scan screen")
+        scan = app.screen
+        await wait_for(pilot, lambda: len(scan.sky.levels()) > 0, 60, "first results")
+        assert scan.running and workers_alive(), "workers should be running mid-scan"
+        await pilot.press("p")  # pause and resume once on the way
+        assert scan.engine.paused
+        await pilot.press("p")
+        assert not scan.engine.paused
+        await pilot.press("c")
+        await wait_for(pilot, lambda: scan.state == "cancelled", 30, "cancellation")
+        assert scan.result is not None and not isinstance(app.screen, ResultsScreen)
+        deadline = time.monotonic() + 10
+        while workers_alive() and time.monotonic() < deadline:
+            await pilot.pause(0.1)
+        assert workers_alive() == []
+        log = "\n".join(str(line.text) for line in scan.query_one("#log").lines)
+        assert "cancelled" in log
+    stop_trackers()
+    assert child_processes() == []
+
+
+@run_async
+async def test_bad_event_file_shows_an_error_and_the_app_survives(app_factory, tmp_path):
+    bad = tmp_path / "broken.json"
+    bad.write_text('{"format": "skyscan-event", "version": 1, "pulses": [')
+    app = app_factory(event_path=bad)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, StartScreen) and screen.event is None
+        summary = screen.query_one("#event-summary")
+        assert "Cannot open the event" in str(summary.render())
+        assert summary.has_class("error")
+        assert app.errors and "broken.json" in app.errors[0]
+        assert any(n.severity == "error" for n in app._notifications)
+        # a missing file typed into the path box: another error, still alive
+        box = screen.query_one("#event-path")
+        box.value = str(tmp_path / "nope.json")
+        box.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert len(app.errors) == 2 and screen.event is None
+        # and the app still works: simulate an event
+        screen.query_one("#start").focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert screen.event is not None
+
+
+@run_async
+async def test_bad_start_settings_notify_instead_of_crashing(app_factory):
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("enter")
+        await pilot.pause()
+        screen = app.screen
+        screen.query_one("#progression").value = "8:0,5:3"
+        screen.query_one("#start").focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, StartScreen)
+        assert any("power of two" in e for e in app.errors)
+        screen.query_one("#progression").value = "8:0"
+        screen.query_one("#reco-opts").value = "nonsense=1"
+        await pilot.pause(0.5)  # a Button ignores presses while it shows the last one
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, StartScreen) and len(app.errors) == 2
+
+
+@run_async
+async def test_show_result_reopens_a_finished_scan(app_factory, tmp_path, sim_event):
+    from executors.serial import SerialExecutor
+    from skyscan_tui import sky
+    from skyscan_tui.engine import ScanEngine, ScanFinished, ScanSettings
+
+    engine = ScanEngine(sim_event, ScanSettings("dummy", {}, sky.parse_progression("8:0,64:4")),
+                        SerialExecutor())
+    result = [u for u in engine.run() if isinstance(u, ScanFinished)][0].result
+    paths = result.save(tmp_path / "done")
+    app = app_factory(result_path=paths["npz"])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.query("#result-text"), 10, "results")
+        assert isinstance(app.screen, ResultsScreen)
+        text = str(app.screen.query_one("#result-text").render())
+        best = result.best()
+        assert f"{math.degrees(best.ra):.3f}" in text
+        assert "nside 64: 256" in text
+        await pilot.press("n")  # a new scan from here: a fresh start screen
+        await pilot.pause()
+        assert isinstance(app.screen, StartScreen)
+
+
+@run_async
+async def test_show_bad_result_falls_back_to_the_start_screen(app_factory, tmp_path):
+    bad = tmp_path / "x.npz"
+    bad.write_bytes(b"not a zip")
+    app = app_factory(result_path=bad)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, StartScreen)
+        assert app.errors and "x.npz" in app.errors[0]
+
+
+def test_runner_reports_a_crashing_executor_and_closes_it(sim_event):
+    from executors.serial import SerialExecutor
+    from skyscan_tui.engine import ScanEngine, ScanSettings
+    from skyscan_tui.tui.messages import RoundBegan, ScanCrashed
+    from skyscan_tui.tui.runner import drive_engine
+
+    class Exploding(SerialExecutor):
+        closed = False
+
+        def submit(self, batches):
+            raise RuntimeError("node on fire\nsecond line")
+
+        def close(self):
+            Exploding.closed = True
+            super().close()
+
+    posted = []
+    drive_engine(ScanEngine(sim_event, ScanSettings("dummy"), Exploding()), posted.append)
+    assert isinstance(posted[0], RoundBegan)
+    assert isinstance(posted[-1], ScanCrashed)
+    assert posted[-1].error == "RuntimeError: node on fire"
+    assert Exploding.closed
+
+
+def test_runner_batches_results(sim_event):
+    from executors.serial import SerialExecutor
+    from skyscan_tui import sky
+    from skyscan_tui.engine import ScanEngine, ScanSettings
+    from skyscan_tui.tui.messages import ScanDone, ScanProgress
+    from skyscan_tui.tui.runner import drive_engine
+
+    posted = []
+    settings = ScanSettings("dummy", {}, sky.parse_progression("8:0,64:2"), batch_size=4)
+    drive_engine(ScanEngine(sim_event, settings, SerialExecutor()), posted.append,
+                 interval=3600.0)
+    progress = [m for m in posted if isinstance(m, ScanProgress)]
+    # one message per round (flushed at the round's end), however many batches
+    assert len(progress) == 2
+    assert progress[0].batches == 768 // 4 and len(progress[0].rows) == 768
+    assert isinstance(posted[-1], ScanDone) and not posted[-1].cancelled
+    assert np.all(progress[1].rows["nside"] == 64)
