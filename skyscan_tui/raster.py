@@ -45,6 +45,7 @@ VIRIDIS = np.array([(68, 1, 84), (71, 44, 122), (59, 81, 139), (44, 113, 142), (
                     (39, 173, 129), (92, 200, 99), (170, 220, 50), (253, 231, 37)], float)
 _LUT = np.stack([np.interp(np.linspace(0, 1, 256), np.linspace(0, 1, len(VIRIDIS)),
                            VIRIDIS[:, k]) for k in range(3)], axis=1).round().astype(np.uint8)
+LEVELS = 64  # colour steps of the map
 GRID_RGB = (200, 200, 200)
 CONTOUR_RGB = {50: (255, 255, 255), 90: (255, 120, 60)}
 MARKER_RGB = (255, 40, 40)
@@ -496,7 +497,9 @@ def colorize(values: np.ndarray, vmin: float, vmax: float, stretch: str = "log"
         else:
             t = ts / tmax
         t = np.clip(np.nan_to_num(t, nan=1.0), 0.0, 1.0)
-    idx = ((1.0 - t) * 255).round().astype(np.intp)
+    # 64 levels: plenty for the eye, and neighbouring cells share colours, so the widget
+    # draws longer runs with fewer distinct styles
+    idx = (np.floor((1.0 - t) * (LEVELS - 1) + 0.5) * (255 / (LEVELS - 1))).astype(np.intp)
     return _LUT[idx]
 
 
@@ -509,6 +512,7 @@ class Frame:
     chars: np.ndarray
     fg: np.ndarray
     bg: np.ndarray
+    _runs: list | None = field(default=None, repr=False)
 
     @property
     def height(self) -> int:
@@ -520,14 +524,33 @@ class Frame:
 
     def row_runs(self, y: int) -> list[tuple[str, int, int]]:
         """Row ``y`` as runs of (text, fg, bg) with equal colours."""
-        ch, fg, bg = self.chars[y], self.fg[y], self.bg[y]
-        if len(ch) == 0:
-            return []
-        change = np.flatnonzero((fg[1:] != fg[:-1]) | (bg[1:] != bg[:-1])) + 1
-        starts = np.concatenate(([0], change))
-        ends = np.concatenate((change, [len(ch)]))
-        return [("".join(ch[s:e]), int(fg[s]), int(bg[s])) for s, e in zip(starts, ends,
-                                                                               strict=True)]
+        return [(text, (key >> 25) - 1, (key & 0x1FFFFFF) - 1)
+                for text, key in self.row_keyed_runs(y)]
+
+    def row_keyed_runs(self, y: int) -> list[tuple[str, int]]:
+        """Row ``y`` as runs of (text, key) with ``key = (fg + 1) << 25 | (bg + 1)``."""
+        if self._runs is None:
+            self._runs = self._all_keyed_runs()
+        return self._runs[y]
+
+    def _all_keyed_runs(self) -> list[list[tuple[str, int]]]:
+        # one vectorised pass over the whole frame; per-row numpy calls cost more than this
+        h, w = self.chars.shape if self.chars.ndim == 2 else (0, 0)
+        if h == 0 or w == 0:
+            return [[] for _ in range(h)]
+        keys = ((self.fg.astype(np.int64) + 1) << 25) | (self.bg.astype(np.int64) + 1)
+        start = np.ones((h, w), dtype=bool)
+        start[:, 1:] = keys[:, 1:] != keys[:, :-1]
+        rows, cols = np.nonzero(start)
+        first = np.searchsorted(rows, np.arange(h + 1)).tolist()
+        klist, clist = keys[rows, cols].tolist(), cols.tolist()
+        out = []
+        for y, line in enumerate("".join(r) for r in self.chars.tolist()):
+            a, b = first[y], first[y + 1]
+            c = clist[a:b] + [w]
+            k = klist[a:b]
+            out.append([(line[c[i]:c[i + 1]], k[i]) for i in range(b - a)])
+        return out
 
     def text(self) -> str:
         """Plain text of the frame (tests, logs)."""
@@ -569,7 +592,7 @@ def render(proj: Projection, levels: dict[int, tuple[np.ndarray, np.ndarray]], *
     if graticule:
         # blend toward grey so the map stays readable under the lines
         g = proj.grid
-        mixed = (rgb[g].astype(np.int32) * 3 + np.array(GRID_RGB) * 2) // 5
+        mixed = (rgb[g].astype(np.int32) * 7 + np.array(GRID_RGB) * 3) // 10
         color[g] = pack_rgb(mixed)
     if contours and finite.any():
         with np.errstate(invalid="ignore"):

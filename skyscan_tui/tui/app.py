@@ -39,7 +39,7 @@ def reco_choices(names: list[str] | None = None) -> list[tuple[str, str]]:
 class SkyscanApp(App):
     """Start screen → scan screen → results screen; or straight to a result."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "skyscan-tui"
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
@@ -96,6 +96,10 @@ class SkyscanApp(App):
                            cwd=self.cwd)
 
     def on_mount(self) -> None:
+        self.open_first_screen()
+
+    def open_first_screen(self) -> None:
+        """The result (``show``) or the start screen; tests override this hook."""
         if self.result_path is not None:
             from skyscan_tui.results import load_result
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
@@ -25,23 +27,32 @@ class StripPainter:
     """Turns :class:`raster.Frame` rows into Strips, with a shared style cache."""
 
     def __init__(self) -> None:
-        self._styles: dict[tuple[int, int], Style] = {}
+        self._styles: dict[int, Style] = {}
+        self._colors: dict[int, Color | None] = {-1: None}
 
-    def style(self, fg: int, bg: int) -> Style:
-        key = (fg, bg)
+    def _color(self, rgb: int) -> Color | None:
+        c = self._colors.get(rgb)
+        if c is None and rgb >= 0:
+            c = self._colors[rgb] = Color.from_rgb(rgb >> 16, (rgb >> 8) & 255, rgb & 255)
+        return c
+
+    def style(self, key: int) -> Style:
+        """Style of a run key ``(fg + 1) << 25 | (bg + 1)`` (see ``Frame.row_keyed_runs``)."""
         st = self._styles.get(key)
         if st is None:
-            st = Style(color=None if fg < 0 else f"#{fg:06x}",
-                       bgcolor=None if bg < 0 else f"#{bg:06x}")
             if len(self._styles) > 65536:  # bounded: a long session must not grow forever
                 self._styles.clear()
-            self._styles[key] = st
+            fg, bg = (key >> 25) - 1, (key & 0x1FFFFFF) - 1
+            # from_color skips rich's style-string parsing (the slow part of a cold redraw)
+            st = self._styles[key] = Style.from_color(self._color(fg), self._color(bg))
         return st
 
     def strip(self, frame: raster.Frame, y: int, width: int) -> Strip:
         if y >= frame.height:
             return Strip.blank(width)
-        segs = [Segment(text, self.style(fg, bg)) for text, fg, bg in frame.row_runs(y)]
+        styles, style = self._styles, self.style
+        segs = [Segment(text, styles.get(key) or style(key))
+                for text, key in frame.row_keyed_runs(y)]
         return Strip(segs, frame.width).adjust_cell_length(width)
 
 
@@ -74,6 +85,7 @@ class SkymapWidget(Widget):
         self._proj_key: tuple | None = None
         self._frame: raster.Frame | None = None
         self._strips: dict[int, Strip] = {}
+        self._strips_prev: dict[int, Strip] = {}
         self._drawn_version = -1
         self.zoom_view: tuple[float, float, float] | None = None  # ra0, dec0, radius [rad]
         self.border_title = "full sky" if kind == "mollweide" else "zoom on best fit"
@@ -122,7 +134,7 @@ class SkymapWidget(Widget):
         """Compute the frame for a ``width × height`` cell area (no Textual calls)."""
         levels = self.sky.levels()
         self._drawn_version = self.sky.version
-        self._strips.clear()
+        self._strips_prev, self._strips = self._strips, {}
         proj = self._projection(width, height, levels)
         if proj is None or not levels:
             self._frame = None
@@ -137,9 +149,18 @@ class SkymapWidget(Widget):
 
             best_radec = tuple(float(v) for v in pixel_radec(best[0], best[1]))
         stretch = "log"
-        self._frame = raster.render(proj, levels, vmin=vmin,
-                                    vmax=vmax if self.kind == "mollweide" else None,
-                                    stretch=stretch, best=best_radec)
+        old_frame, old_strips = self._frame, self._strips_prev
+        frame = raster.render(proj, levels, vmin=vmin,
+                              vmax=vmax if self.kind == "mollweide" else None,
+                              stretch=stretch, best=best_radec)
+        self._frame = frame
+        # rows that did not change keep their Strip: a live batch usually touches a few rows
+        if old_frame is not None and old_frame.chars.shape == frame.chars.shape:
+            same = ((old_frame.fg == frame.fg).all(axis=1) & (old_frame.bg == frame.bg).all(axis=1)
+                    & (old_frame.chars == frame.chars).all(axis=1))
+            for y in np.flatnonzero(same).tolist():
+                if y in old_strips:
+                    self._strips[y] = old_strips[y]
         self.border_subtitle = self._legend(vmin, vmax, proj)
         return self._frame
 
@@ -148,13 +169,11 @@ class SkymapWidget(Widget):
             return "no finite values yet"
         span = f"0…{vmax - vmin:.4g}" if self.quantity == "dllh" else f"{vmin:.4g}…{vmax:.4g}"
         what = "Δ(−log L)" if self.quantity == "dllh" else "−log L"
-        extra = ""
         if proj.kind == "gnomonic":
-            extra = f" · radius {math.degrees(proj.params['radius']):.2g}° · grid " \
-                    f"{proj.params['step_deg']:g}°"
-        elif self.sky_frame == "local":
-            extra = " · zenith/azimuth"
-        return f"{what} {span} (bright = best, log scale){extra} · ✚ best · 50%/90%"
+            return (f"{what} {span} · ±{math.degrees(proj.params['radius']):.2g}° · "
+                    f"grid {proj.params['step_deg']:g}° · ✚ best · 50%/90%")
+        frame = " · az/elevation" if self.sky_frame == "local" else ""
+        return f"{what} {span} (bright = best, log scale){frame} · ✚ best · 50%/90%"
 
     # ---------------------------------------------------------------- Textual hooks
     def on_resize(self, event: Any) -> None:

@@ -1,0 +1,125 @@
+"""SVG snapshots of the three screens (pytest-textual-snapshot; update with
+``pytest tests/tui/test_snapshots.py --snapshot-update`` after checking the change by eye).
+
+Everything shown is fixed: a seeded simulated event, analytic maps fed to the scan screen
+as if they came from the engine, and a result built from the same maps.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import healpy as hp
+import numpy as np
+import pytest
+
+pytest.importorskip("pytest_textual_snapshot")
+
+from skyscan_tui import raster  # noqa: E402
+from skyscan_tui.results import ScanResult, empty_level  # noqa: E402
+from skyscan_tui.tui.app import SkyscanApp  # noqa: E402
+from skyscan_tui.tui.messages import RoundBegan, RoundEnded, ScanLogged, ScanProgress  # noqa: E402
+from skyscan_tui.tui.screens import ResultsScreen, ScanScreen, fixed_progress_rows  # noqa: E402
+
+SIZE = (150, 46)
+RA0, DEC0, SIGMA_DEG = math.radians(77.4), math.radians(5.7), 1.0
+
+
+def _llh(nside: int, ipix: np.ndarray) -> np.ndarray:
+    th, ph = hp.pix2ang(nside, ipix, nest=True)
+    psi = raster.angular_distance(RA0, DEC0, ph, np.pi / 2 - th)
+    return 10.0 + 0.5 * (psi / math.radians(SIGMA_DEG)) ** 2
+
+
+def _levels() -> dict[int, np.ndarray]:
+    """nside 8 full sky → 64 (children of the 12 best) → 512 (of the 24 best), analytic."""
+    from skyscan_tui import sky
+
+    out = {}
+    ipix = np.arange(12 * 64, dtype=np.int64)
+    out[8] = ipix, _llh(8, ipix)
+    for prev, nside, n in ((8, 64, 12), (64, 512, 24)):
+        ipix = sky.refine(prev, out[prev][0], out[prev][1], nside, n)
+        out[nside] = ipix, _llh(nside, ipix)
+    return out
+
+
+def _fixed_app(**kw) -> SkyscanApp:
+    kw.setdefault("outdir_root", Path("skyscan-results"))
+    return SkyscanApp(jobs=2, recos=["dummy"], cwd=Path("."),
+                      executors=[("local — worker processes on this machine (joblib/loky)",
+                                  "local"), ("serial — in this process", "serial")],
+                      executor_notes=["condor: no profiles configured (use `skyscan-tui scan "
+                                      "--executor condor`)"], **kw)
+
+
+def test_start_screen(snap_compare):
+    async def simulate(pilot):
+        await pilot.press("enter")  # simulates the seed-1 event
+        await pilot.pause()
+
+    assert snap_compare(_fixed_app(), terminal_size=SIZE, run_before=simulate)
+
+
+class _ReplayApp(SkyscanApp):
+    """Shows a scan screen fed with fixed engine messages instead of a running engine."""
+
+    def open_first_screen(self) -> None:
+        from skyscan_tui.simulate import SimConfig, simulate_event
+
+        event = simulate_event(SimConfig(seed=1))
+        self.push_screen(ScanScreen(event, None, Path("skyscan-results/replay"),
+                                    "local ×2", title="replay"))
+
+
+def test_scan_in_progress(snap_compare):
+    levels = _levels()
+
+    async def feed(pilot):
+        screen = pilot.app.screen
+        ip8, l8 = levels[8]
+        ip64, l64 = levels[64]
+        screen.post_message(RoundBegan(0, 8, 768, 768))
+        screen.post_message(ScanProgress(fixed_progress_rows(8, ip8, l8), 0, 8, 768, 768, 768,
+                                         3072, 410.0, 6.0, "pid 101", 12))
+        best = int(ip8[np.argmin(l8)])
+        screen.post_message(RoundEnded(0, 8, best, float(l8.min()), 0))
+        screen.post_message(RoundBegan(1, 64, 768, 768))
+        half = len(ip64) // 2
+        screen.post_message(ScanProgress(fixed_progress_rows(64, ip64[:half], l64[:half]), 1,
+                                         64, half, 768, 768 + half, 3072, 395.5, 5.8,
+                                         "pid 102", 6))
+        screen.post_message(ScanLogged("warning", "1 pixel fit(s) returned NaN; retrying"))
+        await pilot.pause()
+        await pilot.pause(0.3)  # one redraw tick
+
+    assert snap_compare(_ReplayApp(), terminal_size=SIZE, run_before=feed)
+
+
+def _result() -> ScanResult:
+    levels = {}
+    for nside, (ipix, llh) in _levels().items():
+        lv = empty_level(ipix)
+        lv["llh"] = llh
+        lv["variation"] = 0
+        levels[nside] = lv
+    return ScanResult(run_id=138632, event_id=31747601, mjd=60312.123456, event_type="SIM",
+                      reco="dummy", likelihood="analytic Gaussian in angle (no physics)",
+                      levels=levels)
+
+
+class _ResultApp(SkyscanApp):
+    def open_first_screen(self) -> None:
+        out = Path("skyscan-results/run138632")
+        self.push_screen(ResultsScreen(
+            _result(), outdir=out, elapsed=83.0,
+            files={"npz": str(out / "run00138632.evt000031747601.SIM_8_64_512.npz"),
+                   "summary": str(out / "summary.json")}))
+
+
+def test_results_screen(snap_compare):
+    async def settle(pilot):
+        await pilot.pause()
+
+    assert snap_compare(_ResultApp(), terminal_size=SIZE, run_before=settle)
