@@ -208,3 +208,35 @@ def test_runner_batches_results(sim_event):
     assert progress[0].batches == 768 // 4 and len(progress[0].rows) == 768
     assert isinstance(posted[-1], ScanDone) and not posted[-1].cancelled
     assert np.all(progress[1].rows["nside"] == 64)
+
+
+@run_async
+async def test_thousands_of_results_keep_redraws_throttled(app_factory):
+    """60 000 results in 120 messages: all merged, at most ~10 redraws/s per map."""
+    from pathlib import Path
+
+    from skyscan_tui.tui.messages import RoundBegan, ScanProgress
+    from skyscan_tui.tui.screens import fixed_progress_rows
+
+    class Replay(type(app_factory())):
+        def open_first_screen(self):
+            self.push_screen(ScanScreen(None, None, Path("unused"), "local ×2", title="r"))
+
+    app = Replay(recos=["dummy"])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        screen.post_message(RoundBegan(0, 256, 60000, 60000))
+        t0 = time.monotonic()
+        rng = np.random.default_rng(3)
+        for k in range(120):
+            ipix = np.arange(k * 500, (k + 1) * 500)
+            rows = fixed_progress_rows(256, ipix, rng.uniform(0, 50, 500))
+            screen.post_message(ScanProgress(rows, 0, 256, (k + 1) * 500, 60000,
+                                             (k + 1) * 500, 60000, 5000.0, 1.0, "pid 1", 5))
+        await wait_for(pilot, lambda: screen.n_batches == 600, 30, "all messages")
+        await pilot.pause(0.3)
+        elapsed = time.monotonic() - t0
+        assert len(screen.sky.levels()[256][0]) == 60000
+        assert 2 <= screen.redraws <= 2 * (elapsed / ScanScreen.REDRAW_INTERVAL + 2)
+        assert "60,000/60,000" in str(screen.query_one("#overall-label").render())
