@@ -29,7 +29,7 @@ async def test_enter_enter_scans_a_simulated_event_to_results(app_factory, tmp_p
         await pilot.pause()
         assert isinstance(app.screen, StartScreen)
         await pilot.press("enter")  # no event yet: simulates one (seed 1)
-        await pilot.pause()
+        await pilot.pause(0.3)  # a Button ignores presses while it shows the last one
         start = app.screen
         assert start.event is not None
         assert "pulses on" in str(start.query_one("#event-summary").render())
@@ -62,6 +62,7 @@ async def test_cancel_mid_scan_leaves_no_child_processes(app_factory):
         await pilot.press("enter")
         await pilot.pause()
         app.screen.query_one("#reco-opts").value = "sleep=0.02"  # ~40 s of work on 2 cores
+        await pilot.pause(0.3)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ScanScreen), 10, "scan screen")
         scan = app.screen
