@@ -23,11 +23,11 @@ from skyscan_tui import raster
 __all__ = ["SkymapWidget", "StripPainter"]
 
 
-class StripPainter:
-    """Turns :class:`raster.Frame` rows into Strips, with a shared style cache."""
+class _StyleCache(dict):
+    """Run key ``(fg + 1) << 25 | (bg + 1)`` → Style, built on first use."""
 
     def __init__(self) -> None:
-        self._styles: dict[int, Style] = {}
+        super().__init__()
         self._colors: dict[int, Color | None] = {-1: None}
 
     def _color(self, rgb: int) -> Color | None:
@@ -36,23 +36,30 @@ class StripPainter:
             c = self._colors[rgb] = Color.from_rgb(rgb >> 16, (rgb >> 8) & 255, rgb & 255)
         return c
 
+    def __missing__(self, key: int) -> Style:
+        if len(self) > 65536:  # bounded: a long session must not grow forever
+            self.clear()
+        fg, bg = (key >> 25) - 1, (key & 0x1FFFFFF) - 1
+        # from_color skips rich's style-string parsing (the slow part of a cold redraw)
+        st = self[key] = Style.from_color(self._color(fg), self._color(bg))
+        return st
+
+
+class StripPainter:
+    """Turns :class:`raster.Frame` rows into Strips, with a shared style cache."""
+
+    def __init__(self) -> None:
+        self._styles = _StyleCache()
+
     def style(self, key: int) -> Style:
         """Style of a run key ``(fg + 1) << 25 | (bg + 1)`` (see ``Frame.row_keyed_runs``)."""
-        st = self._styles.get(key)
-        if st is None:
-            if len(self._styles) > 65536:  # bounded: a long session must not grow forever
-                self._styles.clear()
-            fg, bg = (key >> 25) - 1, (key & 0x1FFFFFF) - 1
-            # from_color skips rich's style-string parsing (the slow part of a cold redraw)
-            st = self._styles[key] = Style.from_color(self._color(fg), self._color(bg))
-        return st
+        return self._styles[key]
 
     def strip(self, frame: raster.Frame, y: int, width: int) -> Strip:
         if y >= frame.height:
             return Strip.blank(width)
-        styles, style = self._styles, self.style
-        segs = [Segment(text, styles.get(key) or style(key))
-                for text, key in frame.row_keyed_runs(y)]
+        styles = self._styles
+        segs = [Segment(text, styles[key]) for text, key in frame.row_keyed_runs(y)]
         return Strip(segs, frame.width).adjust_cell_length(width)
 
 
