@@ -517,7 +517,7 @@ class ResultsScreen(Screen):
         self.result, self.files, self.outdir = result, dict(files or {}), outdir
         self.elapsed, self.cancelled = elapsed, cancelled
         self.sky = raster.SkyLevels.from_result(result)
-        self.areas, self.area_source = contour_areas(result)
+        self.areas, self.area_source, self.area_extra = contour_areas(result)
         self.sub_title = "results"
 
     def compose(self) -> ComposeResult:
@@ -531,7 +531,7 @@ class ResultsScreen(Screen):
 
     def _text(self) -> str:
         return result_text(self.result, self.areas, self.area_source, self.files,
-                           self.elapsed, self.cancelled)
+                           self.elapsed, self.cancelled, self.area_extra)
 
     def on_mount(self) -> None:
         best = self.result.best()

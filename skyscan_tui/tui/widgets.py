@@ -153,7 +153,7 @@ def format_rate(rate: float) -> str:
 
 def result_text(result: Any, areas: dict[int, float] | None, area_source: str,
                 files: dict[str, Any] | None, elapsed: float | None = None,
-                cancelled: bool = False) -> str:
+                cancelled: bool = False, extra: list[str] | None = None) -> str:
     """The results panel (rich markup): best fit, areas, pixels, files."""
     best = result.best()
     lines = [f"[b]Run {result.run_id} · event {result.event_id}[/b] · "
@@ -176,6 +176,7 @@ def result_text(result: Any, areas: dict[int, float] | None, area_source: str,
             a = areas[c]
             r = math.sqrt(a / math.pi) if a > 0 else 0.0
             lines.append(f"  {c:>2d} %: {a:9.3f} deg²   (circularised r = {r:.3f}°)")
+    lines += list(extra or [])
     lines += ["", "[b]Pixels[/b]  " + ", ".join(
         f"nside {n}: {len(lv)}" for n, lv in sorted(result.levels.items()))
         + f"; failed {result.n_failed}"]
@@ -186,29 +187,40 @@ def result_text(result: Any, areas: dict[int, float] | None, area_source: str,
     return "\n".join(lines)
 
 
-def contour_areas(result: Any) -> tuple[dict[int, float], str]:
-    """[deg²] 50 %/90 % areas: from ``skyscan_tui.stats`` if it offers them, else Wilks on
-    the multi-order pixels (:func:`skyscan_tui.raster.wilks_areas`)."""
+def contour_areas(result: Any) -> tuple[dict[int, float], str, list[str]]:
+    """[deg²] 50 %/90 % contour areas, where they came from, and extra lines to show.
+
+    Uses ``skyscan_tui.stats.analyse`` when that module is installed (Wilks regions with
+    refined edges, credible regions, the 90 % RA/Dec extent, galactic coordinates); without
+    it, Wilks' 2-dof thresholds summed over the multi-order pixels
+    (:func:`skyscan_tui.raster.wilks_areas`). Never raises on a valid result.
+    """
+    import importlib
+
     try:
-        from skyscan_tui import stats  # written in parallel; optional here
+        stats = importlib.import_module("skyscan_tui.stats")  # optional here
     except ImportError:
         stats = None
-    if stats is not None:
-        for fn_name in ("contour_areas", "wilks_areas"):
-            fn = getattr(stats, fn_name, None)
-            if not callable(fn):
-                continue
-            try:
-                out = fn(result)
-                areas = {int(k): float(v) for k, v in dict(out).items()}
-                if areas:
-                    return areas, f"skyscan_tui.stats.{fn_name}"
-            except Exception:
-                continue
+    analyse = getattr(stats, "analyse", None)
+    if callable(analyse):
+        try:
+            st = analyse(result)
+            if st is None:
+                return {}, "no finite −log L", []
+            areas = {round(r.level * 100): float(r.area_deg2) for r in st.regions}
+            extra = [f"  credible {round(r.level * 100)} %: {r.area_deg2:9.3f} deg² "
+                     "(probability map)" for r in st.credible]
+            r90 = st.region(0.9)
+            extra.append(f"  90 % extent: RA {r90.ra_plus_deg:+.2f}/{r90.ra_minus_deg:+.2f}°, "
+                         f"Dec {r90.dec_plus_deg:+.2f}/{r90.dec_minus_deg:+.2f}°")
+            extra.append(f"  galactic l {st.l_deg:.3f}°, b {st.b_deg:+.3f}°")
+            return areas, f"{st.thresholds.name} thresholds, skyscan_tui.stats", extra
+        except Exception:  # a stats bug must not hide the result; fall back below
+            pass
     from skyscan_tui import raster
 
     levels = {n: (lv["ipix"], lv["llh"]) for n, lv in result.levels.items()}
-    return raster.wilks_areas(levels), "Wilks, 2 dof, on the scanned pixels"
+    return raster.wilks_areas(levels), "Wilks, 2 dof, on the scanned pixels", []
 
 
 def open_folder(path: Path) -> str | None:
