@@ -138,10 +138,15 @@ def restricted_loads(data: bytes, allowed: dict[tuple[str, str], Any] | None = N
     allowed = allowed or {}
     ops = _SAFE_OPS | (_CALL_OPS if allowed else frozenset())
     try:
+        recent: list[str] = ["?", "?"]  # last two strings pushed (names for STACK_GLOBAL)
         for op, arg, _pos in pickletools.genops(io.BytesIO(data)):
-            if op.name == "GLOBAL":
-                module, _, name = str(arg).partition(" ")
-                if (module, name) not in allowed:
+            if isinstance(arg, str) and op.name.endswith("UNICODE"):
+                recent = [recent[1], arg[:80]]
+            if op.name in ("GLOBAL", "STACK_GLOBAL"):
+                # protocol-4 STACK_GLOBAL takes its names from the stack: never allowed
+                module, _, name = (str(arg).partition(" ") if op.name == "GLOBAL"
+                                   else (recent[0], "", recent[1]))
+                if op.name == "STACK_GLOBAL" or (module, name) not in allowed:
                     raise RealtimeError(
                         f"pickle refers to forbidden global {module}.{name}; refused")
             elif op.name not in ops:
