@@ -199,6 +199,9 @@ def run_scan(event: Any, args: argparse.Namespace, out_default: Path) -> int:
         return EXIT_INTERRUPTED
     result = finished.result
     result.meta["executor"] = args.executor
+    for key in ("pulse_series", "source_file"):  # provenance of real alerts
+        if key in getattr(event, "meta", {}):
+            result.meta[key] = event.meta[key]
     paths = result.save(outdir)
     summary = result.summary(files={k: str(v) for k, v in paths.items()})
     if args.json:

@@ -399,7 +399,10 @@ def _open_blob(entry: _Entry, key: str) -> tuple[_Reader, str, int] | None:
         raise RealtimeError(f"{r.what}: unexpected object header")
     if r.i16() == -1:
         return None  # null pointer
-    name = r.take(min(r.size(), 256)).decode("ascii", "replace")
+    n = r.size()
+    if n > 256:
+        raise RealtimeError(f"{r.what}: class name of {n} bytes")
+    name = r.take(n).decode("ascii", "replace")
     version = r.klass(name)
     return r, name, version
 
@@ -678,6 +681,8 @@ def _superdst(r: _Reader, version: int) -> PulseMap:
         j += 1
     if j != n_stamps:
         raise RealtimeError(f"{what}: {n_stamps - j} charge stamps left after the last readout")
+    if w_pos != [len(w) for w in widths] or k != len(extra):
+        raise RealtimeError(f"{what}: width or IceTop charge streams not fully used")
     if len(strings) > MAX_PULSES:
         raise RealtimeError(f"{what}: more than {MAX_PULSES} pulses")
     q = np.asarray(qcodes, dtype=np.float64)

@@ -195,3 +195,51 @@ def test_restricted_loads_unit():
     with pytest.raises(realtime.RealtimeError, match="_codecs.encode"):
         realtime.restricted_loads(b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x05\x00"
                                   b"\x00\x00utf-8\x86R.", realtime._FRAME_GLOBALS)
+
+
+def _rebuild_frame(letter: str, entries: dict) -> bytes:
+    """Serialise frame entries again, with a valid checksum (to reach the object decoders)."""
+    body = letter.encode() + struct.pack("<I", len(entries))
+    for key, entry in entries.items():
+        for part in (key.encode(), entry.type_name.encode(), entry.blob):
+            body += struct.pack("<I", len(part)) + part
+    return b"[i3]" + struct.pack("<I", 6) + b"\0\0" + body \
+        + struct.pack("<I", realtime.crc32c_raw(body))
+
+
+def _load_with_q_entries(tmp_path: Path, edit) -> None:
+    _stream, entries = realtime.parse_frame(_q_frame_bytes(), "Q")
+    edit(entries)
+    path = tmp_path / "edited.json"
+    path.write_text(_with_q(_rebuild_frame("Q", entries)))
+    t0 = time.perf_counter()
+    try:
+        load_event(path)
+    finally:
+        assert time.perf_counter() - t0 < 1.0
+
+
+def _replace(entries: dict, key: str, blob: bytes) -> None:
+    entries[key] = realtime._Entry(entries[key].type_name, blob)
+
+
+def test_rebuilt_frame_roundtrip(tmp_path):
+    _load_with_q_entries(tmp_path, lambda e: None)  # the rebuild itself is faithful
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda e: _replace(e, "I3SuperDST", e["I3SuperDST"].blob[:-7]), "I3SuperDST"),
+    (lambda e: _replace(e, "I3SuperDST", e["I3SuperDST"].blob + b"\0"), "trailing bytes"),
+    (lambda e: _replace(e, "I3SuperDST", e["I3SuperDST"].blob[:34] + b"\xf7" + b"\xff" * 8
+                        + e["I3SuperDST"].blob[35:]), "truncated or corrupt"),  # 2**64-1 stamps
+    (lambda e: _replace(e, "InIceDSTPulses", e["InIceDSTPulses"].blob.replace(
+        b"\x0a\x00\x00\x00I3SuperDST", b"\x0e\x00\x00\x00InIceDSTPulses")), "too deep"),
+    (lambda e: _replace(e, "InIceDSTPulses", e["InIceDSTPulses"].blob.replace(
+        b"\x0a\x00\x00\x00I3SuperDST", b"\x0e\x00\x00\x00QI3EventHeader")),
+     "not a pulse series"),
+    (lambda e: _replace(e, "QI3EventHeader", e["QI3EventHeader"].blob[:40]), "QI3EventHeader"),
+    (lambda e: e.pop("QI3EventHeader"), "lacks its QI3EventHeader"),
+])
+def test_corrupt_objects_inside_valid_frames(tmp_path, edit, needle):
+    with pytest.raises(EventFileError, match=needle):
+        _load_with_q_entries(tmp_path, edit)
