@@ -87,11 +87,25 @@ class FrameHolder:
         self.state = state
 
 
-def _latin1_encode(text: Any, encoding: Any = "utf-8") -> bytes:
-    """Replacement for ``_codecs.encode``: only ``(str, 'latin1')`` → bytes (py3 frame pickles)."""
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise RealtimeError("pickle calls _codecs.encode with unexpected arguments")
-    return text.encode("latin-1")
+class _Latin1Encode:
+    """Replacement for ``_codecs.encode``: only ``(str, 'latin1')`` → bytes (py3 frame pickles).
+
+    An instance without ``__dict__`` whose ``__setstate__`` refuses, so a pickle's BUILD
+    opcode cannot alter it (a plain function would accept new attributes).
+    """
+
+    __slots__ = ()
+
+    def __call__(self, text: Any, encoding: Any = "utf-8") -> bytes:
+        if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+            raise RealtimeError("pickle calls _codecs.encode with unexpected arguments")
+        return text.encode("latin-1")
+
+    def __setstate__(self, state: Any) -> None:
+        raise RealtimeError("pickle tries to modify _codecs.encode; refused")
+
+
+_latin1_encode = _Latin1Encode()
 
 
 _FRAME_GLOBALS: dict[tuple[str, str], Any] = {
@@ -932,7 +946,12 @@ def decode_message(msg: Any, path: Path, kind: str, series: str | None = None,
     particles: list[Particle] = []
     skipped: list[str] = []
     for key, entry in sorted(fr.p.items()):
-        opened = _open_blob(entry, key)
+        try:
+            opened = _open_blob(entry, key)
+        except RealtimeError:
+            if "I3Particle" in entry.type_name:
+                raise
+            continue  # an object we do not need, with a header we do not know
         if opened is None or opened[1] != "I3Particle":
             continue
         part = _particle(opened[0], opened[2], key)
@@ -953,9 +972,13 @@ def decode_message(msg: Any, path: Path, kind: str, series: str | None = None,
     for key in ("HESE_VHESelfVetoVertexPos", "HESE_VHESelfVetoVertexTime", "HESE_CausalQTot",
                 "HESE_HomogenizedQTot", "HESE_VHESelfVeto"):
         entry = fr.p.get(key)
-        opened = None if entry is None else _open_blob(entry, key)
-        if opened is not None and opened[1] in ("I3Double", "I3Bool", "I3Position", "I3Int"):
-            extras[key] = _json_safe(_scalar(opened[0], opened[1]))
+        try:
+            opened = None if entry is None else _open_blob(entry, key)
+            if opened is not None and opened[1] in ("I3Double", "I3Bool", "I3Position",
+                                                    "I3Int"):
+                extras[key] = _json_safe(_scalar(opened[0], opened[1]))
+        except RealtimeError as exc:  # metadata only: note it, keep the event
+            log.info("%s: %s", path, exc)
 
     mjd = i3time_to_mjd(*p_head.start)
     q_mjd_day, q_sod, q_tenth = i3time_split(*q_head.start)

@@ -243,3 +243,11 @@ def test_rebuilt_frame_roundtrip(tmp_path):
 def test_corrupt_objects_inside_valid_frames(tmp_path, edit, needle):
     with pytest.raises(EventFileError, match=needle):
         _load_with_q_entries(tmp_path, edit)
+
+
+def test_build_cannot_modify_allowed_objects():
+    # BUILD on the _codecs.encode stand-in (state = (None, {"__defaults__": ...})) is refused
+    data = (b"\x80\x02c_codecs\nencode\nN}X\x0c\x00\x00\x00__defaults__)s\x86b.")
+    with pytest.raises(realtime.RealtimeError, match="modify _codecs.encode"):
+        realtime.restricted_loads(data, realtime._FRAME_GLOBALS)
+    assert realtime._latin1_encode("é", "latin1") == b"\xe9"
