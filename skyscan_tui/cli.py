@@ -1,7 +1,7 @@
 """skyscan-tui: find where a neutrino came from — headless commands.
 
-Subcommands: ``simulate``, ``scan``, ``demo``, ``recos``, ``executors``. Bad input ends with
-one line on stderr and exit code 2; Ctrl-C with 130. Heavy modules are imported inside the
+Subcommands: ``simulate``, ``scan``, ``demo``, ``recos``, ``executors``, ``info``. Bad input
+ends with one line on stderr and exit code 2; Ctrl-C with 130. Heavy modules are imported inside the
 handlers so ``--help`` stays fast.
 """
 
@@ -115,6 +115,16 @@ def parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("scan", help="scan an event over the sky")
     sc.add_argument("event", type=Path, metavar="EVENT", help="event file")
     _scan_options(sc, default_reco=None)
+    sc.add_argument("--pulses", metavar="NAME",
+                    help="pulse series of a realtime alert (default: the split series, "
+                         "e.g. SplitInIcePulses; InIceDSTPulses = whole in-ice readout)")
+
+    inf = sub.add_parser("info", help="show what an event file holds")
+    inf.add_argument("event", type=Path, metavar="EVENT", help="event file")
+    inf.add_argument("--json", action="store_true", help="print one JSON object")
+    inf.add_argument("--pulses", metavar="NAME", help="pulse series of a realtime alert")
+    inf.add_argument("--geometry", metavar="PATH",
+                     help="DOM table CSV or 'icecube86' (default), for realtime alerts")
 
     d = sub.add_parser("demo", help="simulate an event and scan it (the default job)")
     _sim_options(d)
@@ -189,6 +199,9 @@ def run_scan(event: Any, args: argparse.Namespace, out_default: Path) -> int:
         return EXIT_INTERRUPTED
     result = finished.result
     result.meta["executor"] = args.executor
+    for key in ("pulse_series", "source_file"):  # provenance of real alerts
+        if key in getattr(event, "meta", {}):
+            result.meta[key] = event.meta[key]
     paths = result.save(outdir)
     summary = result.summary(files={k: str(v) for k, v in paths.items()})
     if args.json:
@@ -222,8 +235,17 @@ def _simulate(args: argparse.Namespace):
 def _cmd_scan(args: argparse.Namespace) -> int:
     from skyscan_tui.events import load_event
 
-    event = load_event(args.event)
+    event = load_event(args.event, pulses=args.pulses, geometry=args.geometry)
     return run_scan(event, args, Path("skyscan-results") / args.event.stem)
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from skyscan_tui.eventinfo import event_info, format_event_info
+    from skyscan_tui.events import load_event
+
+    info = event_info(load_event(args.event, pulses=args.pulses, geometry=args.geometry))
+    print(json.dumps(info, indent=2) if args.json else format_event_info(info))
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -254,6 +276,7 @@ def _cmd_executors(args: argparse.Namespace) -> int:
 
 _COMMANDS = {"simulate": _cmd_simulate, "scan": _cmd_scan, "demo": _cmd_demo,
              "recos": _cmd_recos, "executors": _cmd_executors}
+_COMMANDS["info"] = _cmd_info
 
 
 def main(argv: list[str] | None = None) -> int:
