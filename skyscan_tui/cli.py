@@ -1,7 +1,7 @@
 """skyscan-tui: find where a neutrino came from — headless commands.
 
-Subcommands: ``simulate``, ``scan``, ``demo``, ``recos``, ``executors``, ``info``. Bad input
-ends with one line on stderr and exit code 2; Ctrl-C with 130. Heavy modules are imported inside the
+Subcommands: ``simulate``, ``scan``, ``demo``, ``recos``, ``executors``. Bad input ends with
+one line on stderr and exit code 2; Ctrl-C with 130. Heavy modules are imported inside the
 handlers so ``--help`` stays fast.
 """
 
