@@ -102,7 +102,7 @@ def alert_text(result: Any, stats: SkyStats | None) -> str:
             f" deg 90% containment) J2000, Dec = {stats.dec_deg:+.2f} "
             f"({_err(r90.dec_plus_deg, r90.dec_minus_deg)} deg 90% containment) J2000; "
             f"galactic l = {stats.l_deg:.2f} deg, b = {stats.b_deg:+.2f} deg. "
-            f"The 50% and 90% regions ({th.description}: 2 dLLH <= {th.ts50:g} and "
+            f"The 50% and 90% regions ({th.description}: 2 dLLH <= {th.ts50:.3g} and "
             f"{th.ts90:.3g}) cover {r50.area_deg2:.2f} and {r90.area_deg2:.2f} sq. deg "
             f"(circularised radii {r50.radius_deg:.2f} and {r90.radius_deg:.2f} deg); the "
             f"probability map's 50% and 90% credible regions cover {c50.area_deg2:.2f} and "
