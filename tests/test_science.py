@@ -361,3 +361,16 @@ def test_summary_subcommand(saved):
     r = run_cli("summary", paths["npz"], "--json", "--thresholds", "ic160427a")
     st = json.loads(r.stdout)["statistics"]
     assert st["thresholds"]["name"] == "ic160427a" and st["contours"]["90%"]["ts_threshold"] == 64.2
+
+
+def test_polar_zoom_uses_gnomonic_view(tmp_path):
+    from skyscan_tui.plot import plot_result, zoom_figure
+
+    res = synthetic_scan(1.0, math.radians(88.8), 0.8, 0.6)
+    fig = zoom_figure(res, analyse(res))
+    assert "gnomonic" in fig.axes[0].get_xlabel()
+    assert any(t.get_text().startswith("RA ") for t in fig.axes[0].texts)
+    fig2 = zoom_figure(*(lambda r: (r, analyse(r)))(synthetic_scan(2.0, 0.2, 0.8, 0.5)))
+    assert fig2.axes[0].get_xlabel() == "RA (J2000) [deg]"
+    paths = plot_result(res, tmp_path, formats=("png",))
+    assert [p.suffix for p in paths] == [".png", ".png"]
