@@ -68,8 +68,7 @@ def mollweide_figure(result: Any, stats: SkyStats):
     X, Y = np.meshgrid(xc, yc)
     ts = _ts_at(stats, np.pi - X, Y)
     val = np.log10(1.0 + ts)
-    cmap = matplotlib.colormaps["viridis_r"].copy()
-    cmap.set_bad("0.85")
+    cmap = matplotlib.colormaps["viridis_r"].with_extremes(bad="0.85")
     mesh = ax.pcolormesh(xe, ye, np.ma.masked_invalid(val), cmap=cmap, shading="flat",
                          rasterized=True)
     th = stats.thresholds
@@ -203,8 +202,7 @@ def zoom_figure(result: Any, stats: SkyStats):
     ra_g, dec_g = proj.inverse(X, Y)
     ts = _ts_at(stats, np.radians(ra_g), np.radians(dec_g))
     th = stats.thresholds
-    cmap = matplotlib.colormaps["magma"].copy()
-    cmap.set_bad("0.85")
+    cmap = matplotlib.colormaps["magma"].with_extremes(bad="0.85")
     vmax = max(3.0 * th.ts90, float(np.nanmin(ts)) + 1.0) if np.isfinite(ts).any() else 1.0
     mesh = ax.pcolormesh(xe, ye, np.ma.masked_invalid(ts), cmap=cmap, vmin=0.0, vmax=vmax,
                          shading="flat", rasterized=True)

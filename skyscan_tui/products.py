@@ -72,7 +72,8 @@ def fits_bytes(result: Any, stats: SkyStats) -> bytes:
         h[key] = (value, comment)
     h.add_history("Probability map P_i ~ exp(-(LLH_i - LLH_min)) * Omega_i, flat prior.")
     buf = io.BytesIO()
-    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buf, checksum=True)
+    # no CHECKSUM cards: their comments carry the write time, and files should be reproducible
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buf)
     return buf.getvalue()
 
 

@@ -333,7 +333,8 @@ def test_bad_files_give_one_line_exit_2(tmp_path, saved):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip file at all")
     for args in (("compare", bad, paths["npz"]), ("compare", paths["npz"], tmp_path / "nope"),
-                 ("plot", bad), ("summary", bad), ("plot", paths["npz"], "--thresholds", "x")):
+                 ("plot", bad), ("summary", bad), ("plot", paths["npz"], "--thresholds", "x"),
+                 ("demo", "--reco", "dummy", "--thresholds", "1,nope")):
         r = run_cli(*args)
         assert r.returncode == 2, (args, r.stderr)
         lines = r.stderr.strip().splitlines()
@@ -374,3 +375,15 @@ def test_polar_zoom_uses_gnomonic_view(tmp_path):
     assert fig2.axes[0].get_xlabel() == "RA (J2000) [deg]"
     paths = plot_result(res, tmp_path, formats=("png",))
     assert [p.suffix for p in paths] == [".png", ".png"]
+
+
+def test_products_are_reproducible(scans, tmp_path):
+    from skyscan_tui.plot import plot_result
+
+    res = scans[1]
+    a, b = res.save(tmp_path / "a"), res.save(tmp_path / "b")
+    for key in ("npz", "json", "fits", "alert"):
+        assert a[key].read_bytes() == b[key].read_bytes(), key
+    pa = plot_result(res, tmp_path / "a", formats=("png",))
+    pb = plot_result(res, tmp_path / "b", formats=("png",))
+    assert [p.read_bytes() for p in pa] == [p.read_bytes() for p in pb]
