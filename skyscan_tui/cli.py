@@ -100,8 +100,20 @@ def _scan_options(p: argparse.ArgumentParser, default_reco: str | None) -> None:
     _thresholds_option(g)
 
 
+def _thresholds_arg(text: str) -> str:
+    if text.strip().lower() not in ("wilks", "ic160427a"):  # named ones need no numpy
+        from skyscan_tui.stats import parse_thresholds
+
+        try:
+            parse_thresholds(text)
+        except UserError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _thresholds_option(g) -> None:
     g.add_argument("--thresholds", default="wilks", metavar="NAME|TS50,TS90",
+                   type=_thresholds_arg,
                    help="50%%/90%% contour thresholds on 2*dLLH: wilks (1.386,4.605; "
                         "default), ic160427a (22.2,64.2: IceCube's calibrated millipede "
                         "values) or two numbers")

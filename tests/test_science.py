@@ -387,3 +387,19 @@ def test_products_are_reproducible(scans, tmp_path):
     pa = plot_result(res, tmp_path / "a", formats=("png",))
     pb = plot_result(res, tmp_path / "b", formats=("png",))
     assert [p.read_bytes() for p in pa] == [p.read_bytes() for p in pb]
+
+
+def test_pointed_scan_partial_sky():
+    """A first level covering only a disc (pointed recos): stats use the scanned sky only."""
+    ra0, dec0 = 2.5, -0.2
+    first = sky.disc_pixels(8, ra0, dec0, math.radians(20))
+    full = synthetic_scan(ra0, dec0, 0.8, 0.5)
+    levels = {n: lv.copy() for n, lv in full.levels.items()}
+    levels[8] = levels[8][np.isin(levels[8]["ipix"], first)]
+    res = ScanResult(1, 2, 60000.0, "SIM", "synthetic", levels=levels)
+    st = analyse(res)
+    assert st.coverage_deg2 == pytest.approx(len(first) * sky.pixel_area(8) * SR2DEG2)
+    assert st.prob.sum() == pytest.approx(1.0)
+    ref = analyse(full)
+    for a, b in zip(st.regions + st.credible, ref.regions + ref.credible, strict=True):
+        assert a.area_deg2 == pytest.approx(b.area_deg2, rel=1e-6)
