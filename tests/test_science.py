@@ -403,3 +403,39 @@ def test_pointed_scan_partial_sky():
     ref = analyse(full)
     for a, b in zip(st.regions + st.credible, ref.regions + ref.credible, strict=True):
         assert a.area_deg2 == pytest.approx(b.area_deg2, rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_partition_matches_brute_force_upgrade(seed):
+    """Partition value at every finest pixel == 'finest scanned level wins' on a full grid."""
+    rng = np.random.default_rng(seed)
+    nsides = sorted(rng.choice([2, 4, 8, 16, 32, 64], size=3, replace=False).tolist())
+    levels, prev = {}, None
+    for nside in nsides:
+        if prev is None:
+            ipix = np.arange(12 * nside * nside)
+        else:
+            pn, pipix = prev
+            parents = rng.choice(pipix, size=min(5, len(pipix)), replace=False)
+            kids = sky.children(pn, parents, nside)
+            ipix = np.sort(rng.choice(kids, size=max(1, len(kids) // 2), replace=False))
+        lv = empty_level(ipix)
+        lv["llh"] = rng.normal(size=len(ipix))
+        lv["llh"][rng.random(len(ipix)) < 0.1] = np.nan  # some failed fits
+        levels[nside] = lv
+        prev = (nside, ipix)
+    res = ScanResult(1, 1, 60000.0, "SIM", "t", levels=levels)
+    mo = multiorder_map(res)
+    nmax = nsides[-1]
+    brute = np.full(12 * nmax * nmax, np.nan)
+    for nside in nsides:  # coarse to fine: a finite finer value overwrites
+        f = (nmax // nside) ** 2
+        lv = levels[nside]
+        ok = np.isfinite(lv["llh"])
+        for p, v in zip(lv["ipix"][ok], lv["llh"][ok], strict=True):
+            brute[p * f:(p + 1) * f] = v
+    lo, hi = mo._range_at(nmax)
+    assert np.all(hi[:-1] == lo[1:]) and lo[0] == 0 and hi[-1] == len(brute)
+    mine = np.repeat(mo.llh, hi - lo)
+    assert np.array_equal(mine, brute, equal_nan=True)
+    assert len(mo) < len(brute) or nsides[-1] <= 4  # never a full upgrade
