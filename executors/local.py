@@ -8,7 +8,10 @@ as ``lost`` for the engine to re-queue; the pool is then rebuilt. Cancel kills t
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -54,8 +57,14 @@ class LocalExecutor(Executor):
     def _new_pool(self):
         from loky import ProcessPoolExecutor
 
-        return ProcessPoolExecutor(max_workers=self.jobs, initializer=init_worker,
-                                   initargs=(self._context,))
+        # Workers are spawned (all at once) by the first submit. Spawn them now with SIGINT
+        # ignored, which they inherit through exec: a terminal's Ctrl-C reaches the whole
+        # process group, but only the parent should act on it (it kills the workers).
+        pool = ProcessPoolExecutor(max_workers=self.jobs, initializer=init_worker,
+                                   initargs=(self._context,), timeout=None)
+        with _sigint_ignored():
+            pool.submit(os.getpid)
+        return pool
 
     def start(self, context: ScanContext) -> None:
         self._context = context
@@ -122,6 +131,19 @@ class LocalExecutor(Executor):
 
     def close(self) -> None:
         self.cancel()
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Ignore SIGINT while child processes are spawned (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def _is_pool_death(exc: BaseException) -> bool:

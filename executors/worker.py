@@ -41,7 +41,11 @@ _STATE: WorkerState | None = None
 
 
 def init_worker(context: Any) -> None:
+    """Process initialiser of local workers; Ctrl-C is the parent's to handle."""
+    import signal
+
     global _STATE
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _STATE = WorkerState(context)
 
 
