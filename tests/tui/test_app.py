@@ -283,3 +283,33 @@ def test_contour_areas_use_stats_when_present_and_fall_back_otherwise(monkeypatc
     fake.analyse = lambda result: 1 / 0  # a broken stats module: the fallback answers
     areas, source, _ = contour_areas(res)
     assert source.startswith("Wilks")
+
+
+@run_async
+async def test_picker_opens_a_real_alert(app_factory, tmp_path):
+    """Browse… → pick a realtime .pkl alert → its summary (run, event, seeds) is shown."""
+    import shutil
+
+    from skyscan_tui.tui.widgets import EventPicker
+    from tests.conftest import REPO
+
+    name = "run00136766-evt000007637140-GOLD.pkl"
+    shutil.copy(REPO / "tests" / "data" / name, tmp_path / name)
+    app = app_factory(cwd=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, EventPicker), 5, "picker")
+        tree = app.screen.query_one("#picker-tree")
+        await wait_for(pilot, lambda: any(str(n.label).endswith(name)
+                                          for n in tree.root.children), 10, "tree")
+        node = next(n for n in tree.root.children if str(n.label).endswith(name))
+        tree.select_node(node)
+        await pilot.pause()
+        tree.action_select_cursor()
+        await wait_for(pilot, lambda: isinstance(app.screen, StartScreen), 5, "back")
+        await pilot.pause()
+        start = app.screen
+        assert start.event is not None and start.event.run_id == 136766
+        summary = str(start.query_one("#event-summary").render())
+        assert "Run 136766" in summary and "seed" in summary
