@@ -346,8 +346,10 @@ class ScanScreen(ScanRunner, Screen):
         self.query_one("#overall-bar", ProgressBar).update(total=msg.total, progress=msg.done)
         self.query_one("#overall-label", Static).update(
             f"overall {msg.done:,}/{msg.total:,} fits")
+        # the engine counts fits (pixel × vertex variation); show pixels
+        n_var = getattr(getattr(self.engine, "reco", None), "n_variations", 1) or 1
         self.query_one("#rate-label", Static).update(
-            f"{format_rate(msg.rate)} pixels/s · ETA {format_eta(msg.eta)}")
+            f"{format_rate(msg.rate / n_var)} pixels/s · ETA {format_eta(msg.eta)}")
         self._update_status_text()
 
     def on_round_ended(self, msg: RoundEnded) -> None:
