@@ -52,12 +52,30 @@ def event_summary(event: Any, source: str = "") -> str:
     return "\n".join(lines)
 
 
+def _config_profiles(name: str) -> list[str]:
+    """Profiles for executor ``name`` in the remote config (``executors.remote.list_profiles``:
+    ``[profiles.NAME]`` tables whose ``executor`` key is ``name`` or absent)."""
+    import importlib
+
+    try:
+        remote = importlib.import_module("executors.remote")
+    except ImportError:
+        return []
+    list_profiles = getattr(remote, "list_profiles", None)
+    if not callable(list_profiles):
+        return []
+    return sorted(k for k, v in list_profiles().items()
+                  if str(v.get("executor", name)) == name)
+
+
 def executor_choices() -> tuple[list[tuple[str, str]], list[str]]:
     """Executors the app can build: ``([(label, key)], notes)``.
 
-    ``local``/``serial`` take a worker count. Any other executor is offered per profile when
-    its class exposes ``profiles() -> list[str]`` and ``from_profile(name)`` (the hook for
-    remote executors such as condor); otherwise it is listed in ``notes`` as CLI-only.
+    ``local``/``serial`` take a worker count. Any other executor is offered once per
+    profile, as ``NAME:PROFILE``: from its class's ``profiles()`` (built with
+    ``from_profile(name)``), or else from the remote config's ``[profiles.*]`` (built with
+    ``from_args`` and ``profile=NAME``, as ``scan --executor NAME --profile P`` does).
+    Without profiles it is listed in ``notes`` as CLI-only.
     """
     from executors import available_executors, get_executor
 
@@ -74,13 +92,15 @@ def executor_choices() -> tuple[list[tuple[str, str]], list[str]]:
         if name in ("local", "serial"):
             choices.append((f"{name} — {desc}", name))
             continue
-        profiles_fn = getattr(cls, "profiles", None)
         profiles: list[str] = []
-        if callable(profiles_fn) and callable(getattr(cls, "from_profile", None)):
-            try:
-                profiles = [str(p) for p in profiles_fn()]
-            except Exception as exc:
-                notes.append(f"{name}: profiles unreadable ({exc})")
+        try:
+            if callable(getattr(cls, "profiles", None)) and \
+                    callable(getattr(cls, "from_profile", None)):
+                profiles = [str(p) for p in cls.profiles()]
+            elif callable(getattr(cls, "from_args", None)):
+                profiles = _config_profiles(name)
+        except Exception as exc:
+            notes.append(f"{name}: profiles unreadable ({str(exc).splitlines()[0]})")
         for prof in profiles:
             choices.append((f"{name}: {prof} — {desc}", f"{name}:{prof}"))
         if not profiles:
@@ -90,12 +110,17 @@ def executor_choices() -> tuple[list[tuple[str, str]], list[str]]:
 
 
 def build_executor(key: str, jobs: int | None) -> Any:
+    """The executor for a choice key: ``local``/``serial`` or ``NAME:PROFILE``."""
+    from types import SimpleNamespace
+
     from executors import get_executor
 
     name, _, profile = key.partition(":")
     cls = get_executor(name)
     if profile:
-        return cls.from_profile(profile)
+        if callable(getattr(cls, "from_profile", None)):
+            return cls.from_profile(profile)
+        return cls.from_args(SimpleNamespace(profile=profile))  # other flags: defaults
     return cls(jobs=jobs)
 
 

@@ -313,3 +313,60 @@ async def test_picker_opens_a_real_alert(app_factory, tmp_path):
         assert start.event is not None and start.event.run_id == 136766
         summary = str(start.query_one("#event-summary").render())
         assert "Run 136766" in summary and "seed" in summary
+
+
+def test_remote_executors_are_offered_per_profile(monkeypatch):
+    """The executor hook: class profiles()/from_profile(), or the remote config's profiles."""
+    import sys
+    import types
+
+    import executors
+    from executors.serial import SerialExecutor
+    from skyscan_tui.tui import widgets
+
+    built = []
+
+    class ViaClass(SerialExecutor):
+        name, description = "viaclass", "cluster A"
+
+        @classmethod
+        def profiles(cls):
+            return ["big", "small"]
+
+        @classmethod
+        def from_profile(cls, name):
+            built.append(("viaclass", name))
+            return cls()
+
+    class ViaConfig(SerialExecutor):
+        name, description = "viaconfig", "cluster B"
+
+        @classmethod
+        def from_args(cls, args):
+            built.append(("viaconfig", args.profile, getattr(args, "remote_host", None)))
+            return cls()
+
+    class Bare(SerialExecutor):
+        name, description = "bare", "no profiles"
+
+    classes = {"viaclass": ViaClass, "viaconfig": ViaConfig, "bare": Bare}
+    monkeypatch.setattr(executors, "available_executors",
+                        lambda: ["serial", "local", *classes])
+    real_get = executors.get_executor
+    monkeypatch.setattr(executors, "get_executor",
+                        lambda n: classes[n] if n in classes else real_get(n))
+    remote = types.ModuleType("executors.remote")
+    remote.list_profiles = lambda: {"wisc": {"executor": "viaconfig"},
+                                    "other": {"executor": "slurm"}, "any": {}}
+    monkeypatch.setitem(sys.modules, "executors.remote", remote)
+
+    choices, notes = widgets.executor_choices()
+    keys = [k for _, k in choices]
+    assert keys[:2] == ["local", "serial"]
+    assert "viaclass:big" in keys and "viaclass:small" in keys
+    assert "viaconfig:wisc" in keys and "viaconfig:any" in keys
+    assert "viaconfig:other" not in keys
+    assert any(n.startswith("bare: no profiles") for n in notes)
+    widgets.build_executor("viaclass:big", None)
+    widgets.build_executor("viaconfig:wisc", None)
+    assert built == [("viaclass", "big"), ("viaconfig", "wisc", None)]
