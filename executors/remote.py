@@ -79,7 +79,8 @@ from skyscan_tui.tasks import RESULT_DTYPE, TaskBatch
 __all__ = [
     "RemoteError", "HostKeyError", "SSHTarget", "resolve_ssh_target", "RunResult",
     "RemoteConnection", "JobRef", "JobSpec", "Submission", "JobStatus", "SchedulerBackend",
-    "RemoteSettings", "RemoteBatchExecutor", "load_profile", "task_keys", "DEFAULT_CONFIG",
+    "RemoteSettings", "RemoteBatchExecutor", "load_profile", "remote_config_from_args",
+    "task_keys", "context_digest", "DEFAULT_CONFIG",
 ]
 
 log = logging.getLogger(__name__)
@@ -606,6 +607,70 @@ def load_profile(name: str | None, path: str | Path | None = None, *,
     return prof
 
 
+def remote_config_from_args(args: Any, extra_keys: set[str] = frozenset()
+                            ) -> tuple[SSHTarget, RemoteSettings, dict[str, Any]]:
+    """Defaults < profile (``--profile``/``--config``) < flags, for any remote executor.
+
+    Returns the SSH target, the shared settings and the profile's backend-specific keys
+    (``extra_keys``) for the scheduler plug-in to read.
+    """
+    def flag(name: str) -> Any:
+        return getattr(args, name, None)
+
+    prof = load_profile(flag("profile"), flag("config"), extra_keys=set(extra_keys))
+
+    def pick(flag_name: str, key: str, default: Any) -> Any:
+        value = flag(flag_name)
+        return value if value is not None else prof.get(key, default)
+
+    env = dict(prof.get("environment", {}) or {})
+    if not isinstance(env, dict):
+        raise UserError("profile key 'environment' must be a table of NAME = \"value\"")
+    for pair in flag("remote_env") or []:
+        k, sep, v = pair.partition("=")
+        if not sep or not k.strip().isidentifier():
+            raise UserError(f"--remote-env {pair!r}: expected NAME=VALUE")
+        env[k.strip()] = v
+    for k in env:
+        if not str(k).isidentifier():
+            raise UserError(f"environment variable name {k!r} is not valid")
+    idents = flag("identity") or prof.get("identity_file") or []
+    if isinstance(idents, str):
+        idents = [idents]
+    try:
+        port = pick("remote_port", "port", None)
+        target = resolve_ssh_target(
+            str(pick("remote_host", "host", "") or ""), user=pick("remote_user", "user", None),
+            port=int(port) if port is not None else None, identity=list(idents),
+            known_hosts=pick("known_hosts", "known_hosts", None),
+            trust_unknown=bool(flag("trust_host_key") or prof.get("trust_unknown_host", False)),
+            ssh_config=pick("ssh_config", "ssh_config", None))
+        d = RemoteSettings()
+        settings = RemoteSettings(
+            workdir=str(pick("remote_workdir", "workdir", d.workdir)),
+            python=str(pick("remote_python", "python", d.python)),
+            setup=str(pick("remote_setup", "setup", d.setup)),
+            environment={str(k): str(v) for k, v in env.items()},
+            jobs_in_flight=int(pick("jobs_in_flight", "jobs_in_flight", d.jobs_in_flight)),
+            pixels_per_job=int(pick("pixels_per_job", "pixels_per_job", d.pixels_per_job)),
+            max_retries=int(pick("job_retries", "max_retries", d.max_retries)),
+            poll_interval=float(pick("poll_interval", "poll_interval", d.poll_interval)),
+            job_timeout=float(pick("job_timeout", "job_timeout", d.job_timeout)),
+            command_timeout=float(prof.get("command_timeout", d.command_timeout)),
+            reconnect_timeout=float(pick("reconnect_timeout", "reconnect_timeout",
+                                         d.reconnect_timeout)),
+            keep_remote=bool(flag("keep_remote") or prof.get("keep_remote", False)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"bad remote setting: {exc}") from None
+    if settings.jobs_in_flight < 1 or settings.pixels_per_job < 1 or settings.max_retries < 0:
+        raise UserError("jobs_in_flight and pixels_per_job must be >= 1, max_retries >= 0")
+    if settings.poll_interval <= 0 or settings.job_timeout <= 0:
+        raise UserError("poll_interval and job_timeout must be positive [s]")
+    extra = {k: v for k, v in prof.items() if k in extra_keys}
+    return target, settings, extra
+
+
 # --------------------------------------------------------------------------- task keys
 def task_keys(batch: TaskBatch) -> list[str]:
     """Content hash of each task (pixel, variation, direction, seed): equal keys = same fit."""
@@ -852,7 +917,9 @@ class RemoteBatchExecutor(Executor):
     def close(self) -> None:
         if self.conn is None:
             return
-        busy = any(not j.reported for j in self._jobs.values())
+        # busy: work the engine still waits for (orphans nobody asked for do not count)
+        busy = bool(self._adopted) or any(not j.reported and not j.orphan
+                                          for j in self._jobs.values())
         if not busy and not self._cancelled and self.scan_dir:
             try:
                 if not self.settings.keep_remote:
@@ -926,7 +993,6 @@ class RemoteBatchExecutor(Executor):
     # ---------------------------------------------------------------- job states
     def _check_jobs(self) -> list[Update]:
         out: list[Update] = []
-        to_fetch: list[_Job] = []
         now = time.monotonic()
         for st in self.backend.poll():
             job = self._jobs.get(st.ref.job_id)
@@ -942,7 +1008,6 @@ class RemoteBatchExecutor(Executor):
                 job.state, job.since = RUNNING, now
             elif st.state == DONE:
                 job.state = DONE
-                to_fetch.append(job)
             elif st.state == HELD:
                 job.state, job.since = HELD, now
                 action = self.backend.hold_action(st, job.releases)
@@ -961,6 +1026,7 @@ class RemoteBatchExecutor(Executor):
                 self.backend.remove([job.ref])
                 out.extend(self._retry(job, f"stuck: running for more than "
                                             f"{self.settings.job_timeout:.0f} s"))
+        to_fetch = [j for j in self._jobs.values() if j.state == DONE and not j.reported]
         if to_fetch:
             out.extend(self._fetch(to_fetch))
         if out or to_fetch:
@@ -977,6 +1043,7 @@ class RemoteBatchExecutor(Executor):
                                  f"resubmitting (attempt {job.attempt + 1})")
             return []
         job.reported = True
+        job.state = FAILED
         self._log("error", f"job {job.job_id} gave up after {job.attempt + 1} attempts: "
                            f"{reason}")
         if job.orphan:
@@ -1004,9 +1071,7 @@ class RemoteBatchExecutor(Executor):
                             files[member.name] = fh.read()
             except tarfile.TarError as exc:
                 self._log("warning", f"result archive unreadable ({exc}); refetching")
-                for j in jobs:
-                    j.state = RUNNING  # poll again
-                return []
+                return []  # the jobs stay DONE and are fetched again at the next poll
         out: list[Update] = []
         for job in jobs:
             data = files.get(job.output)
@@ -1057,20 +1122,20 @@ class RemoteBatchExecutor(Executor):
         self._next_sub = int(saved.get("next_sub", 0))
         self.backend.attach(saved.get("backend", {}))
         now = time.monotonic()
-        done: list[_Job] = []
+        known = set(self.backend.active())
         for jid, info in saved.get("jobs", {}).items():
             job = _Job(int(jid), [], list(info["keys"]), attempt=int(info["attempt"]),
                        round=int(info.get("round", 0)), orphan=True, since=now)
             job.state = info.get("state", QUEUED)
+            if job.state == FAILED:
+                continue  # given up before: its batches were reported failed
             self._jobs[job.job_id] = job
             for k in job.keys:
                 self._orphan_keys[k] = job.job_id
-            if job.state == DONE:
-                done.append(job)
+            if job.state != DONE and job.ref not in known:
+                self._resubmit.append(job)  # was waiting for a resubmission when we stopped
         self._log("info", f"re-attached to {len(self._jobs)} job(s) of scan {self.scan_id} "
                           f"in {self.scan_dir}")
-        if done:
-            self._logs.extend(u for u in self._fetch(done) if isinstance(u, ExecutorLog))
 
     def _adopt(self, batch: TaskBatch) -> bool:
         """Answer ``batch`` from orphan jobs if they hold all of its tasks."""
