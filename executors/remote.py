@@ -454,7 +454,14 @@ class RemoteConnection:
         script = (f"( {cmd}\n) </dev/null >\"$__o\" 2>\"$__e\"; __rc=$?; "
                   f"printf '\\n{token} %s %s %s\\n' \"$__rc\" \"$(wc -c <\"$__o\")\" "
                   f"\"$(wc -c <\"$__e\")\"; cat \"$__o\" \"$__e\"\n")
-        self._shell.sendall(script.encode())
+        try:
+            self._shell.sendall(script.encode())
+        except BaseException:
+            # half a command line may have gone out: this shell cannot be trusted any more
+            self._close_shell()
+            raise
+        # once sent, an interrupted wait is harmless: the next command skips to its own token,
+        # and runs after this one (same shell), e.g. a cancel after an interrupted submit
         head = f"\n{token} ".encode()
         pos = self._shell_read_until(head, deadline)
         while (end := self._shell_buf.find(b"\n", pos + len(head))) < 0:
@@ -492,8 +499,10 @@ class RemoteConnection:
                 while chan.recv_stderr_ready():
                     err += chan.recv_stderr(1 << 16)
                     got = True
-                if chan.exit_status_ready() and not chan.recv_ready() \
-                        and not chan.recv_stderr_ready():
+                # done = exit status AND end of data: sshd may send the status before the
+                # last buffered output of the command
+                if chan.exit_status_ready() and (chan.eof_received or chan.closed) \
+                        and not chan.recv_ready() and not chan.recv_stderr_ready():
                     break
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"no answer within {timeout:.0f} s")
@@ -661,7 +670,8 @@ class RemoteSettings:
     pixels_per_job: int = 256  # [pixels_per_job] tasks per job file
     max_retries: int = 3  # [max_retries] resubmissions of one job
     poll_interval: float = 5.0  # [poll_interval] [s] between scheduler queries
-    job_timeout: float = 3600.0  # [job_timeout] [s] running time before a job is stuck
+    job_timeout: float = 3600.0  # [job_timeout] [s] run time limit of a job (scheduler
+    # policy); the executor's own watchdog removes a job running 1.25 x this + 30 s
     command_timeout: float = 120.0  # [s] per remote command
     reconnect_timeout: float = 300.0  # [reconnect_timeout] [s]
     keep_remote: bool = False  # [keep_remote] keep the remote scan folder when done
@@ -992,12 +1002,18 @@ class RemoteBatchExecutor(Executor):
 
     def cancel(self) -> None:
         """Remove every job of the scan and delete the remote scan folder."""
+        first = not self._cancelled
         self._cancelled = True
         self._pending.clear()
         self._resubmit.clear()
-        if self.conn is None:
+        if not self.scan_dir or not first and self.conn is None:
             return
+        reopened = self.conn is None
         try:
+            if reopened:  # closed already (e.g. interrupted): connect again
+                self.conn = RemoteConnection(self.target, reconnect_timeout=30.0)
+                self.conn.connect()
+                self.backend.bind(self.conn, self.scan_dir, self.settings)
             self.backend.remove_all()
             if self.scan_dir:
                 self.conn.run(f"rm -rf {shlex.quote(self.scan_dir)}",
@@ -1007,6 +1023,10 @@ class RemoteBatchExecutor(Executor):
         self._jobs.clear()
         if self._state_path is not None:
             self._state_path.unlink(missing_ok=True)
+        self.scan_dir = ""
+        if reopened and self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
     def close(self) -> None:
         if self.conn is None:
@@ -1114,11 +1134,12 @@ class RemoteBatchExecutor(Executor):
             elif st.state in (FAILED, LOST):
                 out.extend(self._retry(job, st.detail or st.state))
         for job in self._jobs.values():
-            if job.state == RUNNING and not job.reported \
-                    and now - job.since > self.settings.job_timeout:
+            # the scheduler's own limit (e.g. allowed_execute_duration = job_timeout) acts
+            # first; this watchdog is for pools where such a policy is not honoured
+            limit = 1.25 * self.settings.job_timeout + 30.0
+            if job.state == RUNNING and not job.reported and now - job.since > limit:
                 self.backend.remove([job.ref])
-                out.extend(self._retry(job, f"stuck: running for more than "
-                                            f"{self.settings.job_timeout:.0f} s"))
+                out.extend(self._retry(job, f"stuck: running for more than {limit:.0f} s"))
         to_fetch = [j for j in self._jobs.values() if j.state == DONE and not j.reported]
         if to_fetch:
             out.extend(self._fetch(to_fetch))
