@@ -653,6 +653,19 @@ class SchedulerBackend(ABC):
     def state(self) -> dict[str, Any]:
         return {}
 
+    def set_state_dir(self, path: Path, resume: bool = False) -> None:
+        """Engine hook (checkpointed scans): keep the resume state in ``path``.
+
+        With ``resume`` the state found there is re-attached to (same scan context only).
+        """
+        state_path = Path(path) / "remote-state.json"
+        if resume and state_path.is_file():
+            try:
+                self._saved = json.loads(state_path.read_text())
+            except (OSError, ValueError):
+                pass  # unreadable: start afresh (a state from bind_output may still apply)
+        self._state_path = state_path
+
     def attach(self, state: dict[str, Any]) -> None:
         return None
 
@@ -859,6 +872,11 @@ class RemoteBatchExecutor(Executor):
         self._batch_len_sum = 0
         self._batch_count = 0
         self._cancelled = False
+        self._remote_existed = False
+        self._submit_failures = 0
+        self._retry_sub: Submission | None = None
+        self._retry_at = 0.0
+        self._idle_warned: set[int] = set()
         self._adopted: dict[tuple[int, int], tuple[TaskBatch, list[str]]] = {}
         self._cache: dict[str, np.void] = {}  # task key -> result row of an orphan job
         self._orphan_keys: dict[str, int] = {}  # task key -> orphan job id still running
@@ -938,8 +956,11 @@ class RemoteBatchExecutor(Executor):
         script = _RUN_SCRIPT.format(setup=(env + s.setup.strip()).strip(),
                                     python=shlex.quote(python))
         self.conn.put_bytes(script.encode(), f"{self.scan_dir}/run_job.sh", mode=0o755)
-        if saved:
+        if saved and self._remote_existed:
             self._reattach(saved)
+        elif saved:
+            self._log("warning", f"the remote folder of the earlier run ({self.scan_dir}) is "
+                                 "gone; starting its jobs afresh")
         self._save_state()
 
     def _env_prefix(self) -> str:
@@ -959,14 +980,18 @@ class RemoteBatchExecutor(Executor):
                  f"get_reco({reco_name!r}); print(sys.executable); "
                  "print(skyscan_tui.__version__)")
         py = _remote_path_expr(s.python) if "/" in s.python else shlex.quote(s.python)
-        cmd = (f"d={scan_expr} && mkdir -p \"$d/jobs\" \"$d/results\" \"$d/subs\" && "
-               f"printf '%s\\n' \"$d\" && ( {self._env_prefix()}{py} -c {shlex.quote(probe)} )")
+        cmd = (f"d={scan_expr} && if [ -f \"$d/context.json\" ]; then e=old; else e=new; fi && "
+               f"mkdir -p \"$d/jobs\" \"$d/results\" \"$d/subs\" && "
+               f"printf '%s\\n%s\\n' \"$d\" \"$e\" && "
+               f"( {self._env_prefix()}{py} -c {shlex.quote(probe)} )")
         res = self.conn.run(cmd, s.command_timeout)
         lines = res.text.splitlines()
-        if not lines or not lines[0].startswith("/"):
+        if len(lines) < 2 or not lines[0].startswith("/"):
             raise RemoteError(f"cannot create the remote folder under {s.workdir!r} on "
                               f"{self.target.label}: {res.err_line()}")
         self.scan_dir = lines[0]
+        self._remote_existed = lines[1] == "old"
+        lines = lines[1:]
         if res.code != 0 or len(lines) < 2:
             raise RemoteError(
                 f"on {self.target.label}, {s.python!r} cannot run the skyscan-tui worker "
@@ -1064,6 +1089,13 @@ class RemoteBatchExecutor(Executor):
         if cur:
             new.append(self._new_job(cur))
         self._pending = []
+        if self._retry_sub is not None:
+            if time.monotonic() >= self._retry_at:
+                self._submit(self._retry_sub)
+            if self._retry_sub is not None:  # still failing: hold back new work too
+                self._pending = [b for j in new for b in j.batches]
+                self._next_job -= len(new)
+                return
         if not new and not self._resubmit:
             return
         if new:
@@ -1093,9 +1125,28 @@ class RemoteBatchExecutor(Executor):
         now = time.monotonic()
         for j in jobs:
             j.state, j.since = QUEUED, now
-        self.backend.submit(sub)
+        self._submit(sub)
+
+    def _submit(self, sub: Submission) -> None:
+        """Submit; on failure keep ``sub`` as is (same id and tag, so a submission whose
+        reply was lost is found again, not repeated) and retry at the next poll."""
+        try:
+            self.backend.submit(sub)
+        except RemoteError as exc:
+            # schedds refuse now and then (busy, restarting); a persistent refusal (a bad
+            # submit line, ...) ends the scan
+            self._submit_failures += 1
+            if self._submit_failures >= 5:
+                raise
+            delay = min(300.0, self.settings.poll_interval * 2 ** self._submit_failures)
+            self._log("warning", f"submission failed ({exc}); retrying in {delay:.0f} s")
+            self._retry_sub, self._retry_at = sub, time.monotonic() + delay
+            self._save_state()
+            return
+        self._retry_sub = None
+        self._submit_failures = 0
         self.stats["submissions"] += 1
-        self.stats["jobs_submitted"] += len(jobs)
+        self.stats["jobs_submitted"] += len(sub.jobs)
         self._save_state()
 
     def _new_job(self, batches: list[TaskBatch]) -> _Job:
@@ -1134,6 +1185,14 @@ class RemoteBatchExecutor(Executor):
             elif st.state in (FAILED, LOST):
                 out.extend(self._retry(job, st.detail or st.state))
         for job in self._jobs.values():
+            idle = max(600.0, 20 * self.settings.poll_interval)
+            if job.state == QUEUED and not job.reported and now - job.since > idle \
+                    and job.job_id not in self._idle_warned:
+                self._idle_warned.add(job.job_id)
+                self._log("warning", f"job {job.job_id} still waits in the queue after "
+                                     f"{now - job.since:.0f} s (no free slot, or requests "
+                                     "no machine can meet; ask the scheduler, e.g. "
+                                     "condor_q -better-analyze)")
             # the scheduler's own limit (e.g. allowed_execute_duration = job_timeout) acts
             # first; this watchdog is for pools where such a policy is not honoured
             limit = 1.25 * self.settings.job_timeout + 30.0
