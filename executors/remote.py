@@ -79,7 +79,8 @@ from skyscan_tui.tasks import RESULT_DTYPE, TaskBatch
 __all__ = [
     "RemoteError", "HostKeyError", "SSHTarget", "resolve_ssh_target", "RunResult",
     "RemoteConnection", "JobRef", "JobSpec", "Submission", "JobStatus", "SchedulerBackend",
-    "RemoteSettings", "RemoteBatchExecutor", "load_profile", "remote_config_from_args",
+    "RemoteSettings", "RemoteBatchExecutor", "load_profile", "list_profiles",
+    "remote_config_from_args",
     "task_keys", "context_digest", "DEFAULT_CONFIG",
 ]
 
@@ -726,6 +727,22 @@ def load_profile(name: str | None, path: str | Path | None = None, *,
         raise UserError(f"{cfg_path}: profile {name!r}: unknown key(s) "
                         f"{', '.join(sorted(unknown))}")
     return prof
+
+
+def list_profiles(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """All ``[profiles.*]`` of the config file (``{}`` if there is none), e.g. for the TUI's
+    executor picker; each profile's ``executor`` key says which executor it is for."""
+    import tomllib
+
+    cfg_path = Path(path).expanduser() if path else DEFAULT_CONFIG.expanduser()
+    if not cfg_path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(cfg_path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise UserError(f"{cfg_path}: not valid TOML ({exc})") from None
+    profiles = data.get("profiles", {})
+    return {k: dict(v) for k, v in profiles.items() if isinstance(v, dict)}
 
 
 def remote_config_from_args(args: Any, extra_keys: set[str] = frozenset()

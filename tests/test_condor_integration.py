@@ -226,15 +226,23 @@ def test_killed_scan_resumes_without_redoing_jobs(sshd, tmp_path, sim_event_file
     assert state["jobs"], "the executor saved its jobs"
     # the same command again: the executor finds its state in the output folder, re-attaches
     # and answers the engine's batches from the jobs that ran or still run
-    r = run_cli(*condor_cmd(sim_event_file, cfg, out, "--reco-opt", "sleep=0.02")[3:],
-                timeout=180)
+    r = run_cli(*condor_cmd(sim_event_file, cfg, out, "--reco-opt", "sleep=0.02",
+                            "--keep-remote")[3:], timeout=180)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "re-attached" in r.stderr
     assert_same(levels_of(out), local_levels)
-    mine = [x for x in runs(sshd)[before:] if x["iwd"] == state["scan_dir"] and x["exit"] == 0]
-    jobs = [x["args"][1] for x in mine]
-    assert len(jobs) == len(set(jobs)), "a finished job was run again"
     assert {x["iwd"] for x in runs(sshd)[before:]} == {state["scan_dir"]}
+    # every pixel fit ran in exactly one successful job over both runs (job files are kept)
+    from executors.worker import job_from_npz
+
+    fitted = []
+    for x in runs(sshd)[before:]:
+        if x["exit"] == 0:
+            job = Path(state["scan_dir"]) / "jobs" / x["args"][1]
+            fitted += [(int(n), int(i)) for b in job_from_npz(job.read_bytes())
+                       for n, i in zip(b.nside, b.ipix, strict=True)]
+    n_tasks = sum(len(v) for v in local_levels.values())
+    assert len(fitted) == len(set(fitted)) == n_tasks, "some pixels were fitted twice"
 
 
 def test_cancel_removes_jobs_and_remote_folder(sshd, tmp_path, sim_event_file):
