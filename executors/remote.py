@@ -685,7 +685,8 @@ class RemoteSettings:
     max_retries: int = 3  # [max_retries] resubmissions of one job
     poll_interval: float = 5.0  # [poll_interval] [s] between scheduler queries
     job_timeout: float = 3600.0  # [job_timeout] [s] run time limit of a job (scheduler
-    # policy); the executor's own watchdog removes a job running 1.25 x this + 30 s
+    # policy); the executor's own watchdog removes a job running 1.25 x this + grace
+    watchdog_grace: float = 30.0  # [s] added to 1.25 x job_timeout for the watchdog
     command_timeout: float = 120.0  # [s] per remote command
     reconnect_timeout: float = 300.0  # [reconnect_timeout] [s]
     keep_remote: bool = False  # [keep_remote] keep the remote scan folder when done
@@ -1212,7 +1213,7 @@ class RemoteBatchExecutor(Executor):
                                      "condor_q -better-analyze)")
             # the scheduler's own limit (e.g. allowed_execute_duration = job_timeout) acts
             # first; this watchdog is for pools where such a policy is not honoured
-            limit = 1.25 * self.settings.job_timeout + 30.0
+            limit = 1.25 * self.settings.job_timeout + self.settings.watchdog_grace
             if job.state == RUNNING and not job.reported and now - job.since > limit:
                 self.backend.remove([job.ref])
                 out.extend(self._retry(job, f"stuck: running for more than {limit:.0f} s"))
