@@ -485,8 +485,13 @@ class RemoteConnection:
         chan = transport.open_session(timeout=min(timeout, 30.0))
         try:
             chan.settimeout(timeout)
-            chan.exec_command(cmd)
-            if stdin is not None:
+            # our commands are POSIX sh; the login shell may be csh/tcsh (as on some
+            # clusters), so sh reads the command from stdin (any shell can start that)
+            if stdin is None:
+                chan.exec_command("exec /bin/sh -s")
+                chan.sendall(f"( {cmd}\n) </dev/null\n".encode())
+            else:
+                chan.exec_command(f"exec /bin/sh -c {shlex.quote(cmd)}")
                 chan.sendall(stdin)
             chan.shutdown_write()
             out, err = bytearray(), bytearray()
