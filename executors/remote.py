@@ -47,10 +47,20 @@ file (a missing or unreadable file counts as a failure and the job is resubmitte
 ``JobRef(job_id, attempt)`` names one attempt; statuses of older attempts are ignored.
 
 Resume: the executor writes its state (scan folder, jobs and the task keys they hold,
-backend state) to a local JSON file (``bind_output(outdir)``) and a copy remotely. A new
-executor with the same scan context re-attaches in ``start()``: jobs still running keep
-running, and a batch the engine submits again whose tasks are all covered by such jobs (or by
-results already on the remote) is answered from them instead of being submitted again.
+backend state) to a local JSON file after every change. Where: ``set_state_dir(path,
+resume)`` (the engine's checkpoint hook, ``path/remote-state.json``) or ``bind_output(outdir)``
+(the CLI, ``OUTDIR/.skyscan-remote-state.json``), or hand it over with ``state()`` /
+``attach(state)``. A new executor with the same scan context (event digest, reco, options)
+re-attaches in ``start()`` if the remote scan folder still exists: jobs still queued or
+running are followed again (their event-log offsets are restored), and a batch the engine
+submits whose tasks are all covered by such jobs, or by their result files already on the
+remote, is answered from them instead of being submitted again. Tasks are matched by content
+(pixel, variation, direction, seed), so the resumed engine may batch them differently. The
+engine needs nothing else: it submits what it still needs, as always.
+
+Cleanup: ``close()`` deletes the remote scan folder and the state file when no job the engine
+waits for is left (a finished scan); otherwise it keeps both for a later re-attach.
+``cancel()`` removes every job of the scan (``condor_rm``/``scancel``) and the folder.
 """
 
 from __future__ import annotations
