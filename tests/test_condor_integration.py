@@ -406,3 +406,47 @@ def test_executor_reattaches_at_executor_level(sshd, tmp_path, sim_event):
     assert got and got[0].batch_id == 7 and np.array_equal(got[0].results["ipix"], batch.ipix)
     assert second.stats["submissions"] == 0 and second.stats["adopted_batches"] == 1
     second.close()
+
+
+def _cli_has_resume() -> bool:
+    from skyscan_tui.cli import parser
+
+    try:
+        ns, _ = parser().parse_known_args(["scan", "event.json", "--resume", "out"])
+    except Exception:  # an old parser may reject the combination: no usable --resume
+        return False
+    return getattr(ns, "resume", None) is not None
+
+
+@pytest.mark.skipif(not _cli_has_resume(), reason="the engine's `scan --resume` is not merged "
+                    "yet (the executor-level re-attach is tested above)")
+def test_killed_scan_continues_with_resume_flag(sshd, tmp_path, sim_event_file, local_levels):
+    """`scan --resume OUTDIR` (engine checkpoint) re-attaches to the cluster jobs."""
+    cfg = write_config(tmp_path / "config.toml", sshd, tmp_path / "remote",
+                       pixels_per_job=24)
+    out = tmp_path / "out"
+    before = len(runs(sshd))
+    proc = subprocess.Popen(condor_cmd(sim_event_file, cfg, out, "--reco-opt", "sleep=0.02"),
+                            env=cli_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: len(runs(sshd)) >= before + 2, 90, "two finished jobs")
+    finally:
+        proc.kill()
+        proc.wait()
+    r = run_cli("scan", "--resume", out, "--executor", "condor", "--config", cfg,
+                "--profile", "test", "--progress", "lines", "--keep-remote", timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "re-attached" in r.stderr
+    assert_same(levels_of(out), local_levels)
+    scan_dirs = {x["iwd"] for x in runs(sshd)[before:]}
+    assert len(scan_dirs) == 1, "the resumed scan used the same remote folder"
+    from executors.worker import job_from_npz
+
+    fitted = []
+    for x in runs(sshd)[before:]:
+        if x["exit"] == 0:
+            job = Path(x["iwd"]) / "jobs" / x["args"][1]
+            fitted += [(int(n), int(i)) for b in job_from_npz(job.read_bytes())
+                       for n, i in zip(b.nside, b.ipix, strict=True)]
+    assert len(fitted) == len(set(fitted)), "some pixels were fitted twice"
