@@ -34,7 +34,9 @@ Remote layout (one folder per scan, every path shell-quoted when used in a comma
 Backend interface (what a Slurm/HTCondor/... plug-in implements, see :class:`SchedulerBackend`)::
 
     check()                       the scheduler's commands exist on the remote (RemoteError if not)
-    submit(sub: Submission)       submit all jobs of ``sub`` at once (idempotent per ``sub.id``)
+    submit(sub: Submission) -> str | None
+                                  submit all jobs of ``sub`` at once (idempotent per
+                                  ``sub.id``); returns a label for messages ("cluster 12")
     poll() -> list[JobStatus]     current state of the jobs it knows (any order, repeats are fine)
     remove(jobs: list[JobRef])    cancel those jobs (best effort, idempotent)
     release(jobs)                 let held jobs run again (schedulers without holds: no-op)
@@ -645,7 +647,7 @@ class SchedulerBackend(ABC):
     def check(self) -> None: ...
 
     @abstractmethod
-    def submit(self, sub: Submission) -> None: ...
+    def submit(self, sub: Submission) -> str | None: ...
 
     @abstractmethod
     def poll(self) -> list[JobStatus]: ...
@@ -665,6 +667,10 @@ class SchedulerBackend(ABC):
 
     def hold_action(self, status: JobStatus, releases: int) -> str:
         return "resubmit"
+
+    def error_tail(self, job: JobRef) -> str:
+        """Last line of a failed job's stderr, for the user (optional)."""
+        return ""
 
     def state(self) -> dict[str, Any]:
         return {}
@@ -1164,7 +1170,7 @@ class RemoteBatchExecutor(Executor):
         """Submit; on failure keep ``sub`` as is (same id and tag, so a submission whose
         reply was lost is found again, not repeated) and retry at the next poll."""
         try:
-            self.backend.submit(sub)
+            handle = self.backend.submit(sub)
         except RemoteError as exc:
             # schedds refuse now and then (busy, restarting); a persistent refusal (a bad
             # submit line, ...) ends the scan
@@ -1178,6 +1184,8 @@ class RemoteBatchExecutor(Executor):
             return
         self._retry_sub = None
         self._submit_failures = 0
+        self._log("info", f"submitted {len(sub.jobs)} job(s)"
+                          + (f" as {handle}" if handle else "") + f" ({sub.tag})")
         self.stats["submissions"] += 1
         self.stats["jobs_submitted"] += len(sub.jobs)
         self._save_state()
@@ -1216,7 +1224,14 @@ class RemoteBatchExecutor(Executor):
                     self.backend.remove([job.ref])
                     out.extend(self._retry(job, f"held: {st.detail}"))
             elif st.state in (FAILED, LOST):
-                out.extend(self._retry(job, st.detail or st.state))
+                why = st.detail or st.state
+                if st.state == FAILED:
+                    try:
+                        tail = self.backend.error_tail(st.ref)
+                    except RemoteError:
+                        tail = ""
+                    why = f"{why}: {tail}" if tail else why
+                out.extend(self._retry(job, why))
         for job in self._jobs.values():
             idle = max(600.0, 20 * self.settings.poll_interval)
             if job.state == QUEUED and not job.reported and now - job.since > idle \
