@@ -450,3 +450,13 @@ def test_killed_scan_continues_with_resume_flag(sshd, tmp_path, sim_event_file, 
             fitted += [(int(n), int(i)) for b in job_from_npz(job.read_bytes())
                        for n, i in zip(b.nside, b.ipix, strict=True)]
     assert len(fitted) == len(set(fitted)), "some pixels were fitted twice"
+
+
+def test_unreachable_host_is_one_clear_error(tmp_path):
+    from executors.remote import RemoteConnection, RemoteError, resolve_ssh_target
+    from tests.sshfx import free_port
+
+    t = resolve_ssh_target("127.0.0.1", port=free_port(), ssh_config="/nonexistent",
+                           known_hosts=str(tmp_path / "kh"))
+    with pytest.raises(RemoteError, match="cannot connect to 127.0.0.1"):
+        RemoteConnection(t).connect()
