@@ -311,8 +311,8 @@ class CondorBackend(SchedulerBackend):
         cmd = (f"mkdir -p {d} && mv -f subs/{sub.id}.sub {d}/submit.sub && "
                f"if [ -s {done} ]; then cat {done}; else "
                f"c=$(condor_q -constraint {constraint} -af ClusterId 2>/dev/null | head -n 1); "
-               f"if [ -n \"$c\" ]; then n=$(condor_q $c -af ProcId | sort -n | tail -n 1); "
-               f"echo \"$c.0 - $c.$n\" > {done}; cat {done}; "
+               f"if [ -n \"$c\" ]; then echo \"$c.0 - $c.{len(sub.jobs) - 1}\" > {done}; "
+               f"cat {done}; "
                f"elif condor_submit -terse -batch-name {tag} {d}/submit.sub > {tmp} 2> {err}; "
                f"then mv {tmp} {done} && cat {done}; "
                f"else cat {err} >&2; exit 1; fi; fi")
