@@ -460,3 +460,38 @@ def test_unreachable_host_is_one_clear_error(tmp_path):
                            known_hosts=str(tmp_path / "kh"))
     with pytest.raises(RemoteError, match="cannot connect to 127.0.0.1"):
         RemoteConnection(t).connect()
+
+
+def test_submission_is_idempotent(sshd, tmp_path, sim_event):
+    """Submitting the same submission again (a reply lost with the link) queues nothing new:
+    the marker file answers, and without it the batch name found in condor_q does."""
+    from executors.base import ScanContext
+    from executors.condor import CondorExecutor
+    from skyscan_tui.tasks import TaskBatch
+
+    cfg = write_config(tmp_path / "config.toml", sshd, tmp_path / "remote", pixels_per_job=8,
+                       poll_interval=30)
+    ex = CondorExecutor.from_args(Namespace(profile="test", config=str(cfg)))
+    ex.start(ScanContext("dummy", {"sleep": 1.0}, sim_event))
+    n = 16
+    batch = TaskBatch(0, 0, np.full(n, 8, np.int32), np.arange(n, dtype=np.int64),
+                      np.zeros(n, np.int32), np.linspace(0.1, 3.0, n), np.linspace(0, 6, n),
+                      np.zeros((n, 4)))
+    captured = []
+    real_submit = ex.backend.submit
+    ex.backend.submit = lambda sub: captured.append(sub) or real_submit(sub)
+    try:
+        ex.submit([batch.select(np.arange(0, 8), 0), batch.select(np.arange(8, 16), 1)])
+        ex.poll(0.0)
+        (sub,) = captured
+        clusters = set(ex.backend.clusters)
+        assert real_submit(sub) == f"cluster {min(clusters)}"
+        Path(ex.scan_dir, "subs", sub.id, "submit.done").unlink()
+        assert real_submit(sub) == f"cluster {min(clusters)}"
+        assert set(ex.backend.clusters) == clusters
+        ours = [p for p in queue_files(sshd)
+                if json.loads(p.read_text())["Iwd"] == ex.scan_dir]
+        assert len(ours) == 2  # still just the two jobs of the one cluster
+    finally:
+        ex.cancel()
+        ex.close()
