@@ -675,19 +675,6 @@ class SchedulerBackend(ABC):
     def state(self) -> dict[str, Any]:
         return {}
 
-    def set_state_dir(self, path: Path, resume: bool = False) -> None:
-        """Engine hook (checkpointed scans): keep the resume state in ``path``.
-
-        With ``resume`` the state found there is re-attached to (same scan context only).
-        """
-        state_path = Path(path) / "remote-state.json"
-        if resume and state_path.is_file():
-            try:
-                self._saved = json.loads(state_path.read_text())
-            except (OSError, ValueError):
-                pass  # unreadable: start afresh (a state from bind_output may still apply)
-        self._state_path = state_path
-
     def attach(self, state: dict[str, Any]) -> None:
         return None
 
@@ -899,7 +886,7 @@ class RemoteBatchExecutor(Executor):
         self.scan_dir = ""
         self.scan_id = ""
         self._digest = ""
-        self._state_path: Path | None = None
+        self._state_paths: list[Path] = []  # where the resume state is kept (bind/hook)
         self._saved: dict[str, Any] | None = None  # state to re-attach to (from attach())
         self._logs: list[Update] = []
         self._pending: list[TaskBatch] = []
@@ -938,12 +925,26 @@ class RemoteBatchExecutor(Executor):
 
     def bind_output(self, outdir: Path) -> None:
         """Keep the resume state in ``outdir`` (re-attach if it holds one for this scan)."""
-        self._state_path = Path(outdir) / ".skyscan-remote-state.json"
-        if self._state_path.is_file() and self._saved is None:
+        path = Path(outdir) / ".skyscan-remote-state.json"
+        self._state_paths.append(path)
+        if path.is_file() and self._saved is None:
             try:
-                self._saved = json.loads(self._state_path.read_text())
+                self._saved = json.loads(path.read_text())
             except (OSError, ValueError):
                 self._saved = None  # unreadable: start afresh
+
+    def set_state_dir(self, path: Path, resume: bool = False) -> None:
+        """Engine hook (checkpointed scans): keep the resume state in ``path``.
+
+        With ``resume`` the state found there is re-attached to (same scan context only).
+        """
+        state_path = Path(path) / "remote-state.json"
+        if resume and state_path.is_file():
+            try:
+                self._saved = json.loads(state_path.read_text())
+            except (OSError, ValueError):
+                pass  # unreadable: start afresh (a state from bind_output may still apply)
+        self._state_paths.append(state_path)
 
     def attach(self, state: dict[str, Any]) -> None:
         """Re-attach to a scan described by ``state()`` of an earlier executor (before start)."""
@@ -1085,8 +1086,8 @@ class RemoteBatchExecutor(Executor):
         except RemoteError as exc:
             log.warning("cancel: %s", exc)
         self._jobs.clear()
-        if self._state_path is not None:
-            self._state_path.unlink(missing_ok=True)
+        for path in self._state_paths:
+            path.unlink(missing_ok=True)
         self.scan_dir = ""
         if reopened and self.conn is not None:
             self.conn.close()
@@ -1100,12 +1101,14 @@ class RemoteBatchExecutor(Executor):
                                           for j in self._jobs.values())
         if not busy and not self._cancelled and self.scan_dir:
             try:
+                stray = self.backend.active()  # orphans nobody needed, duplicate attempts
+                if stray:
+                    self.backend.remove(stray)
                 if not self.settings.keep_remote:
-                    self.backend.remove_all()  # stray duplicate attempts, if any
                     self.conn.run(f"rm -rf {shlex.quote(self.scan_dir)}",
                                   self.settings.command_timeout, retry=False)
-                if self._state_path is not None:
-                    self._state_path.unlink(missing_ok=True)
+                for path in self._state_paths:
+                    path.unlink(missing_ok=True)
             except RemoteError as exc:
                 log.warning("cleanup: %s", exc)
         elif busy and not self._cancelled:
@@ -1329,13 +1332,15 @@ class RemoteBatchExecutor(Executor):
     # ---------------------------------------------------------------- resume
     def _save_state(self) -> None:
         state = self.state()
-        if self._state_path is not None:
+        if self._state_paths:
             from skyscan_tui.fileio import atomic_write_text
 
-            try:
-                atomic_write_text(self._state_path, json.dumps(state))
-            except OSError as exc:
-                log.warning("cannot write %s: %s", self._state_path, exc)
+            text = json.dumps(state)
+            for path in self._state_paths:
+                try:
+                    atomic_write_text(path, text)
+                except OSError as exc:
+                    log.warning("cannot write %s: %s", path, exc)
 
     def _reattach(self, saved: dict[str, Any]) -> None:
         """Adopt the jobs of an earlier run of this scan as orphans (see module docstring)."""
