@@ -229,20 +229,28 @@ def test_refused_submission_is_retried_as_the_same_submission(local_remote, tmp_
     ex.close()
 
 
-def test_reattach_answers_from_jobs_of_the_earlier_run(local_remote, tmp_path, sim_event):
+@pytest.mark.parametrize("how", ["bind_output", "set_state_dir"])
+def test_reattach_answers_from_jobs_of_the_earlier_run(local_remote, tmp_path, sim_event, how):
+    def bind(ex, resume):
+        if how == "bind_output":  # the CLI: state in OUTDIR
+            ex.bind_output(tmp_path / "out")
+            return tmp_path / "out" / ".skyscan-remote-state.json"
+        ex.set_state_dir(tmp_path / "out" / "checkpoint" / "executor", resume)  # engine hook
+        return tmp_path / "out" / "checkpoint" / "executor" / "remote-state.json"
+
     first_backend = ScriptedBackend({0: ["hang"], 1: ["hang"]})
     first = RemoteBatchExecutor(SSHTarget("h", "h"), _settings(tmp_path, job_timeout=60),
                                 first_backend)
-    first.bind_output(tmp_path / "out")
+    state_file = bind(first, False)
     first.start(ScanContext("dummy", {}, sim_event))
     first.submit(_batches())
     first.poll(0.0)
     first.close()  # jobs still running: state kept in the output folder, remote kept
-    assert (tmp_path / "out" / ".skyscan-remote-state.json").is_file()
+    assert state_file.is_file()
     second_backend = ScriptedBackend()
     second = RemoteBatchExecutor(SSHTarget("h", "h"), _settings(tmp_path, job_timeout=60),
                                  second_backend)
-    second.bind_output(tmp_path / "out")
+    bind(second, True)
     # the resumed engine batches the same tasks differently
     parts = _batches()
     whole = TaskBatch(0, 0, *(np.concatenate([getattr(b, f) for b in parts]) for f in
@@ -256,4 +264,4 @@ def test_reattach_answers_from_jobs_of_the_earlier_run(local_remote, tmp_path, s
     # rows computed in batches of 5 remotely: equal up to BLAS rounding of other batch sizes
     assert _same(done[100].results, ref.run(whole.select(np.arange(0, 12), 0)), exact=False)
     second.close()
-    assert not (tmp_path / "out" / ".skyscan-remote-state.json").exists()
+    assert not state_file.exists()
