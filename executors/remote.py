@@ -123,6 +123,7 @@ class SSHTarget:
     user: str | None = None
     key_files: tuple[str, ...] = ()
     proxy_jump: str | None = None  # "user@host:port,host2" as in OpenSSH
+    proxy_command: str | None = None  # OpenSSH ProxyCommand (tokens already expanded)
     known_hosts: tuple[str, ...] = ()
     trust_unknown: bool = False
     connect_timeout: float = 15.0  # [s]
@@ -174,10 +175,14 @@ def resolve_ssh_target(host: str, *, user: str | None = None, port: int | None =
     proxy = cfg.get("proxyjump")
     if proxy and proxy.lower() == "none":
         proxy = None
+    proxy_cmd = cfg.get("proxycommand")
+    if proxy_cmd and proxy_cmd.strip().lower() == "none":
+        proxy_cmd = None
     timeout = connect_timeout or float(cfg.get("connecttimeout", 15))
     return SSHTarget(
         alias=host, hostname=hostname, port=int(port or cfg.get("port", 22)),
         user=user or cfg.get("user"), key_files=tuple(keys), proxy_jump=proxy,
+        proxy_command=None if proxy else proxy_cmd,
         known_hosts=tuple(str(Path(p).expanduser()) for p in kh), trust_unknown=trust_unknown,
         connect_timeout=timeout, keepalive=int(cfg.get("serveraliveinterval", 20)) or 20,
         ssh_config=str(cfg_path) if cfg_path.is_file() else None)
@@ -267,6 +272,8 @@ class RemoteConnection:
         if t.proxy_jump:
             jump_client, sock = self._open_jump(t.proxy_jump.split(",")[0].strip(),
                                                 t.hostname, t.port)
+        elif t.proxy_command:
+            sock = paramiko.ProxyCommand(t.proxy_command)
         client = paramiko.SSHClient()
         for path in t.known_hosts:
             if Path(path).is_file():

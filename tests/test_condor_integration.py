@@ -344,6 +344,33 @@ Host cluster
         conn.close()
 
 
+def test_ssh_config_proxycommand(sshd, tmp_path):
+    from executors.remote import RemoteConnection, resolve_ssh_target
+
+    relay = tmp_path / "relay.py"
+    relay.write_text(
+        "import socket, sys, threading\n"
+        "s = socket.create_connection((sys.argv[1], int(sys.argv[2])))\n"
+        "def up():\n"
+        "    while (d := sys.stdin.buffer.read1(65536)):\n"
+        "        s.sendall(d)\n"
+        "threading.Thread(target=up, daemon=True).start()\n"
+        "while (d := s.recv(65536)):\n"
+        "    sys.stdout.buffer.write(d); sys.stdout.buffer.flush()\n")
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text(f"Host viaproxy\n    HostName 127.0.0.1\n    Port {sshd.port}\n"
+                   f"    User {sshd.user}\n    IdentityFile {sshd.client_key}\n"
+                   f"    ProxyCommand {sys.executable} {relay} %h %p\n")
+    t = resolve_ssh_target("viaproxy", known_hosts=str(sshd.known_hosts), ssh_config=str(cfg))
+    assert t.proxy_command and str(sshd.port) in t.proxy_command
+    conn = RemoteConnection(t)
+    conn.connect()
+    try:
+        assert conn.run("echo via-proxy").text.strip() == "via-proxy"
+    finally:
+        conn.close()
+
+
 def test_run_drains_big_stdout_and_stderr_and_times_out(sshd):
     from executors.remote import RemoteConnection, RemoteError
 
