@@ -1127,22 +1127,29 @@ class RemoteBatchExecutor(Executor):
     def _flush(self) -> None:
         """Pack pending batches into jobs, upload them as one tar, submit with the resubmits."""
         new: list[_Job] = []
-        cur: list[TaskBatch] = []
-        size = 0
-        for batch in self._pending:
-            cur.append(batch)
-            size += len(batch)
-            if size >= self.settings.pixels_per_job:
+        # spread the work over the free job slots (jobs_in_flight is a cap): a small round
+        # becomes many small jobs rather than one big one; pixels_per_job caps the job size
+        active = sum(1 for j in self._jobs.values() if not j.reported)  # incl. resubmits
+        free = self.settings.jobs_in_flight - active
+        total = sum(len(b) for b in self._pending)
+        if free > 0 and total:
+            target = min(self.settings.pixels_per_job, -(-total // free))
+            cur: list[TaskBatch] = []
+            size = 0
+            for batch in self._pending:
+                cur.append(batch)
+                size += len(batch)
+                if size >= target:
+                    new.append(self._new_job(cur))
+                    cur, size = [], 0
+            if cur:
                 new.append(self._new_job(cur))
-                cur, size = [], 0
-        if cur:
-            new.append(self._new_job(cur))
-        self._pending = []
+            self._pending = []
         if self._retry_sub is not None:
             if time.monotonic() >= self._retry_at:
                 self._submit(self._retry_sub)
             if self._retry_sub is not None:  # still failing: hold back new work too
-                self._pending = [b for j in new for b in j.batches]
+                self._pending = [b for j in new for b in j.batches] + self._pending
                 self._next_job -= len(new)
                 return
         if not new and not self._resubmit:

@@ -136,7 +136,7 @@ def _same(a: np.ndarray, b: np.ndarray, exact: bool = True) -> bool:
 
 def _settings(tmp_path, **kw) -> RemoteSettings:
     base = dict(workdir=str(tmp_path / "remote dir"), python="python3",
-                environment={"PYTHONPATH": str(REPO)}, jobs_in_flight=4, pixels_per_job=10,
+                environment={"PYTHONPATH": str(REPO)}, jobs_in_flight=2, pixels_per_job=10,
                 max_retries=2, poll_interval=0.01, job_timeout=0.2, watchdog_grace=0.0)
     base.update(kw)
     return RemoteSettings(**base)
