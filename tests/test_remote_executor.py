@@ -61,7 +61,7 @@ class LocalConn:
 
 
 class ScriptedBackend(SchedulerBackend):
-    """``script[job_id]`` lists the outcome of each attempt: ok, fail, lost, hang."""
+    """``script[job_id]`` lists the outcome of each attempt: ok, fail, lost, hang, nooutput."""
 
     name = "scripted"
 
@@ -90,6 +90,8 @@ class ScriptedBackend(SchedulerBackend):
                                    cwd=self.scan_dir, capture_output=True)
                 self.news.append(JobStatus(job.ref, DONE if p.returncode == 0 else FAILED,
                                            p.stderr.decode()[-300:]))
+            elif what == "nooutput":  # says it succeeded, but left no result file
+                self.news.append(JobStatus(job.ref, DONE))
             elif what == "fail":
                 self.news.append(JobStatus(job.ref, FAILED, "exit code 1", 1))
             elif what == "lost":
@@ -195,6 +197,15 @@ def test_failed_and_lost_jobs_are_resubmitted(local_remote, tmp_path, sim_event)
     assert ex.stats["resubmitted"] == 2
     msgs = " ".join(u.message for u in ups if hasattr(u, "level"))
     assert "exit code 1" in msgs and "vanished" in msgs
+    ex.close()
+
+
+def test_job_without_its_output_file_is_resubmitted(local_remote, tmp_path, sim_event):
+    backend = ScriptedBackend({1: ["nooutput", "ok"]})
+    ex = RemoteBatchExecutor(SSHTarget("h", "h"), _settings(tmp_path), backend)
+    ups = _run(ex, _batches(), sim_event)
+    assert sorted(u.batch_id for u in ups if isinstance(u, BatchDone)) == [0, 1, 2, 3]
+    assert any("without its output file" in u.message for u in ups if hasattr(u, "level"))
     ex.close()
 
 
