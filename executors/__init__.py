@@ -14,7 +14,8 @@ from skyscan_tui.errors import UserError
 __all__ = ["available_executors", "get_executor"]
 
 _GROUP = "skyscan_tui.executors"
-_BUILTIN = {"serial": "executors.serial:SerialExecutor", "local": "executors.local:LocalExecutor"}
+_BUILTIN = {"serial": "executors.serial:SerialExecutor", "local": "executors.local:LocalExecutor",
+            "condor": "executors.condor:CondorExecutor"}
 
 
 def _targets() -> dict[str, str]:

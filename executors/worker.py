@@ -3,6 +3,10 @@
 Only depends on ``skyscan_tui.tasks``/``events`` and ``recos``, so it runs anywhere the
 package is installed. ``python -m executors.worker CONTEXT.json IN.npz OUT.npz`` fits one
 batch file and writes the result file atomically (temp name, then rename).
+``python -m executors.worker job CONTEXT.json JOB.npz OUT.npz`` does the same for a *job
+file* holding several batches (the remote executors' unit of work); a batch whose fit raises
+is recorded as failed in the output and the others still run, so a bad pixel does not cost
+the whole job. Job and job-result files are ``.npz`` without pickle.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import numpy as np
 
 from skyscan_tui.tasks import RESULT_DTYPE, TaskBatch
 
-__all__ = ["WorkerState", "init_worker", "run_batch", "main"]
+__all__ = ["WorkerState", "init_worker", "run_batch", "main", "job_to_npz", "job_from_npz",
+           "job_results_to_npz", "job_results_from_npz", "run_job"]
 
 
 class WorkerState:
@@ -56,6 +61,100 @@ def run_batch(batch: TaskBatch) -> tuple[np.ndarray, float, int]:
     return res, time.perf_counter() - t0, os.getpid()
 
 
+_TASK_FIELDS = ("nside", "ipix", "variation", "zenith", "azimuth", "seed")
+
+
+def job_to_npz(batches: list[TaskBatch]) -> bytes:
+    """Several batches in one file: concatenated task arrays plus per-batch bounds."""
+    import io
+
+    if not batches:
+        raise ValueError("a job needs at least one batch")
+    buf = io.BytesIO()
+    sizes = [len(b) for b in batches]
+    np.savez(buf, batch_ids=np.array([b.batch_id for b in batches], dtype=np.int64),
+             rounds=np.array([b.round for b in batches], dtype=np.int64),
+             bounds=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+             **{f: np.concatenate([getattr(b, f) for b in batches]) for f in _TASK_FIELDS})
+    return buf.getvalue()
+
+
+def job_from_npz(data: bytes) -> list[TaskBatch]:
+    import io
+
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        ids, rounds, bounds = npz["batch_ids"], npz["rounds"], npz["bounds"]
+        arrays = {f: np.asarray(npz[f]) for f in _TASK_FIELDS}
+    n = int(bounds[-1]) if len(bounds) else 0
+    if len(bounds) != len(ids) + 1 or any(a.shape[0] != n for a in arrays.values()) \
+            or np.any(np.diff(bounds) < 0) or arrays["seed"].shape != (n, 4):
+        raise ValueError("inconsistent job file")
+    return [TaskBatch(int(ids[i]), int(rounds[i]),
+                      **{f: a[bounds[i]:bounds[i + 1]] for f, a in arrays.items()})
+            for i in range(len(ids))]
+
+
+def job_results_to_npz(batches: list[TaskBatch], answers: list[np.ndarray | str]) -> bytes:
+    """Results of a job: per batch either result rows or an error message."""
+    import io
+
+    ok = np.array([not isinstance(a, str) for a in answers], dtype=bool)
+    rows = [a for a in answers if not isinstance(a, str)]
+    results = np.concatenate(rows) if rows else np.zeros(0, dtype=RESULT_DTYPE)
+    errors = np.array([a if isinstance(a, str) else "" for a in answers], dtype=np.str_)
+    buf = io.BytesIO()
+    np.savez(buf, batch_ids=np.array([b.batch_id for b in batches], dtype=np.int64),
+             ntasks=np.array([len(b) for b in batches], dtype=np.int64), ok=ok,
+             errors=errors, results=np.asarray(results, dtype=RESULT_DTYPE))
+    return buf.getvalue()
+
+
+def job_results_from_npz(data: bytes) -> list[tuple[int, int, np.ndarray | None, str]]:
+    """``[(batch_id, n_tasks, rows or None, error), ...]`` in job-file order."""
+    import io
+
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        ids, ntasks, ok = npz["batch_ids"], npz["ntasks"], npz["ok"]
+        errors, results = npz["errors"], npz["results"]
+    if results.dtype != RESULT_DTYPE or not len(ids) == len(ntasks) == len(ok) == len(errors) \
+            or int(ntasks[ok].sum()) != len(results):
+        raise ValueError("inconsistent job result file")
+    out, pos = [], 0
+    for bid, n, good, err in zip(ids, ntasks, ok, errors, strict=True):
+        if good:
+            out.append((int(bid), int(n), results[pos:pos + n], ""))
+            pos += int(n)
+        else:
+            out.append((int(bid), int(n), None, str(err)))
+    return out
+
+
+def run_job(context_path: str, job_path: str, out_path: str) -> int:
+    """Fit every batch of a job file; write the results atomically. Returns the exit code."""
+    import json
+    import traceback
+    from pathlib import Path
+
+    from executors.base import ScanContext
+    from skyscan_tui.events import event_from_dict
+    from skyscan_tui.fileio import atomic_write_bytes
+
+    ctx_obj = json.loads(Path(context_path).read_text())
+    context = ScanContext(ctx_obj["reco_name"], ctx_obj["reco_options"],
+                          event_from_dict(ctx_obj["event"]))
+    state = WorkerState(context)
+    batches = job_from_npz(Path(job_path).read_bytes())
+    answers: list[np.ndarray | str] = []
+    for batch in batches:
+        try:
+            answers.append(state.run(batch))
+        except Exception as exc:  # one bad batch must not sink the job
+            traceback.print_exc()
+            answers.append(f"{type(exc).__name__}: {exc}"[:500])
+    atomic_write_bytes(Path(out_path), job_results_to_npz(batches, answers))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from pathlib import Path
 
@@ -64,6 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     from skyscan_tui.tasks import batch_from_npz, results_to_npz
 
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "job":
+        if len(args) != 4:
+            print("usage: python -m executors.worker job CONTEXT.json JOB.npz OUT.npz",
+                  file=sys.stderr)
+            return 2
+        return run_job(*args[1:])
     if len(args) != 3:
         print("usage: python -m executors.worker CONTEXT.json IN.npz OUT.npz", file=sys.stderr)
         return 2

@@ -99,6 +99,55 @@ def _scan_options(p: argparse.ArgumentParser, default_reco: str | None) -> None:
                    default="auto", help="progress display on stderr (default auto)")
 
 
+def _remote_options(p: argparse.ArgumentParser) -> None:
+    """Flags of the cluster executors (condor, slurm); they override the --profile values."""
+    g = p.add_argument_group("cluster over SSH (--executor condor); flags override the profile")
+    g.add_argument("--profile", metavar="NAME",
+                   help="named profile in the config file ([profiles.NAME])")
+    g.add_argument("--config", metavar="PATH",
+                   help="config file (default ~/.config/skyscan-tui/config.toml)")
+    g.add_argument("--remote-host", metavar="[USER@]HOST[:PORT]",
+                   help="submit node (an ~/.ssh/config alias works)")
+    g.add_argument("--remote-user", metavar="USER", help="login name")
+    g.add_argument("--remote-port", type=_positive_int, metavar="PORT", help="SSH port")
+    g.add_argument("--identity", action="append", metavar="KEYFILE",
+                   help="private key file (repeatable; default: ssh config, agent)")
+    g.add_argument("--known-hosts", metavar="PATH",
+                   help="known_hosts file (default ~/.ssh/known_hosts)")
+    g.add_argument("--trust-host-key", action="store_true", default=None,
+                   help="accept and record an unknown host key (check its fingerprint first)")
+    g.add_argument("--ssh-config", metavar="PATH", help="ssh config (default ~/.ssh/config)")
+    g.add_argument("--remote-workdir", metavar="DIR",
+                   help="remote folder for scan files (default ~/skyscan-tui)")
+    g.add_argument("--remote-python", metavar="PATH",
+                   help="remote interpreter with skyscan-tui installed (default python3)")
+    g.add_argument("--remote-setup", metavar="SHELL",
+                   help="shell line run before the worker (e.g. 'source ~/env/bin/activate')")
+    g.add_argument("--remote-env", action="append", metavar="NAME=VALUE",
+                   help="environment variable for the remote worker (repeatable)")
+    g.add_argument("--jobs-in-flight", type=_positive_int, metavar="N",
+                   help="cluster jobs to keep queued or running (default 20)")
+    g.add_argument("--pixels-per-job", type=_positive_int, metavar="N",
+                   help="pixel tasks per cluster job (default 256)")
+    g.add_argument("--job-retries", type=_nonneg_int, metavar="N",
+                   help="resubmissions of a failed/held/vanished job (default 3)")
+    g.add_argument("--poll-interval", type=_finite_float, metavar="SECONDS",
+                   help="seconds between queue checks (default 5)")
+    g.add_argument("--job-timeout", type=_finite_float, metavar="SECONDS",
+                   help="running time after which a job counts as stuck (default 3600)")
+    g.add_argument("--reconnect-timeout", type=_finite_float, metavar="SECONDS",
+                   help="how long to retry a dropped SSH link (default 300)")
+    g.add_argument("--keep-remote", action="store_true", default=None,
+                   help="keep the remote scan folder after the scan")
+    g.add_argument("--request-cpus", type=_positive_int, metavar="N",
+                   help="HTCondor request_cpus (default 1)")
+    g.add_argument("--request-memory", metavar="SIZE",
+                   help="HTCondor request_memory (default 2GB)")
+    g.add_argument("--request-disk", metavar="SIZE", help="HTCondor request_disk")
+    g.add_argument("--submit-line", action="append", metavar="LINE",
+                   help="extra HTCondor submit-file line (repeatable)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="skyscan-tui", description=__doc__.split("\n\n")[0])
     p.add_argument("--version", action="version", version=f"skyscan-tui {__version__}")
@@ -115,6 +164,7 @@ def parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("scan", help="scan an event over the sky")
     sc.add_argument("event", type=Path, metavar="EVENT", help="event file")
     _scan_options(sc, default_reco=None)
+    _remote_options(sc)
 
     d = sub.add_parser("demo", help="simulate an event and scan it (the default job)")
     _sim_options(d)
@@ -169,7 +219,10 @@ def run_scan(event: Any, args: argparse.Namespace, out_default: Path) -> int:
     outdir = args.output or out_default
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"{outdir}: output path exists and is not a folder")
-    engine = ScanEngine(event, settings, _make_executor(args))
+    executor = _make_executor(args)
+    if hasattr(executor, "bind_output"):  # remote executors keep their resume state there
+        executor.bind_output(outdir)
+    engine = ScanEngine(event, settings, executor)
     mode = None if args.progress == "auto" else args.progress
     show = (lambda u: None) if mode == "none" else ProgressPrinter(mode=mode)
     finished = None
