@@ -267,9 +267,9 @@ class CondorBackend(SchedulerBackend):
         self.scan_id = ""
 
     # ---------------------------------------------------------------- helpers
-    def _run(self, cmd: str, *, check: bool = False):
+    def _run(self, cmd: str, *, check: bool = False, stdin: bytes | None = None):
         return self.conn.run(f"cd {shlex.quote(self.scan_dir)} && {cmd}",
-                             self.settings.command_timeout, check=check)
+                             self.settings.command_timeout, check=check, stdin=stdin)
 
     def check(self) -> None:
         res = self._run("for c in condor_submit condor_q condor_rm condor_release "
@@ -286,20 +286,20 @@ class CondorBackend(SchedulerBackend):
         self.scan_id = sub.tag.removeprefix("skyscan-").rsplit("-", 1)[0]
         d = f"subs/{sub.id}"
         text = render_submit_file(sub, self.opts, self.scan_id)
-        self._run(f"mkdir -p {shlex.quote(d)}", check=True)
-        self.conn.put_bytes(text.encode(), f"{self.scan_dir}/{d}/submit.sub")
         done, tmp, err = f"{d}/submit.done", f"{d}/submit.tmp", f"{d}/submit.err"
         tag = shlex.quote(sub.tag)
         constraint = shlex.quote(f'JobBatchName == "{sub.tag}"')
-        # idempotent: marker file first, then the batch name in the queue, then submit
-        cmd = (f"if [ -s {done} ]; then cat {done}; else "
+        # one command: write the submit file from stdin, then (idempotent) the marker file,
+        # else the batch name already in the queue (reply lost with the link), else submit
+        cmd = (f"mkdir -p {d} && cat > {d}/submit.sub && "
+               f"if [ -s {done} ]; then cat {done}; else "
                f"c=$(condor_q -constraint {constraint} -af ClusterId 2>/dev/null | head -n 1); "
                f"if [ -n \"$c\" ]; then n=$(condor_q $c -af ProcId | sort -n | tail -n 1); "
                f"echo \"$c.0 - $c.$n\" > {done}; cat {done}; "
                f"elif condor_submit -terse -batch-name {tag} {d}/submit.sub > {tmp} 2> {err}; "
                f"then mv {tmp} {done} && cat {done}; "
                f"else cat {err} >&2; exit 1; fi; fi")
-        res = self._run(cmd)
+        res = self._run(cmd, stdin=text.encode())
         if res.code != 0:
             raise RemoteError(f"condor_submit failed on {self.conn.target.label}: "
                               f"{res.err_line()}")
@@ -324,16 +324,20 @@ class CondorBackend(SchedulerBackend):
         # condor_q first, then the log: a job missing from the queue has its terminal
         # event (if any) in the log by the time we read it
         ids = " ".join(str(c.cluster) for c in live)
+        qmark = "==skyscan-q-rc=="
         res = self._run(f"condor_q -json {ids} -attributes "
-                        "ClusterId,ProcId,JobStatus,HoldReasonCode,HoldReason")
+                        "ClusterId,ProcId,JobStatus,HoldReasonCode,HoldReason; "
+                        f"echo \"{qmark} $?\"; " + self._log_command(live))
+        qpart, _, logpart = res.out.partition(f"{qmark} ".encode())
+        rc_text, _, logpart = logpart.partition(b"\n")
         queue: dict[tuple[int, int], dict[str, Any]] | None = None
-        if res.code == 0:
+        if rc_text.strip() == b"0":
             try:
                 queue = {(int(ad["ClusterId"]), int(ad["ProcId"])): ad
-                         for ad in parse_condor_q_json(res.text)}
+                         for ad in parse_condor_q_json(qpart.decode("utf-8", "replace"))}
             except (ValueError, KeyError, TypeError):
                 queue = None  # garbled output: rely on the log this time
-        self._read_logs(live)
+        self._read_logs(logpart)
         if queue is not None:
             self._apply_queue(live, queue)
         out: list[JobStatus] = []
@@ -348,16 +352,19 @@ class CondorBackend(SchedulerBackend):
                     out.append(JobStatus(p.ref, p.state, p.detail, p.code))
         return out
 
-    def _read_logs(self, live: list[_Cluster]) -> None:
-        marker = "==skyscan-log=="
+    _LOG_MARK = "==skyscan-log=="
+
+    def _log_command(self, live: list[_Cluster]) -> str:
+        """Shell text printing each live cluster's event log from its saved offset."""
         parts = []
         for c in live:
             log = shlex.quote(f"subs/{c.sub_id}/events.log")
-            parts.append(f"printf '\\n{marker} %s\\n' {c.cluster}; "
+            parts.append(f"printf '\\n{self._LOG_MARK} %s\\n' {c.cluster}; "
                          f"if [ -f {log} ]; then tail -c +{c.log_offset + 1} {log}; fi")
-        res = self._run("; ".join(parts))
-        chunks = res.out.split(f"\n{marker} ".encode())
-        for chunk in chunks[1:]:
+        return "; ".join(parts)
+
+    def _read_logs(self, out: bytes) -> None:
+        for chunk in out.split(f"\n{self._LOG_MARK} ".encode())[1:]:
             head, _, data = chunk.partition(b"\n")
             try:
                 cluster = self.clusters[int(head)]
@@ -446,11 +453,12 @@ class CondorBackend(SchedulerBackend):
         self._run("condor_rm " + " ".join(f"{c}.{p}" for c, p in keys) + " >/dev/null 2>&1; true")
 
     def remove_all(self) -> None:
-        if not self.clusters:
-            return
+        live = [c.cluster for c in self._live()]
         for p in self.procs.values():
-            p.removed = p.terminal = True
-        self._run("condor_rm " + " ".join(str(c) for c in self.clusters) + " >/dev/null 2>&1; true")
+            if not p.terminal:
+                p.removed = p.terminal = True
+        if live:
+            self._run("condor_rm " + " ".join(map(str, live)) + " >/dev/null 2>&1; true")
 
     def active(self) -> list[JobRef]:
         return [p.ref for p in self.procs.values() if not p.terminal]

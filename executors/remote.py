@@ -423,12 +423,14 @@ class RemoteConnection:
             self._sftp.get_channel().settimeout(60.0)
         return self._sftp
 
-    def put_bytes(self, data: bytes, path: str) -> None:
+    def put_bytes(self, data: bytes, path: str, mode: int | None = None) -> None:
         """Upload ``data`` to ``path`` atomically (temp name, then rename)."""
         def do() -> None:
             sftp = self._sftp_client()
             tmp = f"{path}.part-{uuid.uuid4().hex[:8]}"
             sftp.putfo(io.BytesIO(data), tmp, file_size=len(data), confirm=True)
+            if mode is not None:
+                sftp.chmod(tmp, mode)
             sftp.posix_rename(tmp, path)
         self._with_retry("upload", self._retry_sftp(do))
 
@@ -800,6 +802,11 @@ class RemoteBatchExecutor(Executor):
         self._logs.append(ExecutorLog(level, message))
 
     def start(self, context: ScanContext) -> None:
+        """Connect, check the remote interpreter, create the scan folder, upload the context.
+
+        Two remote commands (the checks), then SFTP only: on a login node every command
+        costs a shell start-up, so they are few.
+        """
         from skyscan_tui.events import event_to_dict
 
         s = self.settings
@@ -807,42 +814,27 @@ class RemoteBatchExecutor(Executor):
         self.conn = RemoteConnection(self.target, reconnect_timeout=s.reconnect_timeout,
                                      on_log=self._log)
         self.conn.connect()
-        base = self._absolute(s.workdir)
-        python = self._check_python(context.reco_name)
         saved = self._saved if (self._saved or {}).get("digest") == self._digest else None
         if saved and saved.get("scan_dir"):
-            self.scan_dir, self.scan_id = saved["scan_dir"], saved["scan_id"]
+            self.scan_id = saved["scan_id"]
+            scan_expr = shlex.quote(saved["scan_dir"])
         else:
             self.scan_id = f"{self._digest[:8]}-{uuid.uuid4().hex[:6]}"
-            self.scan_dir = f"{base.rstrip('/')}/scan-{self.scan_id}"
-        q = shlex.quote(self.scan_dir)
-        self.conn.run(f"mkdir -p {q}/jobs {q}/results {q}/subs", s.command_timeout, check=True)
+            scan_expr = _remote_path_expr(f"{s.workdir.rstrip('/')}/scan-{self.scan_id}")
+        python = self._prepare_remote(scan_expr, context.reco_name)
         self.backend.bind(self.conn, self.scan_dir, s)
         self.backend.check()
         ctx = {"reco_name": context.reco_name, "reco_options": dict(context.reco_options),
                "event": event_to_dict(context.event)}
         self.conn.put_bytes(json.dumps(ctx).encode(), f"{self.scan_dir}/context.json")
-        setup = s.setup.strip()
         env = "".join(f"{k}={shlex.quote(str(v))}; export {k}\n"
                       for k, v in sorted(s.environment.items()))
-        script = _RUN_SCRIPT.format(setup=(env + setup).strip(), python=shlex.quote(python))
-        self.conn.put_bytes(script.encode(), f"{self.scan_dir}/run_job.sh")
-        self.conn.run(f"chmod 755 {q}/run_job.sh", s.command_timeout, check=True)
+        script = _RUN_SCRIPT.format(setup=(env + s.setup.strip()).strip(),
+                                    python=shlex.quote(python))
+        self.conn.put_bytes(script.encode(), f"{self.scan_dir}/run_job.sh", mode=0o755)
         if saved:
             self._reattach(saved)
         self._save_state()
-
-    def _absolute(self, path: str) -> str:
-        """Expand a leading ``~`` remotely (quoted paths do not expand it in the shell)."""
-        if path == "~" or path.startswith("~/"):
-            home = self.conn.run('printf %s "$HOME"', self.settings.command_timeout,
-                                 check=True).text
-            return home.rstrip("/") + path[1:]
-        if not path.startswith("/"):
-            home = self.conn.run('printf %s "$HOME"', self.settings.command_timeout,
-                                 check=True).text
-            return f"{home.rstrip('/')}/{path}"
-        return path
 
     def _env_prefix(self) -> str:
         s = self.settings
@@ -851,25 +843,31 @@ class RemoteBatchExecutor(Executor):
         setup = s.setup.strip()
         return "".join(parts) + (f"{setup}\n" if setup else "")
 
-    def _check_python(self, reco_name: str) -> str:
-        """The remote interpreter's absolute path, after checking it can run our worker."""
+    def _prepare_remote(self, scan_expr: str, reco_name: str) -> str:
+        """Create the scan folder and check the interpreter can run our worker (one command).
+
+        Sets ``self.scan_dir`` (absolute) and returns the interpreter's absolute path.
+        """
         s = self.settings
         probe = ("import sys, skyscan_tui, executors.worker; from recos import get_reco; "
                  f"get_reco({reco_name!r}); print(sys.executable); "
                  "print(skyscan_tui.__version__)")
-        py = s.python
-        if py.startswith("~/"):
-            py = self._absolute(py)
-        cmd = f"{self._env_prefix()}{shlex.quote(py)} -c {shlex.quote(probe)}"
+        py = _remote_path_expr(s.python) if "/" in s.python else shlex.quote(s.python)
+        cmd = (f"d={scan_expr} && mkdir -p \"$d/jobs\" \"$d/results\" \"$d/subs\" && "
+               f"printf '%s\\n' \"$d\" && ( {self._env_prefix()}{py} -c {shlex.quote(probe)} )")
         res = self.conn.run(cmd, s.command_timeout)
-        if res.code != 0:
+        lines = res.text.splitlines()
+        if not lines or not lines[0].startswith("/"):
+            raise RemoteError(f"cannot create the remote folder under {s.workdir!r} on "
+                              f"{self.target.label}: {res.err_line()}")
+        self.scan_dir = lines[0]
+        if res.code != 0 or len(lines) < 2:
             raise RemoteError(
-                f"on {self.target.label}, {py!r} cannot run the skyscan-tui worker "
+                f"on {self.target.label}, {s.python!r} cannot run the skyscan-tui worker "
                 f"({res.err_line()}). Install it there, e.g. `python3 -m venv ~/skyscan-env && "
                 "~/skyscan-env/bin/pip install skyscan-tui`, and set python = "
                 "\"~/skyscan-env/bin/python\" in the profile (or --remote-python)")
-        lines = res.text.split()
-        return lines[0] if lines else py
+        return lines[1].strip()
 
     def submit(self, batches: Sequence[TaskBatch]) -> None:
         for batch in batches:
@@ -962,11 +960,9 @@ class RemoteBatchExecutor(Executor):
                     info = tarfile.TarInfo(job.input)
                     info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
                     tar.addfile(info, io.BytesIO(data))
-            name = f"upload-{uuid.uuid4().hex[:8]}.tar"
-            self.conn.put_bytes(buf.getvalue(), f"{self.scan_dir}/{name}")
-            q = shlex.quote(self.scan_dir)
-            self.conn.run(f"cd {q} && tar xf {name} && rm -f {name}",
-                          self.settings.command_timeout, check=True)
+            # one archive through the command's stdin: one round trip for all job files
+            self.conn.run(f"cd {shlex.quote(self.scan_dir)} && tar xf -",
+                          self.settings.command_timeout, check=True, stdin=buf.getvalue())
             for job in new:
                 self._jobs[job.job_id] = job
         jobs = new + self._resubmit
@@ -1176,6 +1172,18 @@ class RemoteBatchExecutor(Executor):
                 del self._adopted[key]  # its orphan job failed for good: run it afresh
                 self._pending.append(batch)
         return out
+
+
+def _remote_path_expr(path: str) -> str:
+    """Shell text for a remote path: ``~/x`` and relative paths start at "$HOME", the rest
+    is quoted (so spaces and quotes in names are safe)."""
+    if path == "~":
+        return '"$HOME"'
+    if path.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(path[2:])
+    if not path.startswith("/"):
+        return '"$HOME"/' + shlex.quote(path)
+    return shlex.quote(path)
 
 
 def _rows_match(rows: np.ndarray, batch: TaskBatch) -> bool:

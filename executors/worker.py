@@ -89,8 +89,10 @@ def job_from_npz(data: bytes) -> list[TaskBatch]:
     if len(bounds) != len(ids) + 1 or any(a.shape[0] != n for a in arrays.values()) \
             or np.any(np.diff(bounds) < 0) or arrays["seed"].shape != (n, 4):
         raise ValueError("inconsistent job file")
+    # fresh (aligned) copies: numpy's SIMD loops can round differently for an offset view,
+    # and a pixel's answer must not depend on where its batch sat in the job file
     return [TaskBatch(int(ids[i]), int(rounds[i]),
-                      **{f: a[bounds[i]:bounds[i + 1]] for f, a in arrays.items()})
+                      **{f: a[bounds[i]:bounds[i + 1]].copy() for f, a in arrays.items()})
             for i in range(len(ids))]
 
 

@@ -1,0 +1,729 @@
+"""A stand-in for the HTCondor command line, for tests (no HTCondor daemons run here).
+
+Multi-call script: ``fakecondor.py condor_submit|condor_q|condor_rm|condor_release|
+condor_hold|condor_history ARGS`` (the ``bin/`` wrappers call it by name). It follows the
+interfaces and output formats of docs/htcondor-cli.md: submit files with macros and the
+queue forms, ``-terse``, ``-batch-name``, ``condor_q -json`` (empty output when nothing
+matches) and ``-af``, job states, and user job event logs in the real format (ISO dates for
+even clusters, ``MM/DD`` dates for odd ones, so readers must handle both).
+
+Jobs run as local processes in a scratch sandbox, with only the transferred files and a
+near-empty environment. A listed output file that is missing at exit holds the job (code
+12); ``allowed_execute_duration`` holds it (code 47); a ``request_cpus`` above
+``FAKECONDOR_MAX_CPUS`` stays idle forever. Completed and removed jobs leave the queue
+(``condor_history`` still knows them).
+
+State lives in ``$FAKECONDOR_SPOOL``. Faults are injected from ``$FAKECONDOR_SPOOL/faults.json``
+(probabilities per job start, seeded, so runs repeat): ``fail`` (exits 1 without output ->
+hold 12), ``fail_exit`` (runs, but exits 1), ``hold`` (held with ``hold_code`` before it
+runs), ``vanish`` (leaves the queue with no event and no history), ``evict`` (killed after
+starting, back to idle), ``stuck`` (sleeps until the duration limit holds it). Every finished
+execution is appended to ``runs.jsonl`` for the tests to count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import glob
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SPOOL = Path(os.environ.get("FAKECONDOR_SPOOL", "/tmp/fakecondor-spool"))
+HOST = "<127.0.0.1:9618?addrs=127.0.0.1-9618&alias=localhost>"
+USER = os.environ.get("USER") or os.environ.get("LOGNAME") or "root"
+
+
+# --------------------------------------------------------------------------- spool helpers
+@contextlib.contextmanager
+def locked():
+    SPOOL.mkdir(parents=True, exist_ok=True)
+    with open(SPOOL / "lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _qdir() -> Path:
+    d = SPOOL / "queue"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _hdir() -> Path:
+    d = SPOOL / "history"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj))
+    os.replace(tmp, path)
+
+
+def load_queue() -> list[dict]:
+    out = []
+    for p in sorted(_qdir().glob("*.json")):
+        try:
+            out.append(json.loads(p.read_text()))
+        except (OSError, ValueError):
+            pass
+    out.sort(key=lambda a: (a["ClusterId"], a["ProcId"]))
+    return out
+
+
+def load_history() -> list[dict]:
+    out = []
+    for p in sorted(_hdir().glob("*.json")):
+        with contextlib.suppress(OSError, ValueError):
+            out.append(json.loads(p.read_text()))
+    out.sort(key=lambda a: (-a["ClusterId"], -a["ProcId"]))
+    return out
+
+
+def _qpath(ad: dict) -> Path:
+    return _qdir() / f"{ad['ClusterId']}.{ad['ProcId']}.json"
+
+
+def save_ad(ad: dict) -> None:
+    _write_json(_qpath(ad), ad)
+
+
+def to_history(ad: dict) -> None:
+    _write_json(_hdir() / f"{ad['ClusterId']}.{ad['ProcId']}.json", ad)
+    _qpath(ad).unlink(missing_ok=True)
+
+
+def faults() -> dict:
+    try:
+        return json.loads((SPOOL / "faults.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+# --------------------------------------------------------------------------- event log
+def _stamp(cluster: int) -> str:
+    t = time.localtime()
+    if cluster % 2:  # the old form, still written by some pools
+        return time.strftime("%m/%d %H:%M:%S", t)
+    return time.strftime("%Y-%m-%d %H:%M:%S", t)
+
+
+def write_event(ad: dict, code: int, text: str, body: list[str] = ()) -> None:
+    log = ad.get("UserLog")
+    if not log:
+        return
+    head = f"{code:03d} ({ad['ClusterId']:03d}.{ad['ProcId']:03d}.000) {_stamp(ad['ClusterId'])} {text}\n"
+    data = head + "".join(f"\t{b}\n" for b in body) + "...\n"
+    with open(log, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.write(data)
+        fh.flush()
+        fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+_USAGE = ["\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Remote Usage",
+          "\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Local Usage",
+          "\tUsr 0 00:00:00, Sys 0 00:00:00  -  Total Remote Usage",
+          "\tUsr 0 00:00:00, Sys 0 00:00:00  -  Total Local Usage"]
+
+
+def ev_terminated(ad: dict, rv: int | None, sig: int | None = None) -> None:
+    first = (f"(1) Normal termination (return value {rv})" if sig is None
+             else f"(0) Abnormal termination (signal {sig})")
+    body = [first, *_USAGE,
+            "0  -  Run Bytes Sent By Job", "0  -  Run Bytes Received By Job",
+            "0  -  Total Bytes Sent By Job", "0  -  Total Bytes Received By Job",
+            "Partitionable Resources :    Usage  Request Allocated",
+            f"   Cpus                 :                 {ad.get('RequestCpus', 1)}         1",
+            "   Disk (KB)            :        1        1         1",
+            "   Memory (MB)          :        0     2048      2048"]
+    write_event(ad, 5, "Job terminated.", body)
+
+
+def set_held(ad: dict, reason: str, code: int, sub: int = 0) -> None:
+    ad.update(JobStatus=5, HoldReason=reason, HoldReasonCode=code, HoldReasonSubCode=sub,
+              EnteredCurrentStatus=int(time.time()))
+    save_ad(ad)
+    write_event(ad, 12, "Job was held.", [reason, f"Code {code} Subcode {sub}"])
+
+
+# --------------------------------------------------------------------------- submit files
+_MACRO = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.]*)\)")
+
+
+def expand(text: str, macros: dict[str, str]) -> str:
+    return _MACRO.sub(lambda m: macros.get(m.group(1).lower(), ""), text)
+
+
+def split_new_args(value: str) -> list[str]:
+    """The "new" arguments syntax: double-quoted whole, single quotes group, '' is a quote."""
+    v = value.strip()
+    if not (v.startswith('"') and v.endswith('"') and len(v) >= 2):
+        return v.split()  # old syntax
+    v = v[1:-1].replace('""', '"')
+    out, cur, inq, have, i = [], [], False, False, 0
+    while i < len(v):
+        c = v[i]
+        if c == "'":
+            if inq and i + 1 < len(v) and v[i + 1] == "'":
+                cur.append("'")
+                i += 2
+                continue
+            inq, have = not inq, True
+        elif c.isspace() and not inq:
+            if cur or have:
+                out.append("".join(cur))
+            cur, have = [], False
+        else:
+            cur.append(c)
+        i += 1
+    if cur or have:
+        out.append("".join(cur))
+    return out
+
+
+def parse_env(value: str) -> dict[str, str]:
+    env = {}
+    for word in split_new_args(value) if value.strip().startswith('"') else value.split(";"):
+        k, sep, v = word.partition("=")
+        if sep and k.strip():
+            env[k.strip()] = v
+    return env
+
+
+def parse_submit(text: str, appended: list[str], queue_override: str | None):
+    """Returns (commands {lower key: raw value}, custom attrs, queue spec, inline items)."""
+    cmds: dict[str, str] = {}
+    custom: dict[str, str] = {}
+    queue_line, items = None, None
+    lines = appended + text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i].strip()
+        i += 1
+        if not line or line.startswith("#"):
+            continue
+        if re.match(r"(?i)^queue\b", line):
+            if queue_line is not None:
+                raise SystemExit("ERROR: only one queue statement is supported here")
+            queue_line = line[5:].strip()
+            m = re.search(r"(?i)\bfrom\s*\($", queue_line)
+            if m:
+                items = []
+                while i < len(lines) and lines[i].strip() != ")":
+                    if lines[i].strip():
+                        items.append(lines[i].strip())
+                    i += 1
+                if i >= len(lines):
+                    raise SystemExit("ERROR: queue from ( block is not closed")
+                i += 1
+                queue_line = queue_line[:m.start()].strip() + " from"
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise SystemExit(f"ERROR: Parse error in submit file: {line!r}")
+        key, value = key.strip(), value.strip()
+        if key.startswith("+"):
+            custom[key[1:]] = value
+        elif key.lower().startswith("my."):
+            custom[key[3:]] = value
+        else:
+            cmds[key.lower()] = value
+    if queue_override is not None:
+        if queue_line is not None:
+            raise SystemExit("ERROR: -queue given and the submit file has a queue statement")
+        queue_line = queue_override
+    if queue_line is None:
+        raise SystemExit("ERROR: no queue statement")
+    return cmds, custom, queue_line, items
+
+
+def queue_rows(spec: str, items: list[str] | None, iwd: str) -> list[dict[str, str]]:
+    spec = spec.strip()
+    if not spec:
+        return [{}]
+    if re.fullmatch(r"\d+", spec):
+        return [{} for _ in range(int(spec))]
+    m = re.fullmatch(r"(?i)(?:(\d+)\s+)?([\w, ]+?)\s+(from|in|matching)\s*(.*)", spec)
+    if not m:
+        raise SystemExit(f"ERROR: cannot parse queue statement {spec!r}")
+    names = [n.strip().lower() for n in re.split(r"[,\s]+", m.group(2)) if n.strip()]
+    kind, rest = m.group(3).lower(), m.group(4).strip()
+    if kind == "from":
+        if items is None:
+            path = rest if os.path.isabs(rest) else os.path.join(iwd, rest)
+            try:
+                items = [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
+            except OSError:
+                raise SystemExit(f"ERROR: cannot read queue items from {rest}") from None
+        words = [[w for w in re.split(r"[,\s]+", it) if w] for it in items]
+    elif kind == "in":
+        inner = rest.strip().lstrip("(").rstrip(")")
+        words = [[w] for w in re.split(r"[,\s]+", inner) if w]
+    else:
+        words = [[w] for w in sorted(glob.glob(os.path.join(iwd, rest)))]
+        words = [[os.path.relpath(w[0], iwd)] for w in words]
+    rows = []
+    for ws in words:
+        row = {n: (ws[k] if k < len(ws) else "") for k, n in enumerate(names)}
+        if names and len(ws) > len(names):  # the last variable takes the rest of the line
+            row[names[-1]] = " ".join(ws[len(names) - 1:])
+        rows.append(row)
+    return rows
+
+
+def condor_submit(argv: list[str]) -> int:
+    terse, batch, appended, qover, files = False, None, [], None, []
+    it = iter(argv)
+    for a in it:
+        if a == "-terse":
+            terse = True
+        elif a in ("-batch-name", "-batch_name"):
+            batch = next(it)
+        elif a in ("-append", "-a"):
+            appended.append(next(it))
+        elif a == "-queue":
+            qover = next(it)
+        elif a.startswith("-") and a != "-":
+            print(f"ERROR: unknown option {a}", file=sys.stderr)
+            return 1
+        else:
+            files.append(a)
+    if len(files) != 1:
+        print("ERROR: exactly one submit file expected", file=sys.stderr)
+        return 1
+    text = sys.stdin.read() if files[0] == "-" else Path(files[0]).read_text()
+    try:
+        cmds, custom, qspec, items = parse_submit(text, appended, qover)
+    except SystemExit as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    iwd0 = cmds.get("initialdir", os.getcwd())
+    iwd0 = iwd0 if os.path.isabs(iwd0) else os.path.join(os.getcwd(), iwd0)
+    try:
+        rows = queue_rows(qspec, items, iwd0)
+    except SystemExit as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    batch = batch or cmds.get("batch_name")
+    ads = []
+    with locked():
+        counter = SPOOL / "next_cluster"
+        cluster = int(counter.read_text()) if counter.exists() else 1
+        for proc, row in enumerate(rows):
+            macros = {"clusterid": str(cluster), "cluster": str(cluster),
+                      "procid": str(proc), "process": str(proc), "step": "0",
+                      "itemindex": str(proc), "row": str(proc), **row}
+            c = {k: expand(v, macros) for k, v in cmds.items()}
+            iwd = c.get("initialdir", os.getcwd())
+            iwd = iwd if os.path.isabs(iwd) else os.path.join(os.getcwd(), iwd)
+
+            def rel(p: str, iwd: str = iwd) -> str:
+                return p if os.path.isabs(p) else os.path.join(iwd, p)
+
+            exe = c.get("executable")
+            if not exe or not os.path.isfile(rel(exe)):
+                print(f"ERROR: Executable file {exe} does not exist", file=sys.stderr)
+                return 1
+            inputs = [s.strip() for s in c.get("transfer_input_files", "").split(",") if s.strip()]
+            for f in inputs:
+                if not os.path.exists(rel(f)):
+                    print(f"ERROR: Can't open \"{rel(f)}\"  with flags 00 (No such file or "
+                          "directory)", file=sys.stderr)
+                    return 1
+            remaps = {}
+            for part in c.get("transfer_output_remaps", "").strip().strip('"').split(";"):
+                src, sep, dst = part.partition("=")
+                if sep:
+                    remaps[src.strip()] = dst.strip()
+            outs = [s.strip() for s in c.get("transfer_output_files", "").split(",") if s.strip()]
+            ad = {
+                "ClusterId": cluster, "ProcId": proc, "JobStatus": 1, "QDate": int(time.time()),
+                "EnteredCurrentStatus": int(time.time()), "NumJobStarts": 0, "Owner": USER,
+                "Iwd": iwd, "Cmd": rel(exe), "Args": split_new_args(c.get("arguments", "")),
+                "TransferInput": [rel(f) for f in inputs], "TransferOutput": outs,
+                "Remaps": remaps, "Out": rel(c["output"]) if c.get("output") else None,
+                "Err": rel(c["error"]) if c.get("error") else None,
+                "UserLog": rel(c["log"]) if c.get("log") else None,
+                "Env": parse_env(c.get("environment", "")),
+                "RequestCpus": int(c.get("request_cpus", "1") or 1),
+                "AllowedExecuteDuration": int(c["allowed_execute_duration"])
+                if c.get("allowed_execute_duration") else None,
+                "JobBatchName": batch or "", "Attempts": 0,
+            }
+            for k, v in custom.items():
+                v = expand(v, macros)
+                try:
+                    ad[k] = json.loads(v)
+                except ValueError:
+                    ad[k] = v
+            ads.append(ad)
+        for ad in ads:
+            save_ad(ad)
+        counter.write_text(str(cluster + 1))
+    for ad in ads:
+        write_event(ad, 0, f"Job submitted from host: {HOST}")
+    subprocess.Popen([sys.executable, os.path.abspath(__file__), "_runner", str(cluster)],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+    if terse:
+        print(f"{cluster}.0 - {cluster}.{len(ads) - 1}")
+    else:
+        print("Submitting job(s)" + "." * len(ads))
+        print(f"{len(ads)} job(s) submitted to cluster {cluster}.")
+    return 0
+
+
+# --------------------------------------------------------------------------- runner
+def _kill(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        proc.wait(timeout=5)
+
+
+def _start(ad: dict, rng: random.Random, fl: dict) -> tuple[subprocess.Popen | None, str]:
+    """Start one job (or apply a fault). Returns (process, fault name)."""
+    roll = rng.random()
+    fault = ""
+    acc = 0.0
+    for name in ("vanish", "hold", "fail", "fail_exit", "evict", "stuck"):
+        acc += float(fl.get(name, 0.0))
+        if roll < acc:
+            fault = name
+            break
+    if fault == "vanish":
+        _qpath(ad).unlink(missing_ok=True)  # gone: no event, no history
+        return None, fault
+    if fault == "hold":
+        set_held(ad, "Transfer input files failure at execution point slot1@localhost "
+                     "(fake fault)", int(fl.get("hold_code", 13)), 0)
+        return None, fault
+    sandbox = SPOOL / "sandbox" / f"{ad['ClusterId']}.{ad['ProcId']}.{ad['NumJobStarts']}"
+    shutil.rmtree(sandbox, ignore_errors=True)
+    sandbox.mkdir(parents=True)
+    exe = sandbox / os.path.basename(ad["Cmd"])
+    shutil.copy2(ad["Cmd"], exe)
+    for f in ad["TransferInput"]:
+        src = f.rstrip("/")
+        if os.path.isdir(src):
+            if f.endswith("/"):
+                shutil.copytree(src, sandbox, dirs_exist_ok=True)
+            else:
+                shutil.copytree(src, sandbox / os.path.basename(src))
+        else:
+            shutil.copy2(src, sandbox / os.path.basename(src))
+    env = {"_CONDOR_SCRATCH_DIR": str(sandbox), "_CONDOR_SLOT": "slot1", **ad["Env"]}
+    cmd = [str(exe), *ad["Args"]]
+    if fault == "fail":
+        cmd = ["/bin/sh", "-c", "echo 'fake fault: crashed' >&2; exit 1"]
+    elif fault == "stuck":
+        cmd = ["/bin/sleep", "3600"]
+    ad.update(JobStatus=2, NumJobStarts=ad["NumJobStarts"] + 1,
+              EnteredCurrentStatus=int(time.time()), Sandbox=str(sandbox), Fault=fault,
+              StartTime=time.time())
+    save_ad(ad)
+    write_event(ad, 1, f"Job executing on host: {HOST}",
+                ["SlotName: slot1@localhost", f'CondorScratchDir = "{sandbox}"', "Cpus = 1"])
+    out = open(sandbox / ".stdout", "wb")
+    err = open(sandbox / ".stderr", "wb")
+    proc = subprocess.Popen(cmd, cwd=sandbox, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                            stderr=err, start_new_session=True)
+    out.close()
+    err.close()
+    return proc, fault
+
+
+def _finish(ad: dict, proc: subprocess.Popen, fault: str) -> None:
+    sandbox = Path(ad["Sandbox"])
+    rv = proc.returncode
+    sig = -rv if rv is not None and rv < 0 else None
+    if fault == "fail_exit":
+        rv = 1
+    for src, key in ((".stdout", "Out"), (".stderr", "Err")):
+        if ad.get(key):
+            with contextlib.suppress(OSError):
+                shutil.copyfile(sandbox / src, ad[key])
+    names = ad["TransferOutput"] or [p.name for p in sandbox.iterdir()
+                                     if p.is_file() and not p.name.startswith(".")
+                                     and p.name != os.path.basename(ad["Cmd"])]
+    for name in names:
+        src = sandbox / name
+        if not src.exists():
+            set_held(ad, f"Transfer output files failure at execution point slot1@localhost "
+                         f"while sending files to access point localhost. Details: reading "
+                         f"from file {src}: (errno 2) No such file or directory", 12, 2)
+            return
+        dst = ad["Remaps"].get(name, name)
+        dst = dst if os.path.isabs(dst) else os.path.join(ad["Iwd"], dst)
+        shutil.copyfile(src, dst + ".condor-transfer")
+        os.replace(dst + ".condor-transfer", dst)
+    ev_terminated(ad, None if sig else rv, sig)
+    ad.update(JobStatus=4, ExitCode=None if sig else rv, ExitBySignal=sig is not None,
+              EnteredCurrentStatus=int(time.time()), CompletionDate=int(time.time()))
+    to_history(ad)
+    with open(SPOOL / "runs.jsonl", "a") as fh:
+        fh.write(json.dumps({"cluster": ad["ClusterId"], "proc": ad["ProcId"],
+                             "args": ad["Args"], "iwd": ad["Iwd"], "exit": rv,
+                             "fault": fault, "start": ad["StartTime"],
+                             "end": time.time()}) + "\n")
+    shutil.rmtree(sandbox, ignore_errors=True)
+
+
+def runner(cluster: int) -> int:
+    slots = int(os.environ.get("FAKECONDOR_SLOTS", "2"))
+    max_cpus = int(os.environ.get("FAKECONDOR_MAX_CPUS", "64"))
+    running: dict[int, tuple[subprocess.Popen, str]] = {}
+    while True:
+        fl = faults()
+        with locked():
+            ads = {a["ProcId"]: a for a in load_queue() if a["ClusterId"] == cluster}
+            # jobs removed/held/vanished while running: kill them
+            for proc_id in list(running):
+                ad = ads.get(proc_id)
+                if ad is None or ad["JobStatus"] != 2:
+                    _kill(running.pop(proc_id)[0])
+            for proc_id, (p, fault) in list(running.items()):
+                ad = ads[proc_id]
+                limit = ad.get("AllowedExecuteDuration")
+                if p.poll() is not None:
+                    running.pop(proc_id)
+                    _finish(ad, p, fault)
+                elif limit and time.time() - ad["StartTime"] > limit:
+                    _kill(p)
+                    running.pop(proc_id)
+                    d = int(limit)
+                    set_held(ad, f"The job exceeded allowed execute duration of "
+                                 f"{d // 86400}+{d // 3600 % 24:02d}:{d // 60 % 60:02d}:"
+                                 f"{d % 60:02d}", 47, 0)
+                elif fault == "evict" and time.time() - ad["StartTime"] > 0.2:
+                    _kill(p)
+                    running.pop(proc_id)
+                    ad.update(JobStatus=1, EnteredCurrentStatus=int(time.time()), Fault="")
+                    save_ad(ad)
+                    write_event(ad, 4, "Job was evicted.",
+                                ["(0) Job was not checkpointed.", *[u.strip() for u in _USAGE[:2]],
+                                 "0  -  Run Bytes Sent By Job", "0  -  Run Bytes Received By Job"])
+            ads = {a["ProcId"]: a for a in load_queue() if a["ClusterId"] == cluster}
+            if not ads and not running:
+                return 0
+            for proc_id, ad in sorted(ads.items()):
+                if len(running) >= slots:
+                    break
+                if ad["JobStatus"] != 1 or proc_id in running or ad["RequestCpus"] > max_cpus:
+                    continue
+                seed = int(fl.get("seed", 0))
+                rng = random.Random(f"{seed}-{cluster}-{proc_id}-{ad['NumJobStarts']}"
+                                    f"-{ad.get('Attempts', 0)}-{ad['Args']}")
+                ad["Attempts"] = ad.get("Attempts", 0) + 1
+                p, fault = _start(ad, rng, fl)
+                if p is not None:
+                    running[proc_id] = (p, fault)
+        time.sleep(0.05)
+
+
+# --------------------------------------------------------------------------- queries
+def _select(ads: list[dict], ids: list[str], constraint: str | None) -> list[dict]:
+    out = []
+    for ad in ads:
+        if ids and not any(i == str(ad["ClusterId"]) or i == f"{ad['ClusterId']}.{ad['ProcId']}"
+                           for i in ids):
+            continue
+        if constraint and not _match(ad, constraint):
+            continue
+        out.append(ad)
+    return out
+
+
+def _match(ad: dict, expr: str) -> bool:
+    """Tiny ClassAd subset: ATTR == value, joined with &&."""
+    for part in expr.split("&&"):
+        m = re.fullmatch(r"\s*\(?\s*(\w+)\s*(==|!=|=\?=)\s*(.+?)\s*\)?\s*", part)
+        if not m:
+            raise SystemExit(f"ERROR: unsupported constraint {expr!r}")
+        attr, op, raw = m.groups()
+        try:
+            val = json.loads(raw)
+        except ValueError:
+            val = raw
+        cur = next((v for k, v in ad.items() if k.lower() == attr.lower()), None)
+        if (cur == val) != (op in ("==", "=?=")):
+            return False
+    return True
+
+
+_PUBLIC = {"ClusterId", "ProcId", "JobStatus", "QDate", "EnteredCurrentStatus", "NumJobStarts",
+           "Owner", "Iwd", "Cmd", "JobBatchName", "HoldReason", "HoldReasonCode",
+           "HoldReasonSubCode", "ExitCode", "ExitBySignal", "CompletionDate", "RequestCpus"}
+
+
+def _public(ad: dict) -> dict:
+    out = {k: v for k, v in ad.items() if k in _PUBLIC or k[:1].isupper() and k not in
+           {"Args", "TransferInput", "TransferOutput", "Remaps", "Out", "Err", "UserLog",
+            "Env", "Sandbox", "Fault", "StartTime", "Attempts", "AllowedExecuteDuration"}}
+    out["Args"] = " ".join(ad.get("Args", []))
+    out["Requirements"] = "/Expr(TARGET.Cpus >= RequestCpus)/"
+    return out
+
+
+def _print_ads(ads: list[dict], argv: list[str]) -> int:
+    attrs, af, af_opts, as_json = None, None, "", False
+    ids, constraint, limit = [], None, None
+    it = iter(argv)
+    for a in it:
+        if a == "-json":
+            as_json = True
+        elif a in ("-attributes", "-attr"):
+            attrs = next(it).split(",")
+        elif a.startswith("-af") or a.startswith("-autoformat"):
+            af_opts = a.partition(":")[2]
+            af = []
+        elif a == "-constraint":
+            constraint = next(it)
+        elif a == "-limit":
+            limit = int(next(it))
+        elif a in ("-nobatch", "-batch", "-allusers", "-totals"):
+            pass
+        elif a == "-hold":
+            constraint = "JobStatus == 5"
+        elif a.startswith("-"):
+            print(f"ERROR: unknown option {a}", file=sys.stderr)
+            return 1
+        elif af is not None:
+            af.append(a)
+        elif re.fullmatch(r"\d+(\.\d+)?", a):
+            ids.append(a)
+        else:
+            pass  # an owner name: all jobs are ours here
+    try:
+        sel = _select(ads, ids, constraint)
+    except SystemExit as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    if limit is not None:
+        sel = sel[:limit]
+    pub = [_public(a) for a in sel]
+    if as_json:
+        if not pub:
+            return 0  # real condor_q prints nothing, not []
+        chunks = []
+        for ad in pub:
+            if attrs:
+                ad = {k: v for k, v in ad.items() if k in attrs}
+            chunks.append(json.dumps(dict(sorted(ad.items())), indent=2)
+                          .replace('"/Expr(', '"\\/Expr(').replace(')/"', ')\\/"'))
+        print("[\n" + "\n,\n".join(chunks) + "\n]")
+        return 0
+    if af is not None:
+        if "h" in af_opts:
+            print(" ".join(af))
+        for ad in pub:
+            vals = [str(ad[k]) if k in ad and ad[k] is not None else "undefined" for k in af]
+            if "j" in af_opts:
+                vals.insert(0, f"{ad['ClusterId']}.{ad['ProcId']}")
+            print(" ".join(vals))
+        return 0
+    print(" ID      OWNER  SUBMITTED   RUN_TIME ST PRI SIZE CMD")  # human form, not parsed
+    for ad in pub:
+        st = " IRCXH>S"[ad["JobStatus"]]
+        print(f"{ad['ClusterId']}.{ad['ProcId']}  {ad['Owner']}  -  - {st} 0 0.0 {ad['Cmd']}")
+    return 0
+
+
+def condor_q(argv: list[str]) -> int:
+    return _print_ads(load_queue(), argv)
+
+
+def condor_history(argv: list[str]) -> int:
+    return _print_ads(load_history(), argv)
+
+
+def _control(argv: list[str], verb: str, apply) -> int:
+    ids = []
+    constraint = None
+    it = iter(argv)
+    for a in it:
+        if a == "-constraint":
+            constraint = next(it)
+        elif a in ("-reason",):
+            next(it)
+        elif not a.startswith("-"):
+            ids.append(a)
+    rc = 0
+    with locked():
+        ads = load_queue()
+        for target in ids or ([None] if constraint else []):
+            sel = _select(ads, [target] if target else [], constraint)
+            if not sel:
+                what = f"cluster {target}" if target and "." not in target else f"job {target}"
+                print(f"Couldn't find/{verb} all jobs in {what}", file=sys.stderr)
+                rc = 1
+                continue
+            for ad in sel:
+                apply(ad)
+            if target and "." in target:
+                print(f"Job {target} marked for {'removal' if verb == 'remove' else verb}")
+            elif target:
+                print(f"All jobs in cluster {target} have been marked for "
+                      f"{'removal' if verb == 'remove' else verb}")
+            else:
+                print(f"All jobs matching constraint ({constraint}) have been marked for "
+                      f"{'removal' if verb == 'remove' else verb}")
+    return rc
+
+
+def condor_rm(argv: list[str]) -> int:
+    def apply(ad: dict) -> None:
+        ad.update(JobStatus=3, EnteredCurrentStatus=int(time.time()))
+        write_event(ad, 9, "Job was aborted.", [f"via condor_rm (by user {USER})"])
+        to_history(ad)
+    return _control(argv, "remove", apply)
+
+
+def condor_release(argv: list[str]) -> int:
+    def apply(ad: dict) -> None:
+        if ad["JobStatus"] != 5:
+            return
+        ad.update(JobStatus=1, EnteredCurrentStatus=int(time.time()))
+        for k in ("HoldReason", "HoldReasonCode", "HoldReasonSubCode"):
+            ad.pop(k, None)
+        save_ad(ad)
+        write_event(ad, 13, "Job was released.", [f"via condor_release (by user {USER})"])
+    return _control(argv, "release", apply)
+
+
+def condor_hold(argv: list[str]) -> int:
+    def apply(ad: dict) -> None:
+        if ad["JobStatus"] in (1, 2):
+            set_held(ad, f"via condor_hold (by user {USER})", 1, 0)
+    return _control(argv, "hold", apply)
+
+
+COMMANDS = {"condor_submit": condor_submit, "condor_q": condor_q, "condor_rm": condor_rm,
+            "condor_release": condor_release, "condor_hold": condor_hold,
+            "condor_history": condor_history}
+
+
+def main() -> int:
+    if len(sys.argv) >= 3 and sys.argv[1] == "_runner":
+        return runner(int(sys.argv[2]))
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(f"usage: fakecondor.py {{{','.join(COMMANDS)}}} ARGS", file=sys.stderr)
+        return 2
+    return COMMANDS[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
