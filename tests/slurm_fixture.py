@@ -75,7 +75,8 @@ def _slurm_conf(d: Path, sock: Path, ctld_port: int, slurmd_port: int, cpus: int
         "SlurmdUser=root",
         "AuthType=auth/munge",
         "CredType=cred/munge",
-        f"AuthInfo=socket={sock}",
+        # cred_expire: a requeued job waits cred_expire+1 s (default 120) before it may start
+        f"AuthInfo=socket={sock},cred_expire=5",
         f"StateSaveLocation={d}/state",
         f"SlurmdSpoolDir={d}/spool",
         f"SlurmctldPidFile={d}/slurmctld.pid",
@@ -91,7 +92,10 @@ def _slurm_conf(d: Path, sock: Path, ctld_port: int, slurmd_port: int, cpus: int
         "SelectType=select/cons_tres",
         "SelectTypeParameters=CR_Core",
         "SchedulerType=sched/backfill",
-        "SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,bf_interval=1",
+        # sched_interval: the periodic main-scheduler pass (default 60 s) starts jobs whose
+        # BeginTime has passed (requeued ones); backfill alone leaves them waiting
+        "SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,bf_interval=1,"
+        "sched_interval=1",
         "MailProg=/bin/true",
         "MpiDefault=none",
         "ReturnToService=2",
