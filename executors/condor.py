@@ -243,7 +243,7 @@ class _Proc:
     detail: str = ""
     code: int | None = None
     terminal: bool = False  # 005 or 009 seen (or decided by us)
-    reported: tuple[str, str] | None = None  # last (state, detail) handed to the executor
+    changes: int = 0  # state-changing events seen
     missing: int = 0  # consecutive condor_q checks without it
     removed: bool = False  # we ran condor_rm on it
 
@@ -264,7 +264,13 @@ class CondorBackend(SchedulerBackend):
         self.opts = opts or CondorOptions()
         self.clusters: dict[int, _Cluster] = {}
         self.procs: dict[tuple[int, int], _Proc] = {}
+        self._where: dict[JobRef, tuple[int, int]] = {}
+        self._news: list[JobStatus] = []  # every state change, in order, since the last poll
         self.scan_id = ""
+
+    def _changed(self, p: _Proc) -> None:
+        p.changes += 1
+        self._news.append(JobStatus(p.ref, p.state, p.detail, p.code))
 
     # ---------------------------------------------------------------- helpers
     def _run(self, cmd: str, *, check: bool = False, stdin: bytes | None = None):
@@ -289,9 +295,10 @@ class CondorBackend(SchedulerBackend):
         done, tmp, err = f"{d}/submit.done", f"{d}/submit.tmp", f"{d}/submit.err"
         tag = shlex.quote(sub.tag)
         constraint = shlex.quote(f'JobBatchName == "{sub.tag}"')
-        # one command: write the submit file from stdin, then (idempotent) the marker file,
-        # else the batch name already in the queue (reply lost with the link), else submit
-        cmd = (f"mkdir -p {d} && cat > {d}/submit.sub && "
+        self.conn.put_bytes(text.encode(), f"{self.scan_dir}/subs/{sub.id}.sub")
+        # idempotent: the marker file, else the batch name already in the queue (the reply
+        # was lost with the link), else submit
+        cmd = (f"mkdir -p {d} && mv -f subs/{sub.id}.sub {d}/submit.sub && "
                f"if [ -s {done} ]; then cat {done}; else "
                f"c=$(condor_q -constraint {constraint} -af ClusterId 2>/dev/null | head -n 1); "
                f"if [ -n \"$c\" ]; then n=$(condor_q $c -af ProcId | sort -n | tail -n 1); "
@@ -299,7 +306,7 @@ class CondorBackend(SchedulerBackend):
                f"elif condor_submit -terse -batch-name {tag} {d}/submit.sub > {tmp} 2> {err}; "
                f"then mv {tmp} {done} && cat {done}; "
                f"else cat {err} >&2; exit 1; fi; fi")
-        res = self._run(cmd, stdin=text.encode())
+        res = self._run(cmd)
         if res.code != 0:
             raise RemoteError(f"condor_submit failed on {self.conn.target.label}: "
                               f"{res.err_line()}")
@@ -311,6 +318,7 @@ class CondorBackend(SchedulerBackend):
         self.clusters[cluster] = _Cluster(sub.id, sub.tag, cluster, procs)
         for proc, ref in procs.items():
             self.procs[(cluster, proc)] = _Proc(ref)
+            self._where[ref] = (cluster, proc)
 
     # ---------------------------------------------------------------- poll
     def _live(self) -> list[_Cluster]:
@@ -337,20 +345,14 @@ class CondorBackend(SchedulerBackend):
                          for ad in parse_condor_q_json(qpart.decode("utf-8", "replace"))}
             except (ValueError, KeyError, TypeError):
                 queue = None  # garbled output: rely on the log this time
+        before = {k: p.changes for k, p in self.procs.items()}
         self._read_logs(logpart)
         if queue is not None:
-            self._apply_queue(live, queue)
-        out: list[JobStatus] = []
-        for c in live:
-            for proc in c.procs:
-                p = self.procs[(c.cluster, proc)]
-                if p.removed:
-                    continue
-                key = (p.state, p.detail)
-                if p.reported != key:
-                    p.reported = key
-                    out.append(JobStatus(p.ref, p.state, p.detail, p.code))
-        return out
+            # the log was read after condor_q: where it has news, the queue entry is older
+            fresh = {k for k, p in self.procs.items() if p.changes != before.get(k)}
+            self._apply_queue(live, queue, fresh)
+        out, self._news = self._news, []
+        return [st for st in out if not self.procs[self._where[st.ref]].removed]
 
     _LOG_MARK = "==skyscan-log=="
 
@@ -383,16 +385,18 @@ class CondorBackend(SchedulerBackend):
         if meaning is None:
             return
         p.state, p.detail, p.code = meaning
+        self._changed(p)
         p.missing = 0
         if ev.code in (5, 9):
             p.terminal = True
 
-    def _apply_queue(self, live: list[_Cluster], queue: dict[tuple[int, int], dict]) -> None:
+    def _apply_queue(self, live: list[_Cluster], queue: dict[tuple[int, int], dict],
+                     fresh: set[tuple[int, int]]) -> None:
         lookup: list[_Proc] = []
         for c in live:
             for proc in c.procs:
                 p = self.procs[(c.cluster, proc)]
-                if p.terminal or p.removed:
+                if p.terminal or p.removed or (c.cluster, proc) in fresh:
                     continue
                 ad = queue.get((c.cluster, proc))
                 if ad is None:
@@ -406,8 +410,10 @@ class CondorBackend(SchedulerBackend):
                     code = ad.get("HoldReasonCode")
                     p.state, p.code = HELD, int(code) if code is not None else None
                     p.detail = f"{ad.get('HoldReason', 'held')} (code {p.code})"
+                    self._changed(p)
                 elif status in (2, 6) and p.state == QUEUED:
                     p.state, p.detail = RUNNING, "running"
+                    self._changed(p)
         if lookup:
             self._history(lookup)
 
@@ -437,6 +443,7 @@ class CondorBackend(SchedulerBackend):
                 p.state, p.detail = LOST, "removed from the queue (condor_history)"
             else:
                 p.state, p.detail = LOST, "vanished from the queue (no log event, no history)"
+            self._changed(p)
 
     # ---------------------------------------------------------------- control
     def _ids(self, refs: Sequence[JobRef]) -> list[tuple[int, int]]:
@@ -491,6 +498,7 @@ class CondorBackend(SchedulerBackend):
             done = set(c.get("terminal", []))
             for pr, ref in procs.items():
                 self.procs[(cl.cluster, pr)] = _Proc(ref, terminal=pr in done)
+                self._where[ref] = (cl.cluster, pr)
 
 
 # --------------------------------------------------------------------------- executor

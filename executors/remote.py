@@ -238,6 +238,9 @@ class RemoteConnection:
         self._client = None
         self._jump = None
         self._sftp = None
+        self._shell = None  # persistent remote /bin/sh (see _shell_run)
+        self._shell_buf = b""
+        self.persistent_shell = True
         self.reconnects = 0
         _quiet_paramiko()
 
@@ -317,13 +320,14 @@ class RemoteConnection:
         return tr is not None and tr.is_active()
 
     def _drop(self) -> None:
-        for obj in (self._sftp, self._client, self._jump):
+        for obj in (self._shell, self._sftp, self._client, self._jump):
             try:
                 if obj is not None:
                     obj.close()
             except Exception:  # closing a dead link may raise anything
                 pass
-        self._sftp = self._client = self._jump = None
+        self._shell = self._sftp = self._client = self._jump = None
+        self._shell_buf = b""
 
     def _reconnect(self, why: str) -> None:
         """Reconnect with exponential back-off until ``reconnect_timeout`` expires."""
@@ -381,6 +385,94 @@ class RemoteConnection:
         return result
 
     def _run_once(self, cmd: str, timeout: float, stdin: bytes | None) -> RunResult:
+        if stdin is None and self.persistent_shell:
+            try:
+                return self._shell_run(cmd, timeout)
+            except _ShellBroken:
+                self._close_shell()  # fall back to a fresh exec channel for this command
+        return self._exec_run(cmd, timeout, stdin)
+
+    # A login shell on a cluster often takes 0.1-1 s to start (module systems, conda init in
+    # .bashrc), and every exec channel starts one. So commands without stdin go to one
+    # long-lived `/bin/sh` per connection: each runs in a subshell with stdout and stderr in
+    # temp files, then a header line with a random token gives the exit status and the byte
+    # counts, followed by both files. Any doubt (shell gone, garbled frame) falls back to exec.
+    def _open_shell(self, timeout: float) -> None:
+        transport = self._client.get_transport()
+        chan = transport.open_session(timeout=min(timeout, 30.0))
+        chan.exec_command("exec /bin/sh")
+        token = uuid.uuid4().hex
+        chan.sendall(("__d=$(mktemp -d) && __o=\"$__d/o\" && __e=\"$__d/e\" && "
+                      "trap 'rm -rf \"$__d\"' EXIT && "
+                      f"printf '%s\\n' ready-{token}\n").encode())
+        self._shell, self._shell_buf = chan, b""
+        self._shell_read_until(f"ready-{token}\n".encode(), time.monotonic() + timeout)
+
+    def _close_shell(self) -> None:
+        if self._shell is not None:
+            try:
+                self._shell.close()
+            except Exception:  # already dead
+                pass
+        self._shell, self._shell_buf = None, b""
+
+    def _shell_read_until(self, marker: bytes, deadline: float) -> int:
+        """Read shell output until ``marker`` is in the buffer; returns its position."""
+        while True:
+            pos = self._shell_buf.find(marker)
+            if pos >= 0:
+                return pos
+            self._shell_wait(deadline)
+
+    def _shell_wait(self, deadline: float) -> None:
+        chan = self._shell
+        idle = 0.0005
+        while True:
+            while chan.recv_stderr_ready():  # the shell's own complaints: not ours to keep
+                chan.recv_stderr(1 << 16)
+            if chan.recv_ready():
+                data = chan.recv(1 << 16)
+                if not data:
+                    raise _ShellBroken("shell closed")
+                self._shell_buf += data
+                return
+            if chan.exit_status_ready() or chan.closed:
+                if not self._client.get_transport().is_active():
+                    raise EOFError("connection closed while a command was running")
+                raise _ShellBroken("shell exited")
+            if time.monotonic() > deadline:
+                self._close_shell()
+                raise TimeoutError("no answer from the remote shell in time")
+            time.sleep(idle)
+            idle = min(idle * 2, 0.02)
+
+    def _shell_run(self, cmd: str, timeout: float) -> RunResult:
+        deadline = time.monotonic() + timeout
+        if self._shell is None:
+            self._open_shell(timeout)
+        token = uuid.uuid4().hex
+        script = (f"( {cmd}\n) </dev/null >\"$__o\" 2>\"$__e\"; __rc=$?; "
+                  f"printf '\\n{token} %s %s %s\\n' \"$__rc\" \"$(wc -c <\"$__o\")\" "
+                  f"\"$(wc -c <\"$__e\")\"; cat \"$__o\" \"$__e\"\n")
+        self._shell.sendall(script.encode())
+        head = f"\n{token} ".encode()
+        pos = self._shell_read_until(head, deadline)
+        while (end := self._shell_buf.find(b"\n", pos + len(head))) < 0:
+            self._shell_wait(deadline)
+        try:
+            rc, n_out, n_err = (int(x) for x in
+                                self._shell_buf[pos + len(head):end].split())
+        except ValueError:
+            raise _ShellBroken("garbled frame") from None
+        start = end + 1
+        while len(self._shell_buf) < start + n_out + n_err:
+            self._shell_wait(deadline)
+        out = self._shell_buf[start:start + n_out]
+        err = self._shell_buf[start + n_out:start + n_out + n_err]
+        self._shell_buf = self._shell_buf[start + n_out + n_err:]
+        return RunResult(rc, bytes(out), bytes(err))
+
+    def _exec_run(self, cmd: str, timeout: float, stdin: bytes | None) -> RunResult:
         transport = self._client.get_transport()
         chan = transport.open_session(timeout=min(timeout, 30.0))
         try:
@@ -452,6 +544,10 @@ class RemoteConnection:
 
     def close(self) -> None:
         self._drop()
+
+
+class _ShellBroken(Exception):
+    """The persistent shell is unusable; the command is run on an exec channel instead."""
 
 
 def _describe(exc: BaseException) -> str:
@@ -960,9 +1056,11 @@ class RemoteBatchExecutor(Executor):
                     info = tarfile.TarInfo(job.input)
                     info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
                     tar.addfile(info, io.BytesIO(data))
-            # one archive through the command's stdin: one round trip for all job files
-            self.conn.run(f"cd {shlex.quote(self.scan_dir)} && tar xf -",
-                          self.settings.command_timeout, check=True, stdin=buf.getvalue())
+            # one archive (SFTP), unpacked remotely: a few round trips for all job files
+            name = f"upload-{uuid.uuid4().hex[:8]}.tar"
+            self.conn.put_bytes(buf.getvalue(), f"{self.scan_dir}/{name}")
+            self.conn.run(f"cd {shlex.quote(self.scan_dir)} && tar xf {name} && rm -f {name}",
+                          self.settings.command_timeout, check=True)
             for job in new:
                 self._jobs[job.job_id] = job
         jobs = new + self._resubmit
@@ -994,11 +1092,10 @@ class RemoteBatchExecutor(Executor):
             job = self._jobs.get(st.ref.job_id)
             if job is None or job.reported or st.ref.attempt != job.attempt:
                 continue  # an older attempt or a job already answered
-            if st.state == job.state and st.state != DONE:
-                continue
             if st.state == QUEUED:
                 if job.state == RUNNING:
-                    self._log("info", f"job {job.job_id} was evicted; it will run again")
+                    self._log("info", f"job {job.job_id} is back in the queue ({st.detail}); "
+                                      "it will run again")
                 job.state, job.since = QUEUED, now
             elif st.state == RUNNING:
                 job.state, job.since = RUNNING, now

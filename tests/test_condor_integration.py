@@ -11,12 +11,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, cli_env, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -131,9 +133,31 @@ def runs(sshd) -> list[dict]:
     return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
 
 
+def condor_cmd(event, cfg: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "skyscan_tui", "scan", str(event), "--reco", "dummy",
+            "--executor", "condor", "--config", str(cfg), "--profile", "test",
+            "--nside-progression", PROG, "--batch-size", BATCH, "-o", str(out),
+            "--progress", "lines", *extra]
+
+
+def wait_for(cond, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def queue_files(sshd) -> list[Path]:
+    d = sshd.spool / "queue"
+    return sorted(d.glob("*.json")) if d.exists() else []
+
+
 # --------------------------------------------------------------------------- tests
-def test_condor_scan_equals_local(sshd, tmp_path, sim_event_file, local_levels):
-    workdir = tmp_path / "remote"
+def test_condor_scan_equals_local_in_path_with_spaces_and_quotes(
+        sshd, tmp_path, sim_event_file, local_levels):
+    workdir = tmp_path / "remote dir" / "it's \"quoted\" $HOME; x"
     cfg = write_config(tmp_path / "config.toml", sshd, workdir)
     r = condor_scan(sim_event_file, cfg, tmp_path / "out")
     assert r.returncode == 0, r.stderr[-3000:]
@@ -141,3 +165,236 @@ def test_condor_scan_equals_local(sshd, tmp_path, sim_event_file, local_levels):
     # the remote scan folder is cleaned up after a finished scan, and no state is left behind
     assert list(workdir.iterdir()) == []
     assert not (tmp_path / "out" / ".skyscan-remote-state.json").exists()
+    assert queue_files(sshd) == []
+
+
+def test_faults_still_give_the_same_skymap(sshd, tmp_path, sim_event_file, local_levels,
+                                           faults):
+    # every fault kind once (in order of job starts), then 20 % of job starts fail or hold
+    faults(force=["hold", "fail", "vanish", "fail_exit", "evict", "stuck"],
+           fail=0.1, hold=0.1, seed=11)
+    cfg = write_config(tmp_path / "config.toml", sshd, tmp_path / "remote",
+                       pixels_per_job=100, job_timeout=3, max_retries=4)
+    r = condor_scan(sim_event_file, cfg, tmp_path / "out")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert_same(levels_of(tmp_path / "out"), local_levels)
+    err = r.stderr
+    assert "held" in err and "releasing" in err  # transient hold (code 13) released
+    assert "vanished from the queue" in err
+    assert "exit code 1" in err  # fail_exit: normal termination, non-zero
+    assert "allowed execute duration" in err  # stuck job held by its duration limit
+    assert "evicted" in err
+    assert "resubmitting" in err
+    assert queue_files(sshd) == []
+
+
+def test_sshd_restart_mid_scan(sshd, tmp_path, sim_event_file, local_levels):
+    cfg = write_config(tmp_path / "config.toml", sshd, tmp_path / "remote",
+                       pixels_per_job=100)
+    before = len(runs(sshd))
+    proc = subprocess.Popen(condor_cmd(sim_event_file, cfg, tmp_path / "out",
+                                       "--reco-opt", "sleep=0.004"),
+                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        wait_for(lambda: len(runs(sshd)) > before, 90, "a first finished job")
+        sshd.restart(down=1.0)  # drops the scan's connection and every remote session
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    assert "reconnected" in err
+    assert_same(levels_of(tmp_path / "out"), local_levels)
+
+
+def test_killed_scan_resumes_without_redoing_jobs(sshd, tmp_path, sim_event_file,
+                                                  local_levels):
+    cfg = write_config(tmp_path / "config.toml", sshd, tmp_path / "remote",
+                       pixels_per_job=100)
+    out = tmp_path / "out"
+    before = len(runs(sshd))
+    proc = subprocess.Popen(condor_cmd(sim_event_file, cfg, out, "--reco-opt", "sleep=0.003"),
+                            env=cli_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: len(runs(sshd)) >= before + 2, 90, "two finished jobs")
+    finally:
+        proc.kill()  # SIGKILL: no cleanup, jobs keep running remotely
+        proc.wait()
+    state = json.loads((out / ".skyscan-remote-state.json").read_text())
+    assert state["jobs"], "the executor saved its jobs"
+    # the same command again: the executor finds its state in the output folder, re-attaches
+    # and answers the engine's batches from the jobs that ran or still run
+    r = run_cli(*condor_cmd(sim_event_file, cfg, out, "--reco-opt", "sleep=0.003")[3:],
+                timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "re-attached" in r.stderr
+    assert_same(levels_of(out), local_levels)
+    mine = [x for x in runs(sshd)[before:] if x["iwd"] == state["scan_dir"] and x["exit"] == 0]
+    jobs = [x["args"][1] for x in mine]
+    assert len(jobs) == len(set(jobs)), "a finished job was run again"
+    assert {x["iwd"] for x in runs(sshd)[before:]} == {state["scan_dir"]}
+
+
+def test_cancel_removes_jobs_and_remote_folder(sshd, tmp_path, sim_event_file):
+    workdir = tmp_path / "remote"
+    cfg = write_config(tmp_path / "config.toml", sshd, workdir)
+    proc = subprocess.Popen(condor_cmd(sim_event_file, cfg, tmp_path / "out",
+                                       "--reco-opt", "sleep=0.05"),
+                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        wait_for(lambda: any(json.loads(p.read_text()).get("JobStatus") == 2
+                             for p in queue_files(sshd) if p.exists()), 90, "a running job")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    assert queue_files(sshd) == []  # condor_rm took every job out of the queue
+    hist = [json.loads(p.read_text()) for p in (sshd.spool / "history").glob("*.json")]
+    assert any(h["JobStatus"] == 3 for h in hist)
+    assert list(workdir.iterdir()) == []  # remote scan folder deleted
+
+
+def _target(sshd, **kw):
+    from executors.remote import resolve_ssh_target
+
+    args = dict(user=sshd.user, port=sshd.port, identity=[str(sshd.client_key)],
+                known_hosts=str(sshd.known_hosts), ssh_config="/nonexistent")
+    args.update(kw)
+    return resolve_ssh_target("127.0.0.1", **args)
+
+
+def test_unknown_host_key_is_refused(sshd, tmp_path, sim_event_file):
+    from executors.remote import HostKeyError, RemoteConnection
+
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    with pytest.raises(HostKeyError, match=r"unknown host key .*SHA256:"):
+        RemoteConnection(_target(sshd, known_hosts=str(empty))).connect()
+    # through the CLI: one clear line, exit 2
+    cfg = write_config(tmp_path / "config.toml", sshd, tmp_path / "remote",
+                       known_hosts=str(empty))
+    r = condor_scan(sim_event_file, cfg, tmp_path / "out")
+    assert r.returncode == 2
+    assert "unknown host key" in r.stderr and "Traceback" not in r.stderr
+    assert "--trust-host-key" in r.stderr
+    # opting in records the key, and the next connection verifies against it
+    conn = RemoteConnection(_target(sshd, known_hosts=str(empty), trust_unknown=True))
+    conn.connect()
+    assert conn.run("echo ok").text.strip() == "ok"
+    conn.close()
+    assert sshd.host_pub.split()[1] in empty.read_text()
+    RemoteConnection(_target(sshd, known_hosts=str(empty))).connect()
+
+
+def test_changed_host_key_is_refused(sshd, tmp_path):
+    from executors.remote import HostKeyError, RemoteConnection
+
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)],
+                   check=True)
+    wrong = tmp_path / "known_hosts"
+    wrong.write_text(f"[127.0.0.1]:{sshd.port} {other.with_suffix('.pub').read_text()}")
+    with pytest.raises(HostKeyError, match="MISMATCH"):
+        RemoteConnection(_target(sshd, known_hosts=str(wrong), trust_unknown=True)).connect()
+
+
+def test_ssh_config_alias_and_proxyjump(sshd, tmp_path):
+    """An ~/.ssh/config alias with HostName/Port/User/IdentityFile, reached via ProxyJump."""
+    from executors.remote import RemoteConnection, resolve_ssh_target
+
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text(f"""Host jump
+    HostName 127.0.0.1
+    Port {sshd.port}
+    User {sshd.user}
+    IdentityFile {sshd.client_key}
+
+Host cluster
+    HostName 127.0.0.1
+    Port {sshd.port}
+    User {sshd.user}
+    IdentityFile {sshd.client_key}
+    ProxyJump jump
+""")
+    t = resolve_ssh_target("cluster", known_hosts=str(sshd.known_hosts), ssh_config=str(cfg))
+    assert (t.hostname, t.port, t.user, t.proxy_jump) == ("127.0.0.1", sshd.port, sshd.user,
+                                                           "jump")
+    conn = RemoteConnection(t)
+    conn.connect()
+    try:
+        assert conn._jump is not None  # really went through the jump host
+        res = conn.run("echo $SSH_CONNECTION")
+        assert res.text.split()[0] == "127.0.0.1"
+        conn.put_bytes(b"abc", str(tmp_path / "via jump.txt"))
+        assert conn.get_bytes(str(tmp_path / "via jump.txt")) == b"abc"
+    finally:
+        conn.close()
+
+
+def test_run_drains_big_stdout_and_stderr_and_times_out(sshd):
+    from executors.remote import RemoteConnection, RemoteError
+
+    conn = RemoteConnection(_target(sshd), reconnect_timeout=5)
+    conn.connect()
+    try:
+        cmd = ("head -c 4000000 /dev/zero; head -c 4000000 /dev/zero >&2; "
+               "printf 'x%s' \"$(printf '%s' \"it's\")\"; exit 3")
+        for persistent in (True, False):
+            conn.persistent_shell = persistent
+            res = conn.run(cmd, timeout=30)
+            assert res.code == 3 and len(res.out) == 4000000 + 5 and len(res.err) == 4000000
+        conn.persistent_shell = True
+        with pytest.raises(RemoteError, match="no answer"):
+            conn.run("sleep 5", timeout=0.5, retry=False)
+        assert conn.run("echo still alive").text.strip() == "still alive"
+    finally:
+        conn.close()
+
+
+def test_missing_remote_package_is_reported(sshd, tmp_path, sim_event_file):
+    cfg = write_config(tmp_path / "config.toml", sshd, tmp_path / "remote",
+                       python="/usr/bin/python3")
+    text = cfg.read_text().replace(f"PYTHONPATH = {json.dumps(str(REPO))}", "")
+    cfg.write_text(text)
+    r = condor_scan(sim_event_file, cfg, tmp_path / "out")
+    assert r.returncode == 2, r.stderr
+    assert "cannot run the skyscan-tui worker" in r.stderr and "pip install" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_executor_reattaches_at_executor_level(sshd, tmp_path, sim_event):
+    """attach(state) of a second executor adopts the first one's jobs (no new submission)."""
+    from executors.base import BatchDone, ScanContext
+    from executors.condor import CondorExecutor
+    from skyscan_tui.tasks import TaskBatch
+
+    cfg = write_config(tmp_path / "config.toml", sshd, tmp_path / "remote", pixels_per_job=8)
+    args = Namespace(profile="test", config=str(cfg))
+    ctx = ScanContext("dummy", {}, sim_event)
+    n = 16
+    batch = TaskBatch(0, 0, np.full(n, 8, np.int32), np.arange(n, dtype=np.int64),
+                      np.zeros(n, np.int32), np.linspace(0.1, 3.0, n), np.linspace(0, 6, n),
+                      np.zeros((n, 4)))
+    halves = [batch.select(np.arange(0, 8), 0), batch.select(np.arange(8, 16), 1)]
+    first = CondorExecutor.from_args(args)
+    first.start(ctx)
+    first.submit(halves)
+    first.poll(0.0)  # flushes: two jobs submitted
+    state = first.state()
+    first.conn.close()  # the tool "dies": no cancel, no cleanup
+    second = CondorExecutor.from_args(args)
+    second.attach(state)
+    second.start(ctx)
+    second.submit([batch.select(np.arange(n), 7)])  # the same tasks in a different batch
+    got = []
+    deadline = time.monotonic() + 90
+    while not got and time.monotonic() < deadline:
+        got = [u for u in second.poll(0.2) if isinstance(u, BatchDone)]
+    assert got and got[0].batch_id == 7 and np.array_equal(got[0].results["ipix"], batch.ipix)
+    assert second.stats["submissions"] == 0 and second.stats["adopted_batches"] == 1
+    second.close()

@@ -14,7 +14,8 @@ near-empty environment. A listed output file that is missing at exit holds the j
 (``condor_history`` still knows them).
 
 State lives in ``$FAKECONDOR_SPOOL``. Faults are injected from ``$FAKECONDOR_SPOOL/faults.json``
-(probabilities per job start, seeded, so runs repeat): ``fail`` (exits 1 without output ->
+(probabilities per job start, seeded, plus ``force``: a list of faults for the next job
+starts in order): ``fail`` (exits 1 without output ->
 hold 12), ``fail_exit`` (runs, but exits 1), ``hold`` (held with ``hold_code`` before it
 runs), ``vanish`` (leaves the queue with no event and no history), ``evict`` (killed after
 starting, back to idle), ``stuck`` (sleeps until the duration limit holds it). Every finished
@@ -404,6 +405,9 @@ def _start(ad: dict, rng: random.Random, fl: dict) -> tuple[subprocess.Popen | N
         if roll < acc:
             fault = name
             break
+    if fl.get("force"):  # forced faults for the next job starts, in order (consumed)
+        fault = fl["force"].pop(0)
+        _write_json(SPOOL / "faults.json", fl)
     if fault == "vanish":
         _qpath(ad).unlink(missing_ok=True)  # gone: no event, no history
         return None, fault
@@ -487,8 +491,8 @@ def runner(cluster: int) -> int:
     max_cpus = int(os.environ.get("FAKECONDOR_MAX_CPUS", "64"))
     running: dict[int, tuple[subprocess.Popen, str]] = {}
     while True:
-        fl = faults()
         with locked():
+            fl = faults()
             ads = {a["ProcId"]: a for a in load_queue() if a["ClusterId"] == cluster}
             # jobs removed/held/vanished while running: kill them
             for proc_id in list(running):
