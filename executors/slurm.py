@@ -326,7 +326,8 @@ class SlurmBackend(SchedulerBackend):
         refs = [job.ref for job in sub.jobs]
         self.arrays[array_id] = _Array(sub.id, sub.tag, array_id, refs)
         for i, ref in enumerate(refs):
-            self.elems[(array_id, i)] = _Elem(ref)
+            # the executor marks submitted jobs queued itself: report changes from there
+            self.elems[(array_id, i)] = _Elem(ref, reported=(QUEUED, ""))
 
     # ---------------------------------------------------------------- poll
     def _live(self) -> list[_Array]:
