@@ -288,8 +288,12 @@ class CondorBackend(SchedulerBackend):
                 "submit node? Add them to PATH in ~/.bashrc or ~/.ssh/environment")
 
     # ---------------------------------------------------------------- submit
+    def bind(self, conn, scan_dir, settings) -> None:  # noqa: ANN001 (see base class)
+        super().bind(conn, scan_dir, settings)
+        # the scan folder is named scan-<id>: the same id tags the jobs (+SkyscanScan)
+        self.scan_id = scan_dir.rstrip("/").rsplit("/", 1)[-1].removeprefix("scan-")
+
     def submit(self, sub: Submission) -> None:
-        self.scan_id = sub.tag.removeprefix("skyscan-").rsplit("-", 1)[0]
         d = f"subs/{sub.id}"
         text = render_submit_file(sub, self.opts, self.scan_id)
         done, tmp, err = f"{d}/submit.done", f"{d}/submit.tmp", f"{d}/submit.err"
@@ -460,12 +464,20 @@ class CondorBackend(SchedulerBackend):
         self._run("condor_rm " + " ".join(f"{c}.{p}" for c, p in keys) + " >/dev/null 2>&1; true")
 
     def remove_all(self) -> None:
+        """Remove every job of the scan, also of a submission whose reply never came back
+        (e.g. interrupted mid-way): by the scan's ``SkyscanScan`` attribute."""
         live = [c.cluster for c in self._live()]
         for p in self.procs.values():
             if not p.terminal:
                 p.removed = p.terminal = True
+        cmds = []
         if live:
-            self._run("condor_rm " + " ".join(map(str, live)) + " >/dev/null 2>&1; true")
+            cmds.append("condor_rm " + " ".join(map(str, live)) + " >/dev/null 2>&1")
+        if self.scan_id:
+            expr = shlex.quote(f'SkyscanScan == "{self.scan_id}"')
+            cmds.append(f"condor_rm -constraint {expr} >/dev/null 2>&1")
+        if cmds:
+            self._run("; ".join(cmds) + "; true")
 
     def active(self) -> list[JobRef]:
         return [p.ref for p in self.procs.values() if not p.terminal]

@@ -454,7 +454,14 @@ class RemoteConnection:
         script = (f"( {cmd}\n) </dev/null >\"$__o\" 2>\"$__e\"; __rc=$?; "
                   f"printf '\\n{token} %s %s %s\\n' \"$__rc\" \"$(wc -c <\"$__o\")\" "
                   f"\"$(wc -c <\"$__e\")\"; cat \"$__o\" \"$__e\"\n")
-        self._shell.sendall(script.encode())
+        try:
+            self._shell.sendall(script.encode())
+        except BaseException:
+            # half a command line may have gone out: this shell cannot be trusted any more
+            self._close_shell()
+            raise
+        # once sent, an interrupted wait is harmless: the next command skips to its own token,
+        # and runs after this one (same shell), e.g. a cancel after an interrupted submit
         head = f"\n{token} ".encode()
         pos = self._shell_read_until(head, deadline)
         while (end := self._shell_buf.find(b"\n", pos + len(head))) < 0:
@@ -492,8 +499,10 @@ class RemoteConnection:
                 while chan.recv_stderr_ready():
                     err += chan.recv_stderr(1 << 16)
                     got = True
-                if chan.exit_status_ready() and not chan.recv_ready() \
-                        and not chan.recv_stderr_ready():
+                # done = exit status AND end of data: sshd may send the status before the
+                # last buffered output of the command
+                if chan.exit_status_ready() and (chan.eof_received or chan.closed) \
+                        and not chan.recv_ready() and not chan.recv_stderr_ready():
                     break
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"no answer within {timeout:.0f} s")
@@ -644,6 +653,19 @@ class SchedulerBackend(ABC):
     def state(self) -> dict[str, Any]:
         return {}
 
+    def set_state_dir(self, path: Path, resume: bool = False) -> None:
+        """Engine hook (checkpointed scans): keep the resume state in ``path``.
+
+        With ``resume`` the state found there is re-attached to (same scan context only).
+        """
+        state_path = Path(path) / "remote-state.json"
+        if resume and state_path.is_file():
+            try:
+                self._saved = json.loads(state_path.read_text())
+            except (OSError, ValueError):
+                pass  # unreadable: start afresh (a state from bind_output may still apply)
+        self._state_path = state_path
+
     def attach(self, state: dict[str, Any]) -> None:
         return None
 
@@ -661,7 +683,8 @@ class RemoteSettings:
     pixels_per_job: int = 256  # [pixels_per_job] tasks per job file
     max_retries: int = 3  # [max_retries] resubmissions of one job
     poll_interval: float = 5.0  # [poll_interval] [s] between scheduler queries
-    job_timeout: float = 3600.0  # [job_timeout] [s] running time before a job is stuck
+    job_timeout: float = 3600.0  # [job_timeout] [s] run time limit of a job (scheduler
+    # policy); the executor's own watchdog removes a job running 1.25 x this + 30 s
     command_timeout: float = 120.0  # [s] per remote command
     reconnect_timeout: float = 300.0  # [reconnect_timeout] [s]
     keep_remote: bool = False  # [keep_remote] keep the remote scan folder when done
@@ -849,6 +872,11 @@ class RemoteBatchExecutor(Executor):
         self._batch_len_sum = 0
         self._batch_count = 0
         self._cancelled = False
+        self._remote_existed = False
+        self._submit_failures = 0
+        self._retry_sub: Submission | None = None
+        self._retry_at = 0.0
+        self._idle_warned: set[int] = set()
         self._adopted: dict[tuple[int, int], tuple[TaskBatch, list[str]]] = {}
         self._cache: dict[str, np.void] = {}  # task key -> result row of an orphan job
         self._orphan_keys: dict[str, int] = {}  # task key -> orphan job id still running
@@ -928,8 +956,11 @@ class RemoteBatchExecutor(Executor):
         script = _RUN_SCRIPT.format(setup=(env + s.setup.strip()).strip(),
                                     python=shlex.quote(python))
         self.conn.put_bytes(script.encode(), f"{self.scan_dir}/run_job.sh", mode=0o755)
-        if saved:
+        if saved and self._remote_existed:
             self._reattach(saved)
+        elif saved:
+            self._log("warning", f"the remote folder of the earlier run ({self.scan_dir}) is "
+                                 "gone; starting its jobs afresh")
         self._save_state()
 
     def _env_prefix(self) -> str:
@@ -949,14 +980,18 @@ class RemoteBatchExecutor(Executor):
                  f"get_reco({reco_name!r}); print(sys.executable); "
                  "print(skyscan_tui.__version__)")
         py = _remote_path_expr(s.python) if "/" in s.python else shlex.quote(s.python)
-        cmd = (f"d={scan_expr} && mkdir -p \"$d/jobs\" \"$d/results\" \"$d/subs\" && "
-               f"printf '%s\\n' \"$d\" && ( {self._env_prefix()}{py} -c {shlex.quote(probe)} )")
+        cmd = (f"d={scan_expr} && if [ -f \"$d/context.json\" ]; then e=old; else e=new; fi && "
+               f"mkdir -p \"$d/jobs\" \"$d/results\" \"$d/subs\" && "
+               f"printf '%s\\n%s\\n' \"$d\" \"$e\" && "
+               f"( {self._env_prefix()}{py} -c {shlex.quote(probe)} )")
         res = self.conn.run(cmd, s.command_timeout)
         lines = res.text.splitlines()
-        if not lines or not lines[0].startswith("/"):
+        if len(lines) < 2 or not lines[0].startswith("/"):
             raise RemoteError(f"cannot create the remote folder under {s.workdir!r} on "
                               f"{self.target.label}: {res.err_line()}")
         self.scan_dir = lines[0]
+        self._remote_existed = lines[1] == "old"
+        lines = lines[1:]
         if res.code != 0 or len(lines) < 2:
             raise RemoteError(
                 f"on {self.target.label}, {s.python!r} cannot run the skyscan-tui worker "
@@ -992,12 +1027,18 @@ class RemoteBatchExecutor(Executor):
 
     def cancel(self) -> None:
         """Remove every job of the scan and delete the remote scan folder."""
+        first = not self._cancelled
         self._cancelled = True
         self._pending.clear()
         self._resubmit.clear()
-        if self.conn is None:
+        if not self.scan_dir or not first and self.conn is None:
             return
+        reopened = self.conn is None
         try:
+            if reopened:  # closed already (e.g. interrupted): connect again
+                self.conn = RemoteConnection(self.target, reconnect_timeout=30.0)
+                self.conn.connect()
+                self.backend.bind(self.conn, self.scan_dir, self.settings)
             self.backend.remove_all()
             if self.scan_dir:
                 self.conn.run(f"rm -rf {shlex.quote(self.scan_dir)}",
@@ -1007,6 +1048,10 @@ class RemoteBatchExecutor(Executor):
         self._jobs.clear()
         if self._state_path is not None:
             self._state_path.unlink(missing_ok=True)
+        self.scan_dir = ""
+        if reopened and self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
     def close(self) -> None:
         if self.conn is None:
@@ -1044,6 +1089,13 @@ class RemoteBatchExecutor(Executor):
         if cur:
             new.append(self._new_job(cur))
         self._pending = []
+        if self._retry_sub is not None:
+            if time.monotonic() >= self._retry_at:
+                self._submit(self._retry_sub)
+            if self._retry_sub is not None:  # still failing: hold back new work too
+                self._pending = [b for j in new for b in j.batches]
+                self._next_job -= len(new)
+                return
         if not new and not self._resubmit:
             return
         if new:
@@ -1073,9 +1125,28 @@ class RemoteBatchExecutor(Executor):
         now = time.monotonic()
         for j in jobs:
             j.state, j.since = QUEUED, now
-        self.backend.submit(sub)
+        self._submit(sub)
+
+    def _submit(self, sub: Submission) -> None:
+        """Submit; on failure keep ``sub`` as is (same id and tag, so a submission whose
+        reply was lost is found again, not repeated) and retry at the next poll."""
+        try:
+            self.backend.submit(sub)
+        except RemoteError as exc:
+            # schedds refuse now and then (busy, restarting); a persistent refusal (a bad
+            # submit line, ...) ends the scan
+            self._submit_failures += 1
+            if self._submit_failures >= 5:
+                raise
+            delay = min(300.0, self.settings.poll_interval * 2 ** self._submit_failures)
+            self._log("warning", f"submission failed ({exc}); retrying in {delay:.0f} s")
+            self._retry_sub, self._retry_at = sub, time.monotonic() + delay
+            self._save_state()
+            return
+        self._retry_sub = None
+        self._submit_failures = 0
         self.stats["submissions"] += 1
-        self.stats["jobs_submitted"] += len(jobs)
+        self.stats["jobs_submitted"] += len(sub.jobs)
         self._save_state()
 
     def _new_job(self, batches: list[TaskBatch]) -> _Job:
@@ -1114,11 +1185,20 @@ class RemoteBatchExecutor(Executor):
             elif st.state in (FAILED, LOST):
                 out.extend(self._retry(job, st.detail or st.state))
         for job in self._jobs.values():
-            if job.state == RUNNING and not job.reported \
-                    and now - job.since > self.settings.job_timeout:
+            idle = max(600.0, 20 * self.settings.poll_interval)
+            if job.state == QUEUED and not job.reported and now - job.since > idle \
+                    and job.job_id not in self._idle_warned:
+                self._idle_warned.add(job.job_id)
+                self._log("warning", f"job {job.job_id} still waits in the queue after "
+                                     f"{now - job.since:.0f} s (no free slot, or requests "
+                                     "no machine can meet; ask the scheduler, e.g. "
+                                     "condor_q -better-analyze)")
+            # the scheduler's own limit (e.g. allowed_execute_duration = job_timeout) acts
+            # first; this watchdog is for pools where such a policy is not honoured
+            limit = 1.25 * self.settings.job_timeout + 30.0
+            if job.state == RUNNING and not job.reported and now - job.since > limit:
                 self.backend.remove([job.ref])
-                out.extend(self._retry(job, f"stuck: running for more than "
-                                            f"{self.settings.job_timeout:.0f} s"))
+                out.extend(self._retry(job, f"stuck: running for more than {limit:.0f} s"))
         to_fetch = [j for j in self._jobs.values() if j.state == DONE and not j.reported]
         if to_fetch:
             out.extend(self._fetch(to_fetch))

@@ -251,6 +251,9 @@ def run_scan(event: Any, args: argparse.Namespace, out_default: Path) -> int:
     except KeyboardInterrupt:
         engine.cancel()
         updates.close()  # stops and closes the executor (kills local workers)
+        # Ctrl-C raised inside the executor ends the engine before it saw the cancel, so
+        # cancel explicitly too (idempotent; remote executors remove their jobs)
+        executor.cancel()
         print("skyscan-tui: interrupted; scan cancelled", file=sys.stderr)
         return EXIT_INTERRUPTED
     assert finished is not None

@@ -23,10 +23,10 @@ from tests.conftest import REPO, cli_env, run_cli
 pytestmark = pytest.mark.integration
 
 FAKEBIN = REPO / "tests" / "fakecondor" / "bin"
-PROG = "8:0,16:4"
+PROG = "4:0,8:4"
 # a fixed batch size on both sides: the dummy reco's `vec @ ref` (BLAS) can differ in the last
 # bit between batch sizes, and the engine's default size depends on the executor's workers
-BATCH = "16"
+BATCH = "8"
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def write_config(path: Path, sshd, workdir: Path, **extra) -> Path:
         "host": "127.0.0.1", "port": sshd.port, "user": sshd.user,
         "identity_file": str(sshd.client_key), "known_hosts": str(sshd.known_hosts),
         "workdir": str(workdir), "python": sys.executable, "jobs_in_flight": 4,
-        "pixels_per_job": 200, "poll_interval": 0.2, "max_retries": 3, "job_timeout": 60,
+        "pixels_per_job": 48, "poll_interval": 0.1, "max_retries": 3, "job_timeout": 60,
         "reconnect_timeout": 30,
     }
     values.update(extra)
@@ -174,7 +174,7 @@ def test_faults_still_give_the_same_skymap(sshd, tmp_path, sim_event_file, local
     faults(force=["hold", "fail", "vanish", "fail_exit", "evict", "stuck"],
            fail=0.1, hold=0.1, seed=11)
     cfg = write_config(tmp_path / "config.toml", sshd, tmp_path / "remote",
-                       pixels_per_job=100, job_timeout=3, max_retries=4)
+                       pixels_per_job=24, job_timeout=3, max_retries=4)
     r = condor_scan(sim_event_file, cfg, tmp_path / "out")
     assert r.returncode == 0, r.stderr[-3000:]
     assert_same(levels_of(tmp_path / "out"), local_levels)
@@ -190,10 +190,10 @@ def test_faults_still_give_the_same_skymap(sshd, tmp_path, sim_event_file, local
 
 def test_sshd_restart_mid_scan(sshd, tmp_path, sim_event_file, local_levels):
     cfg = write_config(tmp_path / "config.toml", sshd, tmp_path / "remote",
-                       pixels_per_job=100)
+                       pixels_per_job=24)
     before = len(runs(sshd))
     proc = subprocess.Popen(condor_cmd(sim_event_file, cfg, tmp_path / "out",
-                                       "--reco-opt", "sleep=0.004"),
+                                       "--reco-opt", "sleep=0.02"),
                             env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
@@ -211,10 +211,10 @@ def test_sshd_restart_mid_scan(sshd, tmp_path, sim_event_file, local_levels):
 def test_killed_scan_resumes_without_redoing_jobs(sshd, tmp_path, sim_event_file,
                                                   local_levels):
     cfg = write_config(tmp_path / "config.toml", sshd, tmp_path / "remote",
-                       pixels_per_job=100)
+                       pixels_per_job=24)
     out = tmp_path / "out"
     before = len(runs(sshd))
-    proc = subprocess.Popen(condor_cmd(sim_event_file, cfg, out, "--reco-opt", "sleep=0.003"),
+    proc = subprocess.Popen(condor_cmd(sim_event_file, cfg, out, "--reco-opt", "sleep=0.02"),
                             env=cli_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
@@ -226,7 +226,7 @@ def test_killed_scan_resumes_without_redoing_jobs(sshd, tmp_path, sim_event_file
     assert state["jobs"], "the executor saved its jobs"
     # the same command again: the executor finds its state in the output folder, re-attaches
     # and answers the engine's batches from the jobs that ran or still run
-    r = run_cli(*condor_cmd(sim_event_file, cfg, out, "--reco-opt", "sleep=0.003")[3:],
+    r = run_cli(*condor_cmd(sim_event_file, cfg, out, "--reco-opt", "sleep=0.02")[3:],
                 timeout=180)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "re-attached" in r.stderr
