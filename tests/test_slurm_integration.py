@@ -150,9 +150,10 @@ def test_killed_failing_and_requeued_tasks(slurm_cluster, slurm_sshd, tmp_path,
     before = set(our_elements(slurm_cluster))
     proc = start_scan(*scan_args(sim_event_file, cfg, tmp_path / "out", *SLOW))
     try:
-        # first the injected failure (the first task to start takes the token), so that
-        # the elements picked below are healthy ones
-        wait_for(lambda: not token.exists(), 60, "the injected failure", proc)
+        # first the injected failure (the first task to start takes the token) must have
+        # ended in Slurm, so that the elements picked below are healthy ones
+        wait_for(lambda: "FAILED" in [v for k, v in our_elements(slurm_cluster).items()
+                                      if k not in before], 60, "the injected failure", proc)
         running = wait_for(lambda: new_running(slurm_cluster, before), 60,
                            "a running task", proc)
         slurm_cluster.run("scancel", running[0])
@@ -182,8 +183,9 @@ def test_killed_failing_and_requeued_tasks(slurm_cluster, slurm_sshd, tmp_path,
 
 def test_resume_reattaches_after_kill(slurm_cluster, slurm_sshd, tmp_path, sim_event_file,
                                       local_levels):
-    """The tool is SIGKILLed while its array runs; the same command again re-attaches to
-    the running tasks and submits only the rest (no job file is made twice)."""
+    """The tool is SIGKILLed while its array runs; ``scan --resume OUTDIR`` (or, without the
+    engine's resume, the same command again) re-attaches to the running tasks and submits
+    only the rest (no job file is made twice)."""
     cfg = write_config(tmp_path / "config.toml", slurm_sshd, tmp_path / "remote",
                        keep_remote=True)
     args = scan_args(sim_event_file, cfg, tmp_path / "out", *SLOW)
@@ -197,9 +199,14 @@ def test_resume_reattaches_after_kill(slurm_cluster, slurm_sshd, tmp_path, sim_e
     mine = {k: v for k, v in our_elements(slurm_cluster).items() if k not in before}
     assert len(mine) == 8 and any(v in ("PENDING", "RUNNING") for v in mine.values()), mine
     assert (tmp_path / "out" / ".skyscan-remote-state.json").exists()
-    r = run_cli(*args, timeout=180)
+    if "--resume" in run_cli("scan", "--help").stdout:  # the engine's checkpointed resume
+        again = ["scan", "--resume", str(tmp_path / "out"), "--executor", "slurm", "--config",
+                 str(cfg), "--profile", "test", "--progress", "lines"]
+    else:  # without it, the same command re-attaches through the executor's state file
+        again = args
+    r = run_cli(*again, timeout=180)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "re-attached" in r.stderr
+    assert "re-attached to 8 job(s)" in r.stderr
     assert_same(levels_of(tmp_path / "out"), local_levels)
     scan_dir = next((tmp_path / "remote").iterdir())
     assert len(list((scan_dir / "jobs").iterdir())) == 9  # 8 + 1: nothing redone
