@@ -278,6 +278,7 @@ class _Array:
 
 class SlurmBackend(SchedulerBackend):
     name: ClassVar[str] = "slurm"
+    why_pending_hint: ClassVar[str] = "squeue -j JOBID -o '%i %T %r'"
     MISSING_CHECKS: ClassVar[int] = 2  # squeue checks without an element before it is lost
     _QMARK: ClassVar[str] = "==skyscan-squeue-rc=="
 

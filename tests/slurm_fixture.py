@@ -64,6 +64,25 @@ def _which(name: str) -> str:
     return shutil.which(name) or str(Path("/usr/sbin", name))
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the test process dies (a killed pytest run
+    must not leave daemons behind). Runs after Popen's user switch, which would clear it."""
+    if _LIBC is not None:
+        _LIBC.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+
+
+def _load_libc():
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _load_libc() if os.name == "posix" else None
+
+
 def _slurm_conf(d: Path, sock: Path, ctld_port: int, slurmd_port: int, cpus: int) -> str:
     # One key per line; paths are absolute and inside the fixture directory.
     return "\n".join([
@@ -159,7 +178,8 @@ class SlurmCluster:
         log = open(self.root / "log" / f"{name}.out", "wb")  # the child keeps its own copy
         try:
             proc = subprocess.Popen(argv, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True, **kw)
+                                    stderr=subprocess.STDOUT, start_new_session=True,
+                                    preexec_fn=_die_with_parent, **kw)
         finally:
             log.close()
         self._procs.append((name, proc))
