@@ -468,6 +468,7 @@ def _parse_markers(text: str) -> dict[tuple[str, int], tuple[int, int]]:
 
 
 # --------------------------------------------------------------------------- executor
+MAX_ARRAY_TASKS = 1000  # Slurm's default MaxArraySize is 1001 (indices 0..1000)
 SLURM_KEYS = {"partition", "account", "time_limit", "cpus_per_task", "memory",
               "extra_sbatch_lines", "max_releases"}
 
@@ -496,6 +497,12 @@ class SlurmExecutor(RemoteBatchExecutor):
         except (TypeError, ValueError) as exc:
             raise UserError(f"bad Slurm setting: {exc}") from None
         opts.validate()
+        if settings.jobs_in_flight > MAX_ARRAY_TASKS:
+            # one submission holds up to about jobs_in_flight tasks, and Slurm's default
+            # MaxArraySize (1001) caps an array's task index at 1000
+            raise UserError(f"jobs_in_flight {settings.jobs_in_flight} is more than one Slurm "
+                            f"job array may hold here ({MAX_ARRAY_TASKS}); use fewer, larger "
+                            "jobs (pixels_per_job)")
         return cls(target, settings, SlurmBackend(opts))
 
 

@@ -309,3 +309,5 @@ def test_profile_keys_and_flags(tmp_path: Path):
         SlurmExecutor.from_args(_args(profile="hpc", config=str(cfg)))
     with pytest.raises(UserError):
         SlurmExecutor.from_args(_args(remote_host="h", memory="lots"))
+    with pytest.raises(UserError, match="job array"):
+        SlurmExecutor.from_args(_args(remote_host="h", jobs_in_flight=5000))
