@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 PROG = "4:0,8:2"
 BATCH = "24"
-SLOW = ("--reco-opt", "sleep=0.1")  # 2.4 s per 24-pixel job: time to interfere
+SLOW = ("--reco-opt", "sleep=0.06")  # +1.4 s per 24-pixel job: time to interfere
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +118,18 @@ def new_running(cluster, before: set[str]) -> list[str]:
                   if v == "RUNNING" and k not in before)
 
 
+def act_on_running(cluster, exclude: set[str], *cmd: str) -> str | None:
+    """Run ``cmd ELEMENT`` on a running skyscan element not in ``exclude``; returns the
+    element, or None if none is running or it finished before the command reached it."""
+    for elem in new_running(cluster, exclude):
+        try:
+            cluster.run(*cmd, elem)
+            return elem
+        except RuntimeError:  # just finished: try another one (next time)
+            continue
+    return None
+
+
 # --------------------------------------------------------------------------- tests
 def test_slurm_scan_equals_local(slurm_cluster, slurm_sshd, tmp_path, sim_event_file,
                                  local_levels):
@@ -154,12 +166,10 @@ def test_killed_failing_and_requeued_tasks(slurm_cluster, slurm_sshd, tmp_path,
         # ended in Slurm, so that the elements picked below are healthy ones
         wait_for(lambda: "FAILED" in [v for k, v in our_elements(slurm_cluster).items()
                                       if k not in before], 60, "the injected failure", proc)
-        running = wait_for(lambda: new_running(slurm_cluster, before), 60,
-                           "a running task", proc)
-        slurm_cluster.run("scancel", running[0])
-        second = wait_for(lambda: [k for k in new_running(slurm_cluster, before)
-                                   if k != running[0]], 60, "another running task", proc)
-        slurm_cluster.run("scontrol", "requeue", second[0])
+        killed = wait_for(lambda: act_on_running(slurm_cluster, before, "scancel"), 60,
+                          "a task to scancel", proc)
+        wait_for(lambda: act_on_running(slurm_cluster, before | {killed}, "scontrol",
+                                        "requeue"), 60, "a task to requeue", proc)
         out, err = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
@@ -234,3 +244,65 @@ def test_cancel_leaves_no_job(slurm_cluster, slurm_sshd, tmp_path, sim_event_fil
     mine = {k: v for k, v in our_elements(slurm_cluster).items() if k not in before}
     assert "CANCELLED" in mine.values() and set(mine.values()) <= {"CANCELLED", "COMPLETED"}
     assert list(workdir.iterdir()) == []  # remote scan folder removed
+
+
+def test_submit_is_idempotent_and_requeue_is_followed(slurm_cluster, slurm_sshd, tmp_path):
+    """Backend level, through SSH: submitting the same submission again (a retry after a
+    lost reply) does not make a second array, even when the marker file is gone; a
+    requeued element is reported back in the queue, then done, never lost."""
+    from executors.remote import (
+        DONE,
+        RemoteConnection,
+        RemoteSettings,
+        Submission,
+        resolve_ssh_target,
+    )
+    from executors.remote import JobSpec as Spec
+    from executors.slurm import SlurmBackend, SlurmOptions
+
+    scan = tmp_path / "scan"
+    for d in ("jobs", "results", "subs"):
+        (scan / d).mkdir(parents=True)
+    # a stand-in worker: a first run waits for the file "go", a rerun (requeue) does not
+    (scan / "run_job.sh").write_text(
+        '#!/bin/sh\nif [ "${SLURM_RESTART_COUNT:-0}" = 0 ]; then\n'
+        '  while [ ! -e go ]; do sleep 0.1; done\nfi\n: > "$3"\n')
+    (scan / "run_job.sh").chmod(0o755)
+    target = resolve_ssh_target(f"{slurm_sshd.user}@127.0.0.1:{slurm_sshd.port}",
+                                identity=[str(slurm_sshd.client_key)],
+                                known_hosts=str(slurm_sshd.known_hosts))
+    conn = RemoteConnection(target)
+    try:
+        be = SlurmBackend(SlurmOptions())
+        be.bind(conn, str(scan), RemoteSettings())
+        be.check()
+        jobs = tuple(Spec(i, 0, f"jobs/job_{i:06d}.npz", f"results/result_{i:06d}.npz")
+                     for i in range(2))
+        sub = Submission("s0000", f"skyscan-idem{tmp_path.name[-6:]}-s0000", jobs, str(scan))
+        be.submit(sub)
+        first = list(be.arrays)
+        be.submit(sub)  # marker file answers
+        (scan / "subs/s0000/submit.done").unlink()
+        be.submit(sub)  # the job name in squeue answers
+        assert list(be.arrays) == first
+        assert len({k.split("_")[0] for k in our_elements(slurm_cluster, sub.tag)}) == 1
+        aid = first[0]
+        wait_for(lambda: slurm_cluster.job_states(aid).get(f"{aid}_0") == "RUNNING", 30,
+                 f"element 0 running (states: {slurm_cluster.job_states(aid)})")
+        slurm_cluster.run("scontrol", "requeue", f"{aid}_0")
+        (scan / "go").write_text("")
+        seen: list[tuple[int, str]] = []
+
+        def finished() -> bool:
+            seen.extend((s.ref.job_id, s.state) for s in be.poll())
+            return not be.active()
+
+        wait_for(finished, 60, "both elements done")
+        states0 = [st for j, st in seen if j == 0]
+        assert "queued" in states0 and states0[-1] == DONE, seen
+        assert [st for j, st in seen if j == 1][-1] == DONE
+        assert sorted(p.name for p in (scan / "results").iterdir()) == [
+            "result_000000.npz", "result_000001.npz"]
+        assert (scan / "subs/s0000/rc_0").read_text().split() == ["0", "1"]  # 1 restart
+    finally:
+        conn.close()
