@@ -47,7 +47,8 @@ def main() -> int:
     ap.add_argument("--progression", default="8:0,16:4")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--pixels-per-job", type=int, default=256)
-    ap.add_argument("--jobs-in-flight", type=int, default=8)
+    ap.add_argument("--jobs-in-flight", type=int, default=2,
+                    help="default: as many as the stand-in pool has slots (-j)")
     ap.add_argument("--sleep", type=float, default=0.0, help="dummy reco seconds per pixel")
     ap.add_argument("-j", "--jobs", type=int, default=2, help="local worker processes")
     opts = ap.parse_args()

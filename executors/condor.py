@@ -235,6 +235,11 @@ def event_status(ev: LogEvent) -> tuple[str, str, int | None] | None:
     return None
 
 
+def _job_name(ref: JobRef) -> str:
+    """``job_<id>`` as in the job files (see RemoteBatchExecutor's naming)."""
+    return f"job_{ref.job_id:06d}"
+
+
 # --------------------------------------------------------------------------- backend
 @dataclass
 class _Proc:
@@ -266,6 +271,7 @@ class CondorBackend(SchedulerBackend):
         self.procs: dict[tuple[int, int], _Proc] = {}
         self._where: dict[JobRef, tuple[int, int]] = {}
         self._news: list[JobStatus] = []  # every state change, in order, since the last poll
+        self._names: dict[JobRef, str] = {}  # job_<id>: stem of its .out/.err files
         self.scan_id = ""
 
     def _changed(self, p: _Proc) -> None:
@@ -293,7 +299,7 @@ class CondorBackend(SchedulerBackend):
         # the scan folder is named scan-<id>: the same id tags the jobs (+SkyscanScan)
         self.scan_id = scan_dir.rstrip("/").rsplit("/", 1)[-1].removeprefix("scan-")
 
-    def submit(self, sub: Submission) -> None:
+    def submit(self, sub: Submission) -> str:
         d = f"subs/{sub.id}"
         text = render_submit_file(sub, self.opts, self.scan_id)
         done, tmp, err = f"{d}/submit.done", f"{d}/submit.tmp", f"{d}/submit.err"
@@ -305,8 +311,8 @@ class CondorBackend(SchedulerBackend):
         cmd = (f"mkdir -p {d} && mv -f subs/{sub.id}.sub {d}/submit.sub && "
                f"if [ -s {done} ]; then cat {done}; else "
                f"c=$(condor_q -constraint {constraint} -af ClusterId 2>/dev/null | head -n 1); "
-               f"if [ -n \"$c\" ]; then n=$(condor_q $c -af ProcId | sort -n | tail -n 1); "
-               f"echo \"$c.0 - $c.$n\" > {done}; cat {done}; "
+               f"if [ -n \"$c\" ]; then echo \"$c.0 - $c.{len(sub.jobs) - 1}\" > {done}; "
+               f"cat {done}; "
                f"elif condor_submit -terse -batch-name {tag} {d}/submit.sub > {tmp} 2> {err}; "
                f"then mv {tmp} {done} && cat {done}; "
                f"else cat {err} >&2; exit 1; fi; fi")
@@ -323,6 +329,9 @@ class CondorBackend(SchedulerBackend):
         for proc, ref in procs.items():
             self.procs[(cluster, proc)] = _Proc(ref)
             self._where[ref] = (cluster, proc)
+        for job in sub.jobs:
+            self._names[job.ref] = "job_" + _JOB_NAME.match(job.input).group(1)
+        return f"cluster {cluster}"
 
     # ---------------------------------------------------------------- poll
     def _live(self) -> list[_Cluster]:
@@ -487,6 +496,15 @@ class CondorBackend(SchedulerBackend):
         if keys:
             self._run("condor_release " + " ".join(f"{c}.{p}" for c, p in keys)
                       + " >/dev/null 2>&1; true")
+
+    def error_tail(self, job: JobRef) -> str:
+        where = self._where.get(job)
+        if where is None:
+            return ""
+        name = self._names.get(job) or _job_name(job)
+        err = shlex.quote(f"subs/{self.clusters[where[0]].sub_id}/{name}.err")
+        res = self._run(f"if [ -f {err} ]; then grep -v '^[[:space:]]*$' {err} | tail -n 1; fi")
+        return res.text.strip()[-300:]
 
     def hold_action(self, status: JobStatus, releases: int) -> str:
         if status.code in TRANSIENT_HOLD_CODES and releases < self.opts.max_releases:

@@ -34,7 +34,9 @@ Remote layout (one folder per scan, every path shell-quoted when used in a comma
 Backend interface (what a Slurm/HTCondor/... plug-in implements, see :class:`SchedulerBackend`)::
 
     check()                       the scheduler's commands exist on the remote (RemoteError if not)
-    submit(sub: Submission)       submit all jobs of ``sub`` at once (idempotent per ``sub.id``)
+    submit(sub: Submission) -> str | None
+                                  submit all jobs of ``sub`` at once (idempotent per
+                                  ``sub.id``); returns a label for messages ("cluster 12")
     poll() -> list[JobStatus]     current state of the jobs it knows (any order, repeats are fine)
     remove(jobs: list[JobRef])    cancel those jobs (best effort, idempotent)
     release(jobs)                 let held jobs run again (schedulers without holds: no-op)
@@ -47,10 +49,20 @@ file (a missing or unreadable file counts as a failure and the job is resubmitte
 ``JobRef(job_id, attempt)`` names one attempt; statuses of older attempts are ignored.
 
 Resume: the executor writes its state (scan folder, jobs and the task keys they hold,
-backend state) to a local JSON file (``bind_output(outdir)``) and a copy remotely. A new
-executor with the same scan context re-attaches in ``start()``: jobs still running keep
-running, and a batch the engine submits again whose tasks are all covered by such jobs (or by
-results already on the remote) is answered from them instead of being submitted again.
+backend state) to a local JSON file after every change. Where: ``set_state_dir(path,
+resume)`` (the engine's checkpoint hook, ``path/remote-state.json``) or ``bind_output(outdir)``
+(the CLI, ``OUTDIR/.skyscan-remote-state.json``), or hand it over with ``state()`` /
+``attach(state)``. A new executor with the same scan context (event digest, reco, options)
+re-attaches in ``start()`` if the remote scan folder still exists: jobs still queued or
+running are followed again (their event-log offsets are restored), and a batch the engine
+submits whose tasks are all covered by such jobs, or by their result files already on the
+remote, is answered from them instead of being submitted again. Tasks are matched by content
+(pixel, variation, direction, seed), so the resumed engine may batch them differently. The
+engine needs nothing else: it submits what it still needs, as always.
+
+Cleanup: ``close()`` deletes the remote scan folder and the state file when no job the engine
+waits for is left (a finished scan); otherwise it keeps both for a later re-attach.
+``cancel()`` removes every job of the scan (``condor_rm``/``scancel``) and the folder.
 """
 
 from __future__ import annotations
@@ -79,7 +91,8 @@ from skyscan_tui.tasks import RESULT_DTYPE, TaskBatch
 __all__ = [
     "RemoteError", "HostKeyError", "SSHTarget", "resolve_ssh_target", "RunResult",
     "RemoteConnection", "JobRef", "JobSpec", "Submission", "JobStatus", "SchedulerBackend",
-    "RemoteSettings", "RemoteBatchExecutor", "load_profile", "remote_config_from_args",
+    "RemoteSettings", "RemoteBatchExecutor", "load_profile", "list_profiles",
+    "remote_config_from_args",
     "task_keys", "context_digest", "DEFAULT_CONFIG",
 ]
 
@@ -110,6 +123,7 @@ class SSHTarget:
     user: str | None = None
     key_files: tuple[str, ...] = ()
     proxy_jump: str | None = None  # "user@host:port,host2" as in OpenSSH
+    proxy_command: str | None = None  # OpenSSH ProxyCommand (tokens already expanded)
     known_hosts: tuple[str, ...] = ()
     trust_unknown: bool = False
     connect_timeout: float = 15.0  # [s]
@@ -161,10 +175,14 @@ def resolve_ssh_target(host: str, *, user: str | None = None, port: int | None =
     proxy = cfg.get("proxyjump")
     if proxy and proxy.lower() == "none":
         proxy = None
+    proxy_cmd = cfg.get("proxycommand")
+    if proxy_cmd and proxy_cmd.strip().lower() == "none":
+        proxy_cmd = None
     timeout = connect_timeout or float(cfg.get("connecttimeout", 15))
     return SSHTarget(
         alias=host, hostname=hostname, port=int(port or cfg.get("port", 22)),
         user=user or cfg.get("user"), key_files=tuple(keys), proxy_jump=proxy,
+        proxy_command=None if proxy else proxy_cmd,
         known_hosts=tuple(str(Path(p).expanduser()) for p in kh), trust_unknown=trust_unknown,
         connect_timeout=timeout, keepalive=int(cfg.get("serveraliveinterval", 20)) or 20,
         ssh_config=str(cfg_path) if cfg_path.is_file() else None)
@@ -254,6 +272,8 @@ class RemoteConnection:
         if t.proxy_jump:
             jump_client, sock = self._open_jump(t.proxy_jump.split(",")[0].strip(),
                                                 t.hostname, t.port)
+        elif t.proxy_command:
+            sock = paramiko.ProxyCommand(t.proxy_command)
         client = paramiko.SSHClient()
         for path in t.known_hosts:
             if Path(path).is_file():
@@ -484,8 +504,13 @@ class RemoteConnection:
         chan = transport.open_session(timeout=min(timeout, 30.0))
         try:
             chan.settimeout(timeout)
-            chan.exec_command(cmd)
-            if stdin is not None:
+            # our commands are POSIX sh; the login shell may be csh/tcsh (as on some
+            # clusters), so sh reads the command from stdin (any shell can start that)
+            if stdin is None:
+                chan.exec_command("exec /bin/sh -s")
+                chan.sendall(f"( {cmd}\n) </dev/null\n".encode())
+            else:
+                chan.exec_command(f"exec /bin/sh -c {shlex.quote(cmd)}")
                 chan.sendall(stdin)
             chan.shutdown_write()
             out, err = bytearray(), bytearray()
@@ -631,7 +656,7 @@ class SchedulerBackend(ABC):
     def check(self) -> None: ...
 
     @abstractmethod
-    def submit(self, sub: Submission) -> None: ...
+    def submit(self, sub: Submission) -> str | None: ...
 
     @abstractmethod
     def poll(self) -> list[JobStatus]: ...
@@ -652,21 +677,12 @@ class SchedulerBackend(ABC):
     def hold_action(self, status: JobStatus, releases: int) -> str:
         return "resubmit"
 
+    def error_tail(self, job: JobRef) -> str:
+        """Last line of a failed job's stderr, for the user (optional)."""
+        return ""
+
     def state(self) -> dict[str, Any]:
         return {}
-
-    def set_state_dir(self, path: Path, resume: bool = False) -> None:
-        """Engine hook (checkpointed scans): keep the resume state in ``path``.
-
-        With ``resume`` the state found there is re-attached to (same scan context only).
-        """
-        state_path = Path(path) / "remote-state.json"
-        if resume and state_path.is_file():
-            try:
-                self._saved = json.loads(state_path.read_text())
-            except (OSError, ValueError):
-                pass  # unreadable: start afresh (a state from bind_output may still apply)
-        self._state_path = state_path
 
     def attach(self, state: dict[str, Any]) -> None:
         return None
@@ -686,7 +702,8 @@ class RemoteSettings:
     max_retries: int = 3  # [max_retries] resubmissions of one job
     poll_interval: float = 5.0  # [poll_interval] [s] between scheduler queries
     job_timeout: float = 3600.0  # [job_timeout] [s] run time limit of a job (scheduler
-    # policy); the executor's own watchdog removes a job running 1.25 x this + 30 s
+    # policy); the executor's own watchdog removes a job running 1.25 x this + grace
+    watchdog_grace: float = 30.0  # [s] added to 1.25 x job_timeout for the watchdog
     command_timeout: float = 120.0  # [s] per remote command
     reconnect_timeout: float = 300.0  # [reconnect_timeout] [s]
     keep_remote: bool = False  # [keep_remote] keep the remote scan folder when done
@@ -728,6 +745,22 @@ def load_profile(name: str | None, path: str | Path | None = None, *,
         raise UserError(f"{cfg_path}: profile {name!r}: unknown key(s) "
                         f"{', '.join(sorted(unknown))}")
     return prof
+
+
+def list_profiles(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """All ``[profiles.*]`` of the config file (``{}`` if there is none), e.g. for the TUI's
+    executor picker; each profile's ``executor`` key says which executor it is for."""
+    import tomllib
+
+    cfg_path = Path(path).expanduser() if path else DEFAULT_CONFIG.expanduser()
+    if not cfg_path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(cfg_path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise UserError(f"{cfg_path}: not valid TOML ({exc})") from None
+    profiles = data.get("profiles", {})
+    return {k: dict(v) for k, v in profiles.items() if isinstance(v, dict)}
 
 
 def remote_config_from_args(args: Any, extra_keys: set[str] = frozenset()
@@ -862,7 +895,7 @@ class RemoteBatchExecutor(Executor):
         self.scan_dir = ""
         self.scan_id = ""
         self._digest = ""
-        self._state_path: Path | None = None
+        self._state_paths: list[Path] = []  # where the resume state is kept (bind/hook)
         self._saved: dict[str, Any] | None = None  # state to re-attach to (from attach())
         self._logs: list[Update] = []
         self._pending: list[TaskBatch] = []
@@ -901,12 +934,26 @@ class RemoteBatchExecutor(Executor):
 
     def bind_output(self, outdir: Path) -> None:
         """Keep the resume state in ``outdir`` (re-attach if it holds one for this scan)."""
-        self._state_path = Path(outdir) / ".skyscan-remote-state.json"
-        if self._state_path.is_file() and self._saved is None:
+        path = Path(outdir) / ".skyscan-remote-state.json"
+        self._state_paths.append(path)
+        if path.is_file() and self._saved is None:
             try:
-                self._saved = json.loads(self._state_path.read_text())
+                self._saved = json.loads(path.read_text())
             except (OSError, ValueError):
                 self._saved = None  # unreadable: start afresh
+
+    def set_state_dir(self, path: Path, resume: bool = False) -> None:
+        """Engine hook (checkpointed scans): keep the resume state in ``path``.
+
+        With ``resume`` the state found there is re-attached to (same scan context only).
+        """
+        state_path = Path(path) / "remote-state.json"
+        if resume and state_path.is_file():
+            try:
+                self._saved = json.loads(state_path.read_text())
+            except (OSError, ValueError):
+                pass  # unreadable: start afresh (a state from bind_output may still apply)
+        self._state_paths.append(state_path)
 
     def attach(self, state: dict[str, Any]) -> None:
         """Re-attach to a scan described by ``state()`` of an earlier executor (before start)."""
@@ -1048,8 +1095,8 @@ class RemoteBatchExecutor(Executor):
         except RemoteError as exc:
             log.warning("cancel: %s", exc)
         self._jobs.clear()
-        if self._state_path is not None:
-            self._state_path.unlink(missing_ok=True)
+        for path in self._state_paths:
+            path.unlink(missing_ok=True)
         self.scan_dir = ""
         if reopened and self.conn is not None:
             self.conn.close()
@@ -1063,12 +1110,14 @@ class RemoteBatchExecutor(Executor):
                                           for j in self._jobs.values())
         if not busy and not self._cancelled and self.scan_dir:
             try:
+                stray = self.backend.active()  # orphans nobody needed, duplicate attempts
+                if stray:
+                    self.backend.remove(stray)
                 if not self.settings.keep_remote:
-                    self.backend.remove_all()  # stray duplicate attempts, if any
                     self.conn.run(f"rm -rf {shlex.quote(self.scan_dir)}",
                                   self.settings.command_timeout, retry=False)
-                if self._state_path is not None:
-                    self._state_path.unlink(missing_ok=True)
+                for path in self._state_paths:
+                    path.unlink(missing_ok=True)
             except RemoteError as exc:
                 log.warning("cleanup: %s", exc)
         elif busy and not self._cancelled:
@@ -1080,22 +1129,29 @@ class RemoteBatchExecutor(Executor):
     def _flush(self) -> None:
         """Pack pending batches into jobs, upload them as one tar, submit with the resubmits."""
         new: list[_Job] = []
-        cur: list[TaskBatch] = []
-        size = 0
-        for batch in self._pending:
-            cur.append(batch)
-            size += len(batch)
-            if size >= self.settings.pixels_per_job:
+        # spread the work over the free job slots (jobs_in_flight is a cap): a small round
+        # becomes many small jobs rather than one big one; pixels_per_job caps the job size
+        active = sum(1 for j in self._jobs.values() if not j.reported)  # incl. resubmits
+        free = self.settings.jobs_in_flight - active
+        total = sum(len(b) for b in self._pending)
+        if free > 0 and total:
+            target = min(self.settings.pixels_per_job, -(-total // free))
+            cur: list[TaskBatch] = []
+            size = 0
+            for batch in self._pending:
+                cur.append(batch)
+                size += len(batch)
+                if size >= target:
+                    new.append(self._new_job(cur))
+                    cur, size = [], 0
+            if cur:
                 new.append(self._new_job(cur))
-                cur, size = [], 0
-        if cur:
-            new.append(self._new_job(cur))
-        self._pending = []
+            self._pending = []
         if self._retry_sub is not None:
             if time.monotonic() >= self._retry_at:
                 self._submit(self._retry_sub)
             if self._retry_sub is not None:  # still failing: hold back new work too
-                self._pending = [b for j in new for b in j.batches]
+                self._pending = [b for j in new for b in j.batches] + self._pending
                 self._next_job -= len(new)
                 return
         if not new and not self._resubmit:
@@ -1133,7 +1189,7 @@ class RemoteBatchExecutor(Executor):
         """Submit; on failure keep ``sub`` as is (same id and tag, so a submission whose
         reply was lost is found again, not repeated) and retry at the next poll."""
         try:
-            self.backend.submit(sub)
+            handle = self.backend.submit(sub)
         except RemoteError as exc:
             # schedds refuse now and then (busy, restarting); a persistent refusal (a bad
             # submit line, ...) ends the scan
@@ -1147,6 +1203,8 @@ class RemoteBatchExecutor(Executor):
             return
         self._retry_sub = None
         self._submit_failures = 0
+        self._log("info", f"submitted {len(sub.jobs)} job(s)"
+                          + (f" as {handle}" if handle else "") + f" ({sub.tag})")
         self.stats["submissions"] += 1
         self.stats["jobs_submitted"] += len(sub.jobs)
         self._save_state()
@@ -1185,7 +1243,14 @@ class RemoteBatchExecutor(Executor):
                     self.backend.remove([job.ref])
                     out.extend(self._retry(job, f"held: {st.detail}"))
             elif st.state in (FAILED, LOST):
-                out.extend(self._retry(job, st.detail or st.state))
+                why = st.detail or st.state
+                if st.state == FAILED:
+                    try:
+                        tail = self.backend.error_tail(st.ref)
+                    except RemoteError:
+                        tail = ""
+                    why = f"{why}: {tail}" if tail else why
+                out.extend(self._retry(job, why))
         for job in self._jobs.values():
             idle = max(600.0, 20 * self.settings.poll_interval)
             if job.state == QUEUED and not job.reported and now - job.since > idle \
@@ -1197,7 +1262,7 @@ class RemoteBatchExecutor(Executor):
                                      f"{self.backend.why_pending_hint})")
             # the scheduler's own limit (e.g. allowed_execute_duration = job_timeout) acts
             # first; this watchdog is for pools where such a policy is not honoured
-            limit = 1.25 * self.settings.job_timeout + 30.0
+            limit = 1.25 * self.settings.job_timeout + self.settings.watchdog_grace
             if job.state == RUNNING and not job.reported and now - job.since > limit:
                 self.backend.remove([job.ref])
                 out.extend(self._retry(job, f"stuck: running for more than {limit:.0f} s"))
@@ -1283,13 +1348,15 @@ class RemoteBatchExecutor(Executor):
     # ---------------------------------------------------------------- resume
     def _save_state(self) -> None:
         state = self.state()
-        if self._state_path is not None:
+        if self._state_paths:
             from skyscan_tui.fileio import atomic_write_text
 
-            try:
-                atomic_write_text(self._state_path, json.dumps(state))
-            except OSError as exc:
-                log.warning("cannot write %s: %s", self._state_path, exc)
+            text = json.dumps(state)
+            for path in self._state_paths:
+                try:
+                    atomic_write_text(path, text)
+                except OSError as exc:
+                    log.warning("cannot write %s: %s", path, exc)
 
     def _reattach(self, saved: dict[str, Any]) -> None:
         """Adopt the jobs of an earlier run of this scan as orphans (see module docstring)."""

@@ -242,6 +242,9 @@ def test_profile_errors(tmp_path):
     with pytest.raises(UserError, match="unknown key.*hots"):
         load_profile("a", ok)
     assert load_profile(None, ok) == {}
+    from executors.remote import list_profiles
+
+    assert list(list_profiles(ok)) == ["a"] and list_profiles(tmp_path / "none.toml") == {}
     with pytest.raises(UserError, match="no remote host"):
         remote_config_from_args(Namespace(ssh_config=str(tmp_path / "none")))
 

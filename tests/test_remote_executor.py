@@ -1,0 +1,278 @@
+"""The generic RemoteBatchExecutor's fault policy, with this machine as the "remote".
+
+``LocalConn`` replaces the SSH connection (commands run through the local ``sh``, files are
+written locally) and ``ScriptedBackend`` is a scheduler whose jobs do what a test script
+says (run, fail, vanish, hang, refuse the submission). The real worker runs the job files,
+so results are real. SSH and HTCondor themselves are covered by test_condor_integration.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import executors.remote as remote
+from executors.base import BatchDone, BatchFailed, ScanContext
+from executors.remote import (
+    DONE,
+    FAILED,
+    LOST,
+    QUEUED,
+    RUNNING,
+    JobRef,
+    JobStatus,
+    RemoteBatchExecutor,
+    RemoteError,
+    RemoteSettings,
+    RunResult,
+    SchedulerBackend,
+    SSHTarget,
+)
+from executors.worker import WorkerState
+from skyscan_tui.tasks import TaskBatch
+from tests.conftest import REPO
+
+
+class LocalConn:
+    def __init__(self, target, **kw) -> None:
+        self.target = target
+
+    def connect(self) -> None:
+        pass
+
+    def run(self, cmd, timeout=60.0, *, check=False, stdin=None, retry=True) -> RunResult:
+        p = subprocess.run(["sh", "-c", cmd], input=stdin, capture_output=True, timeout=timeout)
+        res = RunResult(p.returncode, p.stdout, p.stderr)
+        if check and res.code:
+            raise RemoteError(res.err_line())
+        return res
+
+    def put_bytes(self, data: bytes, path: str, mode=None) -> None:
+        Path(path).write_bytes(data)
+        if mode is not None:
+            Path(path).chmod(mode)
+
+    def close(self) -> None:
+        pass
+
+
+class ScriptedBackend(SchedulerBackend):
+    """``script[job_id]`` lists the outcome of each attempt: ok, fail, lost, hang, nooutput."""
+
+    name = "scripted"
+
+    def __init__(self, script=None, refuse: int = 0) -> None:
+        self.script = script or {}
+        self.refuse = refuse  # refuse this many submissions first
+        self.news: list[JobStatus] = []
+        self.running: set[JobRef] = set()
+        self.removed: list[JobRef] = []
+        self.submissions: list[str] = []
+
+    def check(self) -> None:
+        pass
+
+    def submit(self, sub) -> None:
+        if self.refuse:
+            self.refuse -= 1
+            raise RemoteError("schedd busy")
+        self.submissions.append(sub.id)
+        for job in sub.jobs:
+            outcomes = self.script.get(job.job_id, [])
+            what = outcomes[job.attempt] if job.attempt < len(outcomes) else "ok"
+            self.news.append(JobStatus(job.ref, QUEUED))
+            if what == "ok":
+                p = subprocess.run(["./run_job.sh", "context.json", job.input, job.output],
+                                   cwd=self.scan_dir, capture_output=True)
+                self.news.append(JobStatus(job.ref, DONE if p.returncode == 0 else FAILED,
+                                           p.stderr.decode()[-300:]))
+            elif what == "nooutput":  # says it succeeded, but left no result file
+                self.news.append(JobStatus(job.ref, DONE))
+            elif what == "fail":
+                self.news.append(JobStatus(job.ref, FAILED, "exit code 1", 1))
+            elif what == "lost":
+                self.news.append(JobStatus(job.ref, LOST, "vanished"))
+            elif what == "hang":
+                self.news.append(JobStatus(job.ref, RUNNING))
+                self.running.add(job.ref)
+
+    def poll(self):
+        out, self.news = self.news, []
+        return out
+
+    def remove(self, jobs) -> None:
+        self.removed += list(jobs)
+        self.running -= set(jobs)
+
+    def active(self):
+        return sorted(self.running, key=lambda r: (r.job_id, r.attempt))
+
+    def state(self):
+        return {"running": [[r.job_id, r.attempt] for r in self.running]}
+
+    def attach(self, state) -> None:
+        # the jobs that were hanging finished while nobody watched: run them now
+        for jid, att in state.get("running", []):
+            ref = JobRef(jid, att)
+            self.running.add(ref)
+            p = subprocess.run(["./run_job.sh", "context.json", f"jobs/job_{jid:06d}.npz",
+                                f"results/result_{jid:06d}.npz"], cwd=self.scan_dir)
+            self.news.append(JobStatus(ref, DONE if p.returncode == 0 else FAILED))
+
+
+def _same(a: np.ndarray, b: np.ndarray, exact: bool = True) -> bool:
+    for f in a.dtype.names:
+        if a.dtype[f].kind == "f":
+            ok = (np.array_equal(a[f], b[f], equal_nan=True) if exact
+                  else np.allclose(a[f], b[f], rtol=1e-12, atol=0, equal_nan=True))
+        else:
+            ok = np.array_equal(a[f], b[f])
+        if not ok:
+            return False
+    return True
+
+
+def _settings(tmp_path, **kw) -> RemoteSettings:
+    base = dict(workdir=str(tmp_path / "remote dir"), python="python3",
+                environment={"PYTHONPATH": str(REPO)}, jobs_in_flight=2, pixels_per_job=10,
+                max_retries=2, poll_interval=0.01, job_timeout=0.2, watchdog_grace=0.0)
+    base.update(kw)
+    return RemoteSettings(**base)
+
+
+@pytest.fixture()
+def local_remote(monkeypatch):
+    monkeypatch.setattr(remote, "RemoteConnection", LocalConn)
+
+
+def _batches(n_batches=4, size=5) -> list[TaskBatch]:
+    out = []
+    for b in range(n_batches):
+        ipix = np.arange(b * size, (b + 1) * size, dtype=np.int64)
+        out.append(TaskBatch(b, 0, np.full(size, 8, np.int32), ipix, np.zeros(size, np.int32),
+                             np.linspace(0.3, 2.8, size), np.linspace(0.2, 5.0, size),
+                             np.tile([1.0, 2.0, 3.0, 4.0], (size, 1))))
+    return out
+
+
+def _drain(ex, n, timeout=60.0):
+    got = []
+    deadline = time.monotonic() + timeout
+    while len([u for u in got if not hasattr(u, "level")]) < n and time.monotonic() < deadline:
+        got += ex.poll(0.01)
+    return got
+
+
+def _run(ex, batches, sim_event, n=None):
+    ex.start(ScanContext("dummy", {}, sim_event))
+    ex.submit(batches)
+    ups = _drain(ex, n if n is not None else len(batches))
+    return ups
+
+
+def test_results_match_the_worker(local_remote, tmp_path, sim_event):
+    backend = ScriptedBackend()
+    ex = RemoteBatchExecutor(SSHTarget("h", "h"), _settings(tmp_path), backend)
+    batches = _batches()
+    ups = _run(ex, batches, sim_event)
+    done = {u.batch_id: u.results for u in ups if isinstance(u, BatchDone)}
+    ref = WorkerState(ScanContext("dummy", {}, sim_event))
+    assert sorted(done) == [0, 1, 2, 3]
+    for b in batches:
+        assert _same(done[b.batch_id], ref.run(b))
+    assert len(backend.submissions) == 1  # one flush, one submission (2 jobs of 10 tasks)
+    ex.close()
+    assert not any((tmp_path / "remote dir").iterdir())  # cleaned up
+
+
+def test_failed_and_lost_jobs_are_resubmitted(local_remote, tmp_path, sim_event):
+    backend = ScriptedBackend({0: ["fail", "lost", "ok"]})
+    ex = RemoteBatchExecutor(SSHTarget("h", "h"), _settings(tmp_path), backend)
+    ups = _run(ex, _batches(), sim_event)
+    assert sorted(u.batch_id for u in ups if isinstance(u, BatchDone)) == [0, 1, 2, 3]
+    assert ex.stats["resubmitted"] == 2
+    msgs = " ".join(u.message for u in ups if hasattr(u, "level"))
+    assert "exit code 1" in msgs and "vanished" in msgs
+    ex.close()
+
+
+def test_job_without_its_output_file_is_resubmitted(local_remote, tmp_path, sim_event):
+    backend = ScriptedBackend({1: ["nooutput", "ok"]})
+    ex = RemoteBatchExecutor(SSHTarget("h", "h"), _settings(tmp_path), backend)
+    ups = _run(ex, _batches(), sim_event)
+    assert sorted(u.batch_id for u in ups if isinstance(u, BatchDone)) == [0, 1, 2, 3]
+    assert any("without its output file" in u.message for u in ups if hasattr(u, "level"))
+    ex.close()
+
+
+def test_gives_up_after_max_retries_with_lost_batches(local_remote, tmp_path, sim_event):
+    backend = ScriptedBackend({0: ["fail", "fail", "fail"]})
+    ex = RemoteBatchExecutor(SSHTarget("h", "h"), _settings(tmp_path), backend)
+    ups = _run(ex, _batches(), sim_event)
+    failed = [u for u in ups if isinstance(u, BatchFailed)]
+    assert sorted(u.batch_id for u in failed) == [0, 1] and all(u.lost for u in failed)
+    assert sorted(u.batch_id for u in ups if isinstance(u, BatchDone)) == [2, 3]
+    ex.close()
+
+
+def test_watchdog_removes_a_stuck_job(local_remote, tmp_path, sim_event):
+    backend = ScriptedBackend({1: ["hang", "ok"]})
+    ex = RemoteBatchExecutor(SSHTarget("h", "h"), _settings(tmp_path), backend)
+    ups = _run(ex, _batches(), sim_event)
+    assert sorted(u.batch_id for u in ups if isinstance(u, BatchDone)) == [0, 1, 2, 3]
+    assert backend.removed == [JobRef(1, 0)]
+    assert any("stuck" in u.message for u in ups if hasattr(u, "level"))
+    ex.close()
+
+
+def test_refused_submission_is_retried_as_the_same_submission(local_remote, tmp_path,
+                                                              sim_event):
+    backend = ScriptedBackend(refuse=2)
+    ex = RemoteBatchExecutor(SSHTarget("h", "h"), _settings(tmp_path), backend)
+    ups = _run(ex, _batches(), sim_event)
+    assert sorted(u.batch_id for u in ups if isinstance(u, BatchDone)) == [0, 1, 2, 3]
+    assert backend.submissions == ["s0000"]
+    assert sum("submission failed" in u.message for u in ups if hasattr(u, "level")) == 2
+    ex.close()
+
+
+@pytest.mark.parametrize("how", ["bind_output", "set_state_dir"])
+def test_reattach_answers_from_jobs_of_the_earlier_run(local_remote, tmp_path, sim_event, how):
+    def bind(ex, resume):
+        if how == "bind_output":  # the CLI: state in OUTDIR
+            ex.bind_output(tmp_path / "out")
+            return tmp_path / "out" / ".skyscan-remote-state.json"
+        ex.set_state_dir(tmp_path / "out" / "checkpoint" / "executor", resume)  # engine hook
+        return tmp_path / "out" / "checkpoint" / "executor" / "remote-state.json"
+
+    first_backend = ScriptedBackend({0: ["hang"], 1: ["hang"]})
+    first = RemoteBatchExecutor(SSHTarget("h", "h"), _settings(tmp_path, job_timeout=60),
+                                first_backend)
+    state_file = bind(first, False)
+    first.start(ScanContext("dummy", {}, sim_event))
+    first.submit(_batches())
+    first.poll(0.0)
+    first.close()  # jobs still running: state kept in the output folder, remote kept
+    assert state_file.is_file()
+    second_backend = ScriptedBackend()
+    second = RemoteBatchExecutor(SSHTarget("h", "h"), _settings(tmp_path, job_timeout=60),
+                                 second_backend)
+    bind(second, True)
+    # the resumed engine batches the same tasks differently
+    parts = _batches()
+    whole = TaskBatch(0, 0, *(np.concatenate([getattr(b, f) for b in parts]) for f in
+                              ("nside", "ipix", "variation", "zenith", "azimuth", "seed")))
+    ups = _run(second, [whole.select(np.arange(0, 12), 100), whole.select(np.arange(12, 20),
+                                                                           101)], sim_event)
+    done = {u.batch_id: u for u in ups if isinstance(u, BatchDone)}
+    assert sorted(done) == [100, 101]
+    assert second_backend.submissions == []  # nothing submitted again
+    ref = WorkerState(ScanContext("dummy", {}, sim_event))
+    # rows computed in batches of 5 remotely: equal up to BLAS rounding of other batch sizes
+    assert _same(done[100].results, ref.run(whole.select(np.arange(0, 12), 0)), exact=False)
+    second.close()
+    assert not state_file.exists()
