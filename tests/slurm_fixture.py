@@ -121,7 +121,12 @@ def _slurm_conf(d: Path, sock: Path, ctld_port: int, slurmd_port: int, cpus: int
         "MinJobAge=300",
         "MaxArraySize=10001",
         f"NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=1000 State=UNKNOWN",
-        "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP",
+        # "urgent" preempts "debug" by requeueing its jobs (tests of PREEMPTED handling)
+        "PreemptType=preempt/partition_prio",
+        "PreemptMode=REQUEUE",
+        "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP "
+        "PriorityTier=1",
+        "PartitionName=urgent Nodes=localhost MaxTime=INFINITE State=UP PriorityTier=2",
         "",
     ])
 
@@ -166,7 +171,7 @@ class SlurmCluster:
             self._wait_for(lambda: self.munge_socket.exists(), 10.0, "munged socket")
             self._spawn("slurmctld", [_which("slurmctld"), "-D", "-c", "-i"])
             self._spawn("slurmd", [_which("slurmd"), "-D", "-N", "localhost"])
-            self._wait_for(lambda: self.sinfo_state() == "idle", START_TIMEOUT,
+            self._wait_for(lambda: set(self.sinfo_state().split()) == {"idle"}, START_TIMEOUT,
                            "node idle in sinfo")
         except BaseException:
             self.stop()

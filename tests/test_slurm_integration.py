@@ -151,8 +151,9 @@ def test_slurm_scan_equals_local(slurm_cluster, slurm_sshd, tmp_path, sim_event_
 
 def test_killed_failing_and_requeued_tasks(slurm_cluster, slurm_sshd, tmp_path,
                                            sim_event_file, local_levels):
-    """One element scancel'd while running, one worker exiting 7, one element requeued by
-    Slurm: the first two are resubmitted, the requeued one is not, the skymap is identical."""
+    """One element scancel'd while running, one worker exiting 7, one element requeued with
+    scontrol, running ones preempted by a higher-priority partition: the first two are
+    resubmitted, the requeued and preempted ones are not, and the skymap is identical."""
     token = tmp_path / "fail-once"
     token.write_text("")
     setup = (f'[ -n "${{SLURM_ARRAY_TASK_ID:-}}" ] && rm {token} 2>/dev/null '
@@ -168,8 +169,15 @@ def test_killed_failing_and_requeued_tasks(slurm_cluster, slurm_sshd, tmp_path,
                                       if k not in before], 60, "the injected failure", proc)
         killed = wait_for(lambda: act_on_running(slurm_cluster, before, "scancel"), 60,
                           "a task to scancel", proc)
-        wait_for(lambda: act_on_running(slurm_cluster, before | {killed}, "scontrol",
-                                        "requeue"), 60, "a task to requeue", proc)
+        requeued = wait_for(lambda: act_on_running(slurm_cluster, before | {killed},
+                                                   "scontrol", "requeue"), 60,
+                            "a task to requeue", proc)
+        # a job in the higher-priority partition takes both CPUs: running tasks are
+        # preempted (PreemptMode=REQUEUE) and must be waited for, not resubmitted
+        wait_for(lambda: new_running(slurm_cluster, before | {killed, requeued}), 60,
+                 "a task to preempt", proc)
+        slurm_cluster.run("sbatch", "--parsable", "--partition=urgent", "--cpus-per-task=2",
+                          "--output=/dev/null", "--wrap=sleep 1")
         out, err = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
@@ -188,6 +196,8 @@ def test_killed_failing_and_requeued_tasks(slurm_cluster, slurm_sshd, tmp_path,
     n_elements = sum(sub.joinpath("job.sbatch").read_text().count(") j=")
                      for sub in (scan_dir / "subs").iterdir())
     assert n_jobs == 9 and n_elements == 9 + 2, (n_jobs, n_elements)
+    restarts = [int(m.read_text().split()[1]) for m in scan_dir.glob("subs/*/rc_*")]
+    assert sum(restarts) >= 2, restarts  # the requeue and at least one preemption
     assert not slurm_cluster.active_jobs()
 
 
