@@ -585,7 +585,7 @@ class _ShellBroken(Exception):
 
 
 def _describe(exc: BaseException) -> str:
-    msg = str(exc).strip() or type(exc).__name__
+    msg = str(exc).strip().replace("[Errno None] ", "") or type(exc).__name__
     return msg.splitlines()[0]
 
 
