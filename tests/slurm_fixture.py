@@ -315,7 +315,7 @@ def slurm_cluster():
     cluster = SlurmCluster()
     try:
         cluster.start()
-    except SlurmUnavailable as exc:
+    except (SlurmUnavailable, OSError, subprocess.SubprocessError) as exc:
         cluster.cleanup()
         pytest.skip(f"loopback Slurm did not start: {exc}")
     try:
