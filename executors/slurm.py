@@ -479,7 +479,10 @@ class SlurmExecutor(RemoteBatchExecutor):
 
     @classmethod
     def from_args(cls, args: Any) -> SlurmExecutor:
-        target, settings, extra = remote_config_from_args(args, SLURM_KEYS)
+        target, settings, extra = remote_config_from_args(args, SLURM_KEYS | {"executor"})
+        if extra.get("executor", "slurm") != "slurm":
+            raise UserError(f"profile {getattr(args, 'profile', '')!r} is for --executor "
+                            f"{extra['executor']}, not slurm")
         lines = extra.get("extra_sbatch_lines", [])
         lines = [lines] if isinstance(lines, str) else list(lines)
         lines += list(getattr(args, "sbatch_line", None) or [])

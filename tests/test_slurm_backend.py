@@ -304,6 +304,9 @@ def test_profile_keys_and_flags(tmp_path: Path):
         "long", "ice", "2:00:00", 2, "4G")
     assert o.extra_sbatch_lines == ("--qos=scan", "--constraint=avx2")
     assert ex.target.hostname == "login.example.org"
+    cfg.write_text('[profiles.hpc]\nexecutor = "condor"\nhost = "h"\n')
+    with pytest.raises(UserError, match="for --executor condor"):
+        SlurmExecutor.from_args(_args(profile="hpc", config=str(cfg)))
     cfg.write_text('[profiles.hpc]\nhost = "h"\npartitoin = "x"\n')
     with pytest.raises(UserError, match="partitoin"):
         SlurmExecutor.from_args(_args(profile="hpc", config=str(cfg)))
