@@ -16,6 +16,7 @@ __all__ = ["available_executors", "get_executor"]
 _GROUP = "skyscan_tui.executors"
 _BUILTIN = {"serial": "executors.serial:SerialExecutor", "local": "executors.local:LocalExecutor",
             "condor": "executors.condor:CondorExecutor"}
+_BUILTIN["slurm"] = "executors.slurm:SlurmExecutor"
 
 
 def _targets() -> dict[str, str]:

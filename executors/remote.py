@@ -646,6 +646,8 @@ class SchedulerBackend(ABC):
     """A batch system reached through a :class:`RemoteConnection` (see the module docstring)."""
 
     name: ClassVar[str]
+    # how to ask this scheduler why a job does not start (shown with the idle-job warning)
+    why_pending_hint: ClassVar[str] = "condor_q -better-analyze"
 
     def bind(self, conn: RemoteConnection, scan_dir: str, settings: RemoteSettings) -> None:
         self.conn, self.scan_dir, self.settings = conn, scan_dir, settings
@@ -1257,7 +1259,7 @@ class RemoteBatchExecutor(Executor):
                 self._log("warning", f"job {job.job_id} still waits in the queue after "
                                      f"{now - job.since:.0f} s (no free slot, or requests "
                                      "no machine can meet; ask the scheduler, e.g. "
-                                     "condor_q -better-analyze)")
+                                     f"{self.backend.why_pending_hint})")
             # the scheduler's own limit (e.g. allowed_execute_duration = job_timeout) acts
             # first; this watchdog is for pools where such a policy is not honoured
             limit = 1.25 * self.settings.job_timeout + self.settings.watchdog_grace

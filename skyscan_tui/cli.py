@@ -170,6 +170,21 @@ def _remote_options(p: argparse.ArgumentParser) -> None:
                    help="extra HTCondor submit-file line (repeatable)")
 
 
+def _slurm_options(p: argparse.ArgumentParser) -> None:
+    """Batch-script flags of ``--executor slurm``; they override the --profile values."""
+    g = p.add_argument_group("Slurm over SSH (--executor slurm); flags override the profile")
+    g.add_argument("--partition", metavar="NAME", help="Slurm partition (sbatch --partition)")
+    g.add_argument("--account", metavar="NAME", help="Slurm account (sbatch --account)")
+    g.add_argument("--time-limit", metavar="TIME",
+                   help="time limit per array task, e.g. 30 or 1:00:00 (sbatch --time)")
+    g.add_argument("--cpus-per-task", type=_positive_int, metavar="N",
+                   help="CPUs per array task (default 1)")
+    g.add_argument("--memory", metavar="SIZE",
+                   help="memory per array task, e.g. 2G (sbatch --mem)")
+    g.add_argument("--sbatch-line", action="append", metavar="OPTION",
+                   help="extra #SBATCH option, e.g. --qos=short (repeatable)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="skyscan-tui", description=__doc__.split("\n\n")[0])
     p.add_argument("--version", action="version", version=f"skyscan-tui {__version__}")
@@ -187,6 +202,7 @@ def parser() -> argparse.ArgumentParser:
     sc.add_argument("event", type=Path, metavar="EVENT", help="event file")
     _scan_options(sc, default_reco=None)
     _remote_options(sc)
+    _slurm_options(sc)
     sc.add_argument("--pulses", metavar="NAME",
                     help="pulse series of a realtime alert (default: the split series, "
                          "e.g. SplitInIcePulses; InIceDSTPulses = whole in-ice readout)")

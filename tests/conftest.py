@@ -41,3 +41,7 @@ def sim_event_file(tmp_path_factory, sim_event):
     path = tmp_path_factory.mktemp("events") / "sim7.json"
     save_event(sim_event, path)
     return path
+
+
+# loopback Slurm (session-scoped ``slurm_cluster``), used by tests/test_slurm*.py
+from tests.slurm_fixture import slurm_cluster  # noqa: E402,F401
