@@ -38,10 +38,14 @@ class WorkerState:
 
 
 _STATE: WorkerState | None = None
+#: True in a process that exists only to fit pixels (a local pool worker, a remote job), so
+#: that dying there loses only its batch; test recos that kill their process check this.
+IN_WORKER_PROCESS = False
 
 
 def init_worker(context: Any) -> None:
-    global _STATE
+    global _STATE, IN_WORKER_PROCESS
+    IN_WORKER_PROCESS = True
     _STATE = WorkerState(context)
 
 
@@ -63,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from skyscan_tui.fileio import atomic_write_bytes
     from skyscan_tui.tasks import batch_from_npz, results_to_npz
 
+    global IN_WORKER_PROCESS
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 3:
         print("usage: python -m executors.worker CONTEXT.json IN.npz OUT.npz", file=sys.stderr)
@@ -74,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx_obj = json.loads(Path(args[0]).read_text())
     context = ScanContext(ctx_obj["reco_name"], ctx_obj["reco_options"],
                           event_from_dict(ctx_obj["event"]))
+    IN_WORKER_PROCESS = True
     state = WorkerState(context)
     batch = batch_from_npz(Path(args[1]).read_bytes())
     atomic_write_bytes(Path(args[2]), results_to_npz(state.run(batch)))
