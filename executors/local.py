@@ -8,9 +8,9 @@ batch still in it is reported ``lost`` (the engine re-queues them) and the pool 
 Timeouts (``set_pixel_timeout``): loky cannot stop one task, so when a batch runs longer
 than its limit (pixels × seconds per pixel) the whole pool is killed and rebuilt; the late
 batch is reported failed ("timed out") and the others that were still running are reported
-lost. A batch's clock starts when loky hands it to the workers' queue, which holds at most
-one batch beyond those running, so the limit may include waiting for one other batch.
-Cancel kills the workers.
+lost. A batch's clock starts when a worker process begins it (the worker drops a marker
+file in a private temp folder), so queueing and worker start-up never count. Cancel kills
+the workers.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ class LocalExecutor(Executor):
         self._pending: list[Update] = []
         self.pixel_timeout: float | None = None
         self.restarts = 0
+        self._markers: str | None = None  # temp folder of "batch started" marker files
 
     @property
     def slots(self) -> int:
@@ -65,6 +66,10 @@ class LocalExecutor(Executor):
     def set_pixel_timeout(self, seconds: float | None) -> None:
         """[s] per pixel; a batch of n pixels is killed after n × seconds (None: no limit)."""
         self.pixel_timeout = None if seconds is None else float(seconds)
+        if self.pixel_timeout is not None and self._markers is None:
+            import tempfile
+
+            self._markers = tempfile.mkdtemp(prefix="skyscan-local-")
 
     def _new_pool(self):
         from loky import ProcessPoolExecutor
@@ -76,15 +81,19 @@ class LocalExecutor(Executor):
         self._context = context
         self._pool = self._new_pool()
 
+    def _marker(self, batch: TaskBatch) -> str | None:
+        return (None if self._markers is None
+                else os.path.join(self._markers, f"b{batch.batch_id}"))
+
     def submit(self, batches: Sequence[TaskBatch]) -> None:
         if self._pool is None:
             raise RuntimeError("executor not started")
         for batch in batches:
             try:
-                fut = self._pool.submit(run_batch, batch)
+                fut = self._pool.submit(run_marked_batch, batch, self._marker(batch))
             except Exception as exc:  # pool broken by a dead worker: rebuild, resubmit
                 self._restart(f"worker pool broken ({type(exc).__name__}); restarting")
-                fut = self._pool.submit(run_batch, batch)
+                fut = self._pool.submit(run_marked_batch, batch, self._marker(batch))
             self._futures[fut] = (batch, None)
 
     def _restart(self, why: str) -> None:
@@ -102,6 +111,7 @@ class LocalExecutor(Executor):
         broken = False
         for fut in done:
             batch, _ = self._futures.pop(fut)
+            self._unmark(batch)
             upd = _outcome(fut, batch)
             broken |= isinstance(upd, BatchFailed) and upd.lost
             out.append(upd)
@@ -119,6 +129,7 @@ class LocalExecutor(Executor):
                     out.append(upd)
                 else:
                     out.append(BatchFailed(batch.batch_id, "worker pool restarted", lost=True))
+                self._unmark(batch)
             self._futures.clear()
             self._restart("a worker process died; its batches are re-queued" if broken else
                           f"{len(late)} batch(es) timed out; worker pool restarted")
@@ -132,7 +143,8 @@ class LocalExecutor(Executor):
         late = []
         for fut, (batch, started) in self._futures.items():
             if started is None:
-                if fut.running():
+                marker = self._marker(batch)
+                if marker is not None and os.path.exists(marker):
                     self._futures[fut] = (batch, now)
             elif now - started > len(batch) * self.pixel_timeout:
                 late.append(fut)
@@ -153,6 +165,26 @@ class LocalExecutor(Executor):
 
     def close(self) -> None:
         self.cancel()
+        if self._markers is not None:
+            import shutil
+
+            shutil.rmtree(self._markers, ignore_errors=True)
+            self._markers = None
+
+    def _unmark(self, batch: TaskBatch) -> None:
+        marker = self._marker(batch)
+        if marker is not None:
+            try:
+                os.unlink(marker)
+            except FileNotFoundError:
+                pass
+
+
+def run_marked_batch(batch: TaskBatch, marker: str | None):
+    """``run_batch`` in a worker, first dropping ``marker`` so the parent can time it."""
+    if marker is not None:
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
+    return run_batch(batch)
 
 
 def _outcome(fut: Future, batch: TaskBatch) -> Update:
