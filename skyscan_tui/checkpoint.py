@@ -216,12 +216,24 @@ class Checkpoint:
         from skyscan_tui.events import save_event
 
         cdir = checkpoint_dir(outdir)
+        digest = event_digest  # the argument (a hex string)
         if cdir.exists() and not cdir.is_dir():
             raise UserError(f"{cdir}: exists and is not a folder")
         if cdir.is_dir():
             shutil.rmtree(cdir)
         cdir.mkdir(parents=True)
         save_event(event, cdir / "event.json")
+        try:  # resume rebuilds the event from this file: it must come back identical
+            from skyscan_tui.events import event_digest as digest_of
+            from skyscan_tui.events import load_event
+
+            same = digest_of(load_event(cdir / "event.json")) == digest
+        except UserError:
+            same = False
+        if not same:
+            shutil.rmtree(cdir)
+            raise UserError("this event does not survive a round trip through the native "
+                            "format, so the scan cannot be checkpointed")
         state = {"format": FORMAT, "version": VERSION, "status": "running",
                  "settings": settings, "event_digest": event_digest,
                  "event": f"run {event.run_id} event {event.event_id}",
@@ -242,7 +254,12 @@ class Checkpoint:
             raise UserError(f"{outdir}: no scan checkpoint to resume")
         check_compatible(info, settings, event_digest)
         state_path = info.path / "state.json"
-        state = json.loads(state_path.read_text(encoding="utf-8"))
+        state = json.loads(state_path.read_text(encoding="utf-8"))  # read_info checked it
+        try:
+            sessions = int(state.get("sessions", 1))
+            recomputed_before = int(state.get("recomputed_tasks", 0))
+        except (TypeError, ValueError, OverflowError):
+            raise _bad(state_path, "bad session counters") from None
         log = info.path / "results.log"
         size = log.stat().st_size if log.is_file() else 0
         if size > MAX_LOG_BYTES:
@@ -257,12 +274,12 @@ class Checkpoint:
                                        sub["row"]["variation"]))
         in_flight = sub_keys[~np.isin(sub_keys, done_keys)]
         state["status"] = "running"
-        state["sessions"] = int(state.get("sessions", 1)) + 1
+        state["sessions"] = sessions + 1
         ck = cls(info.path, state)
         ck._open_log(truncate_to=valid)
         ck.write_state()
         return ck, Restored(final, in_flight, len(data) - valid, state["sessions"],
-                            int(state.get("recomputed_tasks", 0)))
+                            recomputed_before)
 
     def _open_log(self, truncate_to: int) -> None:
         log = self.path / "results.log"

@@ -124,7 +124,9 @@ class ScanResult:
     # ------------------------------------------------------------------ skyreader files
     def basename(self) -> str:
         nsides = "_".join(str(n) for n in self.nsides)
-        etype = self.event_type or "SIM"
+        # the type ends up in a file name: keep it to safe characters whatever its source
+        etype = "".join(c if c.isascii() and (c.isalnum() or c in "_-") else "_"
+                        for c in (self.event_type or "SIM")[:32])
         return f"run{self.run_id:08d}.evt{self.event_id:012d}.{etype}_{nsides}"
 
     def _header_fields(self, nside: int) -> dict[str, Any]:
@@ -299,7 +301,44 @@ def load_result(path: str | Path) -> ScanResult:
         raise ResultFileError(path, f"not a readable skymap result ({reason})") from None
 
 
+def _check_npz_members(path: Path) -> None:
+    """Refuse an npz whose arrays claim more memory than the archive could hold.
+
+    ``np.load`` allocates what a member's .npy header announces before reading any data, so
+    a forged shape or dtype would otherwise ask for terabytes.
+    """
+    from numpy.lib import format as npy_format
+
+    total = 0
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+        if len(infos) > 64:
+            raise ValueError("too many entries")
+        for info in infos:
+            total += info.file_size
+            if info.file_size > MAX_RESULT_BYTES or total > MAX_RESULT_BYTES:
+                raise ValueError("archive expands too far")
+            with zf.open(info) as fh:
+                try:
+                    version = npy_format.read_magic(fh)
+                    if version == (1, 0):
+                        shape, _fortran, dtype = npy_format.read_array_header_1_0(fh)
+                    else:
+                        shape, _fortran, dtype = npy_format.read_array_header_2_0(fh)
+                except Exception as exc:  # noqa: BLE001 - numpy raises a zoo of types here
+                    raise ValueError(f"{info.filename}: bad array header "
+                                     f"({type(exc).__name__})") from None
+            if dtype.hasobject:
+                raise ValueError(f"{info.filename}: object arrays are not allowed")
+            count = 1
+            for dim in shape:
+                count *= int(dim)
+            if count * dtype.itemsize > info.file_size:
+                raise ValueError(f"{info.filename}: array larger than its data")
+
+
 def _load_npz(path: Path) -> ScanResult:
+    _check_npz_members(path)
     with np.load(path, allow_pickle=False) as npz:
         keys = list(npz.keys())
         meta: dict[str, Any] = {}
