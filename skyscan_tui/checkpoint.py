@@ -36,7 +36,7 @@ from skyscan_tui.tasks import RESULT_DTYPE
 __all__ = ["CHECKPOINT_DIR", "RECORD_DTYPE", "SUBMITTED", "RESULT", "FAILED", "Checkpoint",
            "CheckpointInfo", "Restored", "find_unfinished", "read_info", "load_checkpoint_event",
            "checkpoint_dir", "task_keys",
-           "check_compatible", "discard"]
+           "check_compatible", "discard", "has_results"]
 
 CHECKPOINT_DIR = "checkpoint"
 FORMAT = "skyscan-checkpoint"
@@ -129,6 +129,18 @@ def find_unfinished(outdir: str | Path) -> CheckpointInfo | None:
     except UserError:
         return None
     return info if info is not None and info.unfinished else None
+
+
+def has_results(outdir: str | Path) -> bool:
+    """Whether the checkpoint in ``outdir`` holds any finished fit worth keeping."""
+    log = checkpoint_dir(outdir) / "results.log"
+    try:
+        if not log.is_file() or log.stat().st_size > MAX_LOG_BYTES:
+            return log.is_file()
+        rec, _ = decode_records(log.read_bytes())
+    except OSError:
+        return True  # unreadable: keep it, the user decides
+    return bool(np.isin(rec["kind"], (RESULT, FAILED)).any())
 
 
 def load_checkpoint_event(outdir: str | Path):

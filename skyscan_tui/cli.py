@@ -40,6 +40,12 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _path(text: str) -> Path:
+    if not text.strip() or "\x00" in text or len(text) > 4096:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a usable path")
+    return Path(text)
+
+
 def _positive_float(text: str) -> float:
     value = _finite_float(text)
     if value <= 0:
@@ -101,12 +107,12 @@ def _scan_options(p: argparse.ArgumentParser, default_reco: str | None) -> None:
     g.add_argument("--pixel-timeout", type=_positive_float, metavar="SECONDS",
                    help="time limit per pixel; a batch of n pixels may run n × SECONDS "
                         "(default: none)")
-    g.add_argument("--resume", type=Path, metavar="OUTDIR",
+    g.add_argument("--resume", type=_path, metavar="OUTDIR",
                    help="continue the interrupted scan in OUTDIR (event and settings are "
                         "taken from its checkpoint)")
     g.add_argument("--geometry", metavar="PATH",
                    help="DOM table CSV, 'icecube86' (default) or 'hex'")
-    g.add_argument("-o", "--output", type=Path, metavar="DIR",
+    g.add_argument("-o", "--output", type=_path, metavar="DIR",
                    help="output folder (default ./skyscan-results/<event>)")
     g.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     g.add_argument("--progress", choices=["auto", "bar", "lines", "jsonl", "none"],
@@ -121,13 +127,13 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     s = sub.add_parser("simulate", help="write a simulated muon-track event")
-    s.add_argument("-o", "--output", type=Path, required=True, metavar="EVENT",
+    s.add_argument("-o", "--output", type=_path, required=True, metavar="EVENT",
                    help="event file to write (.json)")
     _sim_options(s)
     s.add_argument("--geometry", metavar="PATH", help="DOM table ('icecube86', 'hex' or CSV)")
 
     sc = sub.add_parser("scan", help="scan an event over the sky")
-    sc.add_argument("event", type=Path, metavar="EVENT", nargs="?",
+    sc.add_argument("event", type=_path, metavar="EVENT", nargs="?",
                     help="event file (optional with --resume)")
     _scan_options(sc, default_reco=None)
 

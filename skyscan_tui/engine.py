@@ -55,6 +55,8 @@ LOST_EXTRA = 3
 MAX_RETRIES = 100
 #: at most this many failed tasks are listed by name in the result metadata
 MAX_FAILED_LISTED = 1000
+#: fits in one round at most (memory: ~200 bytes each); nside 256 full sky is 786,432
+MAX_ROUND_TASKS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,7 @@ class ScanEngine:
         self.outdir = None if outdir is None else Path(outdir)
         self.resume_requested = bool(resume)
         self._settings_key = _settings_key(settings, self.reco)
+        self._check_size()
         self._digest = event_digest(event) if self.outdir is not None else ""
         self._ckpt: Any = None
         self._restored: Any = None
@@ -234,7 +237,7 @@ class ScanEngine:
             ckpt.check_compatible(info, self._settings_key, self._digest)
         else:
             info = ckpt.find_unfinished(self.outdir)
-            if info is not None:
+            if info is not None and ckpt.has_results(self.outdir):
                 raise UserError(
                     f"{self.outdir} holds an unfinished scan ({info.describe()}); continue it "
                     f"with --resume {self.outdir}, or delete {info.path} to start over")
@@ -254,6 +257,23 @@ class ScanEngine:
         return self._paused.is_set()
 
     # ---------------------------------------------------------------- planning
+    def _check_size(self) -> None:
+        """Refuse a progression whose rounds would not fit in memory, before any work."""
+        from recos.base import Reco
+
+        pointed = type(self.reco).pointed_region is not Reco.pointed_region
+        prev = 0
+        for i, (nside, count) in enumerate(self.settings.progression):
+            if i == 0:
+                n = 0 if pointed else 12 * nside * nside  # a disc is checked when known
+            else:
+                n = min(count * (nside // prev) ** 2, 12 * nside * nside)
+            if n * self.reco.n_variations > MAX_ROUND_TASKS:
+                raise UserError(f"nside progression: round {i + 1} (nside {nside}) would "
+                                f"need {n * self.reco.n_variations:,} fits; at most "
+                                f"{MAX_ROUND_TASKS:,} per round")
+            prev = nside
+
     def planned_tasks(self, round_index: int, first_round_pixels: int) -> int:
         """Tasks of round ``round_index`` (exact: refined children never overlap)."""
         prog = self.settings.progression
@@ -269,6 +289,10 @@ class ScanEngine:
         if region is None:
             return np.arange(12 * nside * nside, dtype=np.int64)
         ra, dec = local_to_equatorial(region.zenith, region.azimuth, self.event.mjd)
+        frac = (1.0 - np.cos(min(max(region.radius, 0.0), np.pi))) / 2.0  # of the sphere
+        if frac * 12 * nside * nside * self.reco.n_variations > MAX_ROUND_TASKS:
+            raise UserError(f"the first round at nside {nside} would need more than "
+                            f"{MAX_ROUND_TASKS:,} fits; start at a lower nside")
         return sky.disc_pixels(nside, float(ra), float(dec), region.radius)
 
     def _make_round(self, index: int, prev: _Round | None, prepared: Any) -> _Round:
