@@ -181,6 +181,27 @@ class ScanResult:
             }
         return out
 
+    def to_json_text(self, chunk: int = 4096) -> str:
+        """``json.dumps(self.to_json_dict())``, built ``chunk`` rows at a time so a large
+        skymap never exists as millions of Python objects at once (flat memory)."""
+        def friendly(v: Any) -> Any:
+            return NAN_SENTINEL if isinstance(v, float) and math.isnan(v) else v
+
+        parts = []
+        for n in self.nsides:
+            head = json.dumps({"columns": _SR_COLUMNS,
+                               "metadata": {k: friendly(v)
+                                            for k, v in self._header_fields(n).items()},
+                               "data": []})
+            arr = self.skyreader_arrays(n)
+            rows = []
+            for start in range(0, len(arr), chunk):
+                block = [[int(r[0])] + [friendly(float(x)) for x in list(r)[1:]]
+                         for r in arr[start:start + chunk].tolist()]
+                rows.append(json.dumps(block)[1:-1])
+            parts.append(f"{json.dumps(f'nside-{n}')}: {head[:-3]}[{', '.join(rows)}]}}")
+        return "{" + ", ".join(parts) + "}"
+
     def save(self, outdir: str | Path) -> dict[str, Path]:
         """Write ``.npz``, ``.json`` and the summary files atomically; returns their paths."""
         outdir = Path(outdir)
@@ -191,7 +212,7 @@ class ScanResult:
                  "summary": outdir / "summary.json",
                  "summary_txt": outdir / "summary.txt"}
         atomic_write_bytes(paths["npz"], self.to_npz_bytes())
-        atomic_write_text(paths["json"], json.dumps(self.to_json_dict()))
+        atomic_write_text(paths["json"], self.to_json_text())
         summary = self.summary(files={k: str(v) for k, v in paths.items()})
         atomic_write_text(paths["summary"], json.dumps(summary, indent=2) + "\n")
         atomic_write_text(paths["summary_txt"], format_summary(summary) + "\n")
