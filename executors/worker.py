@@ -46,7 +46,25 @@ IN_WORKER_PROCESS = False
 def init_worker(context: Any) -> None:
     global _STATE, IN_WORKER_PROCESS
     IN_WORKER_PROCESS = True
+    _watch_parent()
     _STATE = WorkerState(context)
+
+
+def _watch_parent(interval: float = 1.0) -> None:
+    """Exit when the parent process is gone (e.g. the scan was killed with kill -9), so no
+    orphaned worker lingers; a daemon thread checks every ``interval`` [s]."""
+    import os
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="skyscan-parent-watch", daemon=True).start()
 
 
 def run_batch(batch: TaskBatch) -> tuple[np.ndarray, float, int]:

@@ -9,8 +9,8 @@ Same −log L as ``dummy`` for every fit that succeeds. For each task a determin
 
 otherwise it succeeds. The try number (``TaskBatch.attempt``) enters the hash, so a retry
 usually succeeds, and every run with the same options fails the same tries. Outside a
-worker process (the serial executor) a kill becomes an exception, so the scan's own
-process is never killed.
+worker process (the serial executor) a kill or a hang becomes an exception, so the scan's
+own process is never killed or stuck.
 """
 
 from __future__ import annotations
@@ -58,6 +58,10 @@ class CrashDummyReco(DummyReco):
                 os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError("crash_dummy: injected crash (not in a worker process)")
         if (plan == HANG).any():
+            from executors import worker
+
+            if not worker.IN_WORKER_PROCESS:
+                raise RuntimeError("crash_dummy: injected hang (not in a worker process)")
             time.sleep(3600.0)
         if (plan == RAISE).any():
             raise RuntimeError("crash_dummy: injected failure")
