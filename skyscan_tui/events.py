@@ -237,6 +237,9 @@ def event_from_dict(obj: Any) -> Event:
         raise ValueError("pulse columns must hold numbers") from None
     if any(a.ndim != 1 for a in arrays) or not all(np.isfinite(a).all() for a in arrays):
         raise ValueError("pulse columns must hold finite numbers")
+    for f, a in zip(_PULSE_FIELDS[:2], arrays[:2], strict=True):
+        if a.size and (np.abs(a).max() > 1_000_000 or not np.array_equal(a, np.round(a))):
+            raise ValueError(f"pulses.{f} must hold integers (DOM numbers)")
     seeds = obj.get("seeds", [])
     if not isinstance(seeds, list):
         raise ValueError("seeds is not a list")

@@ -16,6 +16,7 @@ import io
 import json
 import math
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -317,7 +318,9 @@ def load_result(path: str | Path) -> ScanResult:
     except ResultFileError:
         raise
     except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile, EOFError,
-            OverflowError, IndexError, RecursionError, json.JSONDecodeError) as exc:
+            OverflowError, IndexError, RecursionError, json.JSONDecodeError, zlib.error,
+            NotImplementedError, RuntimeError, SystemError) as exc:
+        # zip: odd methods, encryption; SystemError: numpy decoding invalid code points
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ResultFileError(path, f"not a readable skymap result ({reason})") from None
 

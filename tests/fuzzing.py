@@ -15,6 +15,7 @@ report.
 from __future__ import annotations
 
 import argparse
+import copy
 import io
 import json
 import random
@@ -145,7 +146,7 @@ def mutate_json(rng: random.Random, data: bytes) -> bytes:
                                                                 1)
                 return text.encode()[:MAX_INPUT]
         else:
-            obj = _json_set(obj, path, rng.choice(INTERESTING_JSON))
+            obj = _json_set(obj, path, copy.deepcopy(rng.choice(INTERESTING_JSON)))
     text = json.dumps(obj, allow_nan=True)
     if rng.random() < 0.1:  # a huge integer literal (past Python's int-from-str limit)
         text = text.replace("0", "9" * 5000, 1)
@@ -340,8 +341,11 @@ def targets(tmp: Path) -> list[Target]:
 # ------------------------------------------------------------------ the loop
 def fuzz(seed: int, seconds: float, min_inputs: int, tmp: Path) -> dict:
     """Mutate and load until ``seconds`` pass (and at least ``min_inputs`` were tried)."""
+    import warnings
+
     from skyscan_tui.errors import UserError
 
+    warnings.simplefilter("ignore")  # numpy/zipfile warnings about broken input are fine
     rng = random.Random(seed)
     tgts = targets(tmp)
     counts = {t.name: 0 for t in tgts}
