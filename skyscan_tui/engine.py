@@ -13,7 +13,8 @@ pixel is alone; a pixel fit that raises, times out or returns NaN on its own is 
 ``result.meta["failed_tasks"]``); the scan goes on. A batch whose worker died (segfault,
 OOM kill, ``os._exit``) is re-queued the same way but may be lost ``max_retries +
 LOST_EXTRA`` times, because a dying worker takes innocent batches down with it. Every retry
-is a new try number (``TaskBatch.attempt``).
+is a new try number (``TaskBatch.attempt``) and names the worker it failed on
+(``TaskBatch.avoid``), for executors that can send it elsewhere.
 
 Checkpoint. With ``outdir`` the engine logs every finished task to ``outdir/checkpoint/``
 (see :mod:`skyscan_tui.checkpoint`) the moment it arrives; ``resume=True`` replays the log:
@@ -541,7 +542,8 @@ class ScanEngine:
                 keep = ~rnd.finished[fl.idx]  # an orphan report may have finished some
                 if keep.any():
                     fl.idx = fl.idx[keep]
-                    fl.batch = tasks.select(fl.idx, next_id).with_attempt(fl.batch.attempt)
+                    fl.batch = tasks.select(fl.idx, next_id).with_attempt(
+                        fl.batch.attempt, fl.batch.avoid)
                     next_id += 1
                     return fl
             while cursor < len(todo):
@@ -553,7 +555,7 @@ class ScanEngine:
                     return _Flight(tasks.select(idx, next_id - 1), idx)
             return None
 
-        def requeue(fl: _Flight, lost: bool) -> None:
+        def requeue(fl: _Flight, lost: bool, worker: str) -> None:
             """Retry a failed batch: split it to isolate the bad pixel; count the tries of
             a pixel on its own."""
             single = len(fl.idx) == 1
@@ -563,7 +565,7 @@ class ScanEngine:
                      else [np.arange(1)])
             for part in parts:
                 retries.append(_Flight(fl.batch.select(part, -1).with_attempt(
-                    fl.batch.attempt + 1), fl.idx[part], failures, losses))
+                    fl.batch.attempt + 1, worker), fl.idx[part], failures, losses))
 
         def give_up(fl: _Flight) -> np.ndarray:
             rows = empty_results(len(fl.idx))
@@ -630,7 +632,8 @@ class ScanEngine:
                     out = accept(rows[~bad], fl.idx[~bad], batch.attempt)
                     if bad.any():
                         nan = _Flight(batch.select(np.flatnonzero(bad), -1).with_attempt(
-                            batch.attempt + 1), fl.idx[bad], fl.failures + 1, fl.losses)
+                            batch.attempt + 1, up.worker), fl.idx[bad], fl.failures + 1,
+                            fl.losses)
                         if nan.failures <= self.settings.max_retries:
                             retries.append(nan)
                             yield ScanLog("warning", f"{int(bad.sum())} pixel fit(s) returned "
@@ -657,4 +660,4 @@ class ScanEngine:
                         if len(rows):
                             yield rows
                     else:
-                        requeue(fl, up.lost)
+                        requeue(fl, up.lost, up.worker)

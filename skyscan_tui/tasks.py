@@ -40,6 +40,8 @@ class TaskBatch:
     time, and ``seed`` (n, 4): [m, m, m, ns] vertex and time the fit starts from.
     ``attempt`` counts earlier tries of these tasks (0 = first try); a reco must not let it
     change a successful answer (only test recos such as ``crash_dummy`` look at it).
+    ``avoid`` names the worker where these tasks last failed: an executor that can choose
+    where a batch runs should pick another one (a hint; never serialised).
     """
 
     batch_id: int
@@ -51,6 +53,7 @@ class TaskBatch:
     azimuth: np.ndarray
     seed: np.ndarray
     attempt: int = 0
+    avoid: str = ""
 
     def __len__(self) -> int:
         return int(self.ipix.shape[0])
@@ -58,11 +61,11 @@ class TaskBatch:
     def select(self, idx: np.ndarray, batch_id: int) -> TaskBatch:
         return TaskBatch(batch_id, self.round, self.nside[idx], self.ipix[idx],
                          self.variation[idx], self.zenith[idx], self.azimuth[idx],
-                         self.seed[idx], self.attempt)
+                         self.seed[idx], self.attempt, self.avoid)
 
-    def with_attempt(self, attempt: int) -> TaskBatch:
-        """The same tasks as a later try."""
-        return replace(self, attempt=int(attempt))
+    def with_attempt(self, attempt: int, avoid: str | None = None) -> TaskBatch:
+        """The same tasks as a later try (best not run on worker ``avoid``)."""
+        return replace(self, attempt=int(attempt), avoid=self.avoid if avoid is None else avoid)
 
 
 _BATCH_FIELDS = ("nside", "ipix", "variation", "zenith", "azimuth", "seed")

@@ -116,3 +116,23 @@ def test_settings_are_bounded():
         with pytest.raises(UserError):
             ScanSettings("dummy", **kw)
     assert LOST_EXTRA >= 1
+
+
+class TwoNodes(SerialExecutor):
+    """Node "bad" fails every batch; a batch goes there unless told to avoid it."""
+
+    def poll(self, timeout: float):
+        from executors.base import BatchDone, BatchFailed
+
+        if not self._queue:
+            return []
+        batch = self._queue.popleft()
+        if batch.avoid != "bad":
+            return [BatchFailed(batch.batch_id, "node bad is broken", worker="bad")]
+        return [BatchDone(batch.batch_id, self._state.run(batch), "good")]
+
+
+def test_retries_are_sent_away_from_the_worker_that_failed(sim_event):
+    res, _ = _run(sim_event, "dummy", {}, TwoNodes(), batch_size=64, max_retries=1)
+    ref, _ = _run(sim_event, "dummy", {}, SerialExecutor(), batch_size=64)
+    assert _same_where_succeeded(res, ref) == 0
