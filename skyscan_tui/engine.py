@@ -45,7 +45,7 @@ from skyscan_tui.coords import equatorial_to_local, local_to_equatorial
 from skyscan_tui.errors import UserError
 from skyscan_tui.events import Event
 from skyscan_tui.results import ScanResult, empty_level
-from skyscan_tui.tasks import TaskBatch, empty_results
+from skyscan_tui.tasks import RESULT_DTYPE, TaskBatch, empty_results
 
 __all__ = ["ScanSettings", "ScanEngine", "RoundStarted", "PixelsDone", "RoundFinished",
            "ScanLog", "ScanFinished", "ScanUpdate", "LOST_EXTRA", "MAX_RETRIES"]
@@ -608,13 +608,17 @@ class ScanEngine:
                     self.executor.submit([fl.batch])
             if not in_flight and not retries and cursor >= len(todo):
                 break
+            if not in_flight and self._paused.is_set():
+                time.sleep(0.05)  # paused and idle: do not spin on an empty poll
+                continue
             for up in self.executor.poll(timeout=0.05):
                 if isinstance(up, ExecutorLog):
                     yield ScanLog(up.level, up.message)
                     continue
                 fl = in_flight.pop(up.batch_id, None)
                 if fl is None:
-                    if isinstance(up, BatchDone):  # recovered from an earlier session
+                    if (isinstance(up, BatchDone) and getattr(up.results, "dtype", None)
+                            == RESULT_DTYPE):  # recovered from an earlier session
                         rows = accept(up.results, rnd.task_index(up.results), 0)
                         if len(rows):
                             yield rows
@@ -622,7 +626,9 @@ class ScanEngine:
                 batch = fl.batch
                 if isinstance(up, BatchDone):
                     rows = np.asarray(up.results)
-                    if (len(rows) != len(batch) or not np.array_equal(rows["ipix"], batch.ipix)
+                    if (rows.dtype != RESULT_DTYPE or len(rows) != len(batch)
+                            or not np.array_equal(rows["ipix"], batch.ipix)
+                            or not np.array_equal(rows["nside"], batch.nside)
                             or not np.array_equal(rows["variation"], batch.variation)):
                         up = BatchFailed(up.batch_id, "reco returned rows for other tasks",
                                          worker=up.worker)

@@ -221,3 +221,35 @@ def test_cli_resume_refusals(tmp_path, sim_event, sim_event_file):
         assert r.returncode == 2, (args, r.stderr)
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and msg in lines[0] and "Traceback" not in r.stderr, r.stderr
+
+
+def test_executor_can_hand_back_results_recovered_from_an_earlier_session(sim_event):
+    """The re-attach protocol: BatchDone with an unknown id is merged, not recomputed."""
+    from executors.base import BatchDone
+
+    ref = _scan(sim_event)
+    lv = ref.levels[8][:100]
+    rows = empty_results(len(lv))
+    rows["nside"], rows["ipix"], rows["llh"] = 8, lv["ipix"], lv["llh"]
+    for f in ("x", "y", "z", "t"):
+        rows[f] = lv[f]
+
+    class Reattached(SerialExecutor):
+        sent = False
+        submitted = 0
+
+        def submit(self, batches):
+            self.submitted += sum(len(b) for b in batches)
+            super().submit(batches)
+
+        def poll(self, timeout):
+            if not self.sent:
+                self.sent = True
+                return [BatchDone(-7, rows, "old job")]
+            return super().poll(timeout)
+
+    ex = Reattached()
+    res = _scan(sim_event, executor=ex)
+    assert ex.submitted <= N_TASKS - 100 + 2 * 8  # only the first 2 batches were out
+    for nside in ref.levels:
+        assert res.levels[nside].tobytes() == ref.levels[nside].tobytes()
