@@ -103,3 +103,17 @@ def test_cli_values_fuzz_in_process(tmp_path, sim_event_file, capsys):
             assert lines[0].startswith("skyscan-tui"), (opt, val, lines[0])
     for key in must:  # the refusals that matter did refuse
         assert codes[key] != 0, key
+
+
+def test_cli_worker_counts_and_paths(tmp_path, sim_event_file, capsys):
+    from skyscan_tui import cli
+
+    base = ["scan", str(sim_event_file), "--reco", "dummy", "--nside-progression", "1:0",
+            "--progress", "none"]
+    for extra in (["-j", "1000"], ["-j", "0"], ["-j", "-3"], ["--executor", "nope"],
+                  ["-o", str(sim_event_file)], ["-o", "/proc/version/x"]):
+        code = cli.main(base + extra)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code != 0 and len(err) == 1 and err[0].startswith("skyscan-tui"), (extra, err)
+    code = cli.main(["scan", str(tmp_path), "--reco", "dummy"])  # a folder as event
+    assert code == 2 and "not a regular file" in capsys.readouterr().err

@@ -253,3 +253,12 @@ def test_executor_can_hand_back_results_recovered_from_an_earlier_session(sim_ev
     assert ex.submitted <= N_TASKS - 100 + 2 * 8  # only the first 2 batches were out
     for nside in ref.levels:
         assert res.levels[nside].tobytes() == ref.levels[nside].tobytes()
+
+
+def test_resuming_a_finished_scan_recomputes_nothing(tmp_path, sim_event):
+    first = _scan(sim_event, tmp_path / "o")
+    again = _scan(sim_event, tmp_path / "o", resume=True)
+    meta = again.meta["checkpoint"]
+    assert meta["computed_tasks"] == 0 and meta["restored_tasks"] == N_TASKS
+    for nside in first.levels:
+        assert again.levels[nside].tobytes() == first.levels[nside].tobytes()
