@@ -15,7 +15,10 @@ the workers.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -74,8 +77,14 @@ class LocalExecutor(Executor):
     def _new_pool(self):
         from loky import ProcessPoolExecutor
 
-        return ProcessPoolExecutor(max_workers=self.jobs, initializer=init_worker,
-                                   initargs=(self._context,))
+        # Workers are spawned (all at once) by the first submit. Spawn them now with SIGINT
+        # ignored, which they inherit through exec: a terminal's Ctrl-C reaches the whole
+        # process group, but only the parent should act on it (it kills the workers).
+        pool = ProcessPoolExecutor(max_workers=self.jobs, initializer=init_worker,
+                                   initargs=(self._context,), timeout=None)
+        with _sigint_ignored():
+            pool.submit(os.getpid)
+        return pool
 
     def start(self, context: ScanContext) -> None:
         self._context = context
@@ -195,6 +204,19 @@ def _outcome(fut: Future, batch: TaskBatch) -> Update:
     if _is_pool_death(exc):
         return BatchFailed(batch.batch_id, f"worker died ({type(exc).__name__})", lost=True)
     return BatchFailed(batch.batch_id, f"{type(exc).__name__}: {str(exc)[:300]}")
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Ignore SIGINT while child processes are spawned (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def _is_pool_death(exc: BaseException) -> bool:

@@ -44,7 +44,11 @@ IN_WORKER_PROCESS = False
 
 
 def init_worker(context: Any) -> None:
+    """Process initialiser of local workers; Ctrl-C is the parent's to handle."""
+    import signal
+
     global _STATE, IN_WORKER_PROCESS
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     IN_WORKER_PROCESS = True
     _watch_parent()
     _STATE = WorkerState(context)

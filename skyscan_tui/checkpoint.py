@@ -154,7 +154,8 @@ def check_compatible(info: CheckpointInfo, settings: dict[str, Any], event_diges
     """UserError (one line) unless the checkpoint is for this event and these settings."""
     if info.event_digest != event_digest:
         raise UserError(f"{info.outdir}: the checkpoint belongs to another event "
-                        f"({info.event_label}); refusing to resume")
+                        f"({info.event_label}), or to this file read with other --pulses or "
+                        "--geometry; refusing to resume")
     for key in sorted(set(settings) | set(info.settings)):
         if settings.get(key) != info.settings.get(key):
             raise UserError(

@@ -117,6 +117,26 @@ def _scan_options(p: argparse.ArgumentParser, default_reco: str | None) -> None:
     g.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     g.add_argument("--progress", choices=["auto", "bar", "lines", "jsonl", "none"],
                    default="auto", help="progress display on stderr (default auto)")
+    _thresholds_option(g)
+
+
+def _thresholds_arg(text: str) -> str:
+    if text.strip().lower() not in ("wilks", "ic160427a"):  # named ones need no numpy
+        from skyscan_tui.stats import parse_thresholds
+
+        try:
+            parse_thresholds(text)
+        except UserError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _thresholds_option(g) -> None:
+    g.add_argument("--thresholds", default="wilks", metavar="NAME|TS50,TS90",
+                   type=_thresholds_arg,
+                   help="50%%/90%% contour thresholds on 2*dLLH: wilks (1.386,4.605; "
+                        "default), ic160427a (22.2,64.2: IceCube's calibrated millipede "
+                        "values) or two numbers")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -136,10 +156,42 @@ def parser() -> argparse.ArgumentParser:
     sc.add_argument("event", type=_path, metavar="EVENT", nargs="?",
                     help="event file (optional with --resume)")
     _scan_options(sc, default_reco=None)
+    sc.add_argument("--pulses", metavar="NAME",
+                    help="pulse series of a realtime alert (default: the split series, "
+                         "e.g. SplitInIcePulses; InIceDSTPulses = whole in-ice readout)")
+
+    inf = sub.add_parser("info", help="show what an event file holds")
+    inf.add_argument("event", type=Path, metavar="EVENT", help="event file")
+    inf.add_argument("--json", action="store_true", help="print one JSON object")
+    inf.add_argument("--pulses", metavar="NAME", help="pulse series of a realtime alert")
+    inf.add_argument("--geometry", metavar="PATH",
+                     help="DOM table CSV or 'icecube86' (default), for realtime alerts")
 
     d = sub.add_parser("demo", help="simulate an event and scan it (the default job)")
     _sim_options(d)
     _scan_options(d, default_reco=None)
+
+    pl = sub.add_parser("plot", help="draw a result: full-sky and zoomed maps (PNG, PDF)")
+    pl.add_argument("result", type=Path, metavar="RESULT", help="result .npz/.json or folder")
+    pl.add_argument("-o", "--output", type=Path, metavar="DIR",
+                    help="folder for the pictures (default: the result's folder)")
+    pl.add_argument("--format", action="append", choices=["png", "pdf"], dest="formats",
+                    help="picture format (repeatable; default png and pdf)")
+    _thresholds_option(pl)
+
+    cmp_ = sub.add_parser("compare", help="are two results the same within tolerances?")
+    cmp_.add_argument("a", type=Path, metavar="A", help="result .npz/.json or folder")
+    cmp_.add_argument("b", type=Path, metavar="B", help="reference result")
+    cmp_.add_argument("--llh-rtol", type=_finite_float, default=1e-4, metavar="R",
+                      help="relative tolerance on -ln L per pixel (default 1e-4)")
+    cmp_.add_argument("--area-rtol", type=_finite_float, default=1e-2, metavar="R",
+                      help="relative tolerance on contour areas (default 1e-2)")
+    _thresholds_option(cmp_)
+
+    sm = sub.add_parser("summary", help="print a result's alert summary (GCN-style text)")
+    sm.add_argument("result", type=Path, metavar="RESULT", help="result .npz/.json or folder")
+    sm.add_argument("--json", action="store_true", help="summary.json-style output")
+    _thresholds_option(sm)
 
     sub.add_parser("recos", help="list reconstructions")
     sub.add_parser("executors", help="list executors")
@@ -195,16 +247,20 @@ def run_scan(event: Any, args: argparse.Namespace, out_default: Path) -> int:
     from skyscan_tui import sky
     from skyscan_tui.engine import ScanEngine, ScanFinished, ScanSettings
     from skyscan_tui.progress import ProgressPrinter
+    from skyscan_tui.stats import parse_thresholds
 
+    parse_thresholds(args.thresholds)  # bad thresholds fail before the scan starts
     reco_options: dict[str, Any] = _parse_reco_opts(args.reco_opt)
-    progression = args.nside_progression or "8:0,64:12,512:24"
+    given = args.nside_progression  # None = not given ("" is given, and wrong)
+    progression = "8:0,64:12,512:24" if given is None else given
     reco = args.reco
     info = _resume_info(args) if getattr(args, "resume", None) else None
     if info is not None:  # unset settings come from the checkpoint; set ones must match
         reco = reco or str(info.settings.get("reco"))
         if not args.reco_opt and isinstance(info.settings.get("reco_options"), dict):
             reco_options = dict(info.settings["reco_options"])
-        progression = args.nside_progression or str(info.settings.get("nside_progression"))
+        if given is None:
+            progression = str(info.settings.get("nside_progression"))
     # how to run (not what to compute): given values win, else the checkpoint's, else defaults
     run_opts = dict(info.run_options) if info is not None else {}
     for key in ("batch_size", "max_retries", "pixel_timeout"):
@@ -249,6 +305,10 @@ def run_scan(event: Any, args: argparse.Namespace, out_default: Path) -> int:
         return EXIT_INTERRUPTED
     result = finished.result
     result.meta["executor"] = args.executor
+    for key in ("pulse_series", "source_file"):  # provenance of real alerts
+        if key in getattr(event, "meta", {}):
+            result.meta[key] = event.meta[key]
+    result.meta["thresholds"] = args.thresholds
     paths = result.save(outdir)
     summary = result.summary(files={k: str(v) for k, v in paths.items()})
     if args.json:
@@ -289,8 +349,17 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
         _resume_info(args)
         return run_scan(load_checkpoint_event(args.resume), args, args.resume)
-    event = load_event(args.event)
+    event = load_event(args.event, pulses=args.pulses, geometry=args.geometry)
     return run_scan(event, args, Path("skyscan-results") / args.event.stem)
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from skyscan_tui.eventinfo import event_info, format_event_info
+    from skyscan_tui.events import load_event
+
+    info = event_info(load_event(args.event, pulses=args.pulses, geometry=args.geometry))
+    print(json.dumps(info, indent=2) if args.json else format_event_info(info))
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -324,8 +393,55 @@ def _cmd_executors(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from skyscan_tui.plot import plot_result
+    from skyscan_tui.results import load_result
+    from skyscan_tui.stats import parse_thresholds
+
+    thresholds = parse_thresholds(args.thresholds)
+    result = load_result(args.result)
+    outdir = args.output or (args.result if args.result.is_dir() else args.result.parent)
+    if outdir.exists() and not outdir.is_dir():
+        raise UserError(f"{outdir}: output path exists and is not a folder")
+    for path in plot_result(result, outdir, thresholds, tuple(args.formats or ("png", "pdf"))):
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from skyscan_tui.compare import compare_results
+    from skyscan_tui.results import load_result
+    from skyscan_tui.stats import parse_thresholds
+
+    thresholds = parse_thresholds(args.thresholds)
+    for name in ("llh_rtol", "area_rtol"):
+        if getattr(args, name) < 0:
+            raise UserError(f"--{name.replace('_', '-')} must not be negative")
+    a, b = load_result(args.a), load_result(args.b)
+    cmp_ = compare_results(a, b, rtol={"llh": args.llh_rtol}, area_rtol=args.area_rtol,
+                           thresholds=thresholds)
+    print(cmp_.report())
+    return 0 if cmp_.same else 1
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from skyscan_tui.products import alert_text
+    from skyscan_tui.results import load_result
+    from skyscan_tui.stats import parse_thresholds
+
+    thresholds = parse_thresholds(args.thresholds)
+    result = load_result(args.result)
+    result.meta["thresholds"] = args.thresholds
+    if args.json:
+        print(json.dumps(result.summary(), indent=2))
+    else:
+        print(alert_text(result, result.stats(thresholds)))
+    return 0
+
+
 _COMMANDS = {"simulate": _cmd_simulate, "scan": _cmd_scan, "demo": _cmd_demo,
-             "recos": _cmd_recos, "executors": _cmd_executors}
+             "recos": _cmd_recos, "executors": _cmd_executors, "plot": _cmd_plot,
+             "compare": _cmd_compare, "summary": _cmd_summary, "info": _cmd_info}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -273,8 +273,12 @@ def save_event(event: Event, path: str | Path) -> None:
     atomic_write_bytes(Path(path), text.encode())
 
 
-def load_event(path: str | Path) -> Event:
-    """Read an event file of any supported format; raises EventFileError (one line) on failure."""
+def load_event(path: str | Path, *, pulses: str | None = None, geometry: Any = None) -> Event:
+    """Read an event file of any supported format; raises EventFileError (one line) on failure.
+
+    ``pulses`` (pulse series) and ``geometry`` (DOM table) apply to realtime alert files only;
+    native files carry their own pulse positions.
+    """
     path = Path(path)
     if not path.exists():
         raise EventFileError(path, "no such file")
@@ -287,7 +291,7 @@ def load_event(path: str | Path) -> Event:
         raise EventFileError(path, f"file too large ({size} bytes)")
     data = path.read_bytes()
     if data[:1] == b"\x80":
-        return _load_realtime(path, data, kind="pkl")
+        return _load_realtime(path, data, "pkl", pulses, geometry)
     try:
         obj = json.loads(data)
     except UnicodeDecodeError:
@@ -299,19 +303,22 @@ def load_event(path: str | Path) -> Event:
     except ValueError as exc:  # e.g. an integer literal longer than Python converts
         raise EventFileError(path, f"invalid JSON ({str(exc)[:80]})") from None
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        if pulses is not None:
+            raise EventFileError(path, "--pulses applies only to realtime alert files")
         try:
             return event_from_dict(obj)
         except (ValueError, TypeError, KeyError, OverflowError) as exc:
             reason = str(exc) if not isinstance(exc, KeyError) else f"missing key {exc}"
             raise EventFileError(path, reason) from None
     if isinstance(obj, dict) and "value" in obj:
-        return _load_realtime(path, obj, kind="json")
+        return _load_realtime(path, obj, "json", pulses, geometry)
     raise EventFileError(path, "unknown event format (neither skyscan-event nor realtime alert)")
 
 
-def _load_realtime(path: Path, payload: Any, kind: str) -> Event:
+def _load_realtime(path: Path, payload: Any, kind: str, pulses: str | None = None,
+                   geometry: Any = None) -> Event:
     try:
         from skyscan_tui import realtime
     except ImportError:  # decoder not available in this build
         raise EventFileError(path, "realtime alert files are not supported yet") from None
-    return realtime.load(path, payload, kind)
+    return realtime.load(path, payload, kind, series=pulses, geometry=geometry)

@@ -138,6 +138,7 @@ class ScanResult:
             "reco": self.reco, "likelihood": self.likelihood,
             "software_version": f"skyscan-tui {__version__}",
             "nside_progression": str(self.meta.get("nside_progression", "")),
+            "nsides": ",".join(str(n) for n in self.nsides),
             "n_failed": int(np.isnan(self.levels[nside]["llh"]).sum()),
         }
 
@@ -214,19 +215,34 @@ class ScanResult:
                  "summary_txt": outdir / "summary.txt"}
         atomic_write_bytes(paths["npz"], self.to_npz_bytes())
         atomic_write_text(paths["json"], self.to_json_text())
+        # alert products (multi-order FITS probability map, GCN-style text): stats.py
+        from skyscan_tui.products import write_products
+
+        paths.update(write_products(self, outdir, self.stats(), self.basename()))
         summary = self.summary(files={k: str(v) for k, v in paths.items()})
         atomic_write_text(paths["summary"], json.dumps(summary, indent=2) + "\n")
         atomic_write_text(paths["summary_txt"], format_summary(summary) + "\n")
         return paths
 
+    def stats(self, thresholds: Any = None):
+        """Contours, areas and errors (``skyscan_tui.stats.SkyStats``); None without a fit.
+
+        ``thresholds`` defaults to ``meta["thresholds"]`` (set by ``--thresholds``), else Wilks.
+        """
+        from skyscan_tui.stats import analyse
+
+        return analyse(self, thresholds or self.meta.get("thresholds") or "wilks")
+
     def summary(self, files: dict[str, str] | None = None) -> dict[str, Any]:
         best = self.best()
+        stats = self.stats()
         return {
             "run_id": self.run_id, "event_id": self.event_id, "mjd": self.mjd,
             "event_type": self.event_type, "reco": self.reco, "likelihood": self.likelihood,
             "best_fit": None if best is None else best.to_dict(),
             "pixels": {str(n): int(len(lv)) for n, lv in sorted(self.levels.items())},
             "failed_pixels": self.n_failed,
+            "statistics": None if stats is None else stats.to_dict(),
             "meta": self.meta,
             "files": files or {},
         }
@@ -245,6 +261,18 @@ def format_summary(summary: dict[str, Any]) -> str:
                      f"(nside {best['nside']})")
     else:
         lines.append("Best fit: none (no pixel succeeded)")
+    st = summary.get("statistics")
+    if st:
+        ra_e, dec_e = st["ra_err90_deg"], st["dec_err90_deg"]
+        lines.append(f"90% errors: RA +{ra_e[0]:.2f} {ra_e[1]:.2f} deg, Dec +{dec_e[0]:.2f} "
+                     f"{dec_e[1]:.2f} deg; galactic l {st['galactic_l_deg']:.3f} deg, "
+                     f"b {st['galactic_b_deg']:+.3f} deg")
+        c, p = st["contours"], st["credible"]
+        lines.append(f"Areas ({st['thresholds']['description']}): 50% {c['50%']['area_deg2']:.3f}"
+                     f" deg2 (r {c['50%']['radius_deg']:.2f} deg), 90% "
+                     f"{c['90%']['area_deg2']:.3f} deg2 (r {c['90%']['radius_deg']:.2f} deg); "
+                     f"credible 50% {p['50%']['area_deg2']:.3f} deg2, 90% "
+                     f"{p['90%']['area_deg2']:.3f} deg2")
     pix = ", ".join(f"nside {n}: {c}" for n, c in summary["pixels"].items())
     lines.append(f"Pixels: {pix}; failed: {summary['failed_pixels']}")
     for k, v in summary.get("files", {}).items():
@@ -292,7 +320,9 @@ def _result_from_levels(levels: dict[int, np.ndarray], meta: dict[str, Any]) -> 
         mjd=float(get("mjd", 0.0)), event_type=str(get("event_type", "")),
         reco=str(get("reco", "unknown")), likelihood=str(get("likelihood", "")),
         is_real_event=bool(get("is_real_event", False)), levels=levels,
-        meta={"nside_progression": str(get("nside_progression", ""))},
+        meta={"nside_progression": str(get("nside_progression", "")),
+              **({"software_version": str(get("software_version", ""))}
+                 if "software_version" in meta else {})},
     )
 
 

@@ -1,0 +1,124 @@
+"""Alert products of a scan: multi-order HEALPix FITS probability map and a GCN-style text.
+
+The FITS file follows the multi-order ("NUNIQ") convention that ``ligo.skymap`` reads
+(``ligo.skymap.io.read_sky_map(path, moc=True)``): one binary table with ``UNIQ`` (int64,
+4·nside² + NESTED ipix) and ``PROBDENSITY`` [sr⁻¹], header ``PIXTYPE = HEALPIX``,
+``ORDERING = NUNIQ``, ``COORDSYS = C`` (equatorial J2000). Σ PROBDENSITY·Ω = 1.
+
+The text summary is one paragraph in the style of an IceCube GCN circular/notice (best fit
+with asymmetric 90 % errors, areas, reconstruction and nsides).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skyscan_tui import __version__
+from skyscan_tui.fileio import atomic_write_bytes, atomic_write_text
+from skyscan_tui.stats import SkyStats
+
+__all__ = ["fits_bytes", "alert_text", "write_products", "mjd_to_iso"]
+
+
+def mjd_to_iso(mjd: float) -> str:
+    """UTC ISO time of an MJD [days], to the millisecond (no leap-second table needed)."""
+    from datetime import datetime, timedelta, timezone
+
+    t = datetime(1858, 11, 17, tzinfo=timezone.utc) + timedelta(days=float(mjd))
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}"
+
+
+def fits_bytes(result: Any, stats: SkyStats) -> bytes:
+    """The probability map as a multi-order FITS file (bytes)."""
+    from astropy.io import fits  # late import: only needed when writing
+
+    mo = stats.mo
+    uniq = mo.uniq
+    order = np.argsort(uniq, kind="stable")
+    cols = [
+        fits.Column(name="UNIQ", format="K", array=uniq[order]),
+        fits.Column(name="PROBDENSITY", format="D", unit="sr-1",
+                    array=stats.prob_density[order]),
+    ]
+    hdu = fits.BinTableHDU.from_columns(cols, name="PROB_DENSITY")
+    h = hdu.header
+    max_order = int(round(math.log2(mo.max_nside)))
+    for key, value, comment in (
+        ("PIXTYPE", "HEALPIX", "HEALPIX pixelisation"),
+        ("ORDERING", "NUNIQ", "Pixel ordering scheme: RING, NESTED, or NUNIQ"),
+        ("COORDSYS", "C", "Ecliptic, Galactic or Celestial (equatorial)"),
+        ("MOCORDER", max_order, "MOC resolution (best order)"),
+        ("INDXSCHM", "EXPLICIT", "Indexing: IMPLICIT or EXPLICIT"),
+        ("OBJECT", f"run{int(result.run_id)}.evt{int(result.event_id)}",
+         "Unique identifier for this event"),
+        ("DATE-OBS", mjd_to_iso(result.mjd), "UTC date of the observation"),
+        ("MJD-OBS", float(result.mjd), "modified Julian date of the observation"),
+        ("CREATOR", "skyscan-tui", "Program that created this file"),
+        ("VCSVERS", f"skyscan-tui {__version__}", "Software version"),
+        ("EVTTYPE", str(result.event_type or "SIM")[:68], "event type / alert stream"),
+        ("RECO", str(result.reco)[:68], "reconstruction that made the map"),
+        ("NSIDES", ",".join(str(n) for n in result.nsides), "scanned nside levels"),
+        ("RA_BEST", round(stats.ra_deg, 6), "[deg] best-fit right ascension (J2000)"),
+        ("DEC_BEST", round(stats.dec_deg, 6), "[deg] best-fit declination (J2000)"),
+        ("LLH_MIN", float(stats.llh_min), "minimum -ln L of the scan"),
+        ("AREA50", round(stats.credible[0].area_deg2, 6), "[deg2] 50% credible area"),
+        ("AREA90", round(stats.credible[1].area_deg2, 6), "[deg2] 90% credible area"),
+    ):
+        h[key] = (value, comment)
+    h.add_history("Probability map P_i ~ exp(-(LLH_i - LLH_min)) * Omega_i, flat prior.")
+    buf = io.BytesIO()
+    # no CHECKSUM cards: their comments carry the write time, and files should be reproducible
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buf)
+    return buf.getvalue()
+
+
+def _err(plus: float, minus: float) -> str:
+    return f"+{plus:.2f}, {minus:.2f}"
+
+
+def alert_text(result: Any, stats: SkyStats | None) -> str:
+    """One GCN-circular-style paragraph (plain text, ~75 columns)."""
+    import textwrap
+
+    n_pix = sum(len(lv) for lv in result.levels.values())
+    nsides = ", ".join(str(n) for n in result.nsides)
+    etype = result.event_type or "simulated"
+    head = (f"skyscan-tui scan of run {result.run_id}, event {result.event_id} ({etype}), "
+            f"at {mjd_to_iso(result.mjd)[:19].replace('T', ' ')} UT (MJD {result.mjd:.6f}). "
+            f"Reconstruction: {result.reco}"
+            + (f" ({result.likelihood})" if result.likelihood else "")
+            + f"; HEALPix nside {nsides}, {n_pix} pixels scanned, {result.n_failed} failed.")
+    if stats is None:
+        body = "No pixel gave a finite likelihood, so there is no best fit and no contour."
+        return textwrap.fill(head + " " + body, 78, break_on_hyphens=False)
+    r50, r90 = stats.regions
+    c50, c90 = stats.credible
+    th = stats.thresholds
+    body = (f"The best-fit direction is RA = {stats.ra_deg:.2f} ({_err(r90.ra_plus_deg, r90.ra_minus_deg)}"
+            f" deg 90% containment) J2000, Dec = {stats.dec_deg:+.2f} "
+            f"({_err(r90.dec_plus_deg, r90.dec_minus_deg)} deg 90% containment) J2000; "
+            f"galactic l = {stats.l_deg:.2f} deg, b = {stats.b_deg:+.2f} deg. "
+            f"The 50% and 90% regions ({th.description}: 2 dLLH <= {th.ts50:.3g} and "
+            f"{th.ts90:.3g}) cover {r50.area_deg2:.2f} and {r90.area_deg2:.2f} sq. deg "
+            f"(circularised radii {r50.radius_deg:.2f} and {r90.radius_deg:.2f} deg); the "
+            f"probability map's 50% and 90% credible regions cover {c50.area_deg2:.2f} and "
+            f"{c90.area_deg2:.2f} sq. deg. Errors are statistical only.")
+    return textwrap.fill(head + " " + body, 78, break_on_hyphens=False)
+
+
+def write_products(result: Any, outdir: str | Path, stats: SkyStats | None,
+                   basename: str) -> dict[str, Path]:
+    """Write ``BASENAME.multiorder.fits`` (if there is a map) and ``alert.txt`` atomically."""
+    outdir = Path(outdir)
+    paths: dict[str, Path] = {}
+    if stats is not None:
+        paths["fits"] = outdir / f"{basename}.multiorder.fits"
+        atomic_write_bytes(paths["fits"], fits_bytes(result, stats))
+    paths["alert"] = outdir / "alert.txt"
+    atomic_write_text(paths["alert"], alert_text(result, stats) + "\n")
+    return paths
