@@ -69,9 +69,11 @@ OPTIONS = ["--nside-progression", "-j", "--batch-size", "--max-retries", "--pixe
            "--reco", "--executor", "--reco-opt", "--geometry", "-o", "--resume", "EVENT"]
 
 
-def test_cli_values_fuzz_in_process(tmp_path, sim_event_file, capsys):
+def test_cli_values_fuzz_in_process(tmp_path, sim_event_file, capsys, monkeypatch):
     """Every scan option given hostile values: exit 0, or one line and a non-zero exit."""
     from skyscan_tui import cli
+
+    monkeypatch.chdir(tmp_path)  # hostile values may be relative output paths
 
     rng = random.Random(11)
     extra = ["sleep=1e9", "sleep=nan", "sigma_deg=0", "=", "x=1", "noise=-1",
@@ -105,8 +107,10 @@ def test_cli_values_fuzz_in_process(tmp_path, sim_event_file, capsys):
         assert codes[key] != 0, key
 
 
-def test_cli_worker_counts_and_paths(tmp_path, sim_event_file, capsys):
+def test_cli_worker_counts_and_paths(tmp_path, sim_event_file, capsys, monkeypatch):
     from skyscan_tui import cli
+
+    monkeypatch.chdir(tmp_path)
 
     base = ["scan", str(sim_event_file), "--reco", "dummy", "--nside-progression", "1:0",
             "--progress", "none"]
