@@ -121,3 +121,33 @@ def test_cli_worker_counts_and_paths(tmp_path, sim_event_file, capsys, monkeypat
         assert code != 0 and len(err) == 1 and err[0].startswith("skyscan-tui"), (extra, err)
     code = cli.main(["scan", str(tmp_path), "--reco", "dummy"])  # a folder as event
     assert code == 2 and "not a regular file" in capsys.readouterr().err
+
+
+def test_cli_mutated_result_files(tmp_path):
+    """Broken result files through summary, compare and plot: one line, non-zero exit."""
+    from tests.fuzzing import _seed_results, mutate_json, mutate_npz
+
+    seeds = dict(_seed_results(tmp_path))
+    npz_name = next(k for k in seeds if k.endswith(".npz"))
+    json_name = next(k for k in seeds if k.endswith(".json"))
+    good = tmp_path / "result" / npz_name
+    rng = random.Random(3)
+    bad = []
+    while len(bad) < 4:
+        name = npz_name if len(bad) % 2 == 0 else json_name
+        blob = (mutate_npz if name.endswith(".npz") else mutate_json)(rng, seeds[name])
+        path = tmp_path / f"bad{len(bad)}{name[name.rfind('.'):]}"
+        path.write_bytes(blob)
+        from skyscan_tui.errors import UserError
+        from skyscan_tui.results import load_result
+
+        try:
+            load_result(path)
+        except UserError:
+            bad.append(path)  # keep the ones that are really broken
+    runs = [("summary", bad[0]), ("compare", bad[1], good), ("compare", good, bad[2]),
+            ("plot", bad[3], "-o", tmp_path / "pics")]
+    for args in runs:
+        r = run_cli(*args, timeout=90)
+        _one_line_error(r)
+    assert not (tmp_path / "pics").exists() or not list((tmp_path / "pics").iterdir())
