@@ -213,6 +213,7 @@ def test_cli_resume_refusals(tmp_path, sim_event, sim_event_file):
         (("scan", sim_event_file, "--resume", out, "--nside-progression", "8:0,32:8"),
          "nside_progression"),
         (("scan", "--resume", out, "--reco-opt", "sigma_deg=3"), "reco_options"),
+        (("scan", "--resume", out, "--reco", "crash_dummy"), "reco=dummy, not crash_dummy"),
         (("scan", sim_event_file, "-o", out), "unfinished scan"),
         (("scan", "--resume", tmp_path / "missing"), "no such output folder"),
         (("scan",), "give an EVENT"),
