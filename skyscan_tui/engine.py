@@ -579,6 +579,9 @@ class ScanEngine:
                 self._note_failed(r)
             return rows
 
+        restored = self._restored
+        recomputed_before = restored.recomputed_before if restored is not None else 0
+
         def accept(rows: np.ndarray, idx: np.ndarray, attempt: int) -> np.ndarray:
             """Merge finished rows of tasks not finished yet; log them; count recomputes."""
             fresh = (idx >= 0)
@@ -592,6 +595,8 @@ class ScanEngine:
             if len(in_flight_keys):
                 keys = task_keys(rows["nside"], rows["ipix"], rows["variation"])
                 self._recomputed += int(np.isin(keys, in_flight_keys).sum())
+                if self._ckpt is not None:  # cumulative, so a later kill keeps the count
+                    self._ckpt.update(recomputed_tasks=self._recomputed + recomputed_before)
             return rows
 
         while not self._cancel.is_set():
