@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -75,6 +76,19 @@ class Executor(ABC):
     @property
     def workers(self) -> int:
         return self.slots
+
+    def set_state_dir(self, path: Path, resume: bool = False) -> None:
+        """Optional hook, called before ``start`` when the scan is checkpointed.
+
+        ``path`` is a folder inside the scan's checkpoint (``OUTDIR/checkpoint/executor``,
+        not created yet) where the executor may keep its own state, written atomically
+        (``skyscan_tui.fileio``), e.g. the ids of submitted remote jobs. ``resume`` is True
+        when the scan continues an interrupted one: an executor that can re-attach to work
+        still running there may report its results as ``BatchDone`` with batch ids it
+        makes up (negative ones, say); the engine merges every row of the current round it
+        still needs and ignores the rest. Default: nothing to keep.
+        """
+        return None
 
     @abstractmethod
     def start(self, context: ScanContext) -> None: ...

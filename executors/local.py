@@ -2,8 +2,15 @@
 
 Each worker process builds the reco once (``executors.worker.init_worker``) and then fits
 batches; finished batches are reported as they complete. At most ``2 × jobs`` batches are
-in flight, so a worker that dies (segfault, OOM kill) loses only those, which are reported
-as ``lost`` for the engine to re-queue; the pool is then rebuilt. Cancel kills the workers.
+in flight. A worker that dies (segfault, OOM kill, ``os._exit``) breaks the loky pool: every
+batch still in it is reported ``lost`` (the engine re-queues them) and the pool is rebuilt.
+
+Timeouts (``set_pixel_timeout``): loky cannot stop one task, so when a batch runs longer
+than its limit (pixels × seconds per pixel) the whole pool is killed and rebuilt; the late
+batch is reported failed ("timed out") and the others that were still running are reported
+lost. A batch's clock starts when a worker process begins it (the worker drops a marker
+file in a private temp folder), so queueing and worker start-up never count. Cancel kills
+the workers.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -43,8 +51,12 @@ class LocalExecutor(Executor):
         self.jobs = int(jobs) if jobs else default_jobs()
         self._context: ScanContext | None = None
         self._pool = None
-        self._futures: dict[Future, TaskBatch] = {}
+        # future -> (batch, monotonic time it was first seen handed to a worker, or None)
+        self._futures: dict[Future, tuple[TaskBatch, float | None]] = {}
         self._pending: list[Update] = []
+        self.pixel_timeout: float | None = None
+        self.restarts = 0
+        self._markers: str | None = None  # temp folder of "batch started" marker files
 
     @property
     def slots(self) -> int:
@@ -53,6 +65,14 @@ class LocalExecutor(Executor):
     @property
     def workers(self) -> int:
         return self.jobs
+
+    def set_pixel_timeout(self, seconds: float | None) -> None:
+        """[s] per pixel; a batch of n pixels is killed after n × seconds (None: no limit)."""
+        self.pixel_timeout = None if seconds is None else float(seconds)
+        if self.pixel_timeout is not None and self._markers is None:
+            import tempfile
+
+            self._markers = tempfile.mkdtemp(prefix="skyscan-local-")
 
     def _new_pool(self):
         from loky import ProcessPoolExecutor
@@ -70,19 +90,24 @@ class LocalExecutor(Executor):
         self._context = context
         self._pool = self._new_pool()
 
+    def _marker(self, batch: TaskBatch) -> str | None:
+        return (None if self._markers is None
+                else os.path.join(self._markers, f"b{batch.batch_id}"))
+
     def submit(self, batches: Sequence[TaskBatch]) -> None:
         if self._pool is None:
             raise RuntimeError("executor not started")
         for batch in batches:
             try:
-                fut = self._pool.submit(run_batch, batch)
+                fut = self._pool.submit(run_marked_batch, batch, self._marker(batch))
             except Exception as exc:  # pool broken by a dead worker: rebuild, resubmit
                 self._restart(f"worker pool broken ({type(exc).__name__}); restarting")
-                fut = self._pool.submit(run_batch, batch)
-            self._futures[fut] = batch
+                fut = self._pool.submit(run_marked_batch, batch, self._marker(batch))
+            self._futures[fut] = (batch, None)
 
     def _restart(self, why: str) -> None:
         self._pending.append(ExecutorLog("warning", why))
+        self.restarts += 1
         self._kill_pool()
         self._pool = self._new_pool()
 
@@ -94,27 +119,45 @@ class LocalExecutor(Executor):
                        return_when=FIRST_COMPLETED)
         broken = False
         for fut in done:
-            batch = self._futures.pop(fut)
-            exc = fut.exception()
-            if exc is None:
-                res, _secs, pid = fut.result()
-                out.append(BatchDone(batch.batch_id, res, f"pid {pid}"))
-            elif _is_pool_death(exc):
-                broken = True
-                out.append(BatchFailed(batch.batch_id, f"worker died: {exc}", lost=True))
-            else:
-                out.append(BatchFailed(batch.batch_id, f"{type(exc).__name__}: {exc}"))
-        if broken:
-            # every other in-flight batch died with the pool
-            for fut, batch in list(self._futures.items()):
-                if fut.done() and fut.exception() is None:
-                    res, _secs, pid = fut.result()
-                    out.append(BatchDone(batch.batch_id, res, f"pid {pid}"))
+            batch, _ = self._futures.pop(fut)
+            self._unmark(batch)
+            upd = _outcome(fut, batch)
+            broken |= isinstance(upd, BatchFailed) and upd.lost
+            out.append(upd)
+        late = [] if broken else self._overdue()
+        if broken or late:
+            # the pool is gone (or must go): report what finished, the rest is lost
+            for fut, (batch, _) in list(self._futures.items()):
+                if fut in late:
+                    limit = len(batch) * (self.pixel_timeout or 0.0)
+                    out.append(BatchFailed(batch.batch_id, f"timed out after {limit:.3g} s"))
+                elif fut.done():
+                    upd = _outcome(fut, batch)
+                    if isinstance(upd, BatchFailed) and upd.lost:
+                        upd = BatchFailed(batch.batch_id, "worker pool restarted", lost=True)
+                    out.append(upd)
                 else:
                     out.append(BatchFailed(batch.batch_id, "worker pool restarted", lost=True))
+                self._unmark(batch)
             self._futures.clear()
-            self._restart("a worker process died; its batches are re-queued")
+            self._restart("a worker process died; its batches are re-queued" if broken else
+                          f"{len(late)} batch(es) timed out; worker pool restarted")
         return out
+
+    def _overdue(self) -> list[Future]:
+        """Futures running longer than their limit (also starts the clock of new ones)."""
+        if self.pixel_timeout is None:
+            return []
+        now = time.monotonic()
+        late = []
+        for fut, (batch, started) in self._futures.items():
+            if started is None:
+                marker = self._marker(batch)
+                if marker is not None and os.path.exists(marker):
+                    self._futures[fut] = (batch, now)
+            elif now - started > len(batch) * self.pixel_timeout:
+                late.append(fut)
+        return late
 
     def _kill_pool(self) -> None:
         pool, self._pool = self._pool, None
@@ -131,6 +174,36 @@ class LocalExecutor(Executor):
 
     def close(self) -> None:
         self.cancel()
+        if self._markers is not None:
+            import shutil
+
+            shutil.rmtree(self._markers, ignore_errors=True)
+            self._markers = None
+
+    def _unmark(self, batch: TaskBatch) -> None:
+        marker = self._marker(batch)
+        if marker is not None:
+            try:
+                os.unlink(marker)
+            except FileNotFoundError:
+                pass
+
+
+def run_marked_batch(batch: TaskBatch, marker: str | None):
+    """``run_batch`` in a worker, first dropping ``marker`` so the parent can time it."""
+    if marker is not None:
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
+    return run_batch(batch)
+
+
+def _outcome(fut: Future, batch: TaskBatch) -> Update:
+    exc = fut.exception()
+    if exc is None:
+        res, _secs, pid = fut.result()
+        return BatchDone(batch.batch_id, res, f"pid {pid}")
+    if _is_pool_death(exc):
+        return BatchFailed(batch.batch_id, f"worker died ({type(exc).__name__})", lost=True)
+    return BatchFailed(batch.batch_id, f"{type(exc).__name__}: {str(exc)[:300]}")
 
 
 @contextlib.contextmanager

@@ -43,15 +43,37 @@ class WorkerState:
 
 
 _STATE: WorkerState | None = None
+#: True in a process that exists only to fit pixels (a local pool worker, a remote job), so
+#: that dying there loses only its batch; test recos that kill their process check this.
+IN_WORKER_PROCESS = False
 
 
 def init_worker(context: Any) -> None:
     """Process initialiser of local workers; Ctrl-C is the parent's to handle."""
     import signal
 
-    global _STATE
+    global _STATE, IN_WORKER_PROCESS
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    IN_WORKER_PROCESS = True
+    _watch_parent()
     _STATE = WorkerState(context)
+
+
+def _watch_parent(interval: float = 1.0) -> None:
+    """Exit when the parent process is gone (e.g. the scan was killed with kill -9), so no
+    orphaned worker lingers; a daemon thread checks every ``interval`` [s]."""
+    import os
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="skyscan-parent-watch", daemon=True).start()
 
 
 def run_batch(batch: TaskBatch) -> tuple[np.ndarray, float, int]:
@@ -168,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     from skyscan_tui.fileio import atomic_write_bytes
     from skyscan_tui.tasks import batch_from_npz, results_to_npz
 
+    global IN_WORKER_PROCESS
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "job":
         if len(args) != 4:
@@ -185,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx_obj = json.loads(Path(args[0]).read_text())
     context = ScanContext(ctx_obj["reco_name"], ctx_obj["reco_options"],
                           event_from_dict(ctx_obj["event"]))
+    IN_WORKER_PROCESS = True
     state = WorkerState(context)
     batch = batch_from_npz(Path(args[1]).read_bytes())
     atomic_write_bytes(Path(args[2]), results_to_npz(state.run(batch)))

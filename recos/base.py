@@ -47,6 +47,8 @@ class Option:
         except (TypeError, ValueError):
             raise UserError(f"reco option {self.name}: {value!r} is not a "
                             f"{self.type.__name__}") from None
+        if isinstance(out, int) and not isinstance(out, bool) and not -2**63 <= out < 2**63:
+            raise UserError(f"reco option {self.name}: out of range")
         if isinstance(out, float) and not np.isfinite(out):
             raise UserError(f"reco option {self.name}: must be finite")
         if self.min is not None and out < self.min:

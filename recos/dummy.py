@@ -66,7 +66,10 @@ class DummyReco(Reco):
             time.sleep(self.options["sleep"] * n)
         ref = direction_vector(prepared["zenith"], prepared["azimuth"])
         vec = direction_vector(batch.zenith, batch.azimuth)
-        psi = np.arccos(np.clip(vec @ ref, -1.0, 1.0))
+        # element-wise dot product: a BLAS matmul rounds differently with the batch size,
+        # and a pixel's answer must not depend on its batch (checkpoints, retries)
+        cos_psi = vec[:, 0] * ref[0] + vec[:, 1] * ref[1] + vec[:, 2] * ref[2]
+        psi = np.arccos(np.clip(cos_psi, -1.0, 1.0))
         sigma = np.deg2rad(self.options["sigma_deg"])
         noise = self.options["noise"] * hash_uniform(
             batch.nside, batch.ipix, batch.variation, np.full(n, self.options["seed"]))

@@ -42,6 +42,19 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _path(text: str) -> Path:
+    if not text.strip() or "\x00" in text or len(text) > 4096:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a usable path")
+    return Path(text)
+
+
+def _positive_float(text: str) -> float:
+    value = _finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -86,15 +99,22 @@ def _scan_options(p: argparse.ArgumentParser, default_reco: str | None) -> None:
                    help="where pixels run: local, serial, ... (default local)")
     g.add_argument("-j", "--jobs", type=_positive_int, metavar="N",
                    help="worker processes for the local executor (default: all cores)")
-    g.add_argument("--nside-progression", default="8:0,64:12,512:24", metavar="N:K,...",
+    g.add_argument("--nside-progression", default=None, metavar="N:K,...",
                    help="nside levels and pixels refined per level (default 8:0,64:12,512:24)")
     g.add_argument("--batch-size", type=_positive_int, metavar="PIXELS",
                    help="pixels per task batch (default: chosen by the reco)")
-    g.add_argument("--max-retries", type=_nonneg_int, default=2, metavar="N",
-                   help="retries of a failing batch (default 2)")
+    g.add_argument("--max-retries", type=_nonneg_int, default=None, metavar="N",
+                   help="retries of a pixel fit that raises, times out or returns NaN "
+                        "(default 2, at most 100)")
+    g.add_argument("--pixel-timeout", type=_positive_float, metavar="SECONDS",
+                   help="time limit per pixel; a batch of n pixels may run n × SECONDS "
+                        "(default: none)")
+    g.add_argument("--resume", type=_path, metavar="OUTDIR",
+                   help="continue the interrupted scan in OUTDIR (event and settings are "
+                        "taken from its checkpoint)")
     g.add_argument("--geometry", metavar="PATH",
                    help="DOM table CSV, 'icecube86' (default) or 'hex'")
-    g.add_argument("-o", "--output", type=Path, metavar="DIR",
+    g.add_argument("-o", "--output", type=_path, metavar="DIR",
                    help="output folder (default ./skyscan-results/<event>)")
     g.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     g.add_argument("--progress", choices=["auto", "bar", "lines", "jsonl", "none"],
@@ -193,13 +213,14 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     s = sub.add_parser("simulate", help="write a simulated muon-track event")
-    s.add_argument("-o", "--output", type=Path, required=True, metavar="EVENT",
+    s.add_argument("-o", "--output", type=_path, required=True, metavar="EVENT",
                    help="event file to write (.json)")
     _sim_options(s)
     s.add_argument("--geometry", metavar="PATH", help="DOM table ('icecube86', 'hex' or CSV)")
 
     sc = sub.add_parser("scan", help="scan an event over the sky")
-    sc.add_argument("event", type=Path, metavar="EVENT", help="event file")
+    sc.add_argument("event", type=_path, metavar="EVENT", nargs="?",
+                    help="event file (optional with --resume)")
     _scan_options(sc, default_reco=None)
     _remote_options(sc)
     _slurm_options(sc)
@@ -286,27 +307,63 @@ def _make_executor(args: argparse.Namespace):
     return cls.from_args(args)
 
 
+def _resume_info(args: argparse.Namespace):
+    """The checkpoint ``--resume OUTDIR`` points at (UserError if there is none)."""
+    from skyscan_tui.checkpoint import read_info
+
+    outdir = args.resume
+    if args.output is not None and Path(args.output).resolve() != outdir.resolve():
+        raise UserError("--resume OUTDIR writes to OUTDIR; drop -o/--output")
+    if not outdir.is_dir():
+        raise UserError(f"{outdir}: no such output folder to resume")
+    info = read_info(outdir)
+    if info is None:
+        raise UserError(f"{outdir}: no scan checkpoint to resume")
+    return info
+
+
 def run_scan(event: Any, args: argparse.Namespace, out_default: Path) -> int:
     from skyscan_tui import sky
     from skyscan_tui.engine import ScanEngine, ScanFinished, ScanSettings
     from skyscan_tui.progress import ProgressPrinter
-
-    reco = args.reco or best_reco()
     from skyscan_tui.stats import parse_thresholds
 
     parse_thresholds(args.thresholds)  # bad thresholds fail before the scan starts
-    settings = ScanSettings(
-        reco=reco, reco_options=_parse_reco_opts(args.reco_opt),
-        progression=sky.parse_progression(args.nside_progression),
-        batch_size=args.batch_size, max_retries=args.max_retries,
-    )
-    outdir = args.output or out_default
+    reco_options: dict[str, Any] = _parse_reco_opts(args.reco_opt)
+    given = args.nside_progression  # None = not given ("" is given, and wrong)
+    progression = "8:0,64:12,512:24" if given is None else given
+    reco = args.reco
+    info = _resume_info(args) if getattr(args, "resume", None) else None
+    if info is not None:  # unset settings come from the checkpoint; set ones must match
+        reco = reco or str(info.settings.get("reco"))
+        if not args.reco_opt and isinstance(info.settings.get("reco_options"), dict):
+            reco_options = dict(info.settings["reco_options"])
+        if given is None:
+            progression = str(info.settings.get("nside_progression"))
+    # how to run (not what to compute): given values win, else the checkpoint's, else defaults
+    run_opts = dict(info.run_options) if info is not None else {}
+    for key in ("batch_size", "max_retries", "pixel_timeout"):
+        if getattr(args, key, None) is not None:
+            run_opts[key] = getattr(args, key)
+    try:
+        settings = ScanSettings(
+            reco=reco or best_reco(), reco_options=reco_options,
+            progression=sky.parse_progression(progression),
+            batch_size=run_opts.get("batch_size"),
+            max_retries=(2 if run_opts.get("max_retries") is None
+                         else int(run_opts["max_retries"])),
+            pixel_timeout=run_opts.get("pixel_timeout"),
+        )
+    except (TypeError, ValueError):
+        raise UserError("the checkpoint holds unusable run options; pass --batch-size, "
+                        "--max-retries and --pixel-timeout explicitly") from None
+    outdir = info.outdir if info is not None else (args.output or out_default)
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"{outdir}: output path exists and is not a folder")
     executor = _make_executor(args)
     if hasattr(executor, "bind_output"):  # remote executors keep their resume state there
         executor.bind_output(outdir)
-    engine = ScanEngine(event, settings, executor)
+    engine = ScanEngine(event, settings, executor, outdir=outdir, resume=info is not None)
     mode = None if args.progress == "auto" else args.progress
     show = (lambda u: None) if mode == "none" else ProgressPrinter(mode=mode)
     finished = None
@@ -322,10 +379,13 @@ def run_scan(event: Any, args: argparse.Namespace, out_default: Path) -> int:
         # Ctrl-C raised inside the executor ends the engine before it saw the cancel, so
         # cancel explicitly too (idempotent; remote executors remove their jobs)
         executor.cancel()
-        print("skyscan-tui: interrupted; scan cancelled", file=sys.stderr)
+        print(f"skyscan-tui: interrupted; continue with: skyscan-tui scan --resume {outdir}",
+              file=sys.stderr)
         return EXIT_INTERRUPTED
     assert finished is not None
     if finished.cancelled:
+        print(f"skyscan-tui: scan cancelled; continue with: skyscan-tui scan --resume {outdir}",
+              file=sys.stderr)
         return EXIT_INTERRUPTED
     result = finished.result
     result.meta["executor"] = args.executor
@@ -366,6 +426,13 @@ def _simulate(args: argparse.Namespace):
 def _cmd_scan(args: argparse.Namespace) -> int:
     from skyscan_tui.events import load_event
 
+    if args.event is None:
+        if args.resume is None:
+            raise UserError("scan: give an EVENT file (or --resume OUTDIR)")
+        from skyscan_tui.checkpoint import load_checkpoint_event
+
+        _resume_info(args)
+        return run_scan(load_checkpoint_event(args.resume), args, args.resume)
     event = load_event(args.event, pulses=args.pulses, geometry=args.geometry)
     return run_scan(event, args, Path("skyscan-results") / args.event.stem)
 
@@ -380,6 +447,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    if args.resume is not None:
+        from skyscan_tui.checkpoint import load_checkpoint_event
+
+        _resume_info(args)
+        return run_scan(load_checkpoint_event(args.resume), args, args.resume)
     event = _simulate(args)
     print(f"simulated event {event.event_id}: {len(event.pulses)} pulses on "
           f"{event.pulses.n_doms} DOMs, {event.total_charge:.1f} PE", file=sys.stderr)

@@ -4,17 +4,37 @@
 ``RoundFinished``, ``ScanLog``, ``ScanFinished``) that the CLI and the TUI consume; it never
 calls into a UI. The engine owns what every executor shares: batching, the number of
 batches in flight, merging results (best over vertex variations, independent of arrival
-order), retries of failed batches (split in halves to isolate a bad pixel), refinement
-between rounds and the ETA, which counts the pixels of the rounds still to come.
+order), retries, refinement between rounds, the ETA (which counts the pixels of the rounds
+still to come) and the checkpoint.
+
+Failures. A batch that raises or times out is split in halves and retried until the bad
+pixel is alone; a pixel fit that raises, times out or returns NaN on its own is retried
+``max_retries`` times and then recorded as failed (NaN in the skymap, listed in
+``result.meta["failed_tasks"]``); the scan goes on. A batch whose worker died (segfault,
+OOM kill, ``os._exit``) is re-queued the same way but may be lost ``max_retries +
+LOST_EXTRA`` times, because a dying worker takes innocent batches down with it. Every retry
+is a new try number (``TaskBatch.attempt``) and names the worker it failed on
+(``TaskBatch.avoid``), for executors that can send it elsewhere.
+
+Checkpoint. With ``outdir`` the engine logs every finished task to ``outdir/checkpoint/``
+(see :mod:`skyscan_tui.checkpoint`) the moment it arrives; ``resume=True`` replays the log:
+finished tasks are merged back, the refinement is recomputed from them (deterministic), and
+only the missing tasks are submitted.
+
+Memory. The engine keeps one compact array of tasks per round and a cursor into it; batches
+are cut when a slot frees up, so at most ``executor.slots`` batches exist at any time, plus
+retries. Nothing grows with the number of batches processed.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,21 +42,43 @@ import numpy as np
 from executors.base import BatchDone, BatchFailed, Executor, ExecutorLog, ScanContext
 from skyscan_tui import sky
 from skyscan_tui.coords import equatorial_to_local, local_to_equatorial
+from skyscan_tui.errors import UserError
 from skyscan_tui.events import Event
 from skyscan_tui.results import ScanResult, empty_level
-from skyscan_tui.tasks import TaskBatch, empty_results
+from skyscan_tui.tasks import RESULT_DTYPE, TaskBatch, empty_results
 
 __all__ = ["ScanSettings", "ScanEngine", "RoundStarted", "PixelsDone", "RoundFinished",
-           "ScanLog", "ScanFinished", "ScanUpdate"]
+           "ScanLog", "ScanFinished", "ScanUpdate", "LOST_EXTRA", "MAX_RETRIES"]
+
+#: extra tries a batch gets when its worker died (it may be an innocent bystander)
+LOST_EXTRA = 3
+#: upper bound of ``--max-retries`` (a fit that fails 100 times will not succeed)
+MAX_RETRIES = 100
+#: at most this many failed tasks are listed by name in the result metadata
+MAX_FAILED_LISTED = 1000
+#: fits in one round at most (memory: ~200 bytes each); nside 256 full sky is 786,432
+MAX_ROUND_TASKS = 2_000_000
 
 
 @dataclass(frozen=True)
 class ScanSettings:
+    """How to scan. ``pixel_timeout`` [s] is per pixel: a batch of n pixels may take n ×
+    pixel_timeout once a worker has it; None = no limit."""
+
     reco: str
     reco_options: dict[str, Any] = field(default_factory=dict)
     progression: sky.Progression = sky.DEFAULT_PROGRESSION
     batch_size: int | None = None  # pixels per batch; None = the reco's preference
     max_retries: int = 2
+    pixel_timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= int(self.max_retries) <= MAX_RETRIES:
+            raise UserError(f"--max-retries must be between 0 and {MAX_RETRIES}")
+        if self.pixel_timeout is not None and not (0 < self.pixel_timeout <= 86400 * 7):
+            raise UserError("--pixel-timeout must be between 0 and 604800 seconds")
+        if self.batch_size is not None and not 1 <= int(self.batch_size) <= 1_000_000:
+            raise UserError("--batch-size must be between 1 and 1000000")
 
 
 @dataclass(frozen=True)
@@ -89,36 +131,87 @@ ScanUpdate = RoundStarted | PixelsDone | RoundFinished | ScanLog | ScanFinished
 
 
 class _Round:
-    """Bookkeeping of one nside level: best row per pixel over its variations."""
+    """Bookkeeping of one nside level: its tasks, which are finished, the best row per pixel.
+
+    Task ``t`` is pixel ``t // n_var`` (index into the sorted ``ipix``), variation
+    ``t % n_var``.
+    """
 
     def __init__(self, index: int, nside: int, ipix: np.ndarray, n_var: int) -> None:
         self.index, self.nside, self.n_var = index, nside, n_var
         self.ipix = ipix
         self.level = empty_level(ipix)
-        self.finished = np.zeros((len(ipix), n_var), dtype=bool)
+        self.finished = np.zeros(len(ipix) * n_var, dtype=bool)
+        self.tasks: TaskBatch | None = None
 
-    def merge(self, rows: np.ndarray) -> None:
+    def task_index(self, rows: np.ndarray) -> np.ndarray:
+        """Task index of each row; -1 where a row is not a task of this round."""
         pos = np.searchsorted(self.ipix, rows["ipix"])
-        for p, row in zip(pos, rows, strict=False):
-            self.finished[p, row["variation"]] = True
-            llh = row["llh"]
-            cur = self.level[p]
-            better = np.isnan(cur["llh"]) or llh < cur["llh"] or (
-                llh == cur["llh"] and row["variation"] < cur["variation"])
-            if np.isfinite(llh) and better:
-                for f in ("llh", "E_in", "E_tot", "x", "y", "z", "t", "variation"):
-                    self.level[p][f] = row[f]
+        pos_c = np.minimum(pos, max(len(self.ipix) - 1, 0))
+        var = rows["variation"].astype(np.int64)
+        ok = ((rows["nside"] == self.nside) & (pos < len(self.ipix)) & (var >= 0)
+              & (var < self.n_var))
+        if len(self.ipix):
+            ok &= self.ipix[pos_c] == rows["ipix"]
+        return np.where(ok, pos_c * self.n_var + var, -1)
+
+    def merge(self, rows: np.ndarray, idx: np.ndarray) -> None:
+        """Mark tasks ``idx`` finished and keep each pixel's best (lowest llh, then lowest
+        variation) finite row; the outcome does not depend on arrival order."""
+        self.finished[idx] = True
+        fin = np.isfinite(rows["llh"])
+        rows, idx = rows[fin], idx[fin]
+        if not len(rows):
+            return
+        pix = idx // self.n_var
+        order = np.lexsort((rows["variation"], rows["llh"], pix))
+        rows, pix = rows[order], pix[order]
+        first = np.ones(len(pix), dtype=bool)
+        first[1:] = pix[1:] != pix[:-1]
+        rows, pix = rows[first], pix[first]
+        cur = self.level[pix]
+        better = (np.isnan(cur["llh"]) | (rows["llh"] < cur["llh"])
+                  | ((rows["llh"] == cur["llh"]) & (rows["variation"] < cur["variation"])))
+        rows, pix = rows[better], pix[better]
+        for f in ("llh", "E_in", "E_tot", "x", "y", "z", "t", "variation"):
+            self.level[f][pix] = rows[f]
 
     @property
     def n_tasks(self) -> int:
         return self.finished.size
 
 
-class ScanEngine:
-    """Runs a scan of ``event`` with ``settings`` on ``executor`` (see module docstring)."""
+@dataclass
+class _Flight:
+    """A batch out at the executor and how often its tasks have failed so far."""
 
-    def __init__(self, event: Event, settings: ScanSettings, executor: Executor) -> None:
+    batch: TaskBatch
+    idx: np.ndarray  # task indices in the round
+    failures: int = 0
+    losses: int = 0
+
+
+def _settings_key(settings: ScanSettings, reco: Any) -> dict[str, Any]:
+    """The settings a checkpoint must match (those that change the result), JSON-normal."""
+    return json.loads(json.dumps({
+        "reco": settings.reco, "reco_options": dict(reco.options),
+        "nside_progression": sky.format_progression(settings.progression),
+        "n_variations": int(reco.n_variations)}, sort_keys=True))
+
+
+class ScanEngine:
+    """Runs a scan of ``event`` with ``settings`` on ``executor`` (see module docstring).
+
+    ``outdir``: checkpoint into ``outdir/checkpoint/``. ``resume``: continue the checkpoint
+    there (UserError if there is none, or it is for another event or other settings).
+    Without ``resume`` an unfinished checkpoint in ``outdir`` is refused, never overwritten.
+    """
+
+    def __init__(self, event: Event, settings: ScanSettings, executor: Executor,
+                 outdir: str | Path | None = None, resume: bool = False) -> None:
         from recos import get_reco
+        from skyscan_tui import checkpoint as ckpt
+        from skyscan_tui.events import event_digest
 
         self.event = event
         self.settings = settings
@@ -127,6 +220,28 @@ class ScanEngine:
         self._cancel = threading.Event()
         self._paused = threading.Event()
         self.result: ScanResult | None = None
+        self.outdir = None if outdir is None else Path(outdir)
+        self.resume_requested = bool(resume)
+        self._settings_key = _settings_key(settings, self.reco)
+        self._check_size()
+        self._digest = event_digest(event) if self.outdir is not None else ""
+        self._ckpt: Any = None
+        self._restored: Any = None
+        if self.outdir is None:
+            if resume:
+                raise UserError("resuming needs the output folder of the scan")
+            return
+        if resume:
+            info = ckpt.read_info(self.outdir)
+            if info is None:
+                raise UserError(f"{self.outdir}: no scan checkpoint to resume")
+            ckpt.check_compatible(info, self._settings_key, self._digest)
+        else:
+            info = ckpt.find_unfinished(self.outdir)
+            if info is not None and ckpt.has_results(self.outdir):
+                raise UserError(
+                    f"{self.outdir} holds an unfinished scan ({info.describe()}); continue it "
+                    f"with --resume {self.outdir}, or delete {info.path} to start over")
 
     # ---------------------------------------------------------------- control (thread-safe)
     def cancel(self) -> None:
@@ -143,6 +258,23 @@ class ScanEngine:
         return self._paused.is_set()
 
     # ---------------------------------------------------------------- planning
+    def _check_size(self) -> None:
+        """Refuse a progression whose rounds would not fit in memory, before any work."""
+        from recos.base import Reco
+
+        pointed = type(self.reco).pointed_region is not Reco.pointed_region
+        prev = 0
+        for i, (nside, count) in enumerate(self.settings.progression):
+            if i == 0:
+                n = 0 if pointed else 12 * nside * nside  # a disc is checked when known
+            else:
+                n = min(count * (nside // prev) ** 2, 12 * nside * nside)
+            if n * self.reco.n_variations > MAX_ROUND_TASKS:
+                raise UserError(f"nside progression: round {i + 1} (nside {nside}) would "
+                                f"need {n * self.reco.n_variations:,} fits; at most "
+                                f"{MAX_ROUND_TASKS:,} per round")
+            prev = nside
+
     def planned_tasks(self, round_index: int, first_round_pixels: int) -> int:
         """Tasks of round ``round_index`` (exact: refined children never overlap)."""
         prog = self.settings.progression
@@ -158,6 +290,10 @@ class ScanEngine:
         if region is None:
             return np.arange(12 * nside * nside, dtype=np.int64)
         ra, dec = local_to_equatorial(region.zenith, region.azimuth, self.event.mjd)
+        frac = (1.0 - np.cos(min(max(region.radius, 0.0), np.pi))) / 2.0  # of the sphere
+        if frac * 12 * nside * nside * self.reco.n_variations > MAX_ROUND_TASKS:
+            raise UserError(f"the first round at nside {nside} would need more than "
+                            f"{MAX_ROUND_TASKS:,} fits; start at a lower nside")
         return sky.disc_pixels(nside, float(ra), float(dec), region.radius)
 
     def _make_round(self, index: int, prev: _Round | None, prepared: Any) -> _Round:
@@ -196,12 +332,51 @@ class ScanEngine:
         per_worker = -(-n_tasks // (4 * max(1, self.executor.workers)))
         return int(max(1, min(self.reco.preferred_batch, per_worker)))
 
+    # ---------------------------------------------------------------- checkpoint
+    def _open_checkpoint(self) -> None:
+        from skyscan_tui import checkpoint as ckpt
+
+        if self.outdir is None:
+            return
+        if self.resume_requested:
+            self._ckpt, self._restored = ckpt.Checkpoint.open_resume(
+                self.outdir, self._settings_key, self._digest)
+        else:
+            st = self.settings
+            self._ckpt = ckpt.Checkpoint.create(
+                self.outdir, self.event, self._settings_key, self._digest,
+                run_options={"batch_size": st.batch_size, "max_retries": st.max_retries,
+                             "pixel_timeout": st.pixel_timeout})
+        hook = getattr(self.executor, "set_state_dir", None)
+        if hook is not None:
+            import inspect
+
+            state_dir = self._ckpt.path / "executor"
+            try:  # the hook may predate the ``resume`` argument
+                inspect.signature(hook).bind(state_dir, self.resume_requested)
+            except TypeError:
+                hook(state_dir)
+            else:
+                hook(state_dir, self.resume_requested)
+
+    def _log(self, kind: int, rnd: _Round, rows: np.ndarray, attempt: int = 0) -> None:
+        if self._ckpt is not None:
+            self._ckpt.append(kind, rnd.index, rows, attempt)
+            self._ckpt.maybe_sync()
+
     # ---------------------------------------------------------------- the scan
     def run(self) -> Iterator[ScanUpdate]:
         t_start = time.monotonic()
         prepared = self.reco.prepare(self.event)
         context = ScanContext(self.settings.reco, dict(self.reco.options), self.event)
-        self.executor.start(context)
+        self._open_checkpoint()
+        if self.settings.pixel_timeout is not None:
+            setter = getattr(self.executor, "set_pixel_timeout", None)
+            if setter is None:
+                yield ScanLog("warning", f"executor {self.executor.name!r} cannot enforce "
+                              "--pixel-timeout; running without it")
+            else:
+                setter(float(self.settings.pixel_timeout))
         result = ScanResult(
             run_id=self.event.run_id, event_id=self.event.event_id, mjd=self.event.mjd,
             event_type=self.event.event_type, reco=self.reco.name,
@@ -212,16 +387,30 @@ class ScanEngine:
                   "geometry": self.event.geometry},
         )
         self.result = result
+        self._failed: list[list[int]] = []
+        self._n_failed = 0
+        self._computed = 0
+        self._recomputed = 0
+        restored = self._restored
+        in_flight_keys = (restored.in_flight_keys if restored is not None
+                          else np.zeros(0, dtype=np.int64))
+        if restored is not None:
+            yield ScanLog("info", f"resuming: {len(restored.final)} finished fits restored, "
+                          f"{len(in_flight_keys)} were in flight"
+                          + (f", {restored.discarded_bytes} bytes of a torn log record "
+                             "dropped" if restored.discarded_bytes else ""))
         prev: _Round | None = None
         done_total = first_pixels = 0
         t_work = None
         cancelled = False
+        finished_ok = False
         try:
+            self.executor.start(context)
             for index in range(len(self.settings.progression)):
                 rnd = self._make_round(index, prev, prepared)
                 if len(rnd.ipix) == 0:
                     break
-                tasks = self._tasks(rnd, prev, prepared)
+                rnd.tasks = self._tasks(rnd, prev, prepared)
                 if index == 0:
                     first_pixels = len(rnd.ipix)
                 # planned tasks of this and the later rounds (refined children never overlap)
@@ -229,16 +418,28 @@ class ScanEngine:
                     self.planned_tasks(i, first_pixels)
                     for i in range(index + 1, len(self.settings.progression)))
                 yield RoundStarted(index, rnd.nside, len(rnd.ipix), rnd.n_tasks)
+                if self._ckpt is not None:
+                    self._ckpt.update(round=index, tasks_total=total)
+                    self._ckpt.maybe_sync(force=True)
+                if restored is not None:
+                    back = self._restore_round(rnd, restored.final)
+                    if len(back):
+                        done_total += len(back)
+                        yield PixelsDone(index, rnd.nside, back, int(rnd.finished.sum()),
+                                         rnd.n_tasks, done_total, total, 0.0, float("nan"),
+                                         "checkpoint")
                 if t_work is None:
                     t_work = time.monotonic()
-                for update in self._run_round(rnd, tasks):
+                for update in self._run_round(rnd, in_flight_keys):
                     if isinstance(update, ScanLog):
                         yield update
                         continue
                     done_total += len(update)
                     elapsed = max(time.monotonic() - t_work, 1e-9)
-                    rate = done_total / elapsed
+                    rate = self._computed / elapsed
                     remaining = total - done_total
+                    if self._ckpt is not None:
+                        self._ckpt.update(tasks_done=done_total)
                     yield PixelsDone(index, rnd.nside, update,
                                      int(rnd.finished.sum()), rnd.n_tasks, done_total, total,
                                      rate, remaining / rate if rate > 0 else float("nan"),
@@ -247,9 +448,13 @@ class ScanEngine:
                 if self._cancel.is_set():
                     cancelled = True
                     break
+                if self._ckpt is not None:  # a round boundary: make it durable
+                    self._ckpt.update(round=index + 1, tasks_done=done_total)
+                    self._ckpt.maybe_sync(force=True)
                 lv = rnd.level
                 ok = np.flatnonzero(np.isfinite(lv["llh"]))
                 n_failed = len(lv) - len(ok)
+                rnd.tasks = None  # free the task arrays of a finished round
                 if ok.size:
                     b = ok[np.lexsort((lv["ipix"][ok], lv["llh"][ok]))[0]]
                     yield RoundFinished(index, rnd.nside, int(lv["ipix"][b]),
@@ -259,72 +464,211 @@ class ScanEngine:
                     yield ScanLog("error", f"every pixel failed at nside {rnd.nside}")
                     break
                 prev = rnd
+            finished_ok = not cancelled and not self._cancel.is_set()
         finally:
             if self._cancel.is_set():
                 cancelled = True
                 self.executor.cancel()
             self.executor.close()
+            if self._ckpt is not None:
+                self._ckpt.update(recomputed_tasks=self._recomputed + (
+                    restored.recomputed_before if restored is not None else 0))
+                self._ckpt.close("finished" if finished_ok else "interrupted")
         elapsed = time.monotonic() - t_start
         result.meta["elapsed_s"] = round(elapsed, 3)
         result.meta["cancelled"] = cancelled
+        result.meta["failed_tasks"] = self._n_failed
+        result.meta["failed_task_list"] = list(self._failed)
+        if self._ckpt is not None:
+            result.meta["checkpoint"] = {
+                "folder": str(self._ckpt.path), "sessions": int(self._ckpt.state["sessions"]),
+                "computed_tasks": self._computed,
+                "restored_tasks": 0 if restored is None else len(restored.final),
+                "in_flight_at_interrupt": int(len(in_flight_keys)),
+                "recomputed_tasks": self._recomputed,
+                "discarded_log_bytes": 0 if restored is None else restored.discarded_bytes,
+            }
         yield ScanFinished(result, cancelled, elapsed)
 
     _last_worker = ""
 
-    def _run_round(self, rnd: _Round, tasks: TaskBatch) -> Iterator[np.ndarray | ScanLog]:
-        """Submit the round's tasks in batches; yield each batch's result rows as they come."""
-        size = self._batch_size(len(tasks))
-        queue: deque[tuple[TaskBatch, int]] = deque()
+    def _restore_round(self, rnd: _Round, final: np.ndarray) -> np.ndarray:
+        """Merge this round's logged results back in; returns their rows."""
+        from skyscan_tui.checkpoint import FAILED
+
+        mine = final[final["round"] == rnd.index]
+        if not len(mine):
+            return empty_results(0)
+        rows = mine["row"]
+        idx = rnd.task_index(rows)
+        if (idx < 0).any():
+            raise UserError(f"{self.outdir}: the checkpoint does not match this scan (logged "
+                            f"pixels outside round {rnd.index + 1}); start a new scan")
+        keep = ~rnd.finished[idx]  # a task logged twice counts once
+        _, first = np.unique(idx, return_index=True)
+        once = np.zeros(len(idx), dtype=bool)
+        once[first] = True
+        keep &= once
+        rows, idx, kinds = rows[keep], idx[keep], mine["kind"][keep]
+        rnd.merge(rows, idx)
+        for r in rows[kinds == FAILED]:
+            self._note_failed(r)
+        return rows
+
+    def _note_failed(self, row: np.ndarray) -> None:
+        self._n_failed += 1
+        if len(self._failed) < MAX_FAILED_LISTED:
+            self._failed.append([int(row["nside"]), int(row["ipix"]), int(row["variation"])])
+
+    def _run_round(self, rnd: _Round, in_flight_keys: np.ndarray
+                   ) -> Iterator[np.ndarray | ScanLog]:
+        """Submit the round's missing tasks in batches; yield result rows as they come."""
+        from skyscan_tui.checkpoint import FAILED, RESULT, SUBMITTED, task_keys
+
+        tasks = rnd.tasks
+        assert tasks is not None
+        todo = np.flatnonzero(~rnd.finished)
+        size = self._batch_size(len(todo))
+        cursor = 0
+        retries: deque[_Flight] = deque()
+        in_flight: dict[int, _Flight] = {}
         next_id = 0
-        for start in range(0, len(tasks), size):
-            queue.append((tasks.select(np.arange(start, min(start + size, len(tasks))),
-                                       next_id), 0))
-            next_id += 1
-        in_flight: dict[int, tuple[TaskBatch, int]] = {}
-        while (queue or in_flight) and not self._cancel.is_set():
-            free = self.executor.slots - len(in_flight)
-            if free > 0 and queue and not self._paused.is_set():
-                sending = [queue.popleft() for _ in range(min(free, len(queue)))]
-                for batch, attempt in sending:
-                    in_flight[batch.batch_id] = (batch, attempt)
-                self.executor.submit([b for b, _ in sending])
+        max_lost = self.settings.max_retries + LOST_EXTRA
+
+        def next_batch() -> _Flight | None:
+            nonlocal cursor, next_id
+            while retries:
+                fl = retries.popleft()
+                keep = ~rnd.finished[fl.idx]  # an orphan report may have finished some
+                if keep.any():
+                    fl.idx = fl.idx[keep]
+                    fl.batch = tasks.select(fl.idx, next_id).with_attempt(
+                        fl.batch.attempt, fl.batch.avoid)
+                    next_id += 1
+                    return fl
+            while cursor < len(todo):
+                idx = todo[cursor:cursor + size]
+                cursor += len(idx)
+                idx = idx[~rnd.finished[idx]]
+                if len(idx):
+                    next_id += 1
+                    return _Flight(tasks.select(idx, next_id - 1), idx)
+            return None
+
+        def requeue(fl: _Flight, lost: bool, worker: str) -> None:
+            """Retry a failed batch: split it to isolate the bad pixel; count the tries of
+            a pixel on its own."""
+            single = len(fl.idx) == 1
+            failures = fl.failures + (0 if lost or not single else 1)
+            losses = fl.losses + (1 if lost else 0)
+            parts = (np.array_split(np.arange(len(fl.idx)), 2) if not single
+                     else [np.arange(1)])
+            for part in parts:
+                retries.append(_Flight(fl.batch.select(part, -1).with_attempt(
+                    fl.batch.attempt + 1, worker), fl.idx[part], failures, losses))
+
+        def give_up(fl: _Flight) -> np.ndarray:
+            rows = empty_results(len(fl.idx))
+            rows["nside"], rows["ipix"] = fl.batch.nside, fl.batch.ipix
+            rows["variation"] = fl.batch.variation
+            fresh = ~rnd.finished[fl.idx]
+            rows, idx = rows[fresh], fl.idx[fresh]
+            rnd.merge(rows, idx)
+            self._log(FAILED, rnd, rows, fl.batch.attempt)
+            for r in rows:
+                self._note_failed(r)
+            return rows
+
+        restored = self._restored
+        recomputed_before = restored.recomputed_before if restored is not None else 0
+
+        def accept(rows: np.ndarray, idx: np.ndarray, attempt: int) -> np.ndarray:
+            """Merge finished rows of tasks not finished yet; log them; count recomputes."""
+            fresh = (idx >= 0)
+            fresh[fresh] = ~rnd.finished[idx[fresh]]
+            rows, idx = rows[fresh], idx[fresh]
+            if not len(rows):
+                return rows
+            rnd.merge(rows, idx)
+            self._log(RESULT, rnd, rows, attempt)
+            self._computed += len(rows)
+            if len(in_flight_keys):
+                keys = task_keys(rows["nside"], rows["ipix"], rows["variation"])
+                self._recomputed += int(np.isin(keys, in_flight_keys).sum())
+                if self._ckpt is not None:  # cumulative, so a later kill keeps the count
+                    self._ckpt.update(recomputed_tasks=self._recomputed + recomputed_before)
+            return rows
+
+        while not self._cancel.is_set():
+            if not self._paused.is_set():
+                while len(in_flight) < self.executor.slots:
+                    fl = next_batch()
+                    if fl is None:
+                        break
+                    in_flight[fl.batch.batch_id] = fl
+                    sub = empty_results(len(fl.idx))
+                    sub["nside"], sub["ipix"] = fl.batch.nside, fl.batch.ipix
+                    sub["variation"] = fl.batch.variation
+                    self._log(SUBMITTED, rnd, sub, fl.batch.attempt)
+                    self.executor.submit([fl.batch])
+            if not in_flight and not retries and cursor >= len(todo):
+                break
+            if not in_flight and self._paused.is_set():
+                time.sleep(0.05)  # paused and idle: do not spin on an empty poll
+                continue
             for up in self.executor.poll(timeout=0.05):
                 if isinstance(up, ExecutorLog):
                     yield ScanLog(up.level, up.message)
                     continue
-                entry = in_flight.pop(up.batch_id, None)
-                if entry is None:
-                    continue  # a duplicate report; results are keyed by pixel anyway
-                batch, attempt = entry
+                fl = in_flight.pop(up.batch_id, None)
+                if fl is None:
+                    if (isinstance(up, BatchDone) and getattr(up.results, "dtype", None)
+                            == RESULT_DTYPE):  # recovered from an earlier session
+                        rows = accept(up.results, rnd.task_index(up.results), 0)
+                        if len(rows):
+                            yield rows
+                    continue
+                batch = fl.batch
                 if isinstance(up, BatchDone):
-                    rows = up.results
-                    bad = ~np.isfinite(rows["llh"])
-                    if bad.any() and attempt < self.settings.max_retries:
-                        retry = batch.select(np.flatnonzero(bad), next_id)
-                        next_id += 1
-                        queue.append((retry, attempt + 1))
-                        rows = rows[~bad]
-                        yield ScanLog("warning", f"{int(bad.sum())} pixel fit(s) returned NaN;"
-                                      " retrying")
-                    rnd.merge(rows)
+                    rows = np.asarray(up.results)
+                    if (rows.dtype != RESULT_DTYPE or len(rows) != len(batch)
+                            or not np.array_equal(rows["ipix"], batch.ipix)
+                            or not np.array_equal(rows["nside"], batch.nside)
+                            or not np.array_equal(rows["variation"], batch.variation)):
+                        up = BatchFailed(up.batch_id, "reco returned rows for other tasks",
+                                         worker=up.worker)
+                if isinstance(up, BatchDone):
                     self._last_worker = up.worker
-                    if len(rows):
-                        yield rows
+                    bad = ~np.isfinite(rows["llh"])
+                    out = accept(rows[~bad], fl.idx[~bad], batch.attempt)
+                    if bad.any():
+                        nan = _Flight(batch.select(np.flatnonzero(bad), -1).with_attempt(
+                            batch.attempt + 1, up.worker), fl.idx[bad], fl.failures + 1,
+                            fl.losses)
+                        if nan.failures <= self.settings.max_retries:
+                            retries.append(nan)
+                            yield ScanLog("warning", f"{int(bad.sum())} pixel fit(s) returned "
+                                          "NaN; retrying")
+                        else:
+                            yield ScanLog("error", f"{int(bad.sum())} pixel fit(s) returned "
+                                          f"NaN {nan.failures} times; recorded as failed")
+                            out = np.concatenate([out, give_up(nan)])
+                    if len(out):
+                        yield out
                 elif isinstance(up, BatchFailed):
-                    yield ScanLog("warning", f"batch of {len(batch)} pixel(s) failed "
-                                  f"(attempt {attempt + 1}): {up.error}")
-                    if attempt < self.settings.max_retries:
-                        # split a failing batch to isolate a bad pixel; a lost one stays whole
-                        parts = ([np.arange(len(batch))] if up.lost or len(batch) == 1
-                                 else np.array_split(np.arange(len(batch)), 2))
-                        for part in parts:
-                            queue.append((batch.select(part, next_id), attempt + 1))
-                            next_id += 1
+                    what = "lost (worker died)" if up.lost else "failed"
+                    yield ScanLog("warning", f"batch of {len(batch)} pixel(s) {what} "
+                                  f"(try {batch.attempt + 1}): {up.error}")
+                    single = len(batch) == 1
+                    if up.lost:
+                        over = fl.losses + 1 > max_lost
                     else:
-                        yield ScanLog("error", f"{len(batch)} pixel(s) failed for good at "
-                                      f"nside {rnd.nside}: {up.error}")
-                        rows = empty_results(len(batch))
-                        rows["nside"], rows["ipix"] = batch.nside, batch.ipix
-                        rows["variation"] = batch.variation
-                        rnd.merge(rows)
-                        yield rows
+                        over = single and fl.failures + 1 > self.settings.max_retries
+                    if over:
+                        yield ScanLog("error", f"{len(batch)} pixel fit(s) at nside "
+                                      f"{rnd.nside} failed for good: {up.error}")
+                        rows = give_up(fl)
+                        if len(rows):
+                            yield rows
+                    else:
+                        requeue(fl, up.lost, up.worker)

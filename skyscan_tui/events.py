@@ -141,6 +141,41 @@ def _finite(value: Any, what: str) -> float:
     return out
 
 
+MJD_RANGE = (0.0, 200_000.0)  # 1858 to 2406: what the sky transformations accept
+
+
+def _id(value: Any, what: str) -> int:
+    """A run or event number: an integer in 0 .. 2**63 - 1 (it names the result files)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{what} is not an integer")
+    out = int(value)
+    if out != value and not isinstance(value, str) or not 0 <= out < 2**63:
+        raise ValueError(f"{what} must be an integer in 0 .. 2**63-1")
+    return out
+
+
+def _mjd(value: Any) -> float:
+    out = _finite(value, "mjd")
+    if not MJD_RANGE[0] <= out <= MJD_RANGE[1]:
+        raise ValueError(f"mjd {out} outside {MJD_RANGE[0]:g} .. {MJD_RANGE[1]:g}")
+    return out
+
+
+def _event_type(value: Any) -> str:
+    """Alert stream name: short and printable (result file names sanitise it further)."""
+    out = str(value) if value is not None else ""
+    if len(out) > 64 or not out.isprintable():
+        raise ValueError("event_type must be at most 64 printable characters")
+    return out
+
+
+def _json_default(obj: Any) -> Any:
+    """numpy scalars/arrays (e.g. in ``meta`` from a decoder) as plain JSON values."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
 def _seed_to_dict(seed: Seed) -> dict[str, Any]:
     return {k: getattr(seed, k) for k in _SEED_FIELDS}
 
@@ -202,6 +237,9 @@ def event_from_dict(obj: Any) -> Event:
         raise ValueError("pulse columns must hold numbers") from None
     if any(a.ndim != 1 for a in arrays) or not all(np.isfinite(a).all() for a in arrays):
         raise ValueError("pulse columns must hold finite numbers")
+    for f, a in zip(_PULSE_FIELDS[:2], arrays[:2], strict=True):
+        if a.size and (np.abs(a).max() > 1_000_000 or not np.array_equal(a, np.round(a))):
+            raise ValueError(f"pulses.{f} must hold integers (DOM numbers)")
     seeds = obj.get("seeds", [])
     if not isinstance(seeds, list):
         raise ValueError("seeds is not a list")
@@ -210,10 +248,10 @@ def event_from_dict(obj: Any) -> Event:
     if not isinstance(meta, dict):
         raise ValueError("meta is not an object")
     return Event(
-        run_id=int(header["run_id"]),
-        event_id=int(header["event_id"]),
-        mjd=_finite(header["mjd"], "mjd"),
-        event_type=str(header.get("event_type", "")),
+        run_id=_id(header["run_id"], "run_id"),
+        event_id=_id(header["event_id"], "event_id"),
+        mjd=_mjd(header["mjd"]),
+        event_type=_event_type(header.get("event_type", "")),
         pulses=Pulses.from_arrays(*arrays),
         seeds=tuple(_seed_from_dict(s) for s in seeds),
         truth=None if truth is None else _seed_from_dict(truth),
@@ -224,12 +262,14 @@ def event_from_dict(obj: Any) -> Event:
 
 def event_digest(event: Event) -> str:
     """A stable SHA-256 of the event content (used to refuse resuming with another event)."""
-    blob = json.dumps(event_to_dict(event), sort_keys=True, separators=(",", ":"))
+    blob = json.dumps(event_to_dict(event), sort_keys=True, separators=(",", ":"),
+                      default=_json_default)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def save_event(event: Event, path: str | Path) -> None:
-    text = json.dumps(event_to_dict(event), indent=None, separators=(",", ":"))
+    text = json.dumps(event_to_dict(event), indent=None, separators=(",", ":"),
+                      default=_json_default)
     atomic_write_bytes(Path(path), text.encode())
 
 
@@ -260,6 +300,8 @@ def load_event(path: str | Path, *, pulses: str | None = None, geometry: Any = N
         raise EventFileError(path, f"invalid JSON ({exc.msg} at line {exc.lineno})") from None
     except RecursionError:
         raise EventFileError(path, "JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer literal longer than Python converts
+        raise EventFileError(path, f"invalid JSON ({str(exc)[:80]})") from None
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         if pulses is not None:
             raise EventFileError(path, "--pulses applies only to realtime alert files")

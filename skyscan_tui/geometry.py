@@ -81,6 +81,8 @@ def _parse_csv(text_lines, source: str) -> list[tuple[int, int, float, float, fl
                    float(rec["z"]), rde)
         except (TypeError, ValueError) as exc:
             raise UserError(f"{source}: bad geometry row {i + 2}: {exc}") from None
+        if not (abs(row[0]) <= 1_000_000 and abs(row[1]) <= 1_000_000):
+            raise UserError(f"{source}: bad geometry row {i + 2}: string/om out of range")
         if not all(np.isfinite(row[2:])):
             raise UserError(f"{source}: bad geometry row {i + 2}: non-finite value")
         rows.append(row)

@@ -16,6 +16,7 @@ import io
 import json
 import math
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,9 @@ class ScanResult:
     # ------------------------------------------------------------------ skyreader files
     def basename(self) -> str:
         nsides = "_".join(str(n) for n in self.nsides)
-        etype = self.event_type or "SIM"
+        # the type ends up in a file name: keep it to safe characters whatever its source
+        etype = "".join(c if c.isascii() and (c.isalnum() or c in "_-") else "_"
+                        for c in (self.event_type or "SIM")[:32])
         return f"run{self.run_id:08d}.evt{self.event_id:012d}.{etype}_{nsides}"
 
     def _header_fields(self, nside: int) -> dict[str, Any]:
@@ -180,6 +183,27 @@ class ScanResult:
             }
         return out
 
+    def to_json_text(self, chunk: int = 4096) -> str:
+        """``json.dumps(self.to_json_dict())``, built ``chunk`` rows at a time so a large
+        skymap never exists as millions of Python objects at once (flat memory)."""
+        def friendly(v: Any) -> Any:
+            return NAN_SENTINEL if isinstance(v, float) and math.isnan(v) else v
+
+        parts = []
+        for n in self.nsides:
+            head = json.dumps({"columns": _SR_COLUMNS,
+                               "metadata": {k: friendly(v)
+                                            for k, v in self._header_fields(n).items()},
+                               "data": []})
+            arr = self.skyreader_arrays(n)
+            rows = []
+            for start in range(0, len(arr), chunk):
+                block = [[int(r[0])] + [friendly(float(x)) for x in list(r)[1:]]
+                         for r in arr[start:start + chunk].tolist()]
+                rows.append(json.dumps(block)[1:-1])
+            parts.append(f"{json.dumps(f'nside-{n}')}: {head[:-3]}[{', '.join(rows)}]}}")
+        return "{" + ", ".join(parts) + "}"
+
     def save(self, outdir: str | Path) -> dict[str, Path]:
         """Write ``.npz``, ``.json`` and the summary files atomically; returns their paths."""
         outdir = Path(outdir)
@@ -190,7 +214,7 @@ class ScanResult:
                  "summary": outdir / "summary.json",
                  "summary_txt": outdir / "summary.txt"}
         atomic_write_bytes(paths["npz"], self.to_npz_bytes())
-        atomic_write_text(paths["json"], json.dumps(self.to_json_dict()))
+        atomic_write_text(paths["json"], self.to_json_text())
         # alert products (multi-order FITS probability map, GCN-style text): stats.py
         from skyscan_tui.products import write_products
 
@@ -324,12 +348,51 @@ def load_result(path: str | Path) -> ScanResult:
     except ResultFileError:
         raise
     except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile, EOFError,
-            OverflowError, IndexError, RecursionError, json.JSONDecodeError) as exc:
+            OverflowError, IndexError, RecursionError, json.JSONDecodeError, zlib.error,
+            NotImplementedError, RuntimeError, SystemError) as exc:
+        # zip: odd methods, encryption; SystemError: numpy decoding invalid code points
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ResultFileError(path, f"not a readable skymap result ({reason})") from None
 
 
+def _check_npz_members(path: Path) -> None:
+    """Refuse an npz whose arrays claim more memory than the archive could hold.
+
+    ``np.load`` allocates what a member's .npy header announces before reading any data, so
+    a forged shape or dtype would otherwise ask for terabytes.
+    """
+    from numpy.lib import format as npy_format
+
+    total = 0
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+        if len(infos) > 64:
+            raise ValueError("too many entries")
+        for info in infos:
+            total += info.file_size
+            if info.file_size > MAX_RESULT_BYTES or total > MAX_RESULT_BYTES:
+                raise ValueError("archive expands too far")
+            with zf.open(info) as fh:
+                try:
+                    version = npy_format.read_magic(fh)
+                    if version == (1, 0):
+                        shape, _fortran, dtype = npy_format.read_array_header_1_0(fh)
+                    else:
+                        shape, _fortran, dtype = npy_format.read_array_header_2_0(fh)
+                except Exception as exc:  # noqa: BLE001 - numpy raises a zoo of types here
+                    raise ValueError(f"{info.filename}: bad array header "
+                                     f"({type(exc).__name__})") from None
+            if dtype.hasobject:
+                raise ValueError(f"{info.filename}: object arrays are not allowed")
+            count = 1
+            for dim in shape:
+                count *= int(dim)
+            if count * dtype.itemsize > info.file_size:
+                raise ValueError(f"{info.filename}: array larger than its data")
+
+
 def _load_npz(path: Path) -> ScanResult:
+    _check_npz_members(path)
     with np.load(path, allow_pickle=False) as npz:
         keys = list(npz.keys())
         meta: dict[str, Any] = {}

@@ -8,7 +8,7 @@ so a remote node needs no trust in the client and vice versa.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -38,6 +38,10 @@ class TaskBatch:
     Arrays have shape (n,): ``nside``, NESTED ``ipix``, vertex ``variation`` index,
     ``zenith``/``azimuth`` [rad] IceCube-local direction of origin of the pixel at the event
     time, and ``seed`` (n, 4): [m, m, m, ns] vertex and time the fit starts from.
+    ``attempt`` counts earlier tries of these tasks (0 = first try); a reco must not let it
+    change a successful answer (only test recos such as ``crash_dummy`` look at it).
+    ``avoid`` names the worker where these tasks last failed: an executor that can choose
+    where a batch runs should pick another one (a hint; never serialised).
     """
 
     batch_id: int
@@ -48,6 +52,8 @@ class TaskBatch:
     zenith: np.ndarray
     azimuth: np.ndarray
     seed: np.ndarray
+    attempt: int = 0
+    avoid: str = ""
 
     def __len__(self) -> int:
         return int(self.ipix.shape[0])
@@ -55,7 +61,11 @@ class TaskBatch:
     def select(self, idx: np.ndarray, batch_id: int) -> TaskBatch:
         return TaskBatch(batch_id, self.round, self.nside[idx], self.ipix[idx],
                          self.variation[idx], self.zenith[idx], self.azimuth[idx],
-                         self.seed[idx])
+                         self.seed[idx], self.attempt, self.avoid)
+
+    def with_attempt(self, attempt: int, avoid: str | None = None) -> TaskBatch:
+        """The same tasks as a later try (best not run on worker ``avoid``)."""
+        return replace(self, attempt=int(attempt), avoid=self.avoid if avoid is None else avoid)
 
 
 _BATCH_FIELDS = ("nside", "ipix", "variation", "zenith", "azimuth", "seed")
@@ -66,6 +76,7 @@ _BATCH_DTYPES = {"nside": np.int32, "ipix": np.int64, "variation": np.int32,
 def batch_to_npz(batch: TaskBatch) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, batch_id=np.int64(batch.batch_id), round=np.int64(batch.round),
+             attempt=np.int64(batch.attempt),
              **{f: getattr(batch, f) for f in _BATCH_FIELDS})
     return buf.getvalue()
 
@@ -76,7 +87,8 @@ def batch_from_npz(data: bytes) -> TaskBatch:
         n = arrays["ipix"].shape[0]
         if any(a.shape[0] != n for a in arrays.values()) or arrays["seed"].shape != (n, 4):
             raise ValueError("inconsistent task batch")
-        return TaskBatch(int(npz["batch_id"]), int(npz["round"]), **arrays)
+        attempt = int(npz["attempt"]) if "attempt" in npz.files else 0
+        return TaskBatch(int(npz["batch_id"]), int(npz["round"]), **arrays, attempt=attempt)
 
 
 def results_to_npz(results: np.ndarray) -> bytes:
