@@ -13,8 +13,21 @@ import pytest
 TRACKER_MARKERS = ("resource_tracker",)
 
 
+_PREEXISTING: set[int] = set()
+
+
+@pytest.fixture(autouse=True)
+def _ignore_preexisting_children():
+    """Children alive before a test (e.g. session-scoped Slurm daemons) are not its own."""
+    _PREEXISTING.clear()
+    _PREEXISTING.update(pid for pid, _, _ in child_processes())
+    yield
+    _PREEXISTING.clear()
+
+
 def child_processes(pid: int | None = None) -> list[tuple[int, str, str]]:
-    """(pid, state, command line) of the live children of ``pid`` (default: this process)."""
+    """(pid, state, command line) of the live children of ``pid`` (default: this process)
+    that did not exist when the current test started."""
     me = os.getpid() if pid is None else pid
     out = []
     for name in os.listdir("/proc"):
@@ -26,7 +39,7 @@ def child_processes(pid: int | None = None) -> list[tuple[int, str, str]]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == me:
+        if int(fields[1]) == me and int(name) not in _PREEXISTING:
             out.append((int(name), fields[0], cmd.strip()))
     return out
 
