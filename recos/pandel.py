@@ -15,10 +15,10 @@ Three layers:
   build tables and in tests.
 * :class:`PandelTable` — the fast path: per (σ, ρ) a 2-D table of log p_c and of the log
   survival log S_c = log(1 - P_c) on nodes in (log ξ, t), bilinearly interpolated. The t axis
-  is uniform on [-8σ, 30σ] (where the jitter matters) and uniform in log t from 30σ to
-  ``T_MAX`` (where the plain Pandel with the saddle-point correction is exact enough); beyond
-  both ends the tails continue analytically (Gaussian below, exponential above) so every
-  finite residual gives a finite value.
+  is fine and uniform on [-8σ, 30σ] (where the jitter matters) and coarser and uniform from
+  30σ to ``T_MAX`` (where the plain Pandel with the saddle-point correction is exact
+  enough); beyond both ends the tails continue analytically (Gaussian below, exponential
+  above) so every finite residual gives a finite value.
 
 The noise floor (physics.md §2.4) is added by the likelihoods with ``logaddexp``.
 """
@@ -43,7 +43,7 @@ __all__ = ["PANDEL_RHO", "pandel_rho", "pandel_logpdf", "convoluted_logpdf",
 
 PANDEL_RHO = 1.0 / PANDEL_TAU + C_GROUP / PANDEL_LAMBDA_A  # [1/ns] 4.0517e-3
 XI_MIN, XI_MAX = 0.03, 60.0
-T_MAX = 2.0e5  # [ns] end of the tabulated log-t range
+T_MAX = 1.2e4  # [ns] end of the tabulated t range
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 
 
@@ -102,7 +102,9 @@ def convoluted_logpdf(t, xi, sigma: float, rho: float = PANDEL_RHO) -> np.ndarra
     ``log p_c = ξ log ρ + (ξ-1) log σ - ½ log 2π - t²/2σ² + η²/4 + log D_{-ξ}(η)``.
     Regions: t ≥ 30σ plain Pandel + second-order saddle-point jitter correction
     ``(σ²/2)[((ξ-1)/t - ρ)² - (ξ-1)/t²]``; η ≥ 30 the large-η asymptote
-    ``D_{-ξ}(η) ≈ η^(-ξ) e^(-η²/4) (1 - ξ(ξ+1)/2η²)``; otherwise ``scipy.special.pbdv``.
+    ``D_{-ξ}(η) ≈ η^(-ξ) e^(-η²/4) (1 - ξ(ξ+1)/2η²)`` (where that correction is < 0.1;
+    otherwise, for large ξ, Laplace's method on ``D_{-ξ}(η) = e^(-η²/4)/Γ(ξ) ∫ s^(ξ-1)
+    e^(-s²/2-ηs) ds``, DLMF 12.5.1); otherwise ``scipy.special.pbdv``.
     """
     from scipy.special import gammaln, pbdv
 
@@ -122,7 +124,18 @@ def convoluted_logpdf(t, xi, sigma: float, rho: float = PANDEL_RHO) -> np.ndarra
                    + corr)
     if big_eta.any():
         e, x = eta[big_eta], xi[big_eta]
-        out[big_eta] = base[big_eta] - x * np.log(e) + np.log1p(-x * (x + 1.0) / (2 * e**2))
+        corr = x * (x + 1.0) / (2 * e**2)
+        series = corr < 0.1
+        logd = np.empty_like(e)  # log D_{-ξ}(η) + η²/4
+        logd[series] = -x[series] * np.log(e[series]) + np.log1p(-corr[series])
+        lap = ~series  # large ξ (≳ 13): Laplace's method on the integral representation
+        if lap.any():  # D_{-ξ}(η) = e^{-η²/4}/Γ(ξ) ∫ s^(ξ-1) e^(-s²/2 - ηs) ds
+            el, xl = e[lap], x[lap]
+            s_ = 0.5 * (-el + np.sqrt(el**2 + 4.0 * (xl - 1.0)))
+            curv = (xl - 1.0) / s_**2 + 1.0
+            logd[lap] = ((xl - 1.0) * np.log(s_) - 0.5 * s_**2 - el * s_
+                         + 0.5 * np.log(2 * np.pi / curv) - gammaln(xl))
+        out[big_eta] = base[big_eta] + logd
     if mid.any():
         e, x = eta[mid], xi[mid]
         d = pbdv(-x, e)[0]
@@ -132,108 +145,140 @@ def convoluted_logpdf(t, xi, sigma: float, rho: float = PANDEL_RHO) -> np.ndarra
 
 
 class PandelTable:
-    """Tabulated log p_c and log S_c for one (σ, ρ, λ), bilinear in (log ξ, t).
+    """Tabulated log p_c and log S_c for one (σ, ρ), bilinear in (log ξ, t).
+
+    The t axis has two uniform pieces: step ``h_fine`` on [-8σ, 30σ] (where the jitter
+    shapes the PDF) and ``h_coarse`` on [30σ, ``t_max``] (where log p is smooth); two
+    uniform pieces make the node index a few multiply-adds (no log, no branch) per pulse.
 
     Parameters
     ----------
     sigma : jitter width σ [ns]
     rho : Pandel rate ρ [1/ns]
     n_xi : nodes in log ξ on [XI_MIN, XI_MAX]
-    n_lin : nodes in t on [-8σ, 30σ]
-    h_log : node spacing in log t on [30σ, T_MAX]
+    n_fine : nodes on [-8σ, 30σ]
+    h_coarse : node step beyond 30σ [ns]
+    t_max : end of the table [ns]; beyond it the tails continue analytically
     """
 
     def __init__(self, sigma: float, rho: float = PANDEL_RHO, n_xi: int = 200,
-                 n_lin: int = 480, h_log: float = 0.01) -> None:
+                 n_fine: int = 480, h_coarse: float = 3.0, t_max: float = T_MAX) -> None:
         self.sigma, self.rho = float(sigma), float(rho)
         self.t_lo, self.t_hi = -8.0 * self.sigma, 30.0 * self.sigma
         self.lx0 = np.log(XI_MIN)
         self.hx = (np.log(XI_MAX) - self.lx0) / (n_xi - 1)
         self.n_xi = n_xi
-        self.h_lin = (self.t_hi - self.t_lo) / (n_lin - 1)
-        self.n_lin = n_lin
-        self.h_log = h_log
-        self.log_t_hi = np.log(self.t_hi)
-        n_log = int(np.ceil((np.log(max(T_MAX, 2 * self.t_hi)) - self.log_t_hi) / h_log))
-        self.n_t = n_lin + n_log
-        self.t_max = float(np.exp(self.log_t_hi + n_log * h_log))
+        self.h_fine = (self.t_hi - self.t_lo) / (n_fine - 1)
+        self.n_fine = n_fine
+        self.h_coarse = float(h_coarse)
+        n_coarse = max(1, int(np.ceil((max(t_max, 2 * self.t_hi) - self.t_hi) / h_coarse)))
+        self.n_t = n_fine + n_coarse
+        self.t_max = self.t_hi + n_coarse * self.h_coarse
         xi = np.exp(self.lx0 + self.hx * np.arange(n_xi))
-        t_lin = self.t_lo + self.h_lin * np.arange(n_lin)
-        t_log = np.exp(self.log_t_hi + h_log * np.arange(1, n_log + 1))
-        self.t_nodes = np.concatenate([t_lin, t_log])
+        t_fine = self.t_lo + self.h_fine * np.arange(n_fine)
+        t_coarse = self.t_hi + self.h_coarse * np.arange(1, n_coarse + 1)
+        self.t_nodes = np.concatenate([t_fine, t_coarse])
         self.xi_nodes = xi
         xx, tt = np.meshgrid(xi, self.t_nodes, indexing="ij")
         logp = convoluted_logpdf(tt, xx, self.sigma, self.rho)
         self.logpdf_table = logp
-        self.logsf_table = self._survival(logp, xi, t_lin)
+        self.logsf_table = self._survival(logp, xi, t_fine)
         self._flat_pdf = np.ascontiguousarray(logp.ravel())
         self._flat_sf = np.ascontiguousarray(self.logsf_table.ravel())
+        # node coordinate ft = (t - t_lo)/h_fine - max(t - t_hi, 0) (1/h_fine - 1/h_coarse)
+        self._inv_hf = 1.0 / self.h_fine
+        self._kink = 1.0 / self.h_fine - 1.0 / self.h_coarse
 
-    def _survival(self, logp: np.ndarray, xi: np.ndarray, t_lin: np.ndarray) -> np.ndarray:
-        """log S_c: cumulative trapezoid on the linear range rescaled to match the plain
+    def _survival(self, logp: np.ndarray, xi: np.ndarray, t_fine: np.ndarray) -> np.ndarray:
+        """log S_c: cumulative trapezoid on the fine range rescaled to match the plain
         Pandel CDF at t_hi, plain-Pandel survival (gammaincc) beyond (physics.md §2.3)."""
-        n_lin = t_lin.size
-        p = np.exp(logp[:, :n_lin])
+        n_fine = t_fine.size
+        p = np.exp(logp[:, :n_fine])
         cum = np.concatenate([np.zeros((xi.size, 1)),
-                              np.cumsum(0.5 * (p[:, 1:] + p[:, :-1]) * self.h_lin, axis=1)],
+                              np.cumsum(0.5 * (p[:, 1:] + p[:, :-1]) * self.h_fine, axis=1)],
                              axis=1)
         sf_hi = plain_logsf(self.t_hi, xi, self.rho)  # log Q(ξ, ρ t_hi)
         target = -np.expm1(sf_hi)  # P_c(t_hi) = 1 - Q
         cdf = cum * (target / np.maximum(cum[:, -1], 1e-300))[:, None]
         out = np.empty_like(logp)
         with np.errstate(divide="ignore"):
-            out[:, :n_lin] = np.log1p(-np.minimum(cdf, 1.0))
-        out[:, n_lin - 1] = sf_hi  # exactly continuous at t_hi
-        tt = self.t_nodes[None, n_lin:]
-        out[:, n_lin:] = plain_logsf(tt, xi[:, None], self.rho)
-        # guard against log(0) from rounding (S→0 only far in the tail, handled by the series)
+            out[:, :n_fine] = np.log1p(-np.minimum(cdf, 1.0))
+        out[:, n_fine - 1] = sf_hi  # exactly continuous at t_hi
+        tt = self.t_nodes[None, n_fine:]
+        out[:, n_fine:] = plain_logsf(tt, xi[:, None], self.rho)
         return np.maximum(out, -1e4)
 
     # ----------------------------------------------------------------- fast lookup
     def _coords(self, t: np.ndarray, logxi: np.ndarray):
-        fx = (logxi - self.lx0) * (1.0 / self.hx)
+        fx = logxi - self.lx0
+        fx *= 1.0 / self.hx
         np.clip(fx, 0.0, self.n_xi - 1.000001, out=fx)
         ix = fx.astype(np.intp)
         wx = fx - ix
-        lin = (t - self.t_lo) * (1.0 / self.h_lin)
-        lt = np.log(np.maximum(t, self.t_hi))
-        ft = np.where(t < self.t_hi, lin, (self.n_lin - 1) + (lt - self.log_t_hi) / self.h_log)
+        ft = t - self.t_lo
+        ft *= self._inv_hf
+        over = t - self.t_hi
+        np.maximum(over, 0.0, out=over)
+        over *= self._kink
+        ft -= over
         np.clip(ft, 0.0, self.n_t - 1.000001, out=ft)
         it = ft.astype(np.intp)
         wt = ft - it
-        idx = ix * self.n_t + it
-        return idx, wx, wt
+        ix *= self.n_t
+        ix += it
+        return ix, wx, wt
 
     def _interp(self, flat: np.ndarray, idx, wx, wt) -> np.ndarray:
         n_t = self.n_t
         v00 = flat[idx]
         v01 = flat[idx + 1]
-        v10 = flat[idx + n_t]
-        v11 = flat[idx + (n_t + 1)]
-        a = v00 + wt * (v01 - v00)
-        b = v10 + wt * (v11 - v10)
-        return a + wx * (b - a)
+        idx = idx + n_t
+        v10 = flat[idx]
+        v11 = flat[idx + 1]
+        v01 -= v00
+        v01 *= wt
+        v00 += v01  # value at ξ_i
+        v11 -= v10
+        v11 *= wt
+        v10 += v11  # value at ξ_i+1
+        v10 -= v00
+        v10 *= wx
+        v00 += v10
+        return v00
+
+    def _tails(self, t: np.ndarray, out: np.ndarray, sf: np.ndarray | None = None) -> None:
+        """Analytic continuation below t_lo (Gaussian) and above t_max (exponential)."""
+        if t.size == 0:
+            return
+        if t.min() < self.t_lo:
+            lo = np.minimum(t, self.t_lo)
+            lo *= lo
+            lo -= self.t_lo * self.t_lo
+            lo *= 0.5 / self.sigma**2
+            out -= lo
+        if t.max() > self.t_max:
+            hi = np.maximum(t, self.t_max)
+            hi -= self.t_max
+            hi *= self.rho
+            out -= hi
+            if sf is not None:
+                sf -= hi
 
     def logpdf(self, t, logxi, logsf: bool = False):
         """Interpolated log p_c(t; ξ) [log(1/ns)] for residuals t [ns] and log ξ.
 
         Finite for every finite t: below -8σ the Gaussian tail ``-(t² - t_lo²)/2σ²`` is added
         to the edge value, above ``t_max`` the exponential tail ``-ρ (t - t_max)``. With
-        ``logsf=True`` also returns log S_c(t; ξ) (0 below the table, exponential tail above).
+        ``logsf=True`` also returns log S_c(t; ξ) (edge value below the table, exponential
+        tail above).
         """
         t = np.asarray(t, dtype=float)
         logxi = np.asarray(logxi, dtype=float)
         idx, wx, wt = self._coords(t, logxi)
         out = self._interp(self._flat_pdf, idx, wx, wt)
-        lo = np.minimum(t, self.t_lo)
-        out -= (lo * lo - self.t_lo * self.t_lo) * (0.5 / self.sigma**2)
-        hi = np.maximum(t, self.t_max)
-        out -= self.rho * (hi - self.t_max)
-        if not logsf:
-            return out
-        sf = self._interp(self._flat_sf, idx, wx, wt)
-        sf -= self.rho * (hi - self.t_max)
-        return out, sf
+        sf = self._interp(self._flat_sf, idx, wx, wt) if logsf else None
+        self._tails(t, out, sf)
+        return (out, sf) if logsf else out
 
     def logsf(self, t, logxi) -> np.ndarray:
         """Interpolated log survival log S_c(t; ξ) = log(1 - P_c(t; ξ))."""
