@@ -102,7 +102,36 @@ def run_one(job: tuple[str, float, int, float]) -> dict:
             "tasks": n_pix * engine.reco.n_variations, "seconds": elapsed}
 
 
+def print_table(rows: list[dict], header: str) -> None:
+    print(header)
+    head = (f"{'reco':5s} {'ice':>4s} {'E/TeV':>5s} {'N':>3s} {'med°':>6s} {'90%°':>6s} "
+            f"{'fail>5°':>7s} {'cov50':>6s} {'cov90':>6s} {'medA90':>7s} {'pix/s':>6s} "
+            f"{'k50':>6s} {'k90':>6s}")
+    print(head)
+    print("-" * len(head))
+    keys = sorted({(r["mismatch"], r["reco"], r["energy"]) for r in rows},
+                  key=lambda k: (k[0], k[1] != "spe", k[1], k[2]))
+    for m, reco, e in keys:
+        sel = [r for r in rows if r["reco"] == reco and r["energy"] == e
+               and r["mismatch"] == m]
+        err = np.array([r["err"] for r in sel])
+        ts = np.array([r["ts_true"] for r in sel])
+        a90 = np.array([r["a90"] for r in sel])
+        rate = sum(r["tasks"] for r in sel) / sum(r["seconds"] for r in sel)
+        print(f"{reco:5s} {m:4.2f} {e / 1e3:5.0f} {len(sel):3d} "
+              f"{np.median(err):6.2f} {np.quantile(err, 0.9):6.2f} "
+              f"{np.mean(err > 5):7.1%} {np.mean(ts <= WILKS_50):6.2f} "
+              f"{np.mean(ts <= WILKS_90):6.2f} {np.median(a90):7.2f} {rate:6.0f} "
+              f"{np.quantile(ts, 0.5):6.2f} {np.quantile(ts, 0.9):6.2f}")
+    print("med/90%: angle best fit–truth [deg]; cov50/cov90: fraction with 2Δ(−log L) at the "
+          "truth <= 1.39 / 4.61 (Wilks); k50/k90: calibrated thresholds (50/90 % quantiles "
+          "of 2Δ at the truth); medA90: median Wilks-90% area [deg²]; pix/s: pixel fits "
+          "per second per scan process (wall)")
+
+
 def main(argv: list[str] | None = None) -> int:
+    import json
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=4, help="events per energy (default 4)")
     ap.add_argument("-j", "--jobs", type=int, default=2, help="parallel scans (default 2)")
@@ -110,40 +139,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mismatch", type=float, default=0.2,
                     help="ice mismatch of the second pass (default 0.2; 0 = skip)")
     ap.add_argument("--seed", type=int, default=1000, help="first event seed")
+    ap.add_argument("--rows", type=Path, help="also append every scan's figures to this "
+                    "JSON-lines file (a partial run can be tabulated with --table-only)")
+    ap.add_argument("--table-only", action="store_true",
+                    help="print the table from --rows without scanning")
     args = ap.parse_args(argv)
+    if args.table_only:
+        rows = [json.loads(line) for line in args.rows.read_text().splitlines() if line]
+        n = max(1, len(rows) // max(1, len({(r["mismatch"], r["reco"], r["energy"])
+                                                for r in rows})))
+        print_table(rows, f"accuracy (from {args.rows}): ~{n} events per row")
+        return 0
     recos = [r for r in args.recos.split(",") if r]
     mismatches = [0.0] + ([args.mismatch] if args.mismatch > 0 else [])
+    # event index outermost: a partial run has every configuration equally filled
     jobs = [(reco, e, args.seed + i + 100_000 * k, m)
-            for m in mismatches for reco in recos for k, e in enumerate(ENERGIES)
-            for i in range(args.events)]
+            for i in range(args.events) for m in mismatches for reco in recos
+            for k, e in enumerate(ENERGIES)]
     t0 = time.perf_counter()
+    rows = []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        rows = list(pool.map(run_one, jobs, chunksize=1))
+        for row in pool.map(run_one, jobs, chunksize=1):
+            rows.append(row)
+            if args.rows:
+                with open(args.rows, "a") as fh:
+                    fh.write(json.dumps(row) + "\n")
     wall = time.perf_counter() - t0
-    print(f"accuracy: {args.events} events per energy, seeds from {args.seed}, "
-          f"default 8/64/512 scans, {args.jobs} parallel serial scans, {wall:.0f} s")
-    head = (f"{'reco':5s} {'ice':>4s} {'E/TeV':>5s} {'N':>3s} {'med°':>6s} {'90%°':>6s} "
-            f"{'fail>5°':>7s} {'cov50':>6s} {'cov90':>6s} {'medA90':>7s} {'pix/s':>6s} "
-            f"{'k50':>6s} {'k90':>6s}")
-    print(head)
-    print("-" * len(head))
-    for m in mismatches:
-        for reco in recos:
-            for e in ENERGIES:
-                sel = [r for r in rows if r["reco"] == reco and r["energy"] == e
-                       and r["mismatch"] == m]
-                err = np.array([r["err"] for r in sel])
-                ts = np.array([r["ts_true"] for r in sel])
-                a90 = np.array([r["a90"] for r in sel])
-                rate = sum(r["tasks"] for r in sel) / sum(r["seconds"] for r in sel)
-                print(f"{reco:5s} {m:4.2f} {e / 1e3:5.0f} {len(sel):3d} "
-                      f"{np.median(err):6.2f} {np.quantile(err, 0.9):6.2f} "
-                      f"{np.mean(err > 5):7.1%} {np.mean(ts <= WILKS_50):6.2f} "
-                      f"{np.mean(ts <= WILKS_90):6.2f} {np.median(a90):7.2f} {rate:6.0f} "
-                      f"{np.quantile(ts, 0.5):6.2f} {np.quantile(ts, 0.9):6.2f}")
-    print("cov50/cov90: fraction with 2Δ(−log L) at the truth <= 1.39 / 4.61 (Wilks); "
-          "k50/k90: calibrated thresholds (quantiles of 2Δ at the truth); medA90: median "
-          "Wilks-90% area [deg²]; pix/s: pixel fits (incl. variations) per second per core")
+    print_table(rows, f"accuracy: {args.events} events per energy, seeds from {args.seed}, "
+                f"default 8/64/512 scans, {args.jobs} parallel serial scans, {wall:.0f} s")
     return 0
 
 

@@ -43,7 +43,7 @@ __all__ = ["PANDEL_RHO", "pandel_rho", "pandel_logpdf", "convoluted_logpdf",
 
 PANDEL_RHO = 1.0 / PANDEL_TAU + C_GROUP / PANDEL_LAMBDA_A  # [1/ns] 4.0517e-3
 XI_MIN, XI_MAX = 0.03, 60.0
-T_MAX = 1.2e4  # [ns] end of the tabulated t range
+T_MAX = 9.0e3  # [ns] end of the tabulated t range
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 
 
@@ -162,7 +162,7 @@ class PandelTable:
     """
 
     def __init__(self, sigma: float, rho: float = PANDEL_RHO, n_xi: int = 200,
-                 n_fine: int = 480, h_coarse: float = 3.0, t_max: float = T_MAX) -> None:
+                 n_fine: int = 480, h_coarse: float = 5.0, t_max: float = T_MAX) -> None:
         self.sigma, self.rho = float(sigma), float(rho)
         self.t_lo, self.t_hi = -8.0 * self.sigma, 30.0 * self.sigma
         self.lx0 = np.log(XI_MIN)
