@@ -17,8 +17,8 @@ Three layers:
   survival log S_c = log(1 - P_c) on nodes in (log ξ, t), bilinearly interpolated. The t axis
   is fine and uniform on [-8σ, 30σ] (where the jitter matters) and coarser and uniform from
   30σ to ``T_MAX`` (where the plain Pandel with the saddle-point correction is exact
-  enough); beyond both ends the tails continue analytically (Gaussian below, exponential
-  above) so every finite residual gives a finite value.
+  enough); below the table the Gaussian tail continues analytically and beyond ``T_MAX`` the
+  plain Pandel is evaluated directly, so every finite residual gives a finite value.
 
 The noise floor (physics.md §2.4) is added by the likelihoods with ``logaddexp``.
 """
@@ -158,7 +158,7 @@ class PandelTable:
     n_xi : nodes in log ξ on [XI_MIN, XI_MAX]
     n_fine : nodes on [-8σ, 30σ]
     h_coarse : node step beyond 30σ [ns]
-    t_max : end of the table [ns]; beyond it the tails continue analytically
+    t_max : end of the table [ns]; beyond it the plain Pandel is evaluated directly
     """
 
     def __init__(self, sigma: float, rho: float = PANDEL_RHO, n_xi: int = 200,
@@ -246,8 +246,10 @@ class PandelTable:
         v00 += v10
         return v00
 
-    def _tails(self, t: np.ndarray, out: np.ndarray, sf: np.ndarray | None = None) -> None:
-        """Analytic continuation below t_lo (Gaussian) and above t_max (exponential)."""
+    def _tails(self, t: np.ndarray, logxi: np.ndarray, out: np.ndarray,
+               sf: np.ndarray | None = None) -> None:
+        """Below t_lo: Gaussian continuation of the edge value; above t_max: the plain
+        Pandel log p and log Q(ξ, ρt) computed exactly for those (rare) residuals."""
         if t.size == 0:
             return
         if t.min() < self.t_lo:
@@ -257,27 +259,27 @@ class PandelTable:
             lo *= 0.5 / self.sigma**2
             out -= lo
         if t.max() > self.t_max:
-            hi = np.maximum(t, self.t_max)
-            hi -= self.t_max
-            hi *= self.rho
-            out -= hi
+            far = t > self.t_max
+            tf = t[far]
+            xi = np.exp(np.clip(logxi[far], np.log(XI_MIN), np.log(XI_MAX)))
+            out[far] = pandel_logpdf(tf, xi, self.rho)
             if sf is not None:
-                sf -= hi
+                sf[far] = plain_logsf(tf, xi, self.rho)
 
     def logpdf(self, t, logxi, logsf: bool = False):
         """Interpolated log p_c(t; ξ) [log(1/ns)] for residuals t [ns] and log ξ.
 
         Finite for every finite t: below -8σ the Gaussian tail ``-(t² - t_lo²)/2σ²`` is added
-        to the edge value, above ``t_max`` the exponential tail ``-ρ (t - t_max)``. With
-        ``logsf=True`` also returns log S_c(t; ξ) (edge value below the table, exponential
-        tail above).
+        to the edge value, above ``t_max`` the plain Pandel is evaluated directly. With
+        ``logsf=True`` also returns log S_c(t; ξ) (edge value below the table, plain Pandel
+        survival above).
         """
         t = np.asarray(t, dtype=float)
         logxi = np.asarray(logxi, dtype=float)
         idx, wx, wt = self._coords(t, logxi)
         out = self._interp(self._flat_pdf, idx, wx, wt)
         sf = self._interp(self._flat_sf, idx, wx, wt) if logsf else None
-        self._tails(t, out, sf)
+        self._tails(t, logxi, out, sf)
         return (out, sf) if logsf else out
 
     def logsf(self, t, logxi) -> np.ndarray:
