@@ -277,9 +277,9 @@ class TrackReco(Reco):
                min=0.5, max=50.0),
         Option("noise_prob", float, 1e-6,
                "noise floor added to the time PDF [1/ns] (0 = none)", min=0.0, max=1e-2),
-        Option("variations", int, 1, "vertex variations per pixel (best is kept): 0 = the "
-               "seed/parent vertex, 1 = the hit centre of gravity, 2.. = seed + ring of "
-               "offsets", min=1, max=8),
+        Option("variations", int, 1, "vertex starts per pixel, the best is kept (#0 the "
+               "seed or parent fit, #1 the hit centre of gravity, #2.. a ring of offsets "
+               "around the seed)", min=1, max=8),
         Option("variation_step", float, 20.0,
                "transverse offset of variations >= 2 from the seed [m]", min=0.0, max=500.0),
         Option("iterations", int, 40, "Nelder-Mead iterations of the first-round fit "
