@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from recos._kernels import get_kernel
 from recos._minimize import nelder_mead_batched
 from recos.base import Option, PointedRegion, Reco
-from recos.pandel import PANDEL_RHO, get_table
+from recos.pandel import PANDEL_RHO, XI_MAX, XI_MIN, get_table
 from skyscan_tui.errors import UserError
 from skyscan_tui.events import Event
 from skyscan_tui.simulate import (
@@ -198,16 +199,17 @@ class TrackObjective:
 
     def __init__(self, prep: PreparedTrack, u: np.ndarray, r_ref: np.ndarray,
                  t_ref: np.ndarray, sigma: float, log_noise: float, mpe: bool,
-                 rho: float = PANDEL_RHO) -> None:
+                 rho: float = PANDEL_RHO, kernel: str = "numpy") -> None:
         self.table = get_table(sigma, rho)
+        self._kernel = get_kernel() if kernel == "numba" else None
         e1, e2 = transverse_basis(u)
         self.u, self.e1, self.e2 = u, e1, e2
         self.r_ref, self.t_ref = r_ref, t_ref
         rel = prep.pos[None, :, :] - r_ref[:, None, :]  # (P, K, 3)
         along = np.einsum("pkj,pj->pk", rel, u)
-        self.A = np.einsum("pkj,pj->pk", rel, e1)
-        self.B = np.einsum("pkj,pj->pk", rel, e2)
-        self.D = prep.time[None, :] - t_ref[:, None] - along / C_VACUUM
+        self.A = np.ascontiguousarray(np.einsum("pkj,pj->pk", rel, e1))
+        self.B = np.ascontiguousarray(np.einsum("pkj,pj->pk", rel, e2))
+        self.D = np.ascontiguousarray(prep.time[None, :] - t_ref[:, None] - along / C_VACUUM)
         self.log_noise = float(log_noise)
         self.mpe = bool(mpe) and prep.n_multi > 0
         self.n_multi = prep.n_multi
@@ -216,6 +218,12 @@ class TrackObjective:
         self.n_minus_1 = npe - 1.0
         self.n_pix = u.shape[0]
         self._log_lambda = np.log(PANDEL_LAMBDA)
+        if self._kernel is not None:
+            tb = self.table
+            self._tab = np.array([
+                tb.lx0, 1.0 / tb.hx, tb.n_xi, tb.t_lo, tb._inv_hf, tb._kink, tb.t_hi, tb.n_t,
+                tb.t_max, tb.sigma, tb.rho, self._log_lambda, EFF_A1, EFF_A0, _K_OVER_C,
+                np.log(XI_MIN), np.log(XI_MAX)], dtype=float)
 
     def vertex(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(x, y, z) [m] and t [ns] of the fitted point for params (P, 3)."""
@@ -255,6 +263,13 @@ class TrackObjective:
         return np.logaddexp(logp, self.log_noise)
 
     def __call__(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        if self._kernel is not None:
+            x = np.ascontiguousarray(x, dtype=float)
+            out = np.empty(x.shape[:2])
+            return self._kernel(self.A, self.B, self.D, np.ascontiguousarray(rows, np.int64),
+                                x, self.log_n, self.n_minus_1, self.n_multi, self.mpe,
+                                self.table._flat_pdf, self.table._flat_sf, self._tab,
+                                self.log_noise, out)
         return -self.per_dom_logl(x, rows).sum(axis=-1)
 
     def quantile_t0(self, a: np.ndarray, b: np.ndarray, rows: np.ndarray,
@@ -282,12 +297,20 @@ class TrackReco(Reco):
                "around the seed)", min=1, max=8),
         Option("variation_step", float, 20.0,
                "transverse offset of variations >= 2 from the seed [m]", min=0.0, max=500.0),
+        Option("kernel", str, "numpy", "likelihood code: numpy, or numba (optional compiled "
+               "kernel, same formulas; first use compiles for ~10 s)"),
         Option("iterations", int, 40, "Nelder-Mead iterations of the first-round fit "
                "(its restart and refined pixels use 1/2 and 1/4)", min=5, max=2000),
     )
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
+        kernel = str(self.options["kernel"]).strip().lower()
+        if kernel not in ("numpy", "numba"):
+            raise UserError(f"reco option kernel: {kernel!r} is not numpy or numba")
+        if kernel == "numba" and get_kernel() is None:
+            raise UserError("reco option kernel=numba: numba is not installed")
+        self._kernel_choice = kernel
         # per-instance: the engine reads n_variations from the reco object
         self.n_variations = int(self.options["variations"])
         self.likelihood = self._likelihood_text()
@@ -332,7 +355,7 @@ class TrackReco(Reco):
         o = self.options
         log_noise = np.log(o["noise_prob"]) if o["noise_prob"] > 0 else -np.inf
         obj = TrackObjective(prepared, u, r_ref, t_ref, o["jitter"], log_noise,
-                             self.use_charge)
+                             self.use_charge, kernel=self._kernel_choice)
         start = np.zeros((len(batch), 3))
         var = np.asarray(batch.variation)
         cog_rel = prepared.cog - r_ref

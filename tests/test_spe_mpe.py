@@ -169,10 +169,31 @@ def test_options_and_likelihood_text():
         get_reco("spe")(max_npe=3)
     with pytest.raises(UserError):
         get_reco("spe")(jitter=-1)
+    with pytest.raises(UserError):
+        get_reco("spe")(kernel="fortran")
     empty = dataclasses.replace(simulate_event(SimConfig(seed=2)),
                                 pulses=Pulses.from_arrays(*[np.zeros(0)] * 7))
     with pytest.raises(UserError):
         get_reco("spe")().prepare(empty)
+
+
+@pytest.mark.slow  # the first run compiles the kernel (~10-30 s), later runs use the cache
+@pytest.mark.parametrize("name", ["spe", "mpe"])
+def test_numba_kernel_matches_numpy(sim_event, name):
+    pytest.importorskip("numba")
+    ref = get_reco(name)()
+    fast = get_reco(name)(kernel="numba")
+    prep = ref.prepare(sim_event)
+    rng = np.random.default_rng(8)
+    n = 6
+    batch = _batch(np.arccos(rng.uniform(-1, 1, n)), rng.uniform(0, 6, n), prep.seed)
+    obj_ref, start = ref.objective(prep, batch)
+    obj_fast, _ = fast.objective(prep, batch)
+    x = start[:, None, :] + rng.normal(0.0, 40.0, (n, 7, 3))
+    x[:, 0, 2] = 2e4  # beyond the table (plain Pandel tail)
+    x[:, 1, 2] = -2e4  # before the table (Gaussian tail)
+    rows = np.arange(n)
+    assert np.allclose(obj_fast(x, rows), obj_ref(x, rows), rtol=1e-10, atol=1e-7)
 
 
 def _scan(event, reco, progression, **opts):
