@@ -10,12 +10,12 @@ Per pixel (``fit_pixels``, physics.md §4.1–4.2): the track direction u is fix
 parameters are the transverse offsets (a, b) along e1 = u×ẑ/|u×ẑ|, e2 = u×e1 from a
 reference point ``r_ref`` (the seed vertex projected onto the plane ⟂ u through the hit
 centre of gravity) and a time offset t0. First-round pixels start with a 5×5 grid
-(±60 m) × 3 times (the 15 % quantile of the residuals, 40 and 80 ns earlier), then run a batched Nelder–Mead
-(steps 15 m / 15 m / 20 ns, ``iterations``) and a restart (5 m / 5 m / 5 ns, half as many).
-Refined pixels start at the parent's best-fit vertex (the engine passes it as
-``batch.seed``) with small steps (5 m / 5 ns, then 2 m / 2 ns; ½ and ¼ ``iterations``). Vertex variation
-k = 1 starts at the centre of gravity, k ≥ 2 at the seed shifted by ``variation_step`` in
-the transverse plane; the engine keeps the best.
+(±60 m) × 3 start times (the 15 % quantile of the residuals, 40 and 80 ns earlier), then
+run a batched Nelder–Mead (steps 15 m / 15 m / 20 ns, ``iterations``) and a restart
+(5 m / 5 m / 5 ns, half as many). Refined pixels start at the parent's best-fit vertex (the
+engine passes it as ``batch.seed``) with small steps (5 m / 5 ns, then 2 m / 2 ns; ½ and ¼
+``iterations``). Vertex variation k = 1 starts at the centre of gravity, k ≥ 2 at the seed
+shifted by ``variation_step`` in the transverse plane; the engine keeps the best.
 """
 
 from __future__ import annotations
