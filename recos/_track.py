@@ -48,6 +48,7 @@ RT_RADIUS = 150.0  # [m]
 RT_TIME = 1000.0  # [ns]
 TIME_WINDOW = 6000.0  # [ns]
 _K_OVER_C = K_CHERENKOV / C_VACUUM  # [ns/m]
+_MAX_ELEMENTS = 2_000_000  # (pixel, trial, DOM) elements per numpy evaluation chunk
 
 
 @dataclass(frozen=True)
@@ -270,15 +271,29 @@ class TrackObjective:
                                 x, self.log_n, self.n_minus_1, self.n_multi, self.mpe,
                                 self.table._flat_pdf, self.table._flat_sf, self._tab,
                                 self.log_noise, out)
-        return -self.per_dom_logl(x, rows).sum(axis=-1)
+        # bound the (n, M, K) temporaries (~16 MB each) for events with many DOMs;
+        # rows are independent, so chunking does not change any value
+        per_row = x.shape[1] * self.A.shape[1]
+        step = max(1, _MAX_ELEMENTS // max(1, per_row))
+        if rows.size <= step:
+            return -self.per_dom_logl(x, rows).sum(axis=-1)
+        return np.concatenate([-self.per_dom_logl(x[i:i + step], rows[i:i + step]).sum(axis=-1)
+                               for i in range(0, rows.size, step)])
 
     def quantile_t0(self, a: np.ndarray, b: np.ndarray, rows: np.ndarray,
                     q: float = 0.15) -> np.ndarray:
         """Robust start time: the q quantile of D - K d/c at offsets (a, b) (n, M) [ns]."""
-        d = self.distance(a, b, rows)
-        delta = self._rows(self.D, rows)[:, None, :] - _K_OVER_C * d
-        k = int(q * (delta.shape[-1] - 1))
-        return np.partition(delta, k, axis=-1)[..., k]
+        k = int(q * (self.D.shape[1] - 1))
+        if rows.size == 0:
+            return np.zeros(a.shape)
+        step = max(1, _MAX_ELEMENTS // max(1, a.shape[1] * self.D.shape[1]))
+        out = []
+        for i in range(0, rows.size, step):
+            sl = slice(i, i + step)
+            d = self.distance(a[sl], b[sl], rows[sl])
+            delta = self._rows(self.D, rows[sl])[:, None, :] - _K_OVER_C * d
+            out.append(np.partition(delta, k, axis=-1)[..., k])
+        return np.concatenate(out)
 
 
 class TrackReco(Reco):

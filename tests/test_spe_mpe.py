@@ -124,6 +124,20 @@ def test_pixel_independent_of_batch(sim_event, name):
                 assert one[f].tobytes() == full[f][i:i + 1].tobytes(), f
 
 
+def test_chunked_evaluation_gives_identical_values(sim_event, monkeypatch):
+    import recos._track as track
+
+    reco = get_reco("mpe")()
+    prep = reco.prepare(sim_event)
+    rng = np.random.default_rng(2)
+    n = 9
+    batch = _batch(np.arccos(rng.uniform(-1, 1, n)), rng.uniform(0, 6, n), prep.seed)
+    whole = reco.fit_pixels(prep, batch)
+    monkeypatch.setattr(track, "_MAX_ELEMENTS", 50)  # one pixel per chunk
+    chunked = reco.fit_pixels(prep, batch)
+    assert whole.tobytes() == chunked.tobytes()
+
+
 def test_prepare_cleans_noise_and_orders_doms(sim_event):
     noisy = prepare_track(sim_event, use_charge=True, max_npe=50)
     assert noisy.pos.shape[0] < noisy.n_doms_in
