@@ -38,6 +38,9 @@ def _angle(z1, a1, z2, a2) -> float:
 
 
 def test_registered():
+    from skyscan_tui.cli import best_reco
+
+    assert best_reco() == "spe"  # the README main job scans with SPE (best contours)
     names = available_recos()
     for name in ("spe", "mpe", "spe_pointed", "mpe_pointed"):
         assert name in names
