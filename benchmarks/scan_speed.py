@@ -45,10 +45,10 @@ def pick_event():
     return best
 
 
-def scan(ev, reco: str, executor) -> tuple[object, float, float, int]:
+def scan(ev, reco: str, executor, opts: dict) -> tuple[object, float, float, int]:
     from skyscan_tui.engine import ScanEngine, ScanFinished, ScanSettings
 
-    engine = ScanEngine(ev, ScanSettings(reco=reco), executor)
+    engine = ScanEngine(ev, ScanSettings(reco=reco, reco_options=opts), executor)
     w0, c0 = time.perf_counter(), time.process_time()
     result = None
     for upd in engine.run():
@@ -58,14 +58,15 @@ def scan(ev, reco: str, executor) -> tuple[object, float, float, int]:
     return result, time.perf_counter() - w0, time.process_time() - c0, n_tasks
 
 
-def reference_ratio(ev, reco_name: str, n_pix: int) -> tuple[float, float, float]:
+def reference_ratio(ev, reco_name: str, n_pix: int, opts: dict
+                    ) -> tuple[float, float, float]:
     """(batched s/pixel, scipy s/pixel, ratio) on n_pix first-round + n_pix refined pixels."""
     from scipy.optimize import minimize
 
     from recos import get_reco
     from skyscan_tui.tasks import TaskBatch
 
-    reco = get_reco(reco_name)()
+    reco = get_reco(reco_name)(**opts)
     prep = reco.prepare(ev)
     rng = np.random.default_rng(5)
     zen = np.arccos(rng.uniform(-1, 1, n_pix))
@@ -100,6 +101,9 @@ def reference_ratio(ev, reco_name: str, n_pix: int) -> tuple[float, float, float
                 bb = x0[1] + gb.ravel()[None, :]
                 t0 = obj.quantile_t0(a, bb, row)
                 trial = np.stack([a, bb, t0], axis=-1)
+                shifts = reco._T0_SHIFTS
+                trial = np.concatenate([trial + np.array([0.0, 0.0, s]) for s in shifts],
+                                       axis=1)
                 x0 = trial[0, int(np.argmin(obj(trial, row)[0]))]
                 passes = (((15, 15, 20), n_iter), ((5, 5, 5), n_iter // 2))
             else:
@@ -114,7 +118,7 @@ def reference_ratio(ev, reco_name: str, n_pix: int) -> tuple[float, float, float
     return t_batched, t_ref, t_ref / t_batched
 
 
-def cli_wall(ev, reco: str, jobs: int) -> float:
+def cli_wall(ev, reco: str, jobs: int, opts: dict) -> float:
     from skyscan_tui.events import save_event
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,7 +127,8 @@ def cli_wall(ev, reco: str, jobs: int) -> float:
         env = dict(os.environ, PYTHONPATH=str(REPO))
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "skyscan_tui", "scan", str(path), "--reco", reco,
-                        "-j", str(jobs), "-o", str(Path(tmp) / "out"), "--progress", "none"],
+                        "-j", str(jobs), "-o", str(Path(tmp) / "out"), "--progress", "none",
+                        *[f"--reco-opt={k}={v}" for k, v in opts.items()]],
                        check=True, env=env, capture_output=True)
         return time.perf_counter() - t0
 
@@ -132,27 +137,30 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--recos", default="spe,mpe")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--reco-opt", action="append", default=[], metavar="KEY=VALUE",
+                    help="reco option for every reco (e.g. kernel=numba)")
     ap.add_argument("--ref-pixels", type=int, default=48,
                     help="pixels per round type in the scipy comparison (default 48)")
     args = ap.parse_args(argv)
     from executors.local import LocalExecutor
     from executors.serial import SerialExecutor
 
+    opts = dict(p.split("=", 1) for p in args.reco_opt)
     ev, n_clean = pick_event()
     load = os.getloadavg()[0]
     print(f"event: seed {ev.meta['sim_seed']}, {len(ev.pulses)} pulses on "
           f"{ev.pulses.n_doms} DOMs ({n_clean} after cleaning); load average {load:.1f} on "
-          f"{os.cpu_count()} cores")
+          f"{os.cpu_count()} cores; reco options {opts or 'defaults'}")
     head = (f"{'reco':6s} {'tasks':>6s} {'pix/s/core':>10s} {'serial cpu s':>12s} "
             f"{f'local -j{args.jobs} wall s':>17s} {'CLI wall s':>10s} "
             f"{'scipy ms/pix':>12s} {'ours ms/pix':>11s} {'ratio':>6s}")
     print(head)
     print("-" * len(head))
     for reco in [r for r in args.recos.split(",") if r]:
-        _, _, cpu, n_tasks = scan(ev, reco, SerialExecutor())
-        _, wall, _, _ = scan(ev, reco, LocalExecutor(jobs=args.jobs))
-        cli = cli_wall(ev, reco, args.jobs)
-        t_b, t_r, ratio = reference_ratio(ev, reco, args.ref_pixels)
+        _, _, cpu, n_tasks = scan(ev, reco, SerialExecutor(), opts)
+        _, wall, _, _ = scan(ev, reco, LocalExecutor(jobs=args.jobs), opts)
+        cli = cli_wall(ev, reco, args.jobs, opts)
+        t_b, t_r, ratio = reference_ratio(ev, reco, args.ref_pixels, opts)
         print(f"{reco:6s} {n_tasks:6d} {n_tasks / cpu:10.0f} {cpu:12.2f} {wall:17.2f} "
               f"{cli:10.2f} {t_r * 1e3:12.2f} {t_b * 1e3:11.3f} {ratio:6.1f}")
     print("pix/s/core: tasks / CPU seconds of a serial in-process scan (table build "
