@@ -411,7 +411,7 @@ class TrackReco(Reco):
         rows = np.arange(len(batch))
         n_iter = int(self.options["iterations"])
         first_round = int(batch.round) == 0
-        keep_time = (~first_round) & (np.asarray(batch.variation) == 0)
+        keep_time = (not first_round) & (np.asarray(batch.variation) == 0)
         if first_round:
             # 5×5 grid of transverse offsets around the start, time from the quantile
             g = np.arange(-60.0, 61.0, 30.0)
