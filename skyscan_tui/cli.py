@@ -86,6 +86,9 @@ def _sim_options(p: argparse.ArgumentParser) -> None:
                    help="muon energy [GeV] (default 10000)")
     g.add_argument("--mjd", type=_finite_float, default=60000.0, metavar="DAYS",
                    help="event time [MJD, UTC] (default 60000.0)")
+    g.add_argument("--ice-mismatch", type=_finite_float, nargs="?", const=0.2, default=0.0,
+                   metavar="F", help="perturb per-DOM light yield, scattering and jitter by "
+                   "a relative amount F (0.2 when given bare; default 0: the recos' model)")
 
 
 def _scan_options(p: argparse.ArgumentParser, default_reco: str | None) -> None:
@@ -419,7 +422,8 @@ def _simulate(args: argparse.Namespace):
     from skyscan_tui.simulate import SimConfig, simulate_event
 
     cfg = SimConfig(seed=args.seed, zenith_deg=args.zenith, azimuth_deg=args.azimuth,
-                    energy=args.energy, mjd=args.mjd)
+                    energy=args.energy, mjd=args.mjd,
+                    ice_mismatch=getattr(args, "ice_mismatch", 0.0))
     return simulate_event(cfg, load_geometry(getattr(args, "geometry", None)))
 
 

@@ -20,7 +20,8 @@ from skyscan_tui.events import Event, Pulses, Seed
 from skyscan_tui.geometry import Geometry, default_geometry
 
 __all__ = ["SimConfig", "simulate_event", "track_direction", "C_VACUUM", "N_PHASE", "N_GROUP",
-           "PANDEL_TAU", "PANDEL_LAMBDA", "PANDEL_LAMBDA_A", "cherenkov_geometry"]
+           "PANDEL_TAU", "PANDEL_LAMBDA", "PANDEL_LAMBDA_A", "cherenkov_geometry",
+           "ice_perturbation"]
 
 C_VACUUM = 0.299792458  # [m/ns]
 N_PHASE = 1.3195
@@ -56,6 +57,9 @@ class SimConfig:
     time_offset: float = 10_000.0  # [ns] event time of the vertex
     run_id: int = 0
     event_type: str = "SIM"
+    #: relative size of the ice/detector model mismatch (0 = the reco's exact model); see
+    #: :func:`ice_perturbation`
+    ice_mismatch: float = 0.0
 
     def validate(self) -> None:
         if self.zenith_deg is not None and not 0.0 <= self.zenith_deg <= 180.0:
@@ -69,6 +73,8 @@ class SimConfig:
             raise UserError("--mjd must be between 15000 and 100000")
         if not 0 <= self.seed < 2**63:
             raise UserError("--seed must be a non-negative integer")
+        if not (np.isfinite(self.ice_mismatch) and 0.0 <= self.ice_mismatch <= 1.0):
+            raise UserError("--ice-mismatch must be between 0 and 1")
 
 
 def track_direction(zenith, azimuth) -> np.ndarray:
@@ -119,13 +125,20 @@ def simulate_event(cfg: SimConfig = SimConfig(), geometry: Geometry | None = Non
     l_along, d = cherenkov_geometry(geo.pos, vertex, u)
     t_geo = t0 + (l_along + K_CHERENKOV * d) / C_VACUUM
     light_per_m = _Y_MU * 1.2 + _Y_CASCADE * _B_LOSS * cfg.energy
-    mu = (light_per_m * cfg.a_eff * geo.rde * np.exp(-d / cfg.att_length)
+    ice = ice_perturbation(geo, cfg.ice_mismatch, cfg.seed) if cfg.ice_mismatch > 0 else None
+    yield_k = geo.rde if ice is None else geo.rde * ice["yield"]
+    mu = (light_per_m * cfg.a_eff * yield_k * np.exp(-d / cfg.att_length)
           / (2 * np.pi * np.maximum(d, 5.0)))
     n_pe = rng.poisson(mu)
     dom = np.repeat(np.arange(geo.n_dom), n_pe)
-    xi = np.maximum(EFF_A1 * d[dom] + EFF_A0, 1.0) / PANDEL_LAMBDA
-    t_pe = (t_geo[dom] + rng.gamma(shape=xi, scale=1.0 / PANDEL_RHO)
-            + rng.normal(0.0, cfg.jitter, size=dom.size))
+    if ice is None:
+        xi = np.maximum(EFF_A1 * d[dom] + EFF_A0, 1.0) / PANDEL_LAMBDA
+        t_pe = (t_geo[dom] + rng.gamma(shape=xi, scale=1.0 / PANDEL_RHO)
+                + rng.normal(0.0, cfg.jitter, size=dom.size))
+    else:
+        xi = np.maximum(EFF_A1 * d[dom] + EFF_A0, 1.0) / ice["lambda"][dom]
+        t_pe = (t_geo[dom] + rng.gamma(shape=xi, scale=1.0 / ice["rho"][dom])
+                + rng.normal(0.0, cfg.jitter * ice["jitter"][dom], size=dom.size))
     q_pe = np.clip(rng.normal(1.0, 0.3, size=dom.size), 0.1, None)
 
     # dark noise, uniform around the first signal hit
@@ -156,8 +169,33 @@ def simulate_event(cfg: SimConfig = SimConfig(), geometry: Geometry | None = Non
         geometry=geo.name,
         meta={"simulated": True, "sim_seed": int(cfg.seed), "energy_gev": float(cfg.energy),
               "n_signal_pe": int(n_pe.sum()), "n_noise_hits": int(ndom.size),
-              "is_real_event": False},
+              "is_real_event": False,
+              **({"ice_mismatch": float(cfg.ice_mismatch)} if cfg.ice_mismatch > 0 else {})},
     )
+
+
+def ice_perturbation(geo: Geometry, mismatch: float, seed: int) -> dict[str, np.ndarray]:
+    """Per-DOM deviations of the simulated ice and detector from the reco's model [toy].
+
+    With f = ``mismatch`` (e.g. 0.2): light yield × lognormal(σ = f) per DOM (efficiency,
+    hole ice); Pandel scattering length λ and time constant τ scaled per event by
+    exp(f·N(0,1)) and per DOM by a depth-layered factor exp(f·½ sin(2π z/L + φ)) with
+    L = 250 m (a smooth stand-in for the dust layers); jitter σ × (1 + f) · exp(f·N(0,1))
+    per DOM. Drawn from a stream of its own (``seed``, 0x1CE), so the track, light and
+    noise draws of the event stay those of the matched model's random stream.
+    """
+    rng = np.random.default_rng([int(seed), 0x1CE])
+    n = geo.n_dom
+    z = geo.pos[:, 2]
+    layer = 0.5 * np.sin(2 * np.pi * z / 250.0 + rng.uniform(0, 2 * np.pi))
+    lam = PANDEL_LAMBDA * np.exp(mismatch * (rng.normal() + layer))
+    tau = PANDEL_TAU * np.exp(mismatch * (rng.normal() + layer))
+    return {
+        "yield": np.exp(mismatch * rng.normal(size=n) - 0.5 * mismatch**2),
+        "lambda": lam,
+        "rho": 1.0 / tau + C_GROUP / PANDEL_LAMBDA_A,
+        "jitter": (1.0 + mismatch) * np.exp(mismatch * rng.normal(size=n)),
+    }
 
 
 def _merge_pulses(dom: np.ndarray, t: np.ndarray, q: np.ndarray, window: float):

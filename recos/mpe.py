@@ -1,0 +1,24 @@
+"""``mpe``: MPE track fit per pixel — first of N photons, Gauss-convoluted Pandel.
+
+For DOM k with N_k = max(1, round(charge)) photons (capped by ``max_npe``) the first photon
+arrives with ``p_MPE(t) = N p_c(t) S_c(t)^(N−1)``; −log L = −Σ_k log(p_MPE,k + p_noise)
+(physics.md §2.5; Ahrens et al. NIM A 524 (2004) 169, §3.1; convoluted Pandel and its
+survival tabulated as in :mod:`recos.pandel`). The fit machinery is in :mod:`recos._track`.
+"""
+
+from __future__ import annotations
+
+from recos._track import TrackReco, mpe_option
+
+__all__ = ["MPEReco", "RECO"]
+
+
+class MPEReco(TrackReco):
+    name = "mpe"
+    description = "MPE Pandel track fit (first of N photons, charge per DOM), vectorised"
+    likelihood = "MPE, Gauss-convoluted Pandel, noise floor"
+    OPTIONS = TrackReco.COMMON_OPTIONS + (mpe_option(),)
+    use_charge = True
+
+
+RECO = MPEReco

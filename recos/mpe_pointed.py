@@ -1,0 +1,19 @@
+"""``mpe_pointed``: :mod:`recos.mpe` whose first round covers only a disc around the seed
+direction (like upstream ``splinempe_pointed``); later rounds refine as usual."""
+
+from __future__ import annotations
+
+from recos._track import pointed_option
+from recos.mpe import MPEReco
+
+__all__ = ["MPEPointedReco", "RECO"]
+
+
+class MPEPointedReco(MPEReco):
+    name = "mpe_pointed"
+    description = "MPE Pandel fit, first round only a disc around the seed direction"
+    OPTIONS = MPEReco.OPTIONS + (pointed_option(),)
+    pointed = True
+
+
+RECO = MPEPointedReco

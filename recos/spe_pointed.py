@@ -1,0 +1,19 @@
+"""``spe_pointed``: :mod:`recos.spe` whose first round covers only a disc around the seed
+direction (like upstream ``splinempe_pointed``); later rounds refine as usual."""
+
+from __future__ import annotations
+
+from recos._track import pointed_option
+from recos.spe import SPEReco
+
+__all__ = ["SPEPointedReco", "RECO"]
+
+
+class SPEPointedReco(SPEReco):
+    name = "spe_pointed"
+    description = "SPE1st Pandel fit, first round only a disc around the seed direction"
+    OPTIONS = SPEReco.OPTIONS + (pointed_option(),)
+    pointed = True
+
+
+RECO = SPEPointedReco

@@ -1,0 +1,267 @@
+"""SPE / MPE track fits: vertex recovery, rotation equivariance, batching independence,
+cleaning and first guess, a small real scan, the pointed variants and the simulator knob."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from recos import available_recos, get_reco
+from recos._track import TrackObjective, clean_hits, line_fit, prepare_track
+from skyscan_tui.errors import UserError
+from skyscan_tui.events import Event, Pulses, Seed, event_digest
+from skyscan_tui.simulate import SimConfig, simulate_event, track_direction
+from skyscan_tui.tasks import TaskBatch
+from tests.conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def quiet_event() -> Event:
+    """10 TeV track without dark noise."""
+    return simulate_event(SimConfig(seed=11, zenith_deg=70.0, azimuth_deg=200.0,
+                                    noise_rate=0.0))
+
+
+def _batch(zen, azi, seed, rnd=0, variation=None) -> TaskBatch:
+    zen, azi = np.atleast_1d(zen).astype(float), np.atleast_1d(azi).astype(float)
+    n = zen.size
+    var = np.zeros(n, np.int32) if variation is None else np.asarray(variation, np.int32)
+    return TaskBatch(0, rnd, np.full(n, 8, np.int32), np.arange(n), var, zen, azi,
+                     np.tile(np.asarray(seed, float), (n, 1)))
+
+
+def _angle(z1, a1, z2, a2) -> float:
+    return float(np.degrees(np.arccos(np.clip(
+        track_direction(z1, a1) @ track_direction(z2, a2), -1, 1))))
+
+
+def test_registered():
+    from skyscan_tui.cli import best_reco
+
+    assert best_reco() == "spe"  # the README main job scans with SPE (best contours)
+    names = available_recos()
+    for name in ("spe", "mpe", "spe_pointed", "mpe_pointed"):
+        assert name in names
+        cls = get_reco(name)
+        assert cls.name == name
+
+
+@pytest.mark.parametrize("name", ["spe", "mpe"])
+def test_fit_at_true_direction_recovers_vertex(quiet_event, name):
+    reco = get_reco(name)()
+    prep = reco.prepare(quiet_event)
+    tr = quiet_event.truth
+    res = reco.fit_pixels(prep, _batch(tr.zenith, tr.azimuth, prep.seed))
+    u = track_direction(tr.zenith, tr.azimuth)
+    v = np.array([res["x"][0], res["y"][0], res["z"][0]]) - np.array([tr.x, tr.y, tr.z])
+    along = v @ u
+    assert np.linalg.norm(v - along * u) < 3.0  # [m] transverse
+    assert abs(res["t"][0] - (tr.time + along / 0.299792458)) < 5.0  # [ns]
+    assert np.isfinite(res["llh"][0])
+
+
+def test_fit_refined_from_far_seed_converges(quiet_event):
+    reco = get_reco("spe")()
+    prep = reco.prepare(quiet_event)
+    tr = quiet_event.truth
+    seed = np.array([tr.x, tr.y, tr.z, tr.time])
+    near = reco.fit_pixels(prep, _batch(tr.zenith, tr.azimuth, seed, rnd=1))
+    grid = reco.fit_pixels(prep, _batch(tr.zenith, tr.azimuth, prep.seed, rnd=0))
+    assert near["llh"][0] == pytest.approx(grid["llh"][0], abs=0.05)
+
+
+def _rotate_event(ev: Event, alpha: float) -> Event:
+    c, s = np.cos(alpha), np.sin(alpha)
+    p = ev.pulses
+    x, y = c * p.x - s * p.y, s * p.x + c * p.y
+    pulses = Pulses.from_arrays(p.string, p.om, x, y, p.z, p.time, p.charge)
+
+    def rot(seed: Seed) -> Seed:
+        return dataclasses.replace(seed, x=c * seed.x - s * seed.y, y=s * seed.x + c * seed.y,
+                                   azimuth=float(np.mod(seed.azimuth + alpha, 2 * np.pi)))
+
+    return dataclasses.replace(ev, pulses=pulses, seeds=tuple(rot(s_) for s_ in ev.seeds),
+                               truth=rot(ev.truth))
+
+
+@pytest.mark.parametrize("name", ["spe", "mpe"])
+def test_rotation_rotates_best_fit(sim_event, name):
+    """Rotating event and detector about z rotates the fit: same −log L, rotated vertex."""
+    alpha = 1.1
+    rot = _rotate_event(sim_event, alpha)
+    reco = get_reco(name)()
+    tr = sim_event.truth
+    dz = np.repeat(np.radians([-1.0, 0.0, 1.0]), 3)
+    da = np.tile(np.radians([-1.0, 0.0, 1.0]), 3)
+    zen, azi = tr.zenith + dz, tr.azimuth + da
+    p1 = reco.prepare(sim_event)
+    p2 = reco.prepare(rot)
+    r1 = reco.fit_pixels(p1, _batch(zen, azi, p1.seed))
+    r2 = reco.fit_pixels(p2, _batch(zen, np.mod(azi + alpha, 2 * np.pi), p2.seed))
+    assert np.argmin(r1["llh"]) == np.argmin(r2["llh"])
+    assert np.allclose(r1["llh"], r2["llh"], rtol=0, atol=1e-3)
+    c, s = np.cos(alpha), np.sin(alpha)
+    assert np.allclose(c * r1["x"] - s * r1["y"], r2["x"], atol=0.05)
+    assert np.allclose(s * r1["x"] + c * r1["y"], r2["y"], atol=0.05)
+    assert np.allclose(r1["z"], r2["z"], atol=0.05)
+    # the best of the 3x3 directions is the one nearest the truth (no direction bias)
+    assert np.argmin(r1["llh"]) == 4
+
+
+@pytest.mark.parametrize("name", ["spe", "mpe"])
+def test_pixel_independent_of_batch(sim_event, name):
+    reco = get_reco(name)(variations=3)
+    prep = reco.prepare(sim_event)
+    rng = np.random.default_rng(4)
+    n = 12
+    zen, azi = np.arccos(rng.uniform(-1, 1, n)), rng.uniform(0, 2 * np.pi, n)
+    for rnd in (0, 1):
+        full = reco.fit_pixels(prep, _batch(zen, azi, prep.seed, rnd=rnd,
+                                            variation=np.arange(n) % 3))
+        for i in (0, 5, 11):
+            one = reco.fit_pixels(prep, _batch(zen[i], azi[i], prep.seed, rnd=rnd,
+                                               variation=[i % 3]))
+            for f in ("llh", "x", "y", "z", "t", "variation"):
+                assert one[f].tobytes() == full[f][i:i + 1].tobytes(), f
+
+
+def test_chunked_evaluation_gives_identical_values(sim_event, monkeypatch):
+    import recos._track as track
+
+    reco = get_reco("mpe")()
+    prep = reco.prepare(sim_event)
+    rng = np.random.default_rng(2)
+    n = 9
+    batch = _batch(np.arccos(rng.uniform(-1, 1, n)), rng.uniform(0, 6, n), prep.seed)
+    whole = reco.fit_pixels(prep, batch)
+    monkeypatch.setattr(track, "_MAX_ELEMENTS", 50)  # one pixel per chunk
+    chunked = reco.fit_pixels(prep, batch)
+    assert whole.tobytes() == chunked.tobytes()
+
+
+def test_prepare_cleans_noise_and_orders_doms(sim_event):
+    noisy = prepare_track(sim_event, use_charge=True, max_npe=50)
+    assert noisy.pos.shape[0] < noisy.n_doms_in
+    assert noisy.npe.max() <= 50 and noisy.npe.min() >= 1
+    assert (noisy.npe[:noisy.n_multi] > 1).all() and (noisy.npe[noisy.n_multi:] == 1).all()
+    # the kept hits span at most the 6 µs window
+    assert np.ptp(noisy.time) <= 6000.0
+
+
+def test_clean_hits_drops_isolated_hits():
+    pos = np.array([[0, 0, 0], [50, 0, 0], [100, 0, 0], [900, 900, 0], [0, 0, 10.0]])
+    t = np.array([0.0, 200.0, 400.0, 300.0, 9000.0])
+    assert list(clean_hits(pos, t)) == [0, 1, 2]
+
+
+def test_line_fit_and_seedless_event(sim_event):
+    tr = sim_event.truth
+    no_seed = dataclasses.replace(sim_event, seeds=())
+    prep = prepare_track(no_seed, use_charge=False, max_npe=1)
+    assert prep.seed_name == "LineFit"
+    assert _angle(*prep.seed_dir, tr.zenith, tr.azimuth) < 25.0
+    r, t, zen, azi = line_fit(np.array([[0, 0, 0], [0, 0, -30.0]]), np.array([0.0, 100.0]))
+    assert zen == pytest.approx(0.0, abs=1e-9)  # moving down ⇒ comes from zenith 0
+
+
+def test_objective_finite_at_zero_distance_and_extremes(sim_event):
+    prep = prepare_track(sim_event, use_charge=True, max_npe=50)
+    u = track_direction(np.array([0.3]), np.array([1.0]))
+    r_ref = prep.pos[:1].copy()  # the track passes through a DOM
+    for noise in (np.log(1e-6), -np.inf):
+        obj = TrackObjective(prep, u, r_ref, np.array([prep.time[0]]), 4.0, noise, True)
+        x = np.array([[[0.0, 0.0, 0.0], [0.0, 0.0, 1e7], [0.0, 0.0, -1e7], [5e4, 0, 0]]])
+        f = obj(x, np.array([0]))
+        assert np.isfinite(f).all()
+
+
+def test_options_and_likelihood_text():
+    spe = get_reco("spe")(jitter="8", noise_prob="1e-7")
+    assert "SPE1st" in spe.likelihood and "sigma=8 ns" in spe.likelihood
+    mpe = get_reco("mpe")(max_npe=20, variations=3)
+    assert mpe.n_variations == 3 and "capped at 20" in mpe.likelihood
+    with pytest.raises(UserError):
+        get_reco("spe")(max_npe=3)
+    with pytest.raises(UserError):
+        get_reco("spe")(jitter=-1)
+    with pytest.raises(UserError):
+        get_reco("spe")(kernel="fortran")
+    empty = dataclasses.replace(simulate_event(SimConfig(seed=2)),
+                                pulses=Pulses.from_arrays(*[np.zeros(0)] * 7))
+    with pytest.raises(UserError):
+        get_reco("spe")().prepare(empty)
+
+
+@pytest.mark.slow  # the first run compiles the kernel (~10-30 s), later runs use the cache
+@pytest.mark.parametrize("name", ["spe", "mpe"])
+def test_numba_kernel_matches_numpy(sim_event, name):
+    pytest.importorskip("numba")
+    ref = get_reco(name)()
+    fast = get_reco(name)(kernel="numba")
+    prep = ref.prepare(sim_event)
+    rng = np.random.default_rng(8)
+    n = 6
+    batch = _batch(np.arccos(rng.uniform(-1, 1, n)), rng.uniform(0, 6, n), prep.seed)
+    obj_ref, start = ref.objective(prep, batch)
+    obj_fast, _ = fast.objective(prep, batch)
+    x = start[:, None, :] + rng.normal(0.0, 40.0, (n, 7, 3))
+    x[:, 0, 2] = 2e4  # beyond the table (plain Pandel tail)
+    x[:, 1, 2] = -2e4  # before the table (Gaussian tail)
+    rows = np.arange(n)
+    assert np.allclose(obj_fast(x, rows), obj_ref(x, rows), rtol=1e-10, atol=1e-7)
+
+
+def _scan(event, reco, progression, **opts):
+    from executors.serial import SerialExecutor
+    from skyscan_tui import sky
+    from skyscan_tui.engine import ScanEngine, ScanFinished, ScanSettings
+
+    engine = ScanEngine(event, ScanSettings(reco=reco, reco_options=opts,
+                                            progression=sky.parse_progression(progression)),
+                        SerialExecutor())
+    for upd in engine.run():
+        if isinstance(upd, ScanFinished):
+            return upd.result
+    raise AssertionError("scan did not finish")
+
+
+def test_small_scan_finds_truth(sim_event):
+    res = _scan(sim_event, "spe", "8:0,64:4")
+    best = res.best()
+    tr = sim_event.truth
+    assert _angle(best.zenith, best.azimuth, tr.zenith, tr.azimuth) < 2.0
+    assert "Gauss-convoluted Pandel" in res.likelihood
+
+
+def test_pointed_scan_covers_a_disc(sim_event):
+    res = _scan(sim_event, "mpe_pointed", "8:0,64:2", radius_deg=10.0)
+    assert len(res.levels[8]) < 12  # a disc, not the sky
+    best = res.best()
+    tr = sim_event.truth
+    assert _angle(best.zenith, best.azimuth, tr.zenith, tr.azimuth) < 3.0
+
+
+def test_ice_mismatch_is_seeded_and_default_unchanged():
+    base = simulate_event(SimConfig(seed=5))
+    assert event_digest(base) == event_digest(simulate_event(SimConfig(seed=5,
+                                                                       ice_mismatch=0.0)))
+    a = simulate_event(SimConfig(seed=5, ice_mismatch=0.3))
+    b = simulate_event(SimConfig(seed=5, ice_mismatch=0.3))
+    assert event_digest(a) == event_digest(b) != event_digest(base)
+    assert a.meta["ice_mismatch"] == 0.3 and "ice_mismatch" not in base.meta
+    with pytest.raises(UserError):
+        simulate_event(SimConfig(seed=5, ice_mismatch=2.0))
+
+
+def test_cli_simulate_ice_mismatch_bare(tmp_path):
+    from skyscan_tui.events import load_event
+
+    out = tmp_path / "ev.json"
+    proc = run_cli("simulate", "-o", out, "--seed", "3", "--ice-mismatch")
+    assert proc.returncode == 0, proc.stderr
+    assert load_event(out).meta["ice_mismatch"] == 0.2
+    bad = run_cli("simulate", "-o", out, "--ice-mismatch", "-1")
+    assert bad.returncode == 2 and "ice-mismatch" in bad.stderr
+    assert "Traceback" not in bad.stderr
