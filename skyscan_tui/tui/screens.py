@@ -43,6 +43,7 @@ from skyscan_tui.tui.runner import ScanRunner, one_line
 from skyscan_tui.tui.skymap import SkymapWidget
 from skyscan_tui.tui.widgets import (
     EventPicker,
+    ResumeDialog,
     ScanStatus,
     build_executor,
     contour_areas,
@@ -212,7 +213,7 @@ class StartScreen(Screen):
             return
         from skyscan_tui import sky
         from skyscan_tui.cli import _parse_reco_opts
-        from skyscan_tui.engine import ScanEngine, ScanSettings
+        from skyscan_tui.engine import ScanSettings
 
         try:
             jobs_text = self.query_one("#jobs", Input).value.strip()
@@ -225,24 +226,69 @@ class StartScreen(Screen):
             outdir = Path(out_text).expanduser() if out_text else self._default_outdir()
             if outdir.exists() and not outdir.is_dir():
                 raise UserError(f"{outdir}: exists and is not a folder")
+            settings = ScanSettings(reco, opts, prog)
+        except (UserError, ValueError) as exc:
+            self._cannot_start(str(exc) if isinstance(exc, UserError) else one_line(exc))
+            return
+        from skyscan_tui.checkpoint import find_unfinished
+
+        info = find_unfinished(outdir)
+        if info is None:
+            self._launch(self.event, settings, key, jobs, outdir, resume=False)
+            return
+
+        def chosen(choice: str | None) -> None:
+            if choice == "resume":
+                self._resume(info, key, jobs)
+            elif choice == "restart":
+                from skyscan_tui.checkpoint import discard
+
+                discard(outdir)
+                self._launch(self.event, settings, key, jobs, outdir, resume=False)
+
+        self.app.push_screen(ResumeDialog(info), chosen)
+
+    def _resume(self, info: Any, key: str, jobs: int | None) -> None:
+        """Continue the checkpointed scan: its own event and settings, this executor."""
+        from skyscan_tui import sky
+        from skyscan_tui.checkpoint import load_checkpoint_event
+        from skyscan_tui.engine import ScanSettings
+
+        try:
+            event = load_checkpoint_event(info.outdir)
+            opts = info.settings.get("reco_options") or {}
+            settings = ScanSettings(
+                str(info.settings["reco"]), dict(opts),
+                sky.parse_progression(str(info.settings["nside_progression"])))
+        except (UserError, KeyError, TypeError, ValueError) as exc:
+            self._cannot_start(f"cannot resume: {one_line(exc)}")
+            return
+        self._launch(event, settings, key, jobs, info.outdir, resume=True)
+
+    def _launch(self, event: Any, settings: Any, key: str, jobs: int | None, outdir: Path,
+                resume: bool) -> None:
+        from skyscan_tui.engine import ScanEngine
+
+        try:
             executor = build_executor(key, jobs)
             try:
-                engine = ScanEngine(self.event, ScanSettings(reco, opts, prog), executor)
+                engine = ScanEngine(event, settings, executor, outdir=outdir, resume=resume)
             except BaseException:
                 executor.close()
                 raise
-        except (UserError, ValueError) as exc:
-            msg = str(exc) if isinstance(exc, UserError) else one_line(exc)
-            self.notify(msg, title="Cannot start", severity="error", timeout=8)
-            self.app.log_error(f"start: {msg}")
+        except UserError as exc:
+            self._cannot_start(str(exc))
             return
         except Exception as exc:
-            self.notify(one_line(exc), title="Cannot start", severity="error", timeout=8)
-            self.app.log_error(f"start: {one_line(exc)}")
+            self._cannot_start(one_line(exc))
             return
         label = key if key not in ("local", "serial") else f"{key} ×{executor.workers}"
-        self.app.push_screen(ScanScreen(self.event, engine, outdir, label,
+        self.app.push_screen(ScanScreen(event, engine, outdir, label,
                                         title=self.event_label))
+
+    def _cannot_start(self, msg: str) -> None:
+        self.notify(msg, title="Cannot start", severity="error", timeout=8)
+        self.app.log_error(f"start: {msg}")
 
 
 class ScanScreen(ScanRunner, Screen):

@@ -14,9 +14,9 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DirectoryTree, Label, ProgressBar, Static
+from textual.widgets import Button, DirectoryTree, Label, ProgressBar, Static
 
 from skyscan_tui.progress import format_eta
 
@@ -141,6 +141,50 @@ class EventPicker(ModalScreen):
     def on_directory_tree_file_selected(self, event: DirectoryTree.FileSelected) -> None:
         event.stop()
         self.dismiss(Path(event.path))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ResumeDialog(ModalScreen):
+    """Offer to resume the unfinished scan found in the output folder.
+
+    Dismisses with "resume", "restart" (discard the checkpoint) or None (Escape: do nothing).
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    DEFAULT_CSS = """
+    ResumeDialog { align: center middle; }
+    ResumeDialog > Vertical { width: 76; height: auto; border: thick $accent;
+                              padding: 1 2; background: $surface; }
+    ResumeDialog Horizontal { height: auto; margin-top: 1; }
+    ResumeDialog Button { margin-right: 2; }
+    """
+
+    def __init__(self, info: Any) -> None:
+        super().__init__()
+        self.info = info
+
+    def compose(self) -> ComposeResult:
+        info = self.info
+        reco = info.settings.get("reco", "?")
+        prog = info.settings.get("nside_progression", "?")
+        with Vertical():
+            yield Label("[b]An unfinished scan is in this folder[/b]")
+            yield Static(f"{info.outdir}\nevent {info.event_label} · reco {reco} · nside "
+                         f"{prog}\n{info.tasks_done}/{info.tasks_total} fits done "
+                         f"(status: {info.status})")
+            with Horizontal():
+                yield Button("Resume", id="resume", variant="primary")
+                yield Button("Start over", id="restart", variant="warning")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#resume", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(None if event.button.id == "cancel" else event.button.id)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -370,3 +370,46 @@ def test_remote_executors_are_offered_per_profile(monkeypatch):
     widgets.build_executor("viaclass:big", None)
     widgets.build_executor("viaconfig:wisc", None)
     assert built == [("viaclass", "big"), ("viaconfig", "wisc", None)]
+
+
+@run_async
+async def test_start_offers_to_resume_an_unfinished_scan(app_factory, tmp_path):
+    """A checkpointed, interrupted scan in the output folder: Resume finishes it, and the
+    map equals that of an uninterrupted scan."""
+    from executors.serial import SerialExecutor
+    from skyscan_tui import sky
+    from skyscan_tui.checkpoint import find_unfinished
+    from skyscan_tui.engine import PixelsDone, ScanEngine, ScanFinished, ScanSettings
+    from skyscan_tui.simulate import SimConfig, simulate_event
+    from skyscan_tui.tui.widgets import ResumeDialog
+
+    event = simulate_event(SimConfig(seed=1))
+    settings = ScanSettings("dummy", {}, sky.parse_progression("8:0,64:2"), batch_size=32)
+    out = tmp_path / "results" / "demo-seed1"
+    engine = ScanEngine(event, settings, SerialExecutor(), outdir=out)
+    n = 0
+    for u in engine.run():
+        n += isinstance(u, PixelsDone)
+        if n == 3:
+            engine.cancel()
+    assert find_unfinished(out) is not None
+    ref = [u for u in ScanEngine(event, settings, SerialExecutor()).run()
+           if isinstance(u, ScanFinished)][0].result
+
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("enter")  # simulates seed 1: the same event, same default folder
+        await pilot.pause(0.3)
+        app.screen.query_one("#progression").value = "8:0,64:2"
+        await pilot.press("ctrl+r")  # start
+        await wait_for(pilot, lambda: isinstance(app.screen, ResumeDialog), 10, "dialog")
+        assert "unfinished scan" in str(app.screen.query_one("Label").render())
+        await pilot.click("#resume")
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen)
+                       and app.screen.query("#result-text"), 60, "results")
+        res = app.screen.result
+        for nside in ref.nsides:
+            for f in ("ipix", "llh", "x", "y", "z", "t"):
+                np.testing.assert_array_equal(res.levels[nside][f], ref.levels[nside][f])
+        assert find_unfinished(out) is None
+    assert workers_alive() == []
