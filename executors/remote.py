@@ -1183,6 +1183,9 @@ class RemoteBatchExecutor(Executor):
         now = time.monotonic()
         for j in jobs:
             j.state, j.since = QUEUED, now
+        # write-ahead: a run killed during the submit must not leave a resumed run reusing
+        # this submission id (its remote folder may already hold another submit.done)
+        self._save_state()
         self._submit(sub)
 
     def _submit(self, sub: Submission) -> None:
