@@ -965,6 +965,10 @@ class RemoteBatchExecutor(Executor):
             "version": 1, "executor": self.name, "host": self.target.label,
             "scan_dir": self.scan_dir, "scan_id": self.scan_id, "digest": self._digest,
             "next_job": self._next_job, "next_sub": self._next_sub,
+            "pending_sub": None if self._retry_sub is None else {
+                "id": self._retry_sub.id, "tag": self._retry_sub.tag,
+                "jobs": [[j.job_id, j.attempt, j.input, j.output]
+                         for j in self._retry_sub.jobs]},
             "jobs": {str(j.job_id): {"attempt": j.attempt, "keys": j.keys, "round": j.round,
                                      "state": j.state}
                      for j in self._jobs.values()},
@@ -1183,8 +1187,10 @@ class RemoteBatchExecutor(Executor):
         now = time.monotonic()
         for j in jobs:
             j.state, j.since = QUEUED, now
-        # write-ahead: a run killed during the submit must not leave a resumed run reusing
-        # this submission id (its remote folder may already hold another submit.done)
+        # write-ahead: until the backend confirms it, the submission is saved as pending, so
+        # a run killed mid-submit is followed by a resumed run that re-submits the very same
+        # submission (idempotent: found by its marker or batch name, never queued twice)
+        self._retry_sub, self._retry_at = sub, 0.0
         self._save_state()
         self._submit(sub)
 
@@ -1379,6 +1385,14 @@ class RemoteBatchExecutor(Executor):
                 self._orphan_keys[k] = job.job_id
             if job.state != DONE and job.ref not in known:
                 self._resubmit.append(job)  # was waiting for a resubmission when we stopped
+        pending = saved.get("pending_sub")
+        if isinstance(pending, dict):  # submitted or not when we stopped: submit it again
+            specs = tuple(JobSpec(int(a), int(b), str(c), str(d)) for a, b, c, d in pending["jobs"])
+            ids = {spec.job_id for spec in specs}
+            self._resubmit = [j for j in self._resubmit if j.job_id not in ids]
+            self._retry_sub = Submission(str(pending["id"]), str(pending["tag"]), specs,
+                                         self.scan_dir)
+            self._retry_at = 0.0
         self._log("info", f"re-attached to {len(self._jobs)} job(s) of scan {self.scan_id} "
                           f"in {self.scan_dir}")
 
