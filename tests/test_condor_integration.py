@@ -208,8 +208,10 @@ def test_sshd_restart_mid_scan(sshd, tmp_path, sim_event_file, local_levels):
     assert_same(levels_of(tmp_path / "out"), local_levels)
 
 
-def test_killed_scan_resumes_without_redoing_jobs(sshd, tmp_path, sim_event_file,
-                                                  local_levels):
+def _scan_killed_after_two_jobs(sshd, tmp_path, sim_event_file):
+    """Start a condor scan and SIGKILL the tool once two jobs have finished (no cleanup:
+    the other jobs keep running remotely). Returns the config and output paths and the number of
+    stand-in job runs before the scan."""
     cfg = write_config(tmp_path / "config.toml", sshd, tmp_path / "remote",
                        pixels_per_job=24)
     out = tmp_path / "out"
@@ -220,29 +222,9 @@ def test_killed_scan_resumes_without_redoing_jobs(sshd, tmp_path, sim_event_file
     try:
         wait_for(lambda: len(runs(sshd)) >= before + 2, 90, "two finished jobs")
     finally:
-        proc.kill()  # SIGKILL: no cleanup, jobs keep running remotely
+        proc.kill()
         proc.wait()
-    state = json.loads((out / ".skyscan-remote-state.json").read_text())
-    assert state["jobs"], "the executor saved its jobs"
-    # the same command again: the executor finds its state in the output folder, re-attaches
-    # and answers the engine's batches from the jobs that ran or still run
-    r = run_cli(*condor_cmd(sim_event_file, cfg, out, "--reco-opt", "sleep=0.02",
-                            "--keep-remote")[3:], timeout=180)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "re-attached" in r.stderr
-    assert_same(levels_of(out), local_levels)
-    assert {x["iwd"] for x in runs(sshd)[before:]} == {state["scan_dir"]}
-    # every pixel fit ran in exactly one successful job over both runs (job files are kept)
-    from executors.worker import job_from_npz
-
-    fitted = []
-    for x in runs(sshd)[before:]:
-        if x["exit"] == 0:
-            job = Path(state["scan_dir"]) / "jobs" / x["args"][1]
-            fitted += [(int(n), int(i)) for b in job_from_npz(job.read_bytes())
-                       for n, i in zip(b.nside, b.ipix, strict=True)]
-    n_tasks = sum(len(v) for v in local_levels.values())
-    assert len(fitted) == len(set(fitted)) == n_tasks, "some pixels were fitted twice"
+    return cfg, out, before
 
 
 def test_cancel_removes_jobs_and_remote_folder(sshd, tmp_path, sim_event_file):
@@ -435,48 +417,32 @@ def test_executor_reattaches_at_executor_level(sshd, tmp_path, sim_event):
     second.close()
 
 
-def _cli_has_resume() -> bool:
-    from skyscan_tui.cli import parser
-
-    try:
-        ns, _ = parser().parse_known_args(["scan", "event.json", "--resume", "out"])
-    except Exception:  # an old parser may reject the combination: no usable --resume
-        return False
-    return getattr(ns, "resume", None) is not None
-
-
-@pytest.mark.skipif(not _cli_has_resume(), reason="the engine's `scan --resume` is not merged "
-                    "yet (the executor-level re-attach is tested above)")
-def test_killed_scan_continues_with_resume_flag(sshd, tmp_path, sim_event_file, local_levels):
-    """`scan --resume OUTDIR` (engine checkpoint) re-attaches to the cluster jobs."""
-    cfg = write_config(tmp_path / "config.toml", sshd, tmp_path / "remote",
-                       pixels_per_job=24)
-    out = tmp_path / "out"
-    before = len(runs(sshd))
-    proc = subprocess.Popen(condor_cmd(sim_event_file, cfg, out, "--reco-opt", "sleep=0.02"),
-                            env=cli_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: len(runs(sshd)) >= before + 2, 90, "two finished jobs")
-    finally:
-        proc.kill()
-        proc.wait()
+def test_killed_scan_resumes_without_redoing_jobs(sshd, tmp_path, sim_event_file,
+                                                  local_levels):
+    """SIGKILL mid-scan, then `scan --resume OUTDIR`: the executor finds its state in the
+    output folder, re-attaches to the cluster jobs and answers the engine's batches from the
+    jobs that ran or still run. (Re-running the plain `scan` command is refused once the
+    checkpoint holds a result, so --resume is the one way back.)"""
+    cfg, out, before = _scan_killed_after_two_jobs(sshd, tmp_path, sim_event_file)
+    state = json.loads((out / ".skyscan-remote-state.json").read_text())
+    assert state["jobs"], "the executor saved its jobs"
     r = run_cli("scan", "--resume", out, "--executor", "condor", "--config", cfg,
                 "--profile", "test", "--progress", "lines", "--keep-remote", timeout=180)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "re-attached" in r.stderr
     assert_same(levels_of(out), local_levels)
-    scan_dirs = {x["iwd"] for x in runs(sshd)[before:]}
-    assert len(scan_dirs) == 1, "the resumed scan used the same remote folder"
+    assert {x["iwd"] for x in runs(sshd)[before:]} == {state["scan_dir"]}
+    # every pixel fit ran in exactly one successful job over both runs (job files are kept)
     from executors.worker import job_from_npz
 
     fitted = []
     for x in runs(sshd)[before:]:
         if x["exit"] == 0:
-            job = Path(x["iwd"]) / "jobs" / x["args"][1]
+            job = Path(state["scan_dir"]) / "jobs" / x["args"][1]
             fitted += [(int(n), int(i)) for b in job_from_npz(job.read_bytes())
                        for n, i in zip(b.nside, b.ipix, strict=True)]
-    assert len(fitted) == len(set(fitted)), "some pixels were fitted twice"
+    n_tasks = sum(len(v) for v in local_levels.values())
+    assert len(fitted) == len(set(fitted)) == n_tasks, "some pixels were fitted twice"
 
 
 def test_unreachable_host_is_one_clear_error(tmp_path):

@@ -203,8 +203,7 @@ def test_killed_failing_and_requeued_tasks(slurm_cluster, slurm_sshd, tmp_path,
 
 def test_resume_reattaches_after_kill(slurm_cluster, slurm_sshd, tmp_path, sim_event_file,
                                       local_levels):
-    """The tool is SIGKILLed while its array runs; ``scan --resume OUTDIR`` (or, without the
-    engine's resume, the same command again) re-attaches to the running tasks and submits
+    """The tool is SIGKILLed while its array runs; ``scan --resume OUTDIR`` re-attaches to the running tasks and submits
     only the rest (no job file is made twice)."""
     cfg = write_config(tmp_path / "config.toml", slurm_sshd, tmp_path / "remote",
                        keep_remote=True)
@@ -219,12 +218,8 @@ def test_resume_reattaches_after_kill(slurm_cluster, slurm_sshd, tmp_path, sim_e
     mine = {k: v for k, v in our_elements(slurm_cluster).items() if k not in before}
     assert len(mine) == 8 and any(v in ("PENDING", "RUNNING") for v in mine.values()), mine
     assert (tmp_path / "out" / ".skyscan-remote-state.json").exists()
-    if "--resume" in run_cli("scan", "--help").stdout:  # the engine's checkpointed resume
-        again = ["scan", "--resume", str(tmp_path / "out"), "--executor", "slurm", "--config",
-                 str(cfg), "--profile", "test", "--progress", "lines"]
-    else:  # without it, the same command re-attaches through the executor's state file
-        again = args
-    r = run_cli(*again, timeout=180)
+    r = run_cli("scan", "--resume", tmp_path / "out", "--executor", "slurm", "--config", cfg,
+                "--profile", "test", "--progress", "lines", timeout=180)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "re-attached to 8 job(s)" in r.stderr
     assert_same(levels_of(tmp_path / "out"), local_levels)
