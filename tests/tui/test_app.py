@@ -34,6 +34,12 @@ async def test_enter_enter_scans_a_simulated_event_to_results(app_factory, tmp_p
         assert start.event is not None
         assert "pulses on" in str(start.query_one("#event-summary").render())
         await pilot.press("enter")  # starts the scan
+        for _ in range(50):  # under load the Button may still swallow it (press animation)
+            if not isinstance(app.screen, StartScreen):
+                break
+            await pilot.pause(0.1)
+        else:
+            await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ScanScreen), 10, "scan screen")
         scan = app.screen
         await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen)
