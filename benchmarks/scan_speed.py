@@ -60,7 +60,8 @@ def scan(ev, reco: str, executor, opts: dict) -> tuple[object, float, float, int
 
 def reference_ratio(ev, reco_name: str, n_pix: int, opts: dict
                     ) -> tuple[float, float, float]:
-    """(batched s/pixel, scipy s/pixel, ratio) on n_pix first-round + n_pix refined pixels."""
+    """(batched s/pixel, scipy s/pixel, ratio) on one batch of n_pix first-round and one of
+    n_pix refined pixels (random directions)."""
     from scipy.optimize import minimize
 
     from recos import get_reco
@@ -139,11 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--reco-opt", action="append", default=[], metavar="KEY=VALUE",
                     help="reco option for every reco (e.g. kernel=numba)")
-    ap.add_argument("--ref-pixels", type=int, default=48,
-                    help="pixels per round type in the scipy comparison (default 48)")
+    ap.add_argument("--ref-pixels", type=int, default=0,
+                    help="pixels per round type in the scipy comparison (default: the "
+                    "reco's batch size, as the engine batches them)")
     args = ap.parse_args(argv)
     from executors.local import LocalExecutor
     from executors.serial import SerialExecutor
+    from recos import get_reco
 
     opts = dict(p.split("=", 1) for p in args.reco_opt)
     ev, n_clean = pick_event()
@@ -160,13 +163,15 @@ def main(argv: list[str] | None = None) -> int:
         _, _, cpu, n_tasks = scan(ev, reco, SerialExecutor(), opts)
         _, wall, _, _ = scan(ev, reco, LocalExecutor(jobs=args.jobs), opts)
         cli = cli_wall(ev, reco, args.jobs, opts)
-        t_b, t_r, ratio = reference_ratio(ev, reco, args.ref_pixels, opts)
+        n_ref = args.ref_pixels or get_reco(reco).preferred_batch
+        t_b, t_r, ratio = reference_ratio(ev, reco, n_ref, opts)
         print(f"{reco:6s} {n_tasks:6d} {n_tasks / cpu:10.0f} {cpu:12.2f} {wall:17.2f} "
               f"{cli:10.2f} {t_r * 1e3:12.2f} {t_b * 1e3:11.3f} {ratio:6.1f}")
     print("pix/s/core: tasks / CPU seconds of a serial in-process scan (table build "
           "included); local wall: engine run incl. worker start-up; CLI wall: "
           "`python -m skyscan_tui scan` end to end; ratio: per-pixel scipy.optimize.minimize "
-          "(Nelder-Mead, same likelihood and passes) CPU time / ours")
+          "(Nelder-Mead, same likelihood and passes) CPU time / ours, on one batch of "
+          "first-round and one of refined pixels of the reco's batch size")
     return 0
 
 

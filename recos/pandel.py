@@ -188,6 +188,54 @@ class PandelTable:
         # node coordinate ft = (t - t_lo)/h_fine - max(t - t_hi, 0) (1/h_fine - 1/h_coarse)
         self._inv_hf = 1.0 / self.h_fine
         self._kink = 1.0 / self.h_fine - 1.0 / self.h_coarse
+        self._folded: dict[float, np.ndarray] = {}
+        self._records: dict[float, np.ndarray] = {}
+
+    def folded_logpdf(self, log_noise: float) -> np.ndarray | None:
+        """Flat log(p_c + p_noise) on the nodes: the fits' fast path needs no ``logaddexp``
+        per pulse. ``None`` unless the noise floor exceeds p_c at the table's lower edge by
+        e^20 for every ξ: only then is "clamp to the edge" exact below the table (no
+        Gaussian tail to add)."""
+        if not np.isfinite(log_noise) or self.logpdf_table[:, 0].max() > log_noise - 20.0:
+            return None
+        key = float(log_noise)
+        if key not in self._folded:
+            self._folded[key] = np.logaddexp(self._flat_pdf, key)
+        return self._folded[key]
+
+    def folded_records(self, log_noise: float) -> np.ndarray | None:
+        """:meth:`bilinear_records` of :meth:`folded_logpdf` (cached), or ``None``."""
+        flat = self.folded_logpdf(log_noise)
+        if flat is None:
+            return None
+        key = float(log_noise)
+        if key not in self._records:
+            self._records[key] = self.bilinear_records(flat)
+        return self._records[key]
+
+    def bilinear_records(self, flat: np.ndarray) -> np.ndarray:
+        """(n_xi·n_t, 4) coefficients (c0, c_t, c_ξ, c_ξt) of each cell's bilinear form
+        ``c0 + c_t w_t + c_ξ w_ξ + c_ξt w_ξ w_t``: one 32-byte gather per pulse instead of
+        four scattered ones (~1.6x faster lookups)."""
+        f = flat.reshape(self.n_xi, self.n_t)
+        rec = np.zeros((self.n_xi, self.n_t, 4))
+        rec[..., 0] = f
+        rec[:, :-1, 1] = f[:, 1:] - f[:, :-1]
+        rec[:-1, :, 2] = f[1:] - f[:-1]
+        rec[:-1, :-1, 3] = f[1:, 1:] - f[1:, :-1] - f[:-1, 1:] + f[:-1, :-1]
+        return rec.reshape(-1, 4)
+
+    @staticmethod
+    def interp_records(rec: np.ndarray, idx, wx, wt) -> np.ndarray:
+        """Bilinear value from :meth:`bilinear_records` rows ``idx`` and weights."""
+        c = np.take(rec, idx, axis=0)
+        out = c[..., 3] * wx
+        out += c[..., 1]
+        out *= wt
+        out += c[..., 0]
+        cx = c[..., 2] * wx
+        out += cx
+        return out
 
     def _survival(self, logp: np.ndarray, xi: np.ndarray, t_fine: np.ndarray) -> np.ndarray:
         """log S_c: cumulative trapezoid on the fine range rescaled to match the plain
