@@ -156,6 +156,20 @@ def test_clean_hits_drops_isolated_hits():
     assert list(clean_hits(pos, t)) == [0, 1, 2]
 
 
+def test_seeded_rt_drops_noise_pairs_far_from_the_track():
+    # a track along string 1 (local coincidences), a hit on string 2 next to it, and a pair
+    # of hits 600 m away that are RT neighbours of each other only
+    pos = np.array([[0, 0, 0], [0, 0, -17], [0, 0, -34], [120, 0, -20],
+                    [600, 0, 0], [650, 0, 0.0]])
+    t = np.array([0.0, 80.0, 160.0, 300.0, 200.0, 400.0])
+    string = np.array([1, 1, 1, 2, 3, 4])
+    om = np.array([10, 11, 12, 11, 5, 5])
+    assert list(clean_hits(pos, t)) == [0, 1, 2, 3, 4, 5]  # classic RT keeps the pair
+    assert list(clean_hits(pos, t, string=string, om=om)) == [0, 1, 2, 3]
+    # no local coincidence at all: classic RT
+    assert list(clean_hits(pos, t, string=np.arange(6), om=om)) == [0, 1, 2, 3, 4, 5]
+
+
 def test_line_fit_and_seedless_event(sim_event):
     tr = sim_event.truth
     no_seed = dataclasses.replace(sim_event, seeds=())
