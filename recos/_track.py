@@ -435,7 +435,7 @@ class TrackReco(Reco):
     #: 50 seeded 1 TeV events the shifts down to -320 ns raised the Wilks-90 % coverage
     #: from 0.76 to 0.80 (earlier, (0, -40, -80) had cut fits stuck in a worse valley near
     #: the truth of 1/10 TeV events from 46 to 20 of 600).
-    _T0_SHIFTS: tuple[float, ...] = (0.0, -40.0, -80.0, -160.0, -320.0)
+    _T0_SHIFTS: tuple[float, ...] = (0.0, -80.0, -240.0)
     preferred_batch = 128
     COMMON_OPTIONS: tuple[Option, ...] = (
         Option("jitter", float, 4.0, "Gaussian time jitter σ of the convoluted Pandel [ns]",
@@ -555,45 +555,45 @@ class TrackReco(Reco):
         t = (tq[:, :, None] + self._REFINE_T0_SHIFTS).reshape(len(rows), -1)
         return np.concatenate([start[:, None, :], np.stack([a, b, t], axis=-1)], axis=1)
 
-    def fit_params(self, prepared: PreparedTrack, batch: TaskBatch
-                   ) -> tuple[TrackObjective, np.ndarray, np.ndarray]:
-        """The objective, best (a, b, t0) per task (P, 3) and its −log L (P,)."""
-        obj, start = self.objective(prepared, batch)
-        rows = np.arange(len(batch))
+    def starts(self, prepared: PreparedTrack, obj: TrackObjective, start: np.ndarray,
+               batch: TaskBatch, rows: np.ndarray
+               ) -> tuple[np.ndarray, tuple[tuple[np.ndarray, int], ...]]:
+        """Candidate starts (n, M, 3) of the batch's round (the best one starts the fit) and
+        the Nelder–Mead passes (initial steps, iterations) that follow."""
         n_iter = int(self.options["iterations"])
-        first_round = int(batch.round) == 0
-        keep_time = (not first_round) & (np.asarray(batch.variation) == 0)
-        if first_round:
-            # 5×5 grid of transverse offsets around the start, time from the quantile
+        if int(batch.round) == 0:
+            # 5×5 grid of transverse offsets around the start, times from the quantile
             g = np.arange(-60.0, 61.0, 30.0)
             ga, gb = np.meshgrid(g, g, indexing="ij")
             a = start[:, :1] + ga.ravel()[None, :]
             b = start[:, 1:2] + gb.ravel()[None, :]
             t0 = obj.quantile_t0(a, b, rows)
             shifts = self._T0_SHIFTS
-            if len(shifts) > 1:
-                a = np.tile(a, (1, len(shifts)))
-                b = np.tile(b, (1, len(shifts)))
-                t0 = np.concatenate([t0 + s for s in shifts], axis=1)
-            trial = np.stack([a, b, t0], axis=-1)
-            f = obj(trial, rows)
-            best = np.argmin(np.where(np.isnan(f), np.inf, f), axis=1)
-            start = trial[rows, best]
+            a = np.tile(a, (1, len(shifts)))
+            b = np.tile(b, (1, len(shifts)))
+            t0 = np.concatenate([t0 + s for s in shifts], axis=1)
             passes = ((np.array([15.0, 15.0, 20.0]), n_iter),
                       (np.array([5.0, 5.0, 5.0]), max(3, n_iter // 2)))
-        else:
-            if not keep_time.all():
-                t0 = obj.quantile_t0(start[:, :1], start[:, 1:2], rows)[:, 0]
-                start[:, 2] = np.where(keep_time, 0.0, t0)
-            # the parent's vertex is usually within metres of the child's optimum, but for
-            # dim events it can lie in another valley at the child's direction: compare it
-            # with a few cheap candidates first
-            cand = self._refine_candidates(prepared, obj, start, rows)
-            f = obj(cand, rows)
-            best = np.argmin(np.where(np.isnan(f), np.inf, f), axis=1)
-            start = cand[rows, best]
-            passes = ((np.array([5.0, 5.0, 5.0]), max(3, n_iter // 2)),
-                      (np.array([2.0, 2.0, 2.0]), max(3, n_iter // 4)))
+            return np.stack([a, b, t0], axis=-1), passes
+        keep_time = np.asarray(batch.variation) == 0
+        if not keep_time.all():
+            t0 = obj.quantile_t0(start[:, :1], start[:, 1:2], rows)[:, 0]
+            start[:, 2] = np.where(keep_time, 0.0, t0)
+        # the parent's vertex is usually within metres of the child's optimum (small steps),
+        # but for dim events it can lie in another valley at the child's direction: compare
+        # it with a few cheap candidates first
+        passes = ((np.array([5.0, 5.0, 5.0]), max(3, n_iter // 2)),
+                  (np.array([2.0, 2.0, 2.0]), max(3, n_iter // 4)))
+        return self._refine_candidates(prepared, obj, start, rows), passes
+
+    def fit_params(self, prepared: PreparedTrack, batch: TaskBatch
+                   ) -> tuple[TrackObjective, np.ndarray, np.ndarray]:
+        """The objective, best (a, b, t0) per task (P, 3) and its −log L (P,)."""
+        obj, start = self.objective(prepared, batch)
+        rows = np.arange(len(batch))
+        cand, passes = self.starts(prepared, obj, start, batch, rows)
+        f = obj(cand, rows)
+        start = cand[rows, np.argmin(np.where(np.isnan(f), np.inf, f), axis=1)]
         x = start
         for step, iters in passes:
             # tolerances: 0.1 m at a ~500 m lever arm is 0.01°, far below a 0.11° nside-512
