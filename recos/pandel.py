@@ -25,7 +25,12 @@ The noise floor (physics.md §2.4) is added by the likelihoods with ``logaddexp`
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
+import zipfile
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -179,10 +184,15 @@ class PandelTable:
         t_coarse = self.t_hi + self.h_coarse * np.arange(1, n_coarse + 1)
         self.t_nodes = np.concatenate([t_fine, t_coarse])
         self.xi_nodes = xi
-        xx, tt = np.meshgrid(xi, self.t_nodes, indexing="ij")
-        logp = convoluted_logpdf(tt, xx, self.sigma, self.rho)
+        cached = _load_cached(self._cache_key())
+        if cached is not None and cached[0].shape == (n_xi, self.n_t) == cached[1].shape:
+            logp, self.logsf_table = cached
+        else:
+            xx, tt = np.meshgrid(xi, self.t_nodes, indexing="ij")
+            logp = convoluted_logpdf(tt, xx, self.sigma, self.rho)
+            self.logsf_table = self._survival(logp, xi, t_fine)
+            _save_cached(self._cache_key(), logp, self.logsf_table)
         self.logpdf_table = logp
-        self.logsf_table = self._survival(logp, xi, t_fine)
         self._flat_pdf = np.ascontiguousarray(logp.ravel())
         self._flat_sf = np.ascontiguousarray(self.logsf_table.ravel())
         # node coordinate ft = (t - t_lo)/h_fine - max(t - t_hi, 0) (1/h_fine - 1/h_coarse)
@@ -190,6 +200,11 @@ class PandelTable:
         self._kink = 1.0 / self.h_fine - 1.0 / self.h_coarse
         self._folded: dict[float, np.ndarray] = {}
         self._records: dict = {}
+
+    def _cache_key(self) -> str:
+        spec = (_TABLE_VERSION, self.sigma, self.rho, self.n_xi, self.n_fine, self.h_coarse,
+                self.n_t, float(XI_MIN), float(XI_MAX))
+        return hashlib.sha256(repr(spec).encode()).hexdigest()[:24]
 
     def folded_logpdf(self, log_noise: float) -> np.ndarray | None:
         """Flat log(p_c + p_noise) on the nodes: the fits' fast path needs no ``logaddexp``
@@ -327,7 +342,47 @@ class PandelTable:
         return self.logpdf(t, logxi, logsf=True)[1]
 
 
+#: bump when the table's formulas change: cached tables of older versions are ignored
+_TABLE_VERSION = 1
+
+
+def _cache_dir() -> Path:
+    """Where built tables are kept: ``$SKYSCAN_CACHE``, else the user cache directory."""
+    env = os.environ.get("SKYSCAN_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "skyscan-tui"
+
+
+def _load_cached(key: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cached (log p, log S) tables, or None if absent or unreadable (then rebuilt)."""
+    path = _cache_dir() / f"pandel-{key}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            logp, logs = z["logpdf"], z["logsf"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    if logp.dtype != np.float64 or logs.dtype != np.float64 or np.isnan(logp).any() \
+            or np.isnan(logs).any():
+        return None
+    return logp, logs
+
+
+def _save_cached(key: str, logp: np.ndarray, logs: np.ndarray) -> None:
+    """Keep a built table for the next process (~1 s saved per worker); best effort."""
+    from skyscan_tui.fileio import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez(buf, logpdf=logp, logsf=logs)
+    try:
+        atomic_write_bytes(_cache_dir() / f"pandel-{key}.npz", buf.getvalue())
+    except OSError:
+        pass  # read-only home, full disk: the table is simply built again next time
+
+
 @lru_cache(maxsize=8)
 def get_table(sigma: float, rho: float = PANDEL_RHO) -> PandelTable:
-    """The table for (σ, ρ), built once per process (≈0.2 s)."""
+    """The table for (σ, ρ), once per process: loaded from the user cache (~20 ms) or built
+    (~1 s) and cached."""
     return PandelTable(float(sigma), float(rho))

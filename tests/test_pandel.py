@@ -153,3 +153,23 @@ def test_nelder_mead_handles_nan_and_inf():
 
     x, f, _ = nelder_mead_batched(fun, np.array([[2.0, 2.0]]), np.array([2.0, 2.0]), 200)
     assert np.isfinite(f).all() and np.abs(x).max() < 1e-2
+
+
+def test_table_cache_roundtrip_corruption_and_readonly(tmp_path, monkeypatch):
+    from recos.pandel import PandelTable
+
+    monkeypatch.setenv("SKYSCAN_CACHE", str(tmp_path))
+    built = PandelTable(5.0, RHO)
+    files = list(tmp_path.glob("pandel-*.npz"))
+    assert len(files) == 1
+    again = PandelTable(5.0, RHO)  # loaded, bit-identical
+    assert np.array_equal(again.logpdf_table, built.logpdf_table)
+    assert np.array_equal(again.logsf_table, built.logsf_table)
+    files[0].write_bytes(b"PK\x03\x04 not a table")  # corrupt: rebuilt and rewritten
+    rebuilt = PandelTable(5.0, RHO)
+    assert np.array_equal(rebuilt.logpdf_table, built.logpdf_table)
+    assert np.array_equal(np.load(files[0])["logsf"], built.logsf_table)
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    monkeypatch.setenv("SKYSCAN_CACHE", str(blocker))  # cannot write: still works
+    assert np.array_equal(PandelTable(5.0, RHO).logpdf_table, built.logpdf_table)
