@@ -377,6 +377,7 @@ def run_scan(event: Any, args: argparse.Namespace, out_default: Path) -> int:
             if isinstance(update, ScanFinished):
                 finished = update
     except KeyboardInterrupt:
+        _patient_sigint()
         engine.cancel()
         updates.close()  # stops and closes the executor (kills local workers)
         # Ctrl-C raised inside the executor ends the engine before it saw the cancel, so
@@ -581,6 +582,27 @@ def _route_bare(argv: list[str]) -> list[str]:
             Path(first).suffix or Path(first).exists()):
         return ["tui", *argv]
     return argv
+
+
+def _patient_sigint() -> None:
+    """While a Ctrl-C is being handled: the next Ctrl-C (an impatient second press, or the
+    same keypress reaching us twice) only prints a note, so the workers are still stopped
+    and the exit code stays 130; a third one aborts the clean-up."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    presses = [0]
+
+    def handler(signum, frame) -> None:
+        presses[0] += 1
+        if presses[0] >= 2:
+            raise KeyboardInterrupt
+        print("skyscan-tui: stopping the workers; Ctrl-C again to abandon them",
+              file=sys.stderr)
+
+    signal.signal(signal.SIGINT, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
