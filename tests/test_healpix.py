@@ -1,14 +1,19 @@
-"""skyscan_tui.healpix against healpy: bit-exact pixel indices and angles, same disc sets."""
+"""skyscan_tui.healpix against healpy: bit-exact pixel indices and angles, same disc sets,
+and the scan CLI never importing healpy or matplotlib."""
 
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import textwrap
 
 import healpy as hp
 import numpy as np
 import pytest
 
 from skyscan_tui import healpix as H
+from tests.conftest import cli_env
 
 SMALL = (1, 2, 4, 8, 16, 64)
 LARGE = (512, 4096, 8192)
@@ -226,3 +231,27 @@ def test_query_disc_tiny_discs_at_high_nside():
         radius = rng.uniform(0, 3e-3)
         want = np.sort(hp.query_disc(8192, vec, radius, nest=True))
         np.testing.assert_array_equal(H.query_disc(8192, vec, radius), want)
+
+
+# ------------------------------------------------------------------- no healpy in a scan
+def test_scan_imports_neither_healpy_nor_matplotlib(tmp_path, sim_event_file):
+    """An in-process dummy scan (all result files written) leaves both out of sys.modules."""
+    code = textwrap.dedent(f"""
+        import sys
+        from skyscan_tui import cli
+        try:
+            rc = cli.main(["scan", {str(sim_event_file)!r}, "--reco", "dummy",
+                           "-o", {str(tmp_path / "out")!r}, "--progress", "none",
+                           "--nside-progression", "8:0,64:4"])
+        except SystemExit as exc:
+            rc = exc.code
+        assert rc in (0, None), rc
+        heavy = sorted(m for m in sys.modules
+                       if m.split(".")[0] in ("healpy", "matplotlib"))
+        print("HEAVY", heavy)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=cli_env())
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY []" in proc.stdout, proc.stdout
+    assert list((tmp_path / "out").glob("*.npz"))
