@@ -205,7 +205,7 @@ def _nest_zphi(order: int, pix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
                  np.where(south, tmp - 1.0, (2 * ns - jr).astype(np.float64) * fact1))
     sth = np.where((north & (z > 0.99)) | (south & (z < -0.99)),
                    np.sqrt(tmp * (2.0 - tmp)), np.nan)
-    t = _FACE_PHI[face] * nr + ix - iy  # twice the 1/2-based position in the ring
+    t = _FACE_PHI[face] * nr + ix - iy  # φ in units of π/(4·nr)
     t = np.where(t < 0, t + 8 * nr, t).astype(np.float64)
     phi = np.where(nr == ns, 0.75 * _HALFPI * t * fact1, 0.5 * _HALFPI * t / nr)
     return z, phi, sth
