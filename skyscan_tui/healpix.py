@@ -404,26 +404,26 @@ def get_all_neighbours(nside: int, ipix, nest: bool = True) -> np.ndarray:
         p = _xyf2nest(order, *_ring2xyf(nside, p))
     ix, iy, face = _nest2xyf(order, p)
     row, k = face >> 2, face & 3
-    out = np.full((8, p.size), -1, dtype=np.int64)
+    out = np.empty((8, p.size), dtype=np.int64)
     for n, (dx, dy) in enumerate(_STEPS):
         x, y = ix + dx, iy + dy
-        cx = np.where(x < 0, 0, np.where(x >= ns, 2, 1))
-        cy = np.where(y < 0, 0, np.where(y >= ns, 2, 1))
-        inside = (cx == 1) & (cy == 1)
-        res = np.where(inside, _xyf2nest(order, np.clip(x, 0, ns - 1), np.clip(y, 0, ns - 1),
-                                         face), -1)
-        for (r, ccx, ccy), rule in _CROSS.items():
-            if rule is None:
-                continue
-            m = (row == r) & (cx == ccx) & (cy == ccy)
-            if not m.any():
-                continue
-            trow, dk, mat, a, b = rule
-            xm, ym = x[m], y[m]
-            xn = mat[0][0] * xm + mat[0][1] * ym + a[0] * ns + b[0]
-            yn = mat[1][0] * xm + mat[1][1] * ym + a[1] * ns + b[1]
-            fn = 4 * trow + ((k[m] + dk) & 3)
-            res[m] = _xyf2nest(order, xn, yn, fn)
+        res = _xyf2nest(order, np.clip(x, 0, ns - 1), np.clip(y, 0, ns - 1), face)
+        off = np.flatnonzero((x < 0) | (x >= ns) | (y < 0) | (y >= ns))  # leaves the face
+        if off.size:
+            xo, yo, ko = x[off], y[off], k[off]
+            side = (row[off] * 3 + np.where(xo < 0, 0, np.where(xo >= ns, 2, 1))) * 3 + np.where(
+                yo < 0, 0, np.where(yo >= ns, 2, 1))
+            res_off = np.full(off.size, -1, dtype=np.int64)
+            for (r, ccx, ccy), rule in _CROSS.items():
+                m = side == (r * 3 + ccx) * 3 + ccy
+                if rule is None or not m.any():
+                    continue
+                trow, dk, mat, a, b = rule
+                xm, ym = xo[m], yo[m]
+                xn = mat[0][0] * xm + mat[0][1] * ym + a[0] * ns + b[0]
+                yn = mat[1][0] * xm + mat[1][1] * ym + a[1] * ns + b[1]
+                res_off[m] = _xyf2nest(order, xn, yn, 4 * trow + ((ko[m] + dk) & 3))
+            res[off] = res_off
         out[n] = res
     if not nest:
         ok = out >= 0
