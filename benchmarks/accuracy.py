@@ -61,7 +61,7 @@ def region_area(levels: dict[int, np.ndarray], threshold: float) -> float:
 
 def ts_at(levels: dict[int, np.ndarray], ra: float, dec: float) -> float:
     """2Δ(−log L) of the finest scanned pixel containing (ra, dec) [rad]."""
-    import healpy as hp
+    from skyscan_tui import healpix as hp
 
     llh_min = min(np.nanmin(lv["llh"]) for lv in levels.values())
     for nside in sorted(levels, reverse=True):

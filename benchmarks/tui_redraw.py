@@ -26,7 +26,7 @@ from skyscan_tui import raster, sky  # noqa: E402
 
 def analytic_levels(sigma_deg: float = 1.0) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """The default progression's pixel set (8 full sky, 64 × 12, 512 × 24) of a Gaussian."""
-    import healpy as hp
+    from skyscan_tui import healpix as hp
 
     ra0, dec0 = math.radians(77.0), math.radians(5.0)
 

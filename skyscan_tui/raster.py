@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from skyscan_tui.healpix import ang2pix
+
 __all__ = ["FINE_ORDER", "FINE_NSIDE", "SkyLevels", "Projection", "Frame", "mollweide",
            "gnomonic", "sample", "colorize", "render", "wilks_areas", "WILKS_2DLLH",
            "pack_rgb", "VIRIDIS", "zoom_radius", "angular_distance"]
@@ -226,13 +228,11 @@ class Projection:
 
 
 def _fine_index(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
-    import healpy
-
     out = np.full(ra.shape, -1, dtype=np.int64)
     ok = np.isfinite(ra) & np.isfinite(dec)
     if ok.any():
-        out[ok] = healpy.ang2pix(FINE_NSIDE, np.pi / 2 - dec[ok], np.mod(ra[ok], 2 * np.pi),
-                                 nest=True)
+        out[ok] = ang2pix(FINE_NSIDE, np.pi / 2 - dec[ok], np.mod(ra[ok], 2 * np.pi),
+                          nest=True)
     return out
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from skyscan_tui import __version__
+from skyscan_tui import __version__, healpix
 from skyscan_tui.errors import ResultFileError
 from skyscan_tui.fileio import atomic_write_bytes, atomic_write_text
 
@@ -144,11 +144,9 @@ class ScanResult:
 
     def skyreader_arrays(self, nside: int) -> np.ndarray:
         """The level as skyreader's version-1 pixel array, RING-indexed and sorted."""
-        import healpy
-
         lv = self.levels[nside]
         out = np.zeros(len(lv), dtype=SKYREADER_DTYPE)
-        out["index"] = healpy.nest2ring(nside, lv["ipix"])
+        out["index"] = healpix.nest2ring(nside, lv["ipix"])
         for src, dst in (("llh", "llh"), ("E_in", "E_in"), ("E_tot", "E_tot"), ("x", "X"),
                          ("y", "Y"), ("z", "Z"), ("t", "T")):
             out[dst] = lv[src]
@@ -282,15 +280,13 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------- reading results
 def _level_from_skyreader(nside: int, arr: np.ndarray) -> np.ndarray:
-    import healpy
-
     names = set(arr.dtype.names or ())
     if not {"index", "llh"}.issubset(names):
         raise ValueError(f"nside-{nside} lacks index/llh columns")
     idx = np.asarray(arr["index"], dtype=np.int64)
     if idx.size and (idx.min() < 0 or idx.max() >= 12 * nside * nside):
         raise ValueError(f"nside-{nside} has pixel indices out of range")
-    out = empty_level(healpy.ring2nest(nside, idx))
+    out = empty_level(healpix.ring2nest(nside, idx))
     for src, dst in (("llh", "llh"), ("E_in", "E_in"), ("E_tot", "E_tot"), ("X", "x"),
                      ("Y", "y"), ("Z", "z"), ("T", "t")):
         if src in names:

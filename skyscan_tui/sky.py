@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from skyscan_tui import healpix
 from skyscan_tui.errors import UserError
 
 __all__ = [
@@ -26,12 +27,6 @@ Progression = tuple[tuple[int, int], ...]
 DEFAULT_PROGRESSION: Progression = ((8, 0), (64, 12), (512, 24))
 MAX_NSIDE = 8192
 MAX_REFINE = 100_000
-
-
-def _hp():
-    import healpy
-
-    return healpy
 
 
 def parse_progression(text: str) -> Progression:
@@ -81,7 +76,7 @@ def pixel_area(nside) -> np.ndarray:
 
 def pixel_radec(nside: int, ipix) -> tuple[np.ndarray, np.ndarray]:
     """[rad] (ra, dec) J2000 of NESTED pixel centres."""
-    theta, phi = _hp().pix2ang(nside, np.asarray(ipix, dtype=np.int64), nest=True)
+    theta, phi = healpix.pix2ang(nside, np.asarray(ipix, dtype=np.int64), nest=True)
     return phi, np.pi / 2 - theta
 
 
@@ -104,9 +99,8 @@ def refine(nside_prev: int, ipix_prev, llh_prev, nside: int, n_best: int) -> np.
 
 def disc_pixels(nside: int, ra: float, dec: float, radius: float) -> np.ndarray:
     """NESTED pixels whose centre lies within ``radius`` [rad] of (ra, dec); at least one."""
-    hp = _hp()
-    vec = hp.ang2vec(np.pi / 2 - dec, ra)
-    pix = hp.query_disc(nside, vec, radius, nest=True, inclusive=False)
+    vec = healpix.ang2vec(np.pi / 2 - dec, ra)
+    pix = healpix.query_disc(nside, vec, radius, nest=True, inclusive=False)
     if pix.size == 0:
-        pix = np.array([hp.vec2pix(nside, *vec, nest=True)])
+        pix = np.array([healpix.vec2pix(nside, *vec, nest=True)])
     return np.sort(pix.astype(np.int64))

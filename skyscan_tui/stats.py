@@ -18,8 +18,8 @@ sky to the finest nside:
 * **Errors.** Circularised radius ``r = sqrt(area / π)``, and the asymmetric RA/Dec extent
   of the 90 % region around the best fit (as GCN notices quote "RA = x (+a, −b)").
 
-Everything is numpy + healpy (no plotting, no astropy); angles are radians unless a name
-ends in ``_deg``.
+Everything is numpy (pixel functions from ``skyscan_tui.healpix``; no healpy, no plotting,
+no astropy); angles are radians unless a name ends in ``_deg``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from skyscan_tui import healpix as hp
 from skyscan_tui.errors import UserError
 
 __all__ = [
@@ -48,12 +49,6 @@ NAMED_THRESHOLDS: dict[str, tuple[float, float]] = {
     "ic160427a": (22.2, 64.2),
 }
 CREDIBLE_LEVELS = (0.5, 0.9)
-
-
-def _hp():
-    import healpy
-
-    return healpy
 
 
 # ------------------------------------------------------------------------- thresholds
@@ -132,7 +127,6 @@ class MultiOrderMap:
 
     def radec(self) -> tuple[np.ndarray, np.ndarray]:
         """[rad] J2000 (ra, dec) of the pixel centres."""
-        hp = _hp()
         ra = np.empty(len(self))
         dec = np.empty(len(self))
         for n in np.unique(self.nside):
@@ -143,7 +137,6 @@ class MultiOrderMap:
 
     def lookup(self, ra, dec) -> np.ndarray:
         """Index of the pixel containing each (ra, dec) [rad]; −1 where the map has none."""
-        hp = _hp()
         nmax = self.max_nside
         ra, dec = np.broadcast_arrays(np.asarray(ra, float), np.asarray(dec, float))
         p = hp.ang2pix(nmax, np.pi / 2 - np.clip(dec, -np.pi / 2, np.pi / 2),
@@ -281,7 +274,6 @@ def _inside_fraction(mo: MultiOrderMap, ts: np.ndarray, k: float) -> np.ndarray:
     clip(½ + d/√Ωᵢ, 0, 1). Without it the area of a region of N pixels jumps by whole pixels
     (a few per cent for the ~100 nside-512 pixels of a 1 deg² region).
     """
-    hp = _hp()
     inside = ts <= k
     frac = inside.astype(np.float64)
     n = len(mo)
