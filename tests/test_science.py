@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 
@@ -246,6 +247,21 @@ def test_fits_read_back_by_astropy(saved):
     mine = dict(zip(st.mo.uniq.tolist(), st.prob.tolist(), strict=True))
     got = np.asarray(t["PROBDENSITY"]) * area
     assert np.allclose(got, [mine[u] for u in uniq.tolist()], rtol=1e-12, atol=0)
+
+
+def test_fits_cards_quote_and_clip_strings(saved):
+    import dataclasses
+
+    from astropy.io import fits
+
+    from skyscan_tui.products import fits_bytes
+
+    res, _, _ = saved
+    odd = dataclasses.replace(res, event_type="O'Neil ÄLERT", reco="r" * 90)
+    with fits.open(io.BytesIO(fits_bytes(odd, analyse(odd)))) as hdul:
+        hdul.verify("exception")
+        h = hdul[1].header
+        assert h["EVTTYPE"] == "O'Neil ?LERT" and h["RECO"] == "r" * 68
 
 
 def test_fits_read_back_by_ligo_skymap(saved):
