@@ -12,6 +12,7 @@ nside, version=1, is_real_event, reco, likelihood, software_version, n_failed) a
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -229,7 +230,19 @@ class ScanResult:
         """
         from skyscan_tui.stats import analyse
 
-        return analyse(self, thresholds or self.meta.get("thresholds") or "wilks")
+        spec = thresholds or self.meta.get("thresholds") or "wilks"
+        # save() and summary() both need it: memoised on the thresholds and the maps' content
+        digest = hashlib.blake2b(repr((spec, self.mjd)).encode(), digest_size=16)
+        for n, lv in sorted(self.levels.items()):
+            digest.update(np.int64(n).tobytes())
+            digest.update(np.ascontiguousarray(lv["ipix"]).tobytes())
+            digest.update(np.ascontiguousarray(lv["llh"]).tobytes())
+        key = digest.hexdigest()
+        memo = self.__dict__.setdefault("_stats_memo", {})
+        if key not in memo:
+            memo.clear()
+            memo[key] = analyse(self, spec)
+        return memo[key]
 
     def summary(self, files: dict[str, str] | None = None) -> dict[str, Any]:
         best = self.best()
