@@ -569,7 +569,7 @@ class TrackReco(Reco):
                  else "no noise floor")
         return (f"{head}, Gauss-convoluted Pandel (sigma={o['jitter']:g} ns; tau=556.7 ns, "
                 f"lambda=33.29 m, lambda_a=98 m, d_eff=0.8395 d+3.094 m), {floor}; "
-                "RT-cleaned hits")
+                "seeded-RT-cleaned hits")
 
     # ------------------------------------------------------------ per event
     def prepare(self, event: Event) -> PreparedTrack:
