@@ -1,9 +1,9 @@
 """``spe``: SPE1st track fit per pixel — first pulse per DOM, Gauss-convoluted Pandel.
 
 −log L = −Σ_k log( p_c(t_k,1 − t_geo,k; ξ_k) + p_noise ) over seeded-RT-cleaned DOMs
-(physics.md §2.5, "SPE1st" as in IceCube's ipdf / AMANDA, Ahrens et al. NIM A 524 (2004) 169; convoluted
-Pandel after van Eijndhoven et al., Astropart. Phys. 28 (2007) 456). The fit machinery is in
-:mod:`recos._track`.
+(physics.md §2.5, "SPE1st" as in IceCube's ipdf / AMANDA, Ahrens et al. NIM A 524 (2004)
+169; convoluted Pandel after van Eijndhoven et al., Astropart. Phys. 28 (2007) 456). The fit
+machinery is in :mod:`recos._track`.
 """
 
 from __future__ import annotations
