@@ -111,14 +111,21 @@ def print_table(rows: list[dict], header: str) -> None:
     print("-" * len(head))
     keys = sorted({(r["mismatch"], r["reco"], r["energy"]) for r in rows},
                   key=lambda k: (k[0], k[1] != "spe", k[1], k[2]))
-    for m, reco, e in keys:
-        sel = [r for r in rows if r["reco"] == reco and r["energy"] == e
-               and r["mismatch"] == m]
+    # after each (mismatch, reco) group, a pooled row over its energies (E/TeV "all")
+    groups = []
+    for i, (m, reco, e) in enumerate(keys):
+        groups.append((m, reco, e))
+        if i + 1 == len(keys) or keys[i + 1][:2] != (m, reco):
+            groups.append((m, reco, None))
+    for m, reco, e in groups:
+        sel = [r for r in rows if r["reco"] == reco and r["mismatch"] == m
+               and (e is None or r["energy"] == e)]
         err = np.array([r["err"] for r in sel])
         ts = np.array([r["ts_true"] for r in sel])
         a90 = np.array([r["a90"] for r in sel])
         rate = sum(r["tasks"] for r in sel) / sum(r["seconds"] for r in sel)
-        print(f"{reco:5s} {m:4.2f} {e / 1e3:5.0f} {len(sel):3d} "
+        energy = "all" if e is None else f"{e / 1e3:.0f}"
+        print(f"{reco:5s} {m:4.2f} {energy:>5s} {len(sel):3d} "
               f"{np.median(err):6.2f} {np.quantile(err, 0.9):6.2f} "
               f"{np.mean(err > 5):7.1%} {np.mean(ts <= WILKS_50):6.2f} "
               f"{np.mean(ts <= WILKS_90):6.2f} {np.median(a90):7.2f} {rate:6.0f} "
