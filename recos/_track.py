@@ -249,7 +249,11 @@ def transverse_basis(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _bilinear32(rec: np.ndarray, idx: np.ndarray, wx: np.ndarray, wt: np.ndarray
                 ) -> np.ndarray:
     """c0 + c_t w_t + c_ξ w_ξ + c_ξt w_ξ w_t from one gathered record per element."""
-    c = np.take(rec, idx, axis=0)
+    return _bilinear_from(np.take(rec, idx, axis=0), wx, wt)
+
+
+def _bilinear_from(c: np.ndarray, wx: np.ndarray, wt: np.ndarray) -> np.ndarray:
+    """The bilinear form of gathered records ``c`` (..., 4) at weights (w_ξ, w_t)."""
     out = c[..., 3] * wx
     out += c[..., 1]
     out *= wt
@@ -291,8 +295,9 @@ class TrackObjective:
             self._rec32 = tb.records32(self.log_noise)
             self._A32, self._B32, self._D32 = (v.astype(np.float32)
                                                for v in (self.A, self.B, self.D))
-            if self.n_multi:
-                self._pdf32, self._sf32 = tb.records32(None), tb.records32("sf")
+            if self.n_multi:  # log p and log S records side by side: one gather for both
+                self._pdfsf32 = np.ascontiguousarray(
+                    np.concatenate([tb.records32(None), tb.records32("sf")], axis=1))
                 self._log_n32 = self.log_n.astype(np.float32)
                 self._nm1_32 = self.n_minus_1.astype(np.float32)
         # ξ-axis node coordinate (log(a1 d + a0) - log λ - log ξ_min)/h_x, taken in single
@@ -425,16 +430,12 @@ class TrackObjective:
             sl = np.s_[..., k:]
             out[sl] = _bilinear32(self._rec32, idx[sl], fx[sl], ft[sl])
             m = np.s_[..., :k]
-            sub = (idx[m], fx[m], ft[m])
-            logp = _bilinear32(self._pdf32, *sub)
-            logs = _bilinear32(self._sf32, *sub)
-            rm = res[m]
-            if rm.min() < tb.t_lo:  # Gaussian tail below the table
-                lo = np.minimum(rm, f32(tb.t_lo))
-                lo *= lo
-                lo -= f32(tb.t_lo * tb.t_lo)
-                lo *= f32(0.5 / tb.sigma**2)
-                logp -= lo
+            # below the table the edge value is kept: folding requires the noise floor to
+            # exceed p_c there by e^20, so N p_c S^(N-1) (N <= 1000) stays below it by e^13
+            c = np.take(self._pdfsf32, idx[m], axis=0)
+            wx, wt = fx[m], ft[m]
+            logp = _bilinear_from(c[..., :4], wx, wt)
+            logs = _bilinear_from(c[..., 4:], wx, wt)
             logs *= self._nm1_32
             logp += logs
             logp += self._log_n32
