@@ -23,7 +23,16 @@ SIZE = (150, 46)
 
 
 @run_async
-async def test_enter_enter_scans_a_simulated_event_to_results(app_factory, tmp_path):
+async def test_enter_enter_scans_a_simulated_event_to_results(app_factory, tmp_path,
+                                                              monkeypatch):
+    made: list[ScanScreen] = []  # a fast scan may switch to the results between two polls
+    init = ScanScreen.__init__
+
+    def recording_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(ScanScreen, "__init__", recording_init)
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
@@ -35,13 +44,13 @@ async def test_enter_enter_scans_a_simulated_event_to_results(app_factory, tmp_p
         assert "pulses on" in str(start.query_one("#event-summary").render())
         await pilot.press("enter")  # starts the scan
         for _ in range(50):  # under load the Button may still swallow it (press animation)
-            if not isinstance(app.screen, StartScreen):
+            if made:
                 break
             await pilot.pause(0.1)
         else:
             await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ScanScreen), 10, "scan screen")
-        scan = app.screen
+        await wait_for(pilot, lambda: bool(made), 10, "scan screen")
+        scan = made[0]
         await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen)
                        and app.screen.query("#result-text"), 90, "results")
         results = app.screen
