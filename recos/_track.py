@@ -689,15 +689,28 @@ class TrackReco(Reco):
         obj, start = self.objective(prepared, batch)
         rows = np.arange(len(batch))
         cand, passes = self.starts(prepared, obj, start, batch, rows)
+        if obj.mpe:
+            # as IceCube seeds MPEFit with SPEFit: the first-of-N surface is narrow and
+            # rugged, the SPE one smooth, so the SPE optimum joins the candidate starts
+            spe = TrackObjective(prepared, obj.u, obj.r_ref, obj.t_ref, obj.table.sigma,
+                                 obj.log_noise, False, kernel=self._kernel_choice)
+            x_spe, _ = self._descend(spe, cand, passes, rows)
+            cand = np.concatenate([cand, x_spe[:, None, :]], axis=1)
+        x, f = self._descend(obj, cand, passes, rows)
+        return obj, x, f
+
+    @staticmethod
+    def _descend(obj: TrackObjective, cand: np.ndarray, passes, rows: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Nelder–Mead passes from the best of the candidate starts (n, M, 3)."""
         f = obj(cand, rows)
-        start = cand[rows, np.argmin(np.where(np.isnan(f), np.inf, f), axis=1)]
-        x = start
+        x = cand[rows, np.argmin(np.where(np.isnan(f), np.inf, f), axis=1)]
         for step, iters in passes:
             # tolerances: 0.1 m at a ~500 m lever arm is 0.01°, far below a 0.11° nside-512
             # pixel; 1e-3 in −log L is far below the 0.7 of a Wilks-50 % contour
             x, f, _ = nelder_mead_batched(obj, x, step, iters, f_tol=1e-3,
                                           x_tol=np.array([0.1, 0.1, 0.1]))
-        return obj, x, f
+        return x, f
 
 
 def pointed_option() -> Option:
