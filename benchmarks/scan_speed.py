@@ -67,7 +67,8 @@ def reference_ratio(ev, reco_name: str, n_pix: int, opts: dict) -> dict[str, flo
     initial simplices, iterations and tolerances, over a scalar function of (a, b, t0) that
     evaluates the same numpy likelihood for that one pixel. "plain" evaluates every
     candidate start with that scalar function too; "vec" gives it each pixel's candidates in
-    one vectorised call (a half-way reference).
+    one vectorised call (a half-way reference). For MPE both first fit the SPE objective and
+    add its optimum to the candidates, as the reco does.
     """
     from scipy.optimize import minimize
 
@@ -102,6 +103,25 @@ def reference_ratio(ev, reco_name: str, n_pix: int, opts: dict) -> dict[str, flo
     finally:
         track.TrackObjective.__call__ = call
 
+    def descend(obj, cand_i: np.ndarray, row: np.ndarray, passes, mode: str
+                ) -> tuple[np.ndarray, int]:
+        """One pixel: the best candidate start, then scipy Nelder-Mead passes."""
+        def f(x):
+            return float(obj(np.asarray(x, dtype=float)[None, None, :], row)[0, 0])
+
+        fc = (np.array([f(c) for c in cand_i]) if mode == "plain"
+              else obj(cand_i[None], row)[0])
+        n = len(fc)
+        x0 = cand_i[int(np.argmin(np.where(np.isnan(fc), np.inf, fc)))]
+        for step, iters in passes:
+            simplex = np.vstack([x0, x0 + np.diag(step)])
+            res = minimize(f, x0, method="Nelder-Mead",
+                           options={"initial_simplex": simplex, "maxiter": iters,
+                                    "xatol": 0.1, "fatol": 1e-3})
+            x0 = res.x
+            n += res.nfev
+        return x0, n
+
     for mode in ("plain", "vec"):
         n_eval = 0
         c0 = time.process_time()
@@ -109,25 +129,19 @@ def reference_ratio(ev, reco_name: str, n_pix: int, opts: dict) -> dict[str, flo
             obj, start = reco.objective(prep, b)
             rows = np.arange(len(b))
             cand, passes = reco.starts(prep, obj, start, b, rows)
+            spe = None
+            if obj.mpe:  # as fit_params: the SPE optimum joins MPE's candidates
+                spe = track.TrackObjective(prep, obj.u, obj.r_ref, obj.t_ref,
+                                           obj.table.sigma, obj.log_noise, False)
             for i in range(len(b)):
                 row = np.array([i])
-
-                def f(x, row=row, obj=obj):
-                    return float(obj(np.asarray(x, dtype=float)[None, None, :], row)[0, 0])
-
-                if mode == "plain":
-                    fc = np.array([f(c) for c in cand[i]])
-                else:
-                    fc = obj(cand[i:i + 1], row)[0]
-                n_eval += len(fc)
-                x0 = cand[i, int(np.argmin(np.where(np.isnan(fc), np.inf, fc)))]
-                for step, iters in passes:
-                    simplex = np.vstack([x0, x0 + np.diag(step)])
-                    res = minimize(f, x0, method="Nelder-Mead",
-                                   options={"initial_simplex": simplex, "maxiter": iters,
-                                            "xatol": 0.1, "fatol": 1e-3})
-                    x0 = res.x
-                    n_eval += res.nfev
+                cand_i = cand[i]
+                if spe is not None:
+                    x_spe, n = descend(spe, cand_i, row, passes, mode)
+                    n_eval += n
+                    cand_i = np.vstack([cand_i, x_spe])
+                _, n = descend(obj, cand_i, row, passes, mode)
+                n_eval += n
         out[mode] = (time.process_time() - c0) / (2 * n_pix)
         out[f"{mode}_evals"] = n_eval / (2 * n_pix)
     return out

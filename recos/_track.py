@@ -18,8 +18,10 @@ run a batched Nelder–Mead (steps 15 m / 15 m / 20 ns, ``iterations``) and a re
 parent's best-fit vertex (the engine passes it as ``batch.seed``) and the transverse offsets
 of that vertex, of the event seed and of the centre of gravity with the quantile start time
 and 80 and 160 ns earlier; then small steps (5 m / 5 ns, then 2 m / 2 ns; ½ and ¼
-``iterations``). Vertex variation k = 1 starts at the centre of gravity, k ≥ 2 at the seed
-shifted by ``variation_step`` in the transverse plane; the engine keeps the best.
+``iterations``). MPE pixels first run the same fit on the SPE objective and add its optimum
+to their candidates (IceCube seeds MPEFit with SPEFit likewise). Vertex variation k = 1 starts
+at the centre of gravity, k ≥ 2 at the seed shifted by ``variation_step`` in the transverse
+plane; the engine keeps the best.
 """
 
 from __future__ import annotations
