@@ -137,7 +137,7 @@ def reference_ratio(ev, reco_name: str, n_pix: int, opts: dict) -> dict[str, flo
                 row = np.array([i])
                 cand_i = cand[i]
                 if spe is not None:
-                    x_spe, n = descend(spe, cand_i, row, passes, mode)
+                    x_spe, n = descend(spe, cand_i, row, passes[:1], mode)
                     n_eval += n
                     cand_i = np.vstack([cand_i, x_spe])
                 _, n = descend(obj, cand_i, row, passes, mode)

@@ -18,8 +18,8 @@ run a batched Nelder–Mead (steps 15 m / 15 m / 20 ns, ``iterations``) and a re
 parent's best-fit vertex (the engine passes it as ``batch.seed``) and the transverse offsets
 of that vertex, of the event seed and of the centre of gravity with the quantile start time
 and 80 and 160 ns earlier; then small steps (5 m / 5 ns, then 2 m / 2 ns; ½ and ¼
-``iterations``). MPE pixels first run the same fit on the SPE objective and add its optimum
-to their candidates (IceCube seeds MPEFit with SPEFit likewise). Vertex variation k = 1 starts
+``iterations``). MPE pixels first run the same fit's first pass on the SPE objective and add
+its optimum to their candidates (IceCube seeds MPEFit with SPEFit likewise). Vertex variation k = 1 starts
 at the centre of gravity, k ≥ 2 at the seed shifted by ``variation_step`` in the transverse
 plane; the engine keeps the best.
 """
@@ -696,7 +696,7 @@ class TrackReco(Reco):
             # rugged, the SPE one smooth, so the SPE optimum joins the candidate starts
             spe = TrackObjective(prepared, obj.u, obj.r_ref, obj.t_ref, obj.table.sigma,
                                  obj.log_noise, False, kernel=self._kernel_choice)
-            x_spe, _ = self._descend(spe, cand, passes, rows)
+            x_spe, _ = self._descend(spe, cand, passes[:1], rows)  # a rough SPE optimum
             cand = np.concatenate([cand, x_spe[:, None, :]], axis=1)
         x, f = self._descend(obj, cand, passes, rows)
         return obj, x, f
