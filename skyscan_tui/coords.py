@@ -3,8 +3,8 @@
 Implements physics.md §7: the detector sits at latitude -89.9944°, longitude -62.6081°;
 IceCube azimuth φ relates to the astronomical azimuth A (N = 0, E = 90°) by
 ``A = π/2 - φ - longitude``. The conversion uses the IAU SOFA/ERFA observed ↔ ICRS routines
-(``erfa.atco13`` — as ``apco13`` + ``atciq`` + ``atioq`` — / ``erfa.atoc13``, shipped with astropy as pyerfa) with refraction off,
-UT1 = UTC and no polar motion — the same chain as IceCube's PAL-based ``I3Astro`` to a few
+(``erfa.atco13``, evaluated as ``apco13`` + ``atciq`` + ``atioq``, and ``erfa.atoc13``;
+pyerfa, shipped with astropy) with refraction off, UT1 = UTC and no polar motion — the same chain as IceCube's PAL-based ``I3Astro`` to a few
 arcseconds. All angles are radians; everything broadcasts over numpy arrays.
 """
 
@@ -51,7 +51,7 @@ def equatorial_to_local(ra, dec, mjd):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # atco13 = apco13 (the time-dependent astrometry context) + atciq + atioq; with one
-        # context per distinct time a scan's pixels convert ~100x faster, same numbers
+        # context per distinct time a scan's pixels convert ~20x faster, same numbers
         for t in np.unique(mjd):
             sel = mjd == t
             astrom, _eo = erfa.apco13(2400000.5, t, 0.0, LONGITUDE, LATITUDE,
