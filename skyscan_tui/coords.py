@@ -5,7 +5,8 @@ IceCube azimuth φ relates to the astronomical azimuth A (N = 0, E = 90°) by
 ``A = π/2 - φ - longitude``. The conversion uses the IAU SOFA/ERFA observed ↔ ICRS routines
 (``erfa.atco13``, evaluated as ``apco13`` + ``atciq`` + ``atioq``, and ``erfa.atoc13``;
 pyerfa, shipped with astropy) with refraction off, UT1 = UTC and no polar motion — the same
-chain as IceCube's PAL-based ``I3Astro`` to a few arcseconds. All angles are radians; everything broadcasts over numpy arrays.
+chain as IceCube's PAL-based ``I3Astro`` to a few arcseconds. All angles are radians;
+everything broadcasts over numpy arrays.
 """
 
 from __future__ import annotations
