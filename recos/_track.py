@@ -364,30 +364,6 @@ class TrackObjective:
         ix += it
         return ix, wx, ft
 
-    def _tails(self, res: np.ndarray, d: np.ndarray, logp: np.ndarray,
-               logs: np.ndarray | None = None) -> None:
-        """Residuals outside the table, in place: below it the Gaussian tail of the edge
-        value, beyond ``t_max`` the plain Pandel computed exactly (rare); ``logs`` holds
-        log S of the first ``logs.shape[-1]`` columns (MPE)."""
-        tb = self.table
-        if res.min() < tb.t_lo:
-            lo = np.minimum(res, tb.t_lo)
-            lo *= lo
-            lo -= tb.t_lo * tb.t_lo
-            lo *= 0.5 / tb.sigma**2
-            logp -= lo
-        if res.max() > tb.t_max:
-            far = res > tb.t_max
-            xi = np.clip((EFF_A1 * d[far] + EFF_A0) / PANDEL_LAMBDA, XI_MIN, XI_MAX)
-            logp[far] = pandel_logpdf(res[far], xi, tb.rho)
-            if logs is not None:
-                k = logs.shape[-1]
-                fk = far[..., :k]
-                if fk.any():
-                    xk = np.clip((EFF_A1 * d[..., :k][fk] + EFF_A0) / PANDEL_LAMBDA, XI_MIN,
-                                 XI_MAX)
-                    logs[fk] = plain_logsf(res[..., :k][fk], xk, tb.rho)
-
     def _folded32(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Fast path: log p_tot per DOM (n, M, K) in single precision (SIMD arithmetic, half
         the memory traffic; ~1e-6 relative per DOM, the caller sums in double), with the
@@ -446,32 +422,23 @@ class TrackObjective:
             out[m] = np.log(logp, out=logp)
         if res.max() > tb.t_max:  # beyond the table (rare): exact, in double
             out = out.astype(float)
-            far = res > tb.t_max
-            far[..., :k] = False
-            if far.any():
-                self._tails_far(res, d, out, far)
-            if k:
-                self._mpe_far(res[..., :k], d[..., :k], out[..., :k])
+            self._beyond_table(res, d, out)
         return out
 
-    def _tails_far(self, res, d, out, far) -> None:
-        """Exact log(p_Pandel + p_noise) where ``far`` (beyond the table)."""
-        tb = self.table
-        tf = res[far].astype(float)
-        xi = np.clip((EFF_A1 * d[far].astype(float) + EFF_A0) / PANDEL_LAMBDA, XI_MIN, XI_MAX)
-        out[far] = np.logaddexp(pandel_logpdf(tf, xi, tb.rho), self.log_noise)
-
-    def _mpe_far(self, res, d, out) -> None:
-        """MPE columns beyond the table: exact log(N p S^(N-1) + p_noise) (in place)."""
+    def _beyond_table(self, res: np.ndarray, d: np.ndarray, out: np.ndarray) -> None:
+        """Where the residual is beyond the table: exact log(p_Pandel + p_noise), with
+        N S^(N-1) for MPE's multi-photon columns (in place)."""
         tb = self.table
         far = res > tb.t_max
-        if not far.any():
-            return
         tf = res[far].astype(float)
         xi = np.clip((EFF_A1 * d[far].astype(float) + EFF_A0) / PANDEL_LAMBDA, XI_MIN, XI_MAX)
-        kk = np.nonzero(far)[-1]
-        lp = (pandel_logpdf(tf, xi, tb.rho) + self.log_n[kk]
-              + self.n_minus_1[kk] * plain_logsf(tf, xi, tb.rho))
+        lp = pandel_logpdf(tf, xi, tb.rho)
+        col = np.nonzero(far)[-1]
+        multi = col < self.n_multi
+        if multi.any():
+            kk = col[multi]
+            lp[multi] += self.log_n[kk] + self.n_minus_1[kk] * plain_logsf(tf[multi], xi[multi],
+                                                                           tb.rho)
         out[far] = np.logaddexp(lp, self.log_noise)
 
     def per_dom_logl(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -484,10 +451,11 @@ class TrackObjective:
         res, d = self.residuals(x, rows)
         idx, wx, wt = self._coords(res, d)
         logp = tb._interp(tb._flat_pdf, idx, wx, wt)
-        logs = tb._interp(tb._flat_sf, idx[..., :k], wx[..., :k], wt[..., :k]) if k else None
-        self._tails(res, d, logp, logs)
+        logs = tb._interp(tb._flat_sf, idx, wx, wt) if k else None
+        # outside the table: the table's own tails, which take log ξ
+        tb._tails(res, np.log(EFF_A1 * d + EFF_A0) - np.log(PANDEL_LAMBDA), logp, logs)
         if k:
-            logp[..., :k] += self.log_n + self.n_minus_1 * logs
+            logp[..., :k] += self.log_n + self.n_minus_1 * logs[..., :k]
         return np.logaddexp(logp, self.log_noise)
 
     def __call__(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
