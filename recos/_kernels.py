@@ -79,6 +79,26 @@ def _build(numba):  # noqa: C901 - one fused loop on purpose
         return math.log1p(-p)
 
     @njit
+    def bilinear(flat, idx, nt, wx, wt):
+        lo = flat[idx] + wt * (flat[idx + 1] - flat[idx])
+        hi = flat[idx + nt] + wt * (flat[idx + nt + 1] - flat[idx + nt])
+        return lo + wx * (hi - lo)
+
+    @njit
+    def plain_logpdf(lxi, res, lxi_min, lxi_max, rho, log_rho):
+        """log plain Pandel beyond the table (ξ clipped as in the table); also returns ξ."""
+        xi = math.exp(min(max(lxi, lxi_min), lxi_max))
+        return (xi * log_rho + (xi - 1.0) * math.log(res) - rho * res - math.lgamma(xi)), xi
+
+    @njit
+    def add_noise(logp, log_noise):
+        """logaddexp(logp, log_noise)."""
+        diff = logp - log_noise
+        if diff > 0.0:
+            return logp + math.log1p(math.exp(-diff))
+        return log_noise + math.log1p(math.exp(diff))
+
+    @njit
     def kernel(A, B, D, rows, x, log_n, nm1, n_multi, folded, flat_fold, flat_pdf, flat_sf,
                tab, log_noise, out):
         # tab: lx0, inv_hx, n_xi, t_lo, inv_hf, kink, t_hi, n_t, t_max, sigma, rho,
@@ -127,56 +147,25 @@ def _build(numba):  # noqa: C901 - one fused loop on purpose
                     wt = ft - it
                     idx = ix * nt + it
                     multi = k < n_multi
-                    tab_p = flat_fold if (folded and not multi) else flat_pdf
-                    v00 = tab_p[idx]
-                    v01 = tab_p[idx + 1]
-                    v10 = tab_p[idx + nt]
-                    v11 = tab_p[idx + nt + 1]
-                    lo = v00 + wt * (v01 - v00)
-                    hi = v10 + wt * (v11 - v10)
-                    logp = lo + wx * (hi - lo)
                     if folded and not multi:  # noise floor already in the table
                         if res > t_max:
-                            cl = min(max(lxi, lxi_min), lxi_max)
-                            xi = math.exp(cl)
-                            logp = (xi * log_rho + (xi - 1.0) * math.log(res) - rho * res
-                                    - math.lgamma(xi))
-                            diff = logp - log_noise
-                            if diff > 0.0:
-                                logp = logp + math.log1p(math.exp(-diff))
-                            else:
-                                logp = log_noise + math.log1p(math.exp(diff))
+                            logp = add_noise(plain_logpdf(lxi, res, lxi_min, lxi_max, rho,
+                                                          log_rho)[0], log_noise)
+                        else:
+                            logp = bilinear(flat_fold, idx, nt, wx, wt)
                         total += logp
                         continue
-                    logs = 0.0
-                    if multi:
-                        s00 = flat_sf[idx]
-                        s01 = flat_sf[idx + 1]
-                        s10 = flat_sf[idx + nt]
-                        s11 = flat_sf[idx + nt + 1]
-                        slo = s00 + wt * (s01 - s00)
-                        shi = s10 + wt * (s11 - s10)
-                        logs = slo + wx * (shi - slo)
+                    logp = bilinear(flat_pdf, idx, nt, wx, wt)
+                    logs = bilinear(flat_sf, idx, nt, wx, wt) if multi else 0.0
                     if res < t_lo:
                         logp -= (res * res - t_lo * t_lo) * half_inv_s2
                     elif res > t_max:
-                        cl = min(max(lxi, lxi_min), lxi_max)
-                        xi = math.exp(cl)
-                        logp = (xi * log_rho + (xi - 1.0) * math.log(res) - rho * res
-                                - math.lgamma(xi))
+                        logp, xi = plain_logpdf(lxi, res, lxi_min, lxi_max, rho, log_rho)
                         if multi:
                             logs = log_q(xi, rho * res)
                     if multi:
                         logp += log_n[k] + nm1[k] * logs
-                    if not noise_on:
-                        total += logp
-                        continue
-                    # logaddexp(logp, log_noise)
-                    diff = logp - log_noise
-                    if diff > 0.0:
-                        total += logp + math.log1p(math.exp(-diff))
-                    else:
-                        total += log_noise + math.log1p(math.exp(diff))
+                    total += add_noise(logp, log_noise) if noise_on else logp
                 out[i, m] = -total
         return out
 
