@@ -50,7 +50,9 @@ class SimConfig:
     impact_radius: float = 400.0  # [m]
     a_eff: float = 5.0e-3  # [m²]
     att_length: float = 33.0  # [m]
-    jitter: float = 3.0  # [ns]
+    #: PMT jitter σ [ns]: physics.md §5 allows 2–4 ns; 4 ns is the recos' default (IceCube's
+    #: JitterTime), so a default simulation is the model the recos assume ("matched")
+    jitter: float = 4.0  # [ns]
     noise_rate: float = 650.0  # [Hz]
     noise_window: float = 10_000.0  # [ns]
     seed_smear_deg: float = 2.0
