@@ -224,7 +224,8 @@ def print_table(rows: list[dict], header: str) -> None:
           "k50/k90: calibrated thresholds (50/90 % quantiles of 2Δ at the truth); medA90: "
           "median Wilks-90% area [deg²]; pix/s: pixel fits per second per scan process "
           "(wall); c90pix: cov90 read off the skymap (the pixel containing the truth against "
-          "the best pixel)")
+          "the best pixel). A coverage near 0.9 has a binomial σ of sqrt(0.09 / N): 0.04 at "
+          "N = 50, 0.02 at N = 200.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recos", default="spe,mpe")
     ap.add_argument("--mismatch", type=float, default=0.2,
                     help="ice mismatch of the second pass (default 0.2; 0 = skip)")
+    ap.add_argument("--mismatch-only", action="store_true",
+                    help="skip the matched-model pass")
     ap.add_argument("--seed", type=int, default=1000, help="first event seed")
     ap.add_argument("--reco-opt", action="append", default=[], metavar="NAME=VALUE",
                     help="reco option for every scan (repeatable)")
@@ -254,7 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     options = tuple(tuple(kv.split("=", 1)) for kv in args.reco_opt)
     if any(len(kv) != 2 for kv in options):
         ap.error("--reco-opt takes NAME=VALUE")
-    mismatches = [0.0] + ([args.mismatch] if args.mismatch > 0 else [])
+    mismatches = ([] if args.mismatch_only else [0.0]) + ([args.mismatch] if args.mismatch > 0
+                                                           else [])
+    if not mismatches:
+        ap.error("--mismatch-only needs --mismatch > 0")
     # event index outermost: a partial run has every configuration equally filled
     jobs = [(reco, e, args.seed + i + 100_000 * k, m, options)
             for i in range(args.events) for m in mismatches for reco in recos
