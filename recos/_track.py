@@ -689,7 +689,8 @@ def pointed_option() -> Option:
 
 
 def mpe_option() -> Option:
-    # physics.md §2.5 suggests 50–100; at 100 TeV a cap of 50 made the matched-model MPE
-    # surface too wide (Wilks-50 % coverage 0.58 on 50 events), 100 gave 0.53
+    # physics.md §2.5 suggests 50–100. On 50 matched-model 100 TeV events (jitter 3 ns in
+    # simulation and reco) a cap of 50 left the surface too wide, Wilks-50 % coverage 0.58
+    # against 0.48 uncapped; cap 100 (4 ns both) gave 0.53, 0.47 on 200 events
     return Option("max_npe", int, 100, "cap on the photon count N per DOM (MPE)", min=1,
                   max=1000)
