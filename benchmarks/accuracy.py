@@ -66,18 +66,27 @@ def region_area(levels: dict[int, np.ndarray], threshold: float) -> float:
     return area
 
 
-def ts_at(levels: dict[int, np.ndarray], ra: float, dec: float) -> float:
-    """2Δ(−log L) of the finest scanned pixel containing (ra, dec) [rad]."""
+def finest_pixel(levels: dict[int, np.ndarray], ra: float, dec: float,
+                 fitted: bool = False) -> np.void | None:
+    """The row of the finest scanned pixel containing (ra, dec) [rad] (with ``fitted``: the
+    finest whose fit succeeded), or None."""
     from skyscan_tui import healpix as hp
 
-    llh_min = min(np.nanmin(lv["llh"]) for lv in levels.values())
     for nside in sorted(levels, reverse=True):
         ipix = hp.ang2pix(nside, np.pi / 2 - dec, ra, nest=True)
         lv = levels[nside]
         j = np.searchsorted(lv["ipix"], ipix)
-        if j < len(lv) and lv["ipix"][j] == ipix:
-            return float(2.0 * (lv["llh"][j] - llh_min))
-    return float("inf")
+        if j < len(lv) and lv["ipix"][j] == ipix and (not fitted
+                                                       or np.isfinite(lv["llh"][j])):
+            return lv[j]
+    return None
+
+
+def ts_at(levels: dict[int, np.ndarray], ra: float, dec: float) -> float:
+    """2Δ(−log L) of the finest scanned pixel containing (ra, dec) [rad]."""
+    llh_min = min(np.nanmin(lv["llh"]) for lv in levels.values())
+    row = finest_pixel(levels, ra, dec)
+    return float("inf") if row is None else float(2.0 * (row["llh"] - llh_min))
 
 
 def _fit_directions(reco, prepared, zenith, azimuth, seed: np.ndarray, rnd: int
@@ -137,18 +146,12 @@ def ts_at_direction(reco, prepared, levels: dict[int, np.ndarray], zenith: float
     """2Δ(−log L) at an exact direction: the best of a fit seeded with the vertex of the
     finest scanned pixel containing it (as a refined pixel) and a first-round fit from the
     event seed, against ``llh_min``."""
-    from skyscan_tui import healpix as hp
-
     llh = [float(_fit_directions(reco, prepared, zenith, azimuth, reco.seed_vertex(prepared),
                                  0)[0])]
-    for nside in sorted(levels, reverse=True):
-        ipix = hp.ang2pix(nside, np.pi / 2 - dec, ra, nest=True)
-        lv = levels[nside]
-        j = np.searchsorted(lv["ipix"], ipix)
-        if j < len(lv) and lv["ipix"][j] == ipix and np.isfinite(lv["llh"][j]):
-            seed = np.array([lv["x"][j], lv["y"][j], lv["z"][j], lv["t"][j]])
-            llh.append(float(_fit_directions(reco, prepared, zenith, azimuth, seed, 1)[0]))
-            break
+    row = finest_pixel(levels, ra, dec, fitted=True)
+    if row is not None:
+        seed = np.array([row["x"], row["y"], row["z"], row["t"]])
+        llh.append(float(_fit_directions(reco, prepared, zenith, azimuth, seed, 1)[0]))
     return float(2.0 * (min(llh) - llh_min))
 
 

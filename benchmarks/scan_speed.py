@@ -129,10 +129,8 @@ def reference_ratio(ev, reco_name: str, n_pix: int, opts: dict) -> dict[str, flo
             obj, start = reco.objective(prep, b)
             rows = np.arange(len(b))
             cand, passes = reco.starts(prep, obj, start, b, rows)
-            spe = None
-            if obj.mpe:  # as fit_params: the SPE optimum joins MPE's candidates
-                spe = track.TrackObjective(prep, obj.u, obj.r_ref, obj.t_ref,
-                                           obj.table.sigma, obj.log_noise, False)
+            # as fit_params: the SPE optimum joins MPE's candidates
+            spe = obj.as_spe() if obj.mpe else None
             for i in range(len(b)):
                 row = np.array([i])
                 cand_i = cand[i]

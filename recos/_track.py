@@ -19,13 +19,14 @@ parent's best-fit vertex (the engine passes it as ``batch.seed``) and the transv
 of that vertex, of the event seed and of the centre of gravity with the quantile start time
 and 80 and 160 ns earlier; then small steps (5 m / 5 ns, then 2 m / 2 ns; ½ and ¼
 ``iterations``). MPE pixels first run the same fit's first pass on the SPE objective and add
-its optimum to their candidates (IceCube seeds MPEFit with SPEFit likewise). Vertex variation k = 1 starts
-at the centre of gravity, k ≥ 2 at the seed shifted by ``variation_step`` in the transverse
-plane; the engine keeps the best.
+its optimum to their candidates (IceCube seeds MPEFit with SPEFit likewise). Vertex
+variation k = 1 starts at the centre of gravity, k ≥ 2 at the seed shifted by
+``variation_step`` in the transverse plane; the engine keeps the best.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -314,6 +315,14 @@ class TrackObjective:
                 tb.lx0, 1.0 / tb.hx, tb.n_xi, tb.t_lo, tb._inv_hf, tb._kink, tb.t_hi, tb.n_t,
                 tb.t_max, tb.sigma, tb.rho, np.log(PANDEL_LAMBDA), EFF_A1, EFF_A0, _K_OVER_C,
                 np.log(XI_MIN), np.log(XI_MAX)], dtype=float)
+
+    def as_spe(self) -> TrackObjective:
+        """The same pixels and reference points under SPE1st (MPE's pre-fit), sharing the
+        per-pixel arrays instead of computing them again."""
+        spe = copy.copy(self)
+        spe.mpe, spe.n_multi = False, 0
+        spe.log_n = spe.n_minus_1 = np.empty(0)
+        return spe
 
     def vertex(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(x, y, z) [m] and t [ns] of the fitted point for params (P, 3)."""
@@ -662,9 +671,7 @@ class TrackReco(Reco):
         if obj.mpe:
             # as IceCube seeds MPEFit with SPEFit: the first-of-N surface is narrow and
             # rugged, the SPE one smooth, so the SPE optimum joins the candidate starts
-            spe = TrackObjective(prepared, obj.u, obj.r_ref, obj.t_ref, obj.table.sigma,
-                                 obj.log_noise, False, kernel=self._kernel_choice)
-            x_spe, _ = self._descend(spe, cand, passes[:1], rows)  # a rough SPE optimum
+            x_spe, _ = self._descend(obj.as_spe(), cand, passes[:1], rows)  # rough optimum
             cand = np.concatenate([cand, x_spe[:, None, :]], axis=1)
         x, f = self._descend(obj, cand, passes, rows)
         return obj, x, f
