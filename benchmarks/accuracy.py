@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=4, help="events per energy (default 4)")
     ap.add_argument("-j", "--jobs", type=int, default=2, help="parallel scans (default 2)")
-    ap.add_argument("--recos", default="spe,mpe")
+    ap.add_argument("--recos", default="spe,mpe,auto")
     ap.add_argument("--mismatch", type=float, default=0.2,
                     help="ice mismatch of the second pass (default 0.2; 0 = skip)")
     ap.add_argument("--mismatch-only", action="store_true",

@@ -63,7 +63,7 @@ def reference_ratio(ev, reco_name: str, n_pix: int, opts: dict) -> dict[str, flo
     of n_pix first-round and one of n_pix refined pixels (random directions).
 
     The reference runs the same algorithm pixel by pixel: the same candidate starts (the
-    best one starts the fit), then ``scipy.optimize.minimize`` (Nelder–Mead) with the same
+    same two of them start descents), then ``scipy.optimize.minimize`` (Nelder–Mead) with the same
     initial simplices, iterations and tolerances, over a scalar function of (a, b, t0) that
     evaluates the same numpy likelihood for that one pixel. "plain" evaluates every
     candidate start with that scalar function too; "vec" gives it each pixel's candidates in
@@ -105,22 +105,26 @@ def reference_ratio(ev, reco_name: str, n_pix: int, opts: dict) -> dict[str, flo
 
     def descend(obj, cand_i: np.ndarray, row: np.ndarray, passes, mode: str
                 ) -> tuple[np.ndarray, int]:
-        """One pixel: the best candidate start, then scipy Nelder-Mead passes."""
+        """One pixel: scipy Nelder-Mead passes from the reco's two candidate starts, the
+        better end point kept."""
         def f(x):
             return float(obj(np.asarray(x, dtype=float)[None, None, :], row)[0, 0])
 
         fc = (np.array([f(c) for c in cand_i]) if mode == "plain"
               else obj(cand_i[None], row)[0])
         n = len(fc)
-        x0 = cand_i[int(np.argmin(np.where(np.isnan(fc), np.inf, fc)))]
-        for step, iters in passes:
-            simplex = np.vstack([x0, x0 + np.diag(step)])
-            res = minimize(f, x0, method="Nelder-Mead",
-                           options={"initial_simplex": simplex, "maxiter": iters,
-                                    "xatol": 0.1, "fatol": 1e-3})
-            x0 = res.x
-            n += res.nfev
-        return x0, n
+        ends = []
+        for k in track.descent_starts(cand_i[None], fc[None])[0]:
+            x0, f0 = cand_i[k], np.inf
+            for step, iters in passes:
+                simplex = np.vstack([x0, x0 + np.diag(step)])
+                res = minimize(f, x0, method="Nelder-Mead",
+                               options={"initial_simplex": simplex, "maxiter": iters,
+                                        "xatol": 0.1, "fatol": 1e-3})
+                x0, f0 = res.x, res.fun
+                n += res.nfev
+            ends.append((f0, x0))
+        return min(ends, key=lambda e: e[0])[1], n
 
     for mode in ("plain", "vec"):
         n_eval = 0

@@ -16,7 +16,8 @@ from skyscan_tui.errors import UserError
 __all__ = ["available_recos", "get_reco"]
 
 _GROUP = "skyscan_tui.recos"
-_BUILTIN = ("dummy", "crash_dummy", "spe", "mpe", "spe_pointed", "mpe_pointed")
+_BUILTIN = ("dummy", "crash_dummy", "spe", "mpe", "spe_pointed", "mpe_pointed",
+            "auto")
 
 
 def _entry_points() -> dict[str, metadata.EntryPoint]:

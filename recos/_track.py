@@ -330,8 +330,11 @@ class TrackObjective:
         return pos, self.t_ref + params[:, 2]
 
     def _rows(self, arr: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        if rows.size == self.n_pix and rows[0] == 0 and rows[-1] == self.n_pix - 1:
-            return arr  # all rows, in order: no copy
+        # all rows, in order (the only increasing n-subset of 0..n-1): no copy; rows may
+        # repeat (two descents per pixel), hence the full check
+        if (rows.size == self.n_pix and rows[0] == 0 and rows[-1] == self.n_pix - 1
+                and (rows.size < 2 or bool((np.diff(rows) > 0).all()))):
+            return arr
         return arr[rows]
 
     def distance(self, a, b, rows):
@@ -541,10 +544,11 @@ class TrackReco(Reco):
         self.n_variations = int(self.options["variations"])
         self.likelihood = self._likelihood_text()
 
-    def _likelihood_text(self) -> str:
+    def _likelihood_text(self, mpe: bool | None = None) -> str:
         o = self.options
+        mpe = self.use_charge if mpe is None else mpe
         head = ("MPE (first of N photons, N = round(charge) capped at "
-                f"{o['max_npe']})" if self.use_charge else "SPE1st (first pulse per DOM)")
+                f"{o['max_npe']})" if mpe else "SPE1st (first pulse per DOM)")
         floor = (f"noise floor {o['noise_prob']:g}/ns" if o["noise_prob"] > 0
                  else "no noise floor")
         return (f"{head}, Gauss-convoluted Pandel (sigma={o['jitter']:g} ns; tau=556.7 ns, "
@@ -679,15 +683,44 @@ class TrackReco(Reco):
     @staticmethod
     def _descend(obj: TrackObjective, cand: np.ndarray, passes, rows: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
-        """Nelder–Mead passes from the best of the candidate starts (n, M, 3)."""
-        f = obj(cand, rows)
-        x = cand[rows, np.argmin(np.where(np.isnan(f), np.inf, f), axis=1)]
+        """Nelder–Mead passes from two of the candidate starts (n, M, 3) (see
+        :func:`descent_starts`), keeping the better end point."""
+        n = rows.size
+        local = np.arange(n)
+        pick = descent_starts(cand, obj(cand, rows))
+        x = cand[local[:, None], pick].reshape(2 * n, 3)
+        pix = np.repeat(rows, 2)
+
+        def objective(xs: np.ndarray, r: np.ndarray) -> np.ndarray:
+            return obj(xs, pix[r])
+
         for step, iters in passes:
             # tolerances: 0.1 m at a ~500 m lever arm is 0.01°, far below a 0.11° nside-512
             # pixel; 1e-3 in −log L is far below the 0.7 of a Wilks-50 % contour
-            x, f, _ = nelder_mead_batched(obj, x, step, iters, f_tol=1e-3,
+            x, f, _ = nelder_mead_batched(objective, x, step, iters, f_tol=1e-3,
                                           x_tol=np.array([0.1, 0.1, 0.1]))
-        return x, f
+        f = np.where(np.isnan(f), np.inf, f).reshape(n, 2)
+        pick = np.argmin(f, axis=1)
+        return x.reshape(n, 2, 3)[local, pick], f[local, pick]
+
+
+#: the second descent starts from the best candidate at least this far in time from the best
+#: one [ns]: an early noise hit can make a wrong start time look best before any descent
+SECOND_START_DT = 50.0
+
+
+def descent_starts(cand: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """(n, 2) indices into the candidates (n, M, 3) with values ``f`` (n, M): the best, and
+    the best whose start time differs from it by SECOND_START_DT or more (else the
+    runner-up). On 200 seeded 1 TeV tracks one descent from the best candidate missed the
+    optimum at the true direction by 6 in −log L twice."""
+    order = np.argsort(np.where(np.isnan(f), np.inf, f), axis=1, kind="stable")
+    t_sorted = np.take_along_axis(cand[..., 2], order, axis=1)
+    far = np.abs(t_sorted - t_sorted[:, :1]) >= SECOND_START_DT
+    local = np.arange(order.shape[0])
+    second = order[local, np.where(far.any(axis=1), np.argmax(far, axis=1),
+                                   min(1, order.shape[1] - 1))]
+    return np.stack([order[:, 0], second], axis=1)
 
 
 def pointed_option() -> Option:

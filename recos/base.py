@@ -112,6 +112,10 @@ class Reco(ABC):
         return np.array([np.average(p.x, weights=w), np.average(p.y, weights=w),
                          np.average(p.z, weights=w), float(np.median(p.time))])
 
+    def likelihood_for(self, prepared: Any) -> str:
+        """The likelihood used on this event (recos that choose per event override it)."""
+        return self.likelihood
+
     def pointed_region(self, prepared: Any) -> PointedRegion | None:
         """For pointed recos: the first round covers only this disc."""
         return None

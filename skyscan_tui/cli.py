@@ -292,11 +292,12 @@ def _parse_reco_opts(pairs: list[str]) -> dict[str, str]:
 
 
 def best_reco() -> str:
-    """The best reco installed: the physics fits if present, else the dummy."""
+    """The best reco installed: the physics fits if present (``auto``: the better calibrated
+    of SPE1st and MPE per event), else the dummy."""
     from recos import available_recos
 
     names = available_recos()
-    for name in ("spe", "mpe", "dummy"):
+    for name in ("auto", "spe", "mpe", "dummy"):
         if name in names:
             return name
     return names[0]

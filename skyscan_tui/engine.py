@@ -380,7 +380,7 @@ class ScanEngine:
         result = ScanResult(
             run_id=self.event.run_id, event_id=self.event.event_id, mjd=self.event.mjd,
             event_type=self.event.event_type, reco=self.reco.name,
-            likelihood=self.reco.likelihood,
+            likelihood=self.reco.likelihood_for(prepared),
             is_real_event=bool(self.event.meta.get("is_real_event", False)),
             meta={"nside_progression": sky.format_progression(self.settings.progression),
                   "reco_options": dict(self.reco.options),
