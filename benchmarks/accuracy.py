@@ -1,8 +1,8 @@
 """Accuracy of the Pandel track recos against the simulation truth (issue 3).
 
-Simulates through-going tracks (cos θ uniform, energies 1, 10, 100 TeV; seeded), scans each
-with ``spe`` and ``mpe`` over the default 8/64/512 progression, with and without
-``--ice-mismatch``, and prints one table: median / 90 % angle between best fit and truth,
+Simulates through-going tracks (cos θ uniform, energies 1, 10, 100 TeV or an E^-2 spectrum;
+seeded), scans each with ``spe``, ``mpe`` and ``auto`` over the default 8/64/512 progression,
+with and without ``--ice-mismatch``, and prints one table: median / 90 % angle between best fit and truth,
 failures (> 5°), the fraction of events whose truth lies inside the Wilks 50 % / 90 % regions
 (2Δ(−log L) ≤ 1.39 / 4.61 at the true direction), the median Wilks-90 % area
 (sum of the areas of the multi-resolution pixels with 2Δ ≤ 4.61), pixels/s per core, and
@@ -10,6 +10,7 @@ the calibrated thresholds (50 % / 90 % quantiles of 2Δ at the truth, physics.md
 
     python benchmarks/accuracy.py                 # quick: 4 events per energy
     python benchmarks/accuracy.py --events 50 -j 2
+    python benchmarks/accuracy.py --spectrum e2 --events 300 --recos auto --mismatch 0
 
 Wilks coverage is tested at the exact true direction: the reco fits that direction (from
 the vertex of the finest scanned pixel containing it, and from the first-round grid), and Δ is
@@ -35,7 +36,27 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 ENERGIES = (1.0e3, 1.0e4, 1.0e5)  # [GeV]
+#: --spectrum e2: energies drawn from E^-2 over [1, 100] TeV, tabulated in these bins [GeV]
+E2_RANGE = (1.0e3, 1.0e5)
+E2_BINS = (1.0e3, 3.0e3, 1.0e4, 1.0e5)
 WILKS_50, WILKS_90 = 1.386, 4.605
+
+
+def e2_energy(seed: int) -> float:
+    """Energy [GeV] drawn from E^-2 over E2_RANGE, from its own stream of ``seed`` (the
+    simulator's stream of the same seed draws the direction)."""
+    lo, hi = E2_RANGE
+    u = np.random.default_rng([seed, 2]).random()
+    return float(1.0 / (1.0 / lo - u * (1.0 / lo - 1.0 / hi)))
+
+
+def energy_bin(row: dict) -> tuple[float, str]:
+    """(sort key, label) of a row's energy: the energy itself [TeV], or its E2_BINS bin."""
+    e = row["energy"]
+    if not row.get("spectrum"):
+        return e, f"{e / 1e3:.0f}"
+    i = max(0, min(int(np.searchsorted(E2_BINS, e, side="right")) - 1, len(E2_BINS) - 2))
+    return E2_BINS[i], f"{E2_BINS[i] / 1e3:.0f}-{E2_BINS[i + 1] / 1e3:.0f}"
 
 
 def multires_partition(levels: dict[int, np.ndarray]) -> list[tuple[int, np.ndarray]]:
@@ -164,6 +185,7 @@ def run_one(job: tuple) -> dict:
 
     reco, energy, seed, mismatch = job[:4]
     options = dict(job[4]) if len(job) > 4 else {}
+    spectrum = job[5] if len(job) > 5 else ""
     ev = simulate_event(SimConfig(seed=seed, energy=energy, ice_mismatch=mismatch))
     engine = ScanEngine(ev, ScanSettings(reco=reco, reco_options=options), SerialExecutor())
     t0 = time.perf_counter()
@@ -189,17 +211,18 @@ def run_one(job: tuple) -> dict:
             "ts_pixel": ts_at(result.levels, float(ra_t), float(dec_t)),
             "llh_gain": best.llh - llh_hat,
             "a90": region_area(result.levels, WILKS_90), "pixels": n_pix,
-            "tasks": n_pix * engine.reco.n_variations, "seconds": elapsed}
+            "tasks": n_pix * engine.reco.n_variations, "seconds": elapsed,
+            **({"spectrum": spectrum} if spectrum else {})}
 
 
 def print_table(rows: list[dict], header: str) -> None:
     print(header)
-    head = (f"{'reco':5s} {'ice':>4s} {'E/TeV':>5s} {'N':>3s} {'med°':>6s} {'90%°':>6s} "
+    head = (f"{'reco':5s} {'ice':>4s} {'E/TeV':>6s} {'N':>3s} {'med°':>6s} {'90%°':>6s} "
             f"{'fail>5°':>7s} {'cov50':>6s} {'cov90':>6s} {'medA90':>7s} {'pix/s':>6s} "
             f"{'k50':>6s} {'k90':>6s} {'c90pix':>6s}")
     print(head)
     print("-" * len(head))
-    keys = sorted({(r["mismatch"], r["reco"], r["energy"]) for r in rows},
+    keys = sorted({(r["mismatch"], r["reco"], energy_bin(r)) for r in rows},
                   key=lambda k: (k[0], k[1] != "spe", k[1], k[2]))
     # after each (mismatch, reco) group, a pooled row over its energies (E/TeV "all")
     groups = []
@@ -209,14 +232,14 @@ def print_table(rows: list[dict], header: str) -> None:
             groups.append((m, reco, None))
     for m, reco, e in groups:
         sel = [r for r in rows if r["reco"] == reco and r["mismatch"] == m
-               and (e is None or r["energy"] == e)]
+               and (e is None or energy_bin(r) == e)]
         err = np.array([r["err"] for r in sel])
         ts = np.array([r["ts_true"] for r in sel])
         a90 = np.array([r["a90"] for r in sel])
         ts_pix = np.array([r.get("ts_pixel", np.nan) for r in sel])
         rate = sum(r["tasks"] for r in sel) / sum(r["seconds"] for r in sel)
-        energy = "all" if e is None else f"{e / 1e3:.0f}"
-        print(f"{reco:5s} {m:4.2f} {energy:>5s} {len(sel):3d} "
+        energy = "all" if e is None else e[1]
+        print(f"{reco:5s} {m:4.2f} {energy:>6s} {len(sel):3d} "
               f"{np.median(err):6.2f} {np.quantile(err, 0.9):6.2f} "
               f"{np.mean(err > 5):7.1%} {np.mean(ts <= WILKS_50):6.2f} "
               f"{np.mean(ts <= WILKS_90):6.2f} {np.median(a90):7.2f} {rate:6.0f} "
@@ -243,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mismatch-only", action="store_true",
                     help="skip the matched-model pass")
     ap.add_argument("--seed", type=int, default=1000, help="first event seed")
+    ap.add_argument("--spectrum", choices=("lines", "e2"), default="lines",
+                    help="lines: --events tracks at each of 1, 10, 100 TeV (default); e2: "
+                    "--events tracks from an E^-2 spectrum over 1-100 TeV, in bins")
     ap.add_argument("--reco-opt", action="append", default=[], metavar="NAME=VALUE",
                     help="reco option for every scan (repeatable)")
     ap.add_argument("--rows", type=Path, help="also append every scan's figures to this "
@@ -252,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.table_only:
         rows = [json.loads(line) for line in args.rows.read_text().splitlines() if line]
-        n = max(1, len(rows) // max(1, len({(r["mismatch"], r["reco"], r["energy"])
+        n = max(1, len(rows) // max(1, len({(r["mismatch"], r["reco"], energy_bin(r))
                                                 for r in rows})))
         print_table(rows, f"accuracy (from {args.rows}): ~{n} events per row")
         return 0
@@ -265,9 +291,13 @@ def main(argv: list[str] | None = None) -> int:
     if not mismatches:
         ap.error("--mismatch-only needs --mismatch > 0")
     # event index outermost: a partial run has every configuration equally filled
-    jobs = [(reco, e, args.seed + i + 100_000 * k, m, options)
-            for i in range(args.events) for m in mismatches for reco in recos
-            for k, e in enumerate(ENERGIES)]
+    if args.spectrum == "e2":
+        jobs = [(reco, e2_energy(args.seed + i), args.seed + i, m, options, "e2")
+                for i in range(args.events) for m in mismatches for reco in recos]
+    else:
+        jobs = [(reco, e, args.seed + i + 100_000 * k, m, options)
+                for i in range(args.events) for m in mismatches for reco in recos
+                for k, e in enumerate(ENERGIES)]
     t0 = time.perf_counter()
     rows = []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
@@ -277,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
                 with open(args.rows, "a") as fh:
                     fh.write(json.dumps(row) + "\n")
     wall = time.perf_counter() - t0
-    print_table(rows, f"accuracy: {args.events} events per energy, seeds from {args.seed}, "
+    per = "per energy" if args.spectrum == "lines" else "from E^-2 over 1-100 TeV"
+    print_table(rows, f"accuracy: {args.events} events {per}, seeds from {args.seed}, "
                 f"default 8/64/512 scans, {args.jobs} parallel serial scans, {wall:.0f} s")
     return 0
 

@@ -30,3 +30,21 @@ def test_exact_truth_and_off_grid_minimum():
     assert row["err"] < 2.0
     # a 10 TeV track's truth is well inside its 99.9 % region either way
     assert row["ts_true"] < 13.8 and row["ts_pixel"] < 13.8
+
+
+def test_e2_spectrum_energies_and_bins(capsys):
+    energies = np.array([accuracy.e2_energy(600_000 + i) for i in range(4000)])
+    assert energies.min() >= 1e3 and energies.max() <= 1e5
+    # E^-2 over [1, 100] TeV: P(E < 3 TeV) = (1 - 1/3) / (1 - 1/100)
+    assert np.mean(energies < 3e3) == pytest.approx((2 / 3) / 0.99, abs=0.03)
+    assert accuracy.e2_energy(600_001) == accuracy.e2_energy(600_001)  # seeded
+    assert accuracy.energy_bin({"energy": 2.5e3, "spectrum": "e2"})[1] == "1-3"
+    assert accuracy.energy_bin({"energy": 1e5, "spectrum": "e2"})[1] == "10-100"
+    assert accuracy.energy_bin({"energy": 1e4})[1] == "10"
+    rows = [{"reco": "auto", "mismatch": 0.0, "energy": e, "spectrum": "e2", "err": 0.3,
+             "ts_true": ts, "a90": 1.0, "tasks": 3072, "seconds": 2.0, "ts_pixel": ts}
+            for e, ts in ((1.5e3, 1.0), (2e3, 5.0), (5e3, 2.0), (5e4, 0.5))]
+    accuracy.print_table(rows, "e2")
+    out = capsys.readouterr().out
+    assert "   1-3   2 " in out and "  3-10   1 " in out and "10-100   1 " in out
+    assert "   all   4 " in out
