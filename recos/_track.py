@@ -80,6 +80,7 @@ class PreparedTrack:
     seed_name: str
     n_pulses_in: int
     n_doms_in: int
+    real_event: bool = False  # set by ``auto`` when it chose SPE1st because the event is real
 
 
 def _pairs_any(n: int, near_fn) -> np.ndarray:

@@ -330,6 +330,20 @@ def test_auto_fits_exactly_as_the_reco_it_chooses(energy, chosen):
         assert np.array_equal(got[field], want[field], equal_nan=got[field].dtype.kind == "f"), field
 
 
+def test_auto_uses_spe_on_real_events_unless_asked():
+    sim = simulate_event(SimConfig(seed=21, energy=1e5))
+    real = dataclasses.replace(sim, meta={**sim.meta, "is_real_event": True})
+    auto = get_reco("auto")()
+    assert auto.uses_mpe(auto.prepare(sim))
+    prep = auto.prepare(real)
+    assert not auto.uses_mpe(prep)
+    assert auto.likelihood_for(prep).startswith("auto chose SPE1st (real event")
+    spe_prep = get_reco("spe")().prepare(real)
+    assert np.array_equal(prep.time, spe_prep.time) and np.array_equal(prep.pos, spe_prep.pos)
+    allowed = get_reco("auto")(real_mpe="true")
+    assert allowed.uses_mpe(allowed.prepare(real))
+
+
 def test_auto_cut_option():
     event = simulate_event(SimConfig(seed=21, energy=1e3))
     assert get_reco("auto")(min_multi=0).uses_mpe(get_reco("auto")(min_multi=0).prepare(event))
