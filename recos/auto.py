@@ -3,8 +3,8 @@
 MPE (:mod:`recos.mpe`) when at least ``min_multi`` cleaned DOMs recorded two or more photons
 (charge rounded, as MPE uses it), SPE1st (:mod:`recos.spe`) otherwise, and always for real
 events (``real_mpe=false``, the default): real ice differs from the bulk-ice Pandel model,
-and under a 20 % mismatch MPE's 90 % regions held the truth in 70 % of simulated tracks
-against SPE1st's 87 % (physics.md §2.5 also advises SPE for contours). The fits are exactly
+and under a 20 % mismatch MPE's 90 % regions held the truth in 73 % of simulated tracks
+against SPE1st's 88 % (physics.md §2.5 also advises SPE for contours). The fits are exactly
 those of the chosen reco; the result's likelihood text names the one used and why.
 
 Why: with the simulator matching the recos' model, the Wilks regions of each likelihood are
