@@ -2,10 +2,10 @@
 
 Simulates through-going tracks (cos θ uniform, energies 1, 10, 100 TeV or an E^-2 spectrum;
 seeded), scans each with ``spe``, ``mpe`` and ``auto`` over the default 8/64/512 progression,
-with and without ``--ice-mismatch``, and prints one table: median / 90 % angle between best fit and truth,
-failures (> 5°), the fraction of events whose truth lies inside the Wilks 50 % / 90 % regions
-(2Δ(−log L) ≤ 1.39 / 4.61 at the true direction), the median Wilks-90 % area
-(sum of the areas of the multi-resolution pixels with 2Δ ≤ 4.61), pixels/s per core, and
+with and without ``--ice-mismatch``, and prints one table: median / 90 % angle between best
+fit and truth, failures (> 5°), the fraction of events whose truth lies inside the Wilks
+50 % / 90 % regions (2Δ(−log L) ≤ 1.39 / 4.61 at the true direction), the median Wilks-90 %
+area (sum of the areas of the multi-resolution pixels with 2Δ ≤ 4.61), pixels/s per core, and
 the calibrated thresholds (50 % / 90 % quantiles of 2Δ at the truth, physics.md §6.4).
 
     python benchmarks/accuracy.py                 # quick: 4 events per energy
@@ -51,7 +51,8 @@ def e2_energy(seed: int) -> float:
 
 
 def energy_bin(row: dict) -> tuple[float, str]:
-    """(sort key, label) of a row's energy: the energy itself [TeV], or its E2_BINS bin."""
+    """(sort key [GeV], label [TeV]) of a row's energy: the energy itself, or its E2_BINS bin
+    for rows of an E^-2 run."""
     e = row["energy"]
     if not row.get("spectrum"):
         return e, f"{e / 1e3:.0f}"
