@@ -61,7 +61,7 @@ class AutoReco(TrackReco):
     def likelihood_for(self, prepared: PreparedTrack) -> str:
         mpe = self.uses_mpe(prepared)
         if prepared.real_event:
-            why = "real event, SPE1st stays calibrated under ice-model mismatch"
+            why = "real event: MPE's regions shrink too much under ice-model mismatch"
         else:
             why = f"{'>=' if mpe else '<'} {self.options['min_multi']} DOMs with >= 2 photons"
         return (f"auto chose {'MPE' if mpe else 'SPE1st'} ({why}): "
