@@ -334,7 +334,7 @@ class TrackObjective:
         # all rows, in order (the only increasing n-subset of 0..n-1): no copy; rows may
         # repeat (two descents per pixel), hence the full check
         if (rows.size == self.n_pix and rows[0] == 0 and rows[-1] == self.n_pix - 1
-                and (rows.size < 2 or bool((np.diff(rows) > 0).all()))):
+                and bool((np.diff(rows) > 0).all())):
             return arr
         return arr[rows]
 
@@ -700,7 +700,7 @@ class TrackReco(Reco):
             # pixel; 1e-3 in −log L is far below the 0.7 of a Wilks-50 % contour
             x, f, _ = nelder_mead_batched(objective, x, step, iters, f_tol=1e-3,
                                           x_tol=np.array([0.1, 0.1, 0.1]))
-        f = np.where(np.isnan(f), np.inf, f).reshape(n, 2)
+        f = f.reshape(n, 2)  # NaN is already +inf (nelder_mead_batched)
         pick = np.argmin(f, axis=1)
         return x.reshape(n, 2, 3)[local, pick], f[local, pick]
 

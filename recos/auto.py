@@ -51,7 +51,7 @@ class AutoReco(TrackReco):
 
     def prepare(self, event: Event) -> PreparedTrack:
         if not self._real_spe(event):
-            prepared = prepare_track(event, True, int(self.options["max_npe"]))
+            prepared = super().prepare(event)  # as ``mpe`` prepares (use_charge)
             if prepared.n_multi >= int(self.options["min_multi"]):
                 return prepared
         # exactly what ``spe`` prepares, marked when the event being real decided it
