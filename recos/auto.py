@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from recos._track import PreparedTrack, TrackReco, mpe_option, prepare_track
+from recos._track import PreparedTrack, TrackReco, mpe_options, prepare_track
 from recos.base import Option
 from skyscan_tui.events import Event
 
@@ -32,8 +32,7 @@ class AutoReco(TrackReco):
     description = ("Pandel track fit choosing MPE for events with many multi-photon DOMs, "
                    "SPE1st otherwise")
     likelihood = "SPE1st or MPE per event, Gauss-convoluted Pandel, noise floor"
-    OPTIONS = TrackReco.COMMON_OPTIONS + (
-        mpe_option(),
+    OPTIONS = TrackReco.COMMON_OPTIONS + mpe_options() + (
         Option("min_multi", int, 30, "MPE when at least this many cleaned DOMs saw >= 2 "
                "photons, SPE1st otherwise", min=0, max=100_000),
         Option("real_mpe", bool, False, "allow MPE on real events too (their ice is not the "

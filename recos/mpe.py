@@ -8,7 +8,7 @@ survival tabulated as in :mod:`recos.pandel`). The fit machinery is in :mod:`rec
 
 from __future__ import annotations
 
-from recos._track import TrackReco, mpe_option
+from recos._track import TrackReco, mpe_options
 
 __all__ = ["MPEReco", "RECO"]
 
@@ -17,7 +17,7 @@ class MPEReco(TrackReco):
     name = "mpe"
     description = "MPE Pandel track fit (first of N photons, charge per DOM), vectorised"
     likelihood = "MPE, Gauss-convoluted Pandel, noise floor"
-    OPTIONS = TrackReco.COMMON_OPTIONS + (mpe_option(),)
+    OPTIONS = TrackReco.COMMON_OPTIONS + mpe_options()
     use_charge = True
 
 

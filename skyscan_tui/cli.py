@@ -472,7 +472,8 @@ def _cmd_recos(args: argparse.Namespace) -> int:
         cls = get_reco(name)
         print(f"{name:14s} {cls.description}")
         for opt in cls.OPTIONS:
-            print(f"{'':14s}   {opt.name}={opt.default!r}: {opt.help}")
+            default = f"{opt.default:.6g}" if isinstance(opt.default, float) else repr(opt.default)
+            print(f"{'':14s}   {opt.name}={default}: {opt.help}")
     return 0
 
 

@@ -22,9 +22,10 @@ SIGMA = 4.0
 RHO = PANDEL_RHO
 
 
-@pytest.fixture(scope="module")
-def table():
-    return get_table(SIGMA, RHO)
+@pytest.fixture(scope="module", params=[SIGMA, 8.0], ids=["sigma4", "sigma8"])
+def table(request):
+    """SPE's table (σ = jitter) and MPE's (jitter and timing error in quadrature)."""
+    return get_table(request.param, RHO)
 
 
 def _integrate(f, lo=-300.0, hi=3.0e4):
@@ -79,8 +80,8 @@ def test_convoluted_matches_brute_force(t, xi):
 def test_table_close_to_exact(table):
     rng = np.random.default_rng(3)
     xi = np.exp(rng.uniform(np.log(XI_MIN), np.log(XI_MAX), 5000))
-    t = rng.uniform(-8 * SIGMA, 3000.0, 5000)
-    exact = convoluted_logpdf(t, xi, SIGMA, RHO)
+    t = rng.uniform(-8 * table.sigma, 3000.0, 5000)
+    exact = convoluted_logpdf(t, xi, table.sigma, RHO)
     approx = table.logpdf(t, np.log(xi))
     ok = exact > -30  # where it can matter against the noise floor
     err = (approx - exact)[ok]
@@ -92,8 +93,8 @@ def test_table_close_to_exact(table):
 def test_table_survival_matches_cdf(table, xi):
     lx = np.array([np.log(xi)])
     for t in (-5.0, 3.0, 30.0, 200.0, 900.0):
-        cdf = _integrate(lambda s: np.exp(convoluted_logpdf(np.array([s]), xi, SIGMA))[0],
-                         -300.0, t)
+        cdf = _integrate(lambda s: np.exp(convoluted_logpdf(np.array([s]), xi,
+                                                            table.sigma))[0], -300.0, t)
         sf = np.exp(table.logsf(np.array([t]), lx))[0]
         assert sf == pytest.approx(1.0 - cdf, abs=3e-3)
     # beyond 30σ the survival is the plain Pandel one

@@ -289,6 +289,29 @@ def test_options_and_likelihood_text():
         get_reco("spe")().prepare(empty)
 
 
+def test_mpe_timing_error_widens_only_the_mpe_pdf(sim_event):
+    spe, mpe, auto = (get_reco(n)() for n in ("spe", "mpe", "auto"))
+    prep = mpe.prepare(sim_event)
+    assert prep.n_multi > 0
+    assert spe.sigma(spe.prepare(sim_event)) == 4.0
+    assert mpe.sigma(prep) == 8.0  # hypot(4, sqrt(48)): IceCube's MPETimingError idea
+    assert "timing error 6.93 ns" in mpe.likelihood and "sigma=8 ns" in mpe.likelihood
+    # auto: MPE's σ when it chooses MPE, the jitter alone when it chooses SPE1st
+    assert auto.sigma(auto.prepare(sim_event)) == (8.0 if auto.uses_mpe(
+        auto.prepare(sim_event)) else 4.0)
+    dim = simulate_event(SimConfig(seed=21, energy=1e3))
+    assert auto.sigma(auto.prepare(dim)) == 4.0
+    plain = get_reco("mpe")(timing_error=0, jitter=5)
+    assert plain.sigma(prep) == 5.0
+    batch = _batch([1.0, 2.0], [0.5, 3.0], prep.seed)
+    assert plain.objective(prep, batch)[0].table.sigma == 5.0
+    assert mpe.objective(prep, batch)[0].table.sigma == 8.0
+    with pytest.raises(UserError):
+        get_reco("mpe")(timing_error=-1)
+    with pytest.raises(UserError):
+        get_reco("spe")(timing_error=1)  # SPE1st has no timing error
+
+
 @pytest.mark.slow  # the first run compiles the kernel (~10-30 s), later runs use the cache
 @pytest.mark.parametrize("name", ["spe", "mpe"])
 def test_numba_kernel_matches_numpy(sim_event, name):
