@@ -4,6 +4,11 @@ For DOM k with N_k = max(1, round(charge)) photons (capped by ``max_npe``) the f
 arrives with ``p_MPE(t) = N p_c(t) S_c(t)^(N−1)``; −log L = −Σ_k log(p_MPE,k + p_noise)
 (physics.md §2.5; Ahrens et al. NIM A 524 (2004) 169, §3.1; convoluted Pandel and its
 survival tabulated as in :mod:`recos.pandel`). The fit machinery is in :mod:`recos._track`.
+
+The Gaussian σ of p_c is the PMT jitter, optionally widened by ``timing_error`` in quadrature
+(IceCube's MPE fits can carry an "MPETimingError", physics.md §2.5). The default adds none:
+8 ns in all (timing_error = √48) fixed MPE's over-confidence for dim events (Wilks-90 %
+coverage 0.80 → 0.86 at 1 TeV) but made bright ones conservative (0.88 → 0.98 at 100 TeV).
 """
 
 from __future__ import annotations

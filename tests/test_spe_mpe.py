@@ -290,22 +290,22 @@ def test_options_and_likelihood_text():
 
 
 def test_mpe_timing_error_widens_only_the_mpe_pdf(sim_event):
-    spe, mpe, auto = (get_reco(n)() for n in ("spe", "mpe", "auto"))
+    spe, mpe = get_reco("spe")(), get_reco("mpe")()
     prep = mpe.prepare(sim_event)
     assert prep.n_multi > 0
-    assert spe.sigma(spe.prepare(sim_event)) == 4.0
-    assert mpe.sigma(prep) == 8.0  # hypot(4, sqrt(48)): IceCube's MPETimingError idea
-    assert "timing error 6.93 ns" in mpe.likelihood and "sigma=8 ns" in mpe.likelihood
-    # auto: MPE's σ when it chooses MPE, the jitter alone when it chooses SPE1st
-    assert auto.sigma(auto.prepare(sim_event)) == (8.0 if auto.uses_mpe(
-        auto.prepare(sim_event)) else 4.0)
-    dim = simulate_event(SimConfig(seed=21, energy=1e3))
-    assert auto.sigma(auto.prepare(dim)) == 4.0
-    plain = get_reco("mpe")(timing_error=0, jitter=5)
-    assert plain.sigma(prep) == 5.0
+    assert spe.sigma(spe.prepare(sim_event)) == 4.0 and mpe.sigma(prep) == 4.0  # defaults
+    assert "sigma=4 ns;" in mpe.likelihood
+    wide = get_reco("mpe")(timing_error=48**0.5)  # in quadrature: hypot(4, sqrt(48)) = 8
+    assert wide.sigma(prep) == 8.0
+    assert "sigma=8 ns: jitter 4 ns + timing error 6.93 ns" in wide.likelihood
     batch = _batch([1.0, 2.0], [0.5, 3.0], prep.seed)
-    assert plain.objective(prep, batch)[0].table.sigma == 5.0
-    assert mpe.objective(prep, batch)[0].table.sigma == 8.0
+    assert wide.objective(prep, batch)[0].table.sigma == 8.0
+    assert mpe.objective(prep, batch)[0].table.sigma == 4.0
+    # auto: MPE's σ when it chooses MPE, the jitter alone when it chooses SPE1st
+    auto = get_reco("auto")(timing_error=3)
+    dim = simulate_event(SimConfig(seed=21, energy=1e3))
+    bright = simulate_event(SimConfig(seed=21, energy=1e5))
+    assert auto.sigma(auto.prepare(dim)) == 4.0 and auto.sigma(auto.prepare(bright)) == 5.0
     with pytest.raises(UserError):
         get_reco("mpe")(timing_error=-1)
     with pytest.raises(UserError):
