@@ -313,11 +313,12 @@ def test_mpe_timing_error_widens_only_the_mpe_pdf(sim_event):
 
 
 @pytest.mark.slow  # the first run compiles the kernel (~10-30 s), later runs use the cache
-@pytest.mark.parametrize("name", ["spe", "mpe"])
-def test_numba_kernel_matches_numpy(sim_event, name):
+@pytest.mark.parametrize("name, opts", [("spe", {}), ("mpe", {}),
+                                         ("mpe", {"timing_error": 48**0.5})])
+def test_numba_kernel_matches_numpy(sim_event, name, opts):
     pytest.importorskip("numba")
-    ref = get_reco(name)()
-    fast = get_reco(name)(kernel="numba")
+    ref = get_reco(name)(**opts)
+    fast = get_reco(name)(kernel="numba", **opts)
     prep = ref.prepare(sim_event)
     rng = np.random.default_rng(8)
     n = 6
