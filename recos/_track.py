@@ -548,12 +548,14 @@ class TrackReco(Reco):
     def _mpe_sigma(self) -> float:
         return float(np.hypot(self.options["jitter"], self.options["timing_error"]))
 
+    def uses_mpe(self, prepared: PreparedTrack) -> bool:
+        """Whether the fit is MPE: an event without multi-photon DOMs is fitted with SPE1st."""
+        return self.use_charge and prepared.n_multi > 0
+
     def sigma(self, prepared: PreparedTrack) -> float:
         """Gaussian σ of the convoluted Pandel [ns]: the jitter, widened by the timing error
-        when the fit is MPE (an event without multi-photon DOMs is fitted with SPE1st)."""
-        if self.use_charge and prepared.n_multi > 0:
-            return self._mpe_sigma()
-        return float(self.options["jitter"])
+        when the fit is MPE."""
+        return self._mpe_sigma() if self.uses_mpe(prepared) else float(self.options["jitter"])
 
     def _likelihood_text(self, mpe: bool | None = None) -> str:
         o = self.options

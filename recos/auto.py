@@ -39,11 +39,8 @@ class AutoReco(TrackReco):
                "model's: MPE's contours are then too small)"),
     )
     # the objective uses MPE whenever the prepared event carries multi-photon DOMs; an event
-    # prepared for SPE1st has none (every N is 1)
+    # prepared for SPE1st has none (every N is 1), so TrackReco.uses_mpe tells which ran
     use_charge = True
-
-    def uses_mpe(self, prepared: PreparedTrack) -> bool:
-        return prepared.n_multi > 0
 
     def _real_spe(self, event: Event) -> bool:
         return bool(event.meta.get("is_real_event")) and not self.options["real_mpe"]
