@@ -206,7 +206,8 @@ def run_one(job: tuple) -> dict:
     prepared = engine.reco.prepare(ev)
     llh_hat = continuous_minimum(engine.reco, prepared, best)
     return {"reco": reco, "options": options, "energy": energy, "seed": seed,
-            "mismatch": mismatch, "err": err,
+            "mismatch": mismatch, "err": err, "n_bright": prepared.n_bright,
+            "pull": engine.reco.pull(prepared),
             "ts_true": ts_at_direction(engine.reco, prepared, result.levels, tr.zenith,
                                        tr.azimuth, float(ra_t), float(dec_t), llh_hat),
             "ts_pixel": ts_at(result.levels, float(ra_t), float(dec_t)),

@@ -36,6 +36,7 @@ from recos._kernels import get_kernel
 from recos._minimize import nelder_mead_batched
 from recos.base import Option, PointedRegion, Reco
 from recos.pandel import PANDEL_RHO, XI_MAX, XI_MIN, get_table, pandel_logpdf, plain_logsf
+from recos.pull import parse_pull, pull_for
 from skyscan_tui.errors import UserError
 from skyscan_tui.events import Event
 from skyscan_tui.simulate import (
@@ -67,7 +68,8 @@ class PreparedTrack:
     ``pos`` (K, 3) [m], ``time`` (K,) first-pulse time [ns], ``npe`` (K,) photon count used by
     MPE (1 for SPE), sorted so the ``n_multi`` DOMs with npe > 1 come first; ``cog`` (3,) [m]
     charge-weighted centre of gravity; ``seed`` (4,) [m, m, m, ns]; ``seed_dir`` (zenith,
-    azimuth) [rad] of the first guess; ``seed_name`` where it came from.
+    azimuth) [rad] of the first guess; ``seed_name`` where it came from; ``n_bright`` the
+    brightness measure of the pull correction (:mod:`recos.pull`).
     """
 
     pos: np.ndarray
@@ -80,6 +82,7 @@ class PreparedTrack:
     seed_name: str
     n_pulses_in: int
     n_doms_in: int
+    n_bright: int  # cleaned DOMs with round(charge) >= 2, whether or not the fit uses charge
     real_event: bool = False  # set by ``auto`` when it chose SPE1st because the event is real
 
 
@@ -236,7 +239,8 @@ def prepare_track(event: Event, use_charge: bool, max_npe: int) -> PreparedTrack
         name = "LineFit"
     return PreparedTrack(pos=np.ascontiguousarray(pos), time=t, npe=npe,
                          n_multi=int((npe > 1).sum()), cog=cog, seed=seed, seed_dir=seed_dir,
-                         seed_name=name, n_pulses_in=len(p), n_doms_in=int(f_t.size))
+                         seed_name=name, n_pulses_in=len(p), n_doms_in=int(f_t.size),
+                         n_bright=int((np.rint(charge) >= 2).sum()))
 
 
 def transverse_basis(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -531,6 +535,9 @@ class TrackReco(Reco):
                "kernel, same formulas; first use compiles for ~10 s)"),
         Option("iterations", int, 40, "Nelder-Mead iterations of the first-round fit "
                "(its restart and refined pixels use 1/2 and 1/4)", min=5, max=2000),
+        Option("pull", str, "calibrated", "pull correction: -log L is divided by p^2; "
+               "calibrated (p from the event's DOMs with >= 2 photons, fitted on simulated "
+               "tracks), none (p = 1, the plain likelihood) or a number p"),
     )
 
     def __init__(self, **options: Any) -> None:
@@ -543,6 +550,7 @@ class TrackReco(Reco):
         self._kernel_choice = kernel
         # per-instance: the engine reads n_variations from the reco object
         self.n_variations = int(self.options["variations"])
+        self._pull_setting = parse_pull(self.options["pull"])
         self.likelihood = self._likelihood_text()
 
     def _mpe_sigma(self) -> float:
@@ -557,7 +565,27 @@ class TrackReco(Reco):
         when the fit is MPE."""
         return self._mpe_sigma() if self.uses_mpe(prepared) else float(self.options["jitter"])
 
-    def _likelihood_text(self, mpe: bool | None = None) -> str:
+    def pull(self, prepared: PreparedTrack) -> float:
+        """The pull p of this event: the fit's −log L is divided by p² (:mod:`recos.pull`)."""
+        kind = "MPE" if self.uses_mpe(prepared) else "SPE1st"
+        return pull_for(self._pull_setting, kind, prepared.n_bright)
+
+    def likelihood_for(self, prepared: PreparedTrack) -> str:
+        return self._likelihood_text(self.uses_mpe(prepared), prepared)
+
+    def _pull_text(self, prepared: PreparedTrack | None) -> str:
+        if self._pull_setting is None:
+            how = "calibrated on simulated tracks"
+            if prepared is None:
+                return f"; -log L / p^2, pull p {how} from the DOMs with >= 2 photons"
+            return (f"; -log L / p^2, pull p={self.pull(prepared):.3g} {how} for "
+                    f"{prepared.n_bright} DOMs with >= 2 photons")
+        if self._pull_setting == 1.0:
+            return "; no pull correction"
+        return f"; -log L / p^2, pull p={self._pull_setting:g} (fixed)"
+
+    def _likelihood_text(self, mpe: bool | None = None,
+                         prepared: PreparedTrack | None = None) -> str:
         o = self.options
         mpe = self.use_charge if mpe is None else mpe
         head = ("MPE (first of N photons, N = round(charge) capped at "
@@ -569,7 +597,7 @@ class TrackReco(Reco):
                  if mpe and o["timing_error"] > 0 else f"sigma={o['jitter']:g} ns")
         return (f"{head}, Gauss-convoluted Pandel ({sigma}; tau=556.7 ns, "
                 f"lambda=33.29 m, lambda_a=98 m, d_eff=0.8395 d+3.094 m), {floor}; "
-                "seeded-RT-cleaned hits")
+                f"seeded-RT-cleaned hits{self._pull_text(prepared)}")
 
     # ------------------------------------------------------------ per event
     def prepare(self, event: Event) -> PreparedTrack:
@@ -625,7 +653,8 @@ class TrackReco(Reco):
         obj, params, llh = self.fit_params(prepared, batch)
         pos, t = obj.vertex(params)
         ok = np.isfinite(llh)
-        out["llh"] = np.where(ok, llh, np.nan)
+        # the fit minimises the plain −log L; the pull only rescales the recorded surface
+        out["llh"] = np.where(ok, llh / self.pull(prepared) ** 2, np.nan)
         out["x"], out["y"], out["z"] = pos.T
         out["t"] = t
         return out

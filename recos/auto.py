@@ -61,7 +61,7 @@ class AutoReco(TrackReco):
         else:
             why = f"{'>=' if mpe else '<'} {self.options['min_multi']} DOMs with >= 2 photons"
         return (f"auto chose {'MPE' if mpe else 'SPE1st'} ({why}): "
-                + self._likelihood_text(mpe))
+                + self._likelihood_text(mpe, prepared))
 
 
 RECO = AutoReco

@@ -1,0 +1,128 @@
+"""Fit the pull-correction curves of ``recos/pull.py`` from simulated tracks.
+
+Scans tracks (matched model, energies log-uniform over 1–100 TeV, seeds from 800000: disjoint
+from ``benchmarks/accuracy.py``'s) with the plain likelihoods (``pull=none``) of ``spe`` and
+``mpe``, takes 2Δ(−log L) at the true direction as ``accuracy.py`` does, and fits per
+likelihood the curve log p²(M), M = cleaned DOMs with >= 2 photons, linear in log M between
+the knots of ``recos.pull.PULL_KNOTS``, such that 90 % of the tracks at every brightness
+have 2Δ / p² <= 4.605, the Wilks-90 % threshold (quantile regression). Prints the fitted
+values, ready for ``LOG_PULL2``, and the Wilks coverage per brightness bin before and after
+the correction.
+
+    python benchmarks/pull_calibration.py --events 300 --rows pull.jsonl   # ~30 min, 2 cores
+    python benchmarks/pull_calibration.py --rows pull.jsonl --table-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from accuracy import WILKS_50, WILKS_90, run_one  # noqa: E402
+
+from recos.pull import PULL_KNOTS  # noqa: E402
+
+KIND = {"spe": "SPE1st", "mpe": "MPE"}
+M_BINS = (0, 10, 20, 30, 50, 100, 200, 100_000)
+
+
+def log_uniform_energy(seed: int) -> float:
+    """Energy [GeV] log-uniform over 1–100 TeV, from its own stream of ``seed``."""
+    return float(10.0 ** (3.0 + 2.0 * np.random.default_rng([seed, 3]).random()))
+
+
+def fit_curve(n_bright: np.ndarray, ts: np.ndarray, quantile: float = 0.9) -> np.ndarray:
+    """log p² at PULL_KNOTS such that 2Δ / p² <= 4.605 for ``quantile`` of the tracks at every
+    brightness: a linear quantile regression of log 2Δ on the curve's hat functions (pinball
+    loss, solved as a linear programme). A failed fit far from the truth weighs no more than
+    any other track above the quantile."""
+    from scipy.optimize import linprog
+
+    x = np.log(np.maximum(n_bright, 1.0))
+    knots = np.log(PULL_KNOTS)
+    # hat functions of the piecewise-linear interpolation, constant beyond the end knots
+    basis = np.stack([np.interp(x, knots, np.eye(len(knots))[k]) for k in range(len(knots))],
+                     axis=1)
+    y = np.log(np.maximum(ts, 1e-3)) - np.log(WILKS_90)
+    n, k = basis.shape
+    # y = basis θ + u⁺ − u⁻, minimise Σ q u⁺ + (1 − q) u⁻
+    cost = np.concatenate([np.zeros(k), np.full(n, quantile), np.full(n, 1.0 - quantile)])
+    res = linprog(cost, A_eq=np.hstack([basis, np.eye(n), -np.eye(n)]), b_eq=y,
+                  bounds=[(None, None)] * k + [(0, None)] * (2 * n), method="highs")
+    if not res.success:
+        raise RuntimeError(f"quantile regression failed: {res.message}")
+    return res.x[:k]
+
+
+def coverage_table(rows: list[dict], curves: dict[str, np.ndarray]) -> None:
+    knots = np.log(PULL_KNOTS)
+    print(f"{'reco':4s} {'M':>9s} {'N':>4s} {'cov50':>6s} {'cov90':>6s} {'k90':>6s}   "
+          f"{'p':>5s} {'cov50':>6s} {'cov90':>6s}   (plain, then pull-corrected)")
+    for reco in curves:
+        sel = [r for r in rows if r["reco"] == reco]
+        m = np.array([r["n_bright"] for r in sel], float)
+        ts = np.array([r["ts_true"] for r in sel])
+        p2 = np.exp(np.interp(np.log(np.maximum(m, 1)), knots, curves[reco]))
+        for lo, hi in [*zip(M_BINS[:-1], M_BINS[1:], strict=True), (0, 100_000)]:
+            b = (m >= lo) & (m < hi)
+            if not b.any():
+                continue
+            label = "all" if (lo, hi) == (0, 100_000) else f"{lo}-{hi - 1}" if hi < 1e5 \
+                else f">={lo}"
+            tb, pb = ts[b], p2[b]
+            print(f"{reco:4s} {label:>9s} {b.sum():4d} {np.mean(tb <= WILKS_50):6.2f} "
+                  f"{np.mean(tb <= WILKS_90):6.2f} {np.quantile(tb, 0.9):6.2f}   "
+                  f"{np.median(np.sqrt(pb)):5.2f} {np.mean(tb / pb <= WILKS_50):6.2f} "
+                  f"{np.mean(tb / pb <= WILKS_90):6.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=4, help="tracks (default 4)")
+    ap.add_argument("-j", "--jobs", type=int, default=2, help="parallel scans (default 2)")
+    ap.add_argument("--seed", type=int, default=800_000, help="first event seed")
+    ap.add_argument("--rows", type=Path, help="append every scan's figures to this JSON-lines "
+                    "file; with --table-only, fit from it without scanning")
+    ap.add_argument("--table-only", action="store_true")
+    args = ap.parse_args(argv)
+    if args.table_only:
+        if args.rows is None:
+            ap.error("--table-only needs --rows")
+        rows = [json.loads(line) for line in args.rows.read_text().splitlines() if line]
+    else:
+        jobs = [(reco, log_uniform_energy(args.seed + i), args.seed + i, 0.0,
+                 (("pull", "none"),), "log-uniform")
+                for i in range(args.events) for reco in KIND]
+        t0 = time.perf_counter()
+        rows = []
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            for row in pool.map(run_one, jobs, chunksize=1):
+                rows.append(row)
+                if args.rows:
+                    with open(args.rows, "a") as fh:
+                        fh.write(json.dumps(row) + "\n")
+        print(f"{len(rows)} scans in {time.perf_counter() - t0:.0f} s")
+    curves = {}
+    for reco, kind in KIND.items():
+        sel = [r for r in rows if r["reco"] == reco]
+        if not sel:
+            continue
+        curves[reco] = fit_curve(np.array([r["n_bright"] for r in sel], float),
+                                 np.array([r["ts_true"] for r in sel]))
+        values = ", ".join(f"{v:.3f}" for v in curves[reco])
+        print(f'    "{kind}": ({values}),  # {len(sel)} tracks, seeds from {args.seed}')
+    coverage_table(rows, curves)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
