@@ -9,7 +9,7 @@ have 2Δ / p² <= 4.605, the Wilks-90 % threshold (quantile regression). Prints 
 values, ready for ``LOG_PULL2``, and the Wilks coverage per brightness bin before and after
 the correction.
 
-    python benchmarks/pull_calibration.py --events 300 --rows pull.jsonl   # ~30 min, 2 cores
+    python benchmarks/pull_calibration.py --events 400 --rows pull.jsonl   # ~35 min, 2 cores
     python benchmarks/pull_calibration.py --rows pull.jsonl --table-only
 """
 
@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args(argv)
     if args.table_only:
-        if args.rows is None:
-            ap.error("--table-only needs --rows")
+        if args.rows is None or not args.rows.is_file():
+            ap.error("--table-only needs --rows FILE of an earlier run")
         rows = [json.loads(line) for line in args.rows.read_text().splitlines() if line]
     else:
         jobs = [(reco, log_uniform_energy(args.seed + i), args.seed + i, 0.0,

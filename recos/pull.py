@@ -17,9 +17,9 @@ more photons (charge rounded), through a curve per likelihood: ``log p²`` linea
 ``benchmarks/pull_calibration.py`` on simulated tracks (matched model, default options,
 energies log-uniform in 1–100 TeV, seeds disjoint from ``benchmarks/accuracy.py``'s), so
 that at every brightness 90 % of the tracks have 2Δ(−log L) / p² <= 4.605 at the true
-direction: the Wilks-90 % region then holds the truth 90 % of the time. With other likelihood options (jitter, noise floor,
-MPE's cap or timing error) or other ice the curve is only approximate: ``pull=none`` turns
-it off, ``pull=<number>`` fixes p.
+direction: the Wilks-90 % region then holds the truth 90 % of the time. With other
+likelihood options (jitter, noise floor, MPE's cap or timing error) or other ice the curve
+is only approximate: ``pull=none`` turns it off, ``pull=<number>`` fixes p.
 """
 
 from __future__ import annotations
