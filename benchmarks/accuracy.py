@@ -26,6 +26,7 @@ per scan).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -217,6 +218,24 @@ def run_one(job: tuple) -> dict:
             **({"spectrum": spectrum} if spectrum else {})}
 
 
+def scan_all(jobs: list[tuple], n_jobs: int, rows_path: Path | None) -> list[dict]:
+    """:func:`run_one` over ``jobs`` in ``n_jobs`` processes, in order; each row is appended
+    to the JSON-lines file ``rows_path`` (if given) as soon as it is done."""
+    rows = []
+    with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+        for row in pool.map(run_one, jobs, chunksize=1):
+            rows.append(row)
+            if rows_path:
+                with open(rows_path, "a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+    return rows
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a JSON-lines file written by :func:`scan_all`."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
 def print_table(rows: list[dict], header: str) -> None:
     print(header)
     head = (f"{'reco':5s} {'ice':>4s} {'E/TeV':>6s} {'N':>3s} {'med°':>6s} {'90%°':>6s} "
@@ -257,8 +276,6 @@ def print_table(rows: list[dict], header: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import json
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=4, help="events per energy (default 4)")
     ap.add_argument("-j", "--jobs", type=int, default=2, help="parallel scans (default 2)")
@@ -279,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="print the table from --rows without scanning")
     args = ap.parse_args(argv)
     if args.table_only:
-        rows = [json.loads(line) for line in args.rows.read_text().splitlines() if line]
+        rows = read_rows(args.rows)
         n = max(1, len(rows) // max(1, len({(r["mismatch"], r["reco"], energy_bin(r))
                                                 for r in rows})))
         print_table(rows, f"accuracy (from {args.rows}): ~{n} events per row")
@@ -301,13 +318,7 @@ def main(argv: list[str] | None = None) -> int:
                 for i in range(args.events) for m in mismatches for reco in recos
                 for k, e in enumerate(ENERGIES)]
     t0 = time.perf_counter()
-    rows = []
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        for row in pool.map(run_one, jobs, chunksize=1):
-            rows.append(row)
-            if args.rows:
-                with open(args.rows, "a") as fh:
-                    fh.write(json.dumps(row) + "\n")
+    rows = scan_all(jobs, args.jobs, args.rows)
     wall = time.perf_counter() - t0
     per = "per energy" if args.spectrum == "lines" else "from E^-2 over 1-100 TeV"
     print_table(rows, f"accuracy: {args.events} events {per}, seeds from {args.seed}, "

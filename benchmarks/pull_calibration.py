@@ -16,10 +16,8 @@ the correction.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +25,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from accuracy import WILKS_50, WILKS_90, run_one  # noqa: E402
+from accuracy import WILKS_50, WILKS_90, read_rows, scan_all  # noqa: E402
 
-from recos.pull import PULL_KNOTS  # noqa: E402
+from recos.pull import PULL_KNOTS, curve_log_pull2  # noqa: E402
 
 KIND = {"spe": "SPE1st", "mpe": "MPE"}
 M_BINS = (0, 10, 20, 30, 50, 100, 200, 100_000)
@@ -47,10 +45,8 @@ def fit_curve(n_bright: np.ndarray, ts: np.ndarray, quantile: float = 0.9) -> np
     any other track above the quantile."""
     from scipy.optimize import linprog
 
-    x = np.log(np.maximum(n_bright, 1.0))
-    knots = np.log(PULL_KNOTS)
-    # hat functions of the piecewise-linear interpolation, constant beyond the end knots
-    basis = np.stack([np.interp(x, knots, np.eye(len(knots))[k]) for k in range(len(knots))],
+    # the curve is linear in its knot values: its columns are the curves of unit values
+    basis = np.stack([curve_log_pull2(unit, n_bright) for unit in np.eye(len(PULL_KNOTS))],
                      axis=1)
     y = np.log(np.maximum(ts, 1e-3)) - np.log(WILKS_90)
     n, k = basis.shape
@@ -64,14 +60,13 @@ def fit_curve(n_bright: np.ndarray, ts: np.ndarray, quantile: float = 0.9) -> np
 
 
 def coverage_table(rows: list[dict], curves: dict[str, np.ndarray]) -> None:
-    knots = np.log(PULL_KNOTS)
     print(f"{'reco':4s} {'M':>9s} {'N':>4s} {'cov50':>6s} {'cov90':>6s} {'k90':>6s}   "
           f"{'p':>5s} {'cov50':>6s} {'cov90':>6s}   (plain, then pull-corrected)")
     for reco in curves:
         sel = [r for r in rows if r["reco"] == reco]
         m = np.array([r["n_bright"] for r in sel], float)
         ts = np.array([r["ts_true"] for r in sel])
-        p2 = np.exp(np.interp(np.log(np.maximum(m, 1)), knots, curves[reco]))
+        p2 = np.exp(curve_log_pull2(curves[reco], m))
         for lo, hi in [*zip(M_BINS[:-1], M_BINS[1:], strict=True), (0, 100_000)]:
             b = (m >= lo) & (m < hi)
             if not b.any():
@@ -97,19 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.table_only:
         if args.rows is None or not args.rows.is_file():
             ap.error("--table-only needs --rows FILE of an earlier run")
-        rows = [json.loads(line) for line in args.rows.read_text().splitlines() if line]
+        rows = read_rows(args.rows)
     else:
         jobs = [(reco, log_uniform_energy(args.seed + i), args.seed + i, 0.0,
                  (("pull", "none"),), "log-uniform")
                 for i in range(args.events) for reco in KIND]
         t0 = time.perf_counter()
-        rows = []
-        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            for row in pool.map(run_one, jobs, chunksize=1):
-                rows.append(row)
-                if args.rows:
-                    with open(args.rows, "a") as fh:
-                        fh.write(json.dumps(row) + "\n")
+        rows = scan_all(jobs, args.jobs, args.rows)
         print(f"{len(rows)} scans in {time.perf_counter() - t0:.0f} s")
     curves = {}
     for reco, kind in KIND.items():

@@ -28,7 +28,7 @@ import numpy as np
 
 from skyscan_tui.errors import UserError
 
-__all__ = ["PULL_KNOTS", "LOG_PULL2", "parse_pull", "pull_for"]
+__all__ = ["PULL_KNOTS", "LOG_PULL2", "curve_log_pull2", "log_pull2", "parse_pull", "pull_for"]
 
 #: knots of the curves: cleaned DOMs with >= 2 photons
 PULL_KNOTS = (10.0, 25.0, 60.0, 150.0)
@@ -41,10 +41,16 @@ LOG_PULL2: dict[str, tuple[float, ...]] = {
 }
 
 
+def curve_log_pull2(values, n_bright: int | np.ndarray) -> np.ndarray:
+    """log p² at brightness M of the curve with ``values`` at PULL_KNOTS: linear in log M
+    between the knots, constant beyond them."""
+    x = np.log(np.maximum(np.asarray(n_bright, float), 1.0))
+    return np.interp(x, np.log(PULL_KNOTS), values)
+
+
 def log_pull2(likelihood: str, n_bright: int | np.ndarray) -> np.ndarray:
     """The calibrated log p² of ``likelihood`` ("SPE1st" or "MPE") at brightness M."""
-    x = np.log(np.maximum(np.asarray(n_bright, float), 1.0))
-    return np.interp(x, np.log(PULL_KNOTS), LOG_PULL2[likelihood])
+    return curve_log_pull2(LOG_PULL2[likelihood], n_bright)
 
 
 def parse_pull(value: str) -> float | None:
