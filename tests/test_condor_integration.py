@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, cli_env, run_cli
+from tests.helpers.services import service_unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +43,11 @@ def sshd(tmp_path_factory):
             "FAKECONDOR_SPOOL": str(spool), "FAKECONDOR_PYTHON": sys.executable,
             "FAKECONDOR_SLOTS": "2"})
     except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"cannot start a loopback sshd: {exc}")
+        failure = f"cannot start a loopback sshd: {exc}"
+    else:
+        failure = ""
+    if failure:  # outside the except block: the report shows the reason alone
+        service_unavailable(failure)
     server.spool = spool
     yield server
     server.stop()
@@ -133,6 +138,14 @@ def runs(sshd) -> list[dict]:
     return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
 
 
+def injected(sshd) -> list[str]:
+    """The faults the stand-in applied, in order (its own record)."""
+    path = sshd.spool / "faults.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(ln)["fault"] for ln in path.read_text().splitlines() if ln.strip()]
+
+
 def condor_cmd(event, cfg: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "skyscan_tui", "scan", str(event), "--reco", "dummy",
             "--executor", "condor", "--config", str(cfg), "--profile", "test",
@@ -171,13 +184,18 @@ def test_condor_scan_equals_local_in_path_with_spaces_and_quotes(
 def test_faults_still_give_the_same_skymap(sshd, tmp_path, sim_event_file, local_levels,
                                            faults):
     # every fault kind once (in order of job starts), then 20 % of job starts fail or hold
-    faults(force=["hold", "fail", "vanish", "fail_exit", "evict", "stuck"],
-           fail=0.1, hold=0.1, seed=11)
+    forced = ["hold", "fail", "vanish", "fail_exit", "evict", "stuck"]
+    faults(force=forced, fail=0.1, hold=0.1, seed=11)
     cfg = write_config(tmp_path / "config.toml", sshd, tmp_path / "remote",
                        pixels_per_job=24, job_timeout=3, max_retries=4)
+    before = len(injected(sshd))
     r = condor_scan(sim_event_file, cfg, tmp_path / "out")
     assert r.returncode == 0, r.stderr[-3000:]
     assert_same(levels_of(tmp_path / "out"), local_levels)
+    # the stand-in's own record: every forced fault was applied, in order, then the random ones
+    applied = injected(sshd)[before:]
+    assert applied[:len(forced)] == forced
+    # ... and the executor reported each kind it met
     err = r.stderr
     assert "held" in err and "releasing" in err  # transient hold (code 13) released
     assert "vanished from the queue" in err

@@ -17,9 +17,10 @@ State lives in ``$FAKECONDOR_SPOOL``. Faults are injected from ``$FAKECONDOR_SPO
 (probabilities per job start, seeded, plus ``force``: a list of faults for the next job
 starts in order): ``fail`` (exits 1 without output ->
 hold 12), ``fail_exit`` (runs, but exits 1), ``hold`` (held with ``hold_code`` before it
-runs), ``vanish`` (leaves the queue with no event and no history), ``evict`` (killed after
-starting, back to idle), ``stuck`` (sleeps until the duration limit holds it). Every finished
-execution is appended to ``runs.jsonl`` for the tests to count.
+runs), ``vanish`` (leaves the queue with no event and no history), ``evict`` (killed on the
+runner's first look after it started, however fast the job is, and back to idle), ``stuck``
+(sleeps until the duration limit holds it). Every finished execution is appended to
+``runs.jsonl`` and every fault applied to ``faults.jsonl``, for the tests to count.
 """
 
 from __future__ import annotations
@@ -408,6 +409,10 @@ def _start(ad: dict, rng: random.Random, fl: dict) -> tuple[subprocess.Popen | N
     if fl.get("force"):  # forced faults for the next job starts, in order (consumed)
         fault = fl["force"].pop(0)
         _write_json(SPOOL / "faults.json", fl)
+    if fault:
+        with open(SPOOL / "faults.jsonl", "a") as fh:
+            fh.write(json.dumps({"cluster": ad["ClusterId"], "proc": ad["ProcId"],
+                                 "fault": fault, "time": time.time()}) + "\n")
     if fault == "vanish":
         _qpath(ad).unlink(missing_ok=True)  # gone: no event, no history
         return None, fault
@@ -502,7 +507,15 @@ def runner(cluster: int) -> int:
             for proc_id, (p, fault) in list(running.items()):
                 ad = ads[proc_id]
                 limit = ad.get("AllowedExecuteDuration")
-                if p.poll() is not None:
+                if fault == "evict":  # before the exit check: a fast job is evicted too
+                    _kill(p)
+                    running.pop(proc_id)
+                    ad.update(JobStatus=1, EnteredCurrentStatus=int(time.time()), Fault="")
+                    save_ad(ad)
+                    write_event(ad, 4, "Job was evicted.",
+                                ["(0) Job was not checkpointed.", *[u.strip() for u in _USAGE[:2]],
+                                 "0  -  Run Bytes Sent By Job", "0  -  Run Bytes Received By Job"])
+                elif p.poll() is not None:
                     running.pop(proc_id)
                     _finish(ad, p, fault)
                 elif limit and time.time() - ad["StartTime"] > limit:
@@ -512,14 +525,6 @@ def runner(cluster: int) -> int:
                     set_held(ad, f"The job exceeded allowed execute duration of "
                                  f"{d // 86400}+{d // 3600 % 24:02d}:{d // 60 % 60:02d}:"
                                  f"{d % 60:02d}", 47, 0)
-                elif fault == "evict" and time.time() - ad["StartTime"] > 0.2:
-                    _kill(p)
-                    running.pop(proc_id)
-                    ad.update(JobStatus=1, EnteredCurrentStatus=int(time.time()), Fault="")
-                    save_ad(ad)
-                    write_event(ad, 4, "Job was evicted.",
-                                ["(0) Job was not checkpointed.", *[u.strip() for u in _USAGE[:2]],
-                                 "0  -  Run Bytes Sent By Job", "0  -  Run Bytes Received By Job"])
             ads = {a["ProcId"]: a for a in load_queue() if a["ClusterId"] == cluster}
             if not ads and not running:
                 return 0
