@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.services import service_unavailable
+
 __all__ = ["SlurmCluster", "SlurmUnavailable", "slurm_cluster", "slurm_unavailable_reason"]
 
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "sinfo", "scontrol")
@@ -304,20 +306,25 @@ class SlurmCluster:
 
 @pytest.fixture(scope="session")
 def slurm_cluster():
-    """A running single-node Slurm (session-wide); skips with the reason if it cannot start.
+    """A running single-node Slurm (session-wide); skips with the reason if it cannot start
+    (fails instead when ``CI`` is set, see :mod:`tests.helpers.services`).
 
     Its directory is a fresh ``/tmp/skyscan-slurm-*`` rather than pytest's tmp_path: the
     munge user must be able to traverse to its socket, and pytest's base dir is 0700.
     """
     reason = slurm_unavailable_reason()
     if reason:
-        pytest.skip(reason)
+        service_unavailable(reason)
     cluster = SlurmCluster()
     try:
         cluster.start()
     except (SlurmUnavailable, OSError, subprocess.SubprocessError) as exc:
         cluster.cleanup()
-        pytest.skip(f"loopback Slurm did not start: {exc}")
+        failure = f"loopback Slurm did not start: {exc}"
+    else:
+        failure = ""
+    if failure:  # outside the except block: the report shows the reason alone
+        service_unavailable(failure)
     try:
         yield cluster
     finally:

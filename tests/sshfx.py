@@ -22,6 +22,10 @@ SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd", "/usr/bin/sshd")
 
 
 def find_sshd() -> str | None:
+    """The sshd binary; ``$SKYSCAN_TEST_SSHD`` overrides the search (a path, or ``none``)."""
+    override = os.environ.get("SKYSCAN_TEST_SSHD")
+    if override is not None:
+        return override if override != "none" and os.access(override, os.X_OK) else None
     for c in SSHD_CANDIDATES:
         if os.access(c, os.X_OK):
             return c

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, cli_env, run_cli
+from tests.helpers.services import service_unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +37,11 @@ def slurm_sshd(slurm_cluster, tmp_path_factory):
     try:
         server = start_sshd(root / "server", setenv={"SLURM_CONF": str(slurm_cluster.conf)})
     except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"cannot start a loopback sshd: {exc}")
+        failure = f"cannot start a loopback sshd: {exc}"
+    else:
+        failure = ""
+    if failure:  # outside the except block: the report shows the reason alone
+        service_unavailable(failure)
     yield server
     server.stop()
 
