@@ -329,8 +329,7 @@ def _resume_info(args: argparse.Namespace):
 
 def run_scan(event: Any, args: argparse.Namespace, out_default: Path) -> int:
     from skyscan_tui import sky
-    from skyscan_tui.engine import ScanEngine, ScanFinished, ScanSettings
-    from skyscan_tui.progress import ProgressPrinter
+    from skyscan_tui.engine import ScanEngine, ScanSettings
     from skyscan_tui.stats import parse_thresholds
 
     parse_thresholds(args.thresholds)  # bad thresholds fail before the scan starts
@@ -366,9 +365,25 @@ def run_scan(event: Any, args: argparse.Namespace, out_default: Path) -> int:
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"{outdir}: output path exists and is not a folder")
     executor = _make_executor(args)
+    try:
+        engine = ScanEngine(event, settings, executor, outdir=outdir, resume=info is not None)
+    except BaseException:
+        executor.close()
+        raise
+    try:
+        return _drive(engine, executor, event, args, outdir)
+    finally:
+        engine.close()
+
+
+def _drive(engine: Any, executor: Any, event: Any, args: argparse.Namespace,
+           outdir: Path) -> int:
+    """Run ``engine`` with a progress display, then save and print the result."""
+    from skyscan_tui.engine import ScanFinished
+    from skyscan_tui.progress import ProgressPrinter
+
     if hasattr(executor, "bind_output"):  # remote executors keep their resume state there
         executor.bind_output(outdir)
-    engine = ScanEngine(event, settings, executor, outdir=outdir, resume=info is not None)
     mode = None if args.progress == "auto" else args.progress
     show = (lambda u: None) if mode == "none" else ProgressPrinter(mode=mode)
     finished = None

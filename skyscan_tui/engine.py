@@ -44,6 +44,7 @@ from skyscan_tui import sky
 from skyscan_tui.coords import equatorial_to_local, local_to_equatorial
 from skyscan_tui.errors import UserError
 from skyscan_tui.events import Event
+from skyscan_tui.folderlock import FolderLock
 from skyscan_tui.results import ScanResult, empty_level
 from skyscan_tui.tasks import RESULT_DTYPE, TaskBatch, empty_results
 
@@ -205,12 +206,14 @@ class ScanEngine:
     ``outdir``: checkpoint into ``outdir/checkpoint/``. ``resume``: continue the checkpoint
     there (UserError if there is none, or it is for another event or other settings).
     Without ``resume`` an unfinished checkpoint in ``outdir`` is refused, never overwritten.
+    The engine locks ``outdir`` (:mod:`skyscan_tui.folderlock`) from construction (or, for a
+    new folder, from the start of :meth:`run`) until :meth:`close`: another live scan of the
+    folder makes the constructor or ``run`` raise :class:`~skyscan_tui.folderlock.FolderBusy`.
     """
 
     def __init__(self, event: Event, settings: ScanSettings, executor: Executor,
                  outdir: str | Path | None = None, resume: bool = False) -> None:
         from recos import get_reco
-        from skyscan_tui import checkpoint as ckpt
         from skyscan_tui.events import event_digest
 
         self.event = event
@@ -231,6 +234,19 @@ class ScanEngine:
             if resume:
                 raise UserError("resuming needs the output folder of the scan")
             return
+        self._folder_lock = FolderLock(self.outdir)
+        if self.outdir.is_dir():  # refuse a folder another scan is using before reading it
+            self._folder_lock.acquire(create=False)
+        try:
+            self._check_checkpoint(resume)
+        except BaseException:
+            self._folder_lock.release()
+            raise
+
+    def _check_checkpoint(self, resume: bool) -> None:
+        from skyscan_tui import checkpoint as ckpt
+
+        assert self.outdir is not None
         if resume:
             info = ckpt.read_info(self.outdir)
             if info is None:
@@ -242,6 +258,12 @@ class ScanEngine:
                 raise UserError(
                     f"{self.outdir} holds an unfinished scan ({info.describe()}); continue it "
                     f"with --resume {self.outdir}, or delete {info.path} to start over")
+
+    def close(self) -> None:
+        """Release the output folder (a finished scan's front end calls this after saving;
+        the lock also ends with the process)."""
+        if self.outdir is not None:
+            self._folder_lock.release()
 
     # ---------------------------------------------------------------- control (thread-safe)
     def cancel(self) -> None:
@@ -366,9 +388,24 @@ class ScanEngine:
 
     # ---------------------------------------------------------------- the scan
     def run(self) -> Iterator[ScanUpdate]:
+        """Run the scan, yielding progress; ends with :class:`ScanFinished`.
+
+        A run that ends in an error, or whose generator is closed before the end, frees the
+        output folder at once; after a normal end it stays locked until :meth:`close`, so
+        the front end can save the result first.
+        """
+        try:
+            yield from self._run()
+        except BaseException:
+            self.close()
+            raise
+
+    def _run(self) -> Iterator[ScanUpdate]:
         t_start = time.monotonic()
         prepared = self.reco.prepare(self.event)
         context = ScanContext(self.settings.reco, dict(self.reco.options), self.event)
+        if self.outdir is not None:
+            self._folder_lock.acquire()
         self._open_checkpoint()
         if self.settings.pixel_timeout is not None:
             setter = getattr(self.executor, "set_pixel_timeout", None)

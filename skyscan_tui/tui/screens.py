@@ -545,6 +545,8 @@ class ScanScreen(ScanRunner, Screen):
         # leaving the screen (or the app) must never leave workers behind
         if self.running:
             self.stop_scan(wait=30.0)
+        if self.engine is not None:
+            self.engine.close()  # frees the output folder for other scans
 
 
 class ResultsScreen(Screen):

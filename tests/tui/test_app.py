@@ -407,6 +407,7 @@ async def test_start_offers_to_resume_an_unfinished_scan(app_factory, tmp_path):
         n += isinstance(u, PixelsDone)
         if n == 3:
             engine.cancel()
+    engine.close()  # as when that session ended: the folder is free
     assert find_unfinished(out) is not None
     ref = [u for u in ScanEngine(event, settings, SerialExecutor()).run()
            if isinstance(u, ScanFinished)][0].result
