@@ -281,28 +281,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _parse_reco_opts(pairs: list[str]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--reco-opt {pair!r}: expected KEY=VALUE")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def best_reco() -> str:
-    """The best reco installed: the physics fits if present (``auto``: the better calibrated
-    of SPE1st and MPE per event), else the dummy."""
-    from recos import available_recos
-
-    names = available_recos()
-    for name in ("auto", "spe", "mpe", "dummy"):
-        if name in names:
-            return name
-    return names[0]
-
-
 def _make_executor(args: argparse.Namespace):
     from executors import get_executor
 
@@ -314,74 +292,40 @@ def _make_executor(args: argparse.Namespace):
 
 def _resume_info(args: argparse.Namespace):
     """The checkpoint ``--resume OUTDIR`` points at (UserError if there is none)."""
-    from skyscan_tui.checkpoint import read_info
+    from skyscan_tui.app_api import resume_info
 
-    outdir = args.resume
-    if args.output is not None and Path(args.output).resolve() != outdir.resolve():
-        raise UserError("--resume OUTDIR writes to OUTDIR; drop -o/--output")
-    if not outdir.is_dir():
-        raise UserError(f"{outdir}: no such output folder to resume")
-    info = read_info(outdir)
-    if info is None:
-        raise UserError(f"{outdir}: no scan checkpoint to resume")
-    return info
+    return resume_info(args.resume, args.output)
 
 
 def run_scan(event: Any, args: argparse.Namespace, out_default: Path) -> int:
-    from skyscan_tui import sky
-    from skyscan_tui.engine import ScanEngine, ScanSettings
+    from skyscan_tui.app_api import open_scan, parse_reco_options, scan_settings
     from skyscan_tui.stats import parse_thresholds
 
     parse_thresholds(args.thresholds)  # bad thresholds fail before the scan starts
-    reco_options: dict[str, Any] = _parse_reco_opts(args.reco_opt)
-    given = args.nside_progression  # None = not given ("" is given, and wrong)
-    progression = "8:0,64:12,512:24" if given is None else given
-    reco = args.reco
+    reco_options = parse_reco_options(args.reco_opt)
     info = _resume_info(args) if getattr(args, "resume", None) else None
-    if info is not None:  # unset settings come from the checkpoint; set ones must match
-        reco = reco or str(info.settings.get("reco"))
-        if not args.reco_opt and isinstance(info.settings.get("reco_options"), dict):
-            reco_options = dict(info.settings["reco_options"])
-        if given is None:
-            progression = str(info.settings.get("nside_progression"))
-    # how to run (not what to compute): given values win, else the checkpoint's, else defaults
-    run_opts = dict(info.run_options) if info is not None else {}
-    for key in ("batch_size", "max_retries", "pixel_timeout"):
-        if getattr(args, key, None) is not None:
-            run_opts[key] = getattr(args, key)
-    try:
-        settings = ScanSettings(
-            reco=reco or best_reco(), reco_options=reco_options,
-            progression=sky.parse_progression(progression),
-            batch_size=run_opts.get("batch_size"),
-            max_retries=(2 if run_opts.get("max_retries") is None
-                         else int(run_opts["max_retries"])),
-            pixel_timeout=run_opts.get("pixel_timeout"),
-        )
-    except (TypeError, ValueError):
-        raise UserError("the checkpoint holds unusable run options; pass --batch-size, "
-                        "--max-retries and --pixel-timeout explicitly") from None
+    settings = scan_settings(
+        reco=args.reco, reco_options=reco_options if args.reco_opt else None,
+        progression=args.nside_progression,  # None = not given ("" is given, and wrong)
+        run_options={key: getattr(args, key, None)
+                     for key in ("batch_size", "max_retries", "pixel_timeout")},
+        resume=info)
     outdir = info.outdir if info is not None else (args.output or out_default)
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"{outdir}: output path exists and is not a folder")
-    executor = _make_executor(args)
+    engine = open_scan(event, settings, _make_executor(args), outdir, resume=info is not None)
     try:
-        engine = ScanEngine(event, settings, executor, outdir=outdir, resume=info is not None)
-    except BaseException:
-        executor.close()
-        raise
-    try:
-        return _drive(engine, executor, event, args, outdir)
+        return _drive(engine, event, args, outdir)
     finally:
         engine.close()
 
 
-def _drive(engine: Any, executor: Any, event: Any, args: argparse.Namespace,
-           outdir: Path) -> int:
+def _drive(engine: Any, event: Any, args: argparse.Namespace, outdir: Path) -> int:
     """Run ``engine`` with a progress display, then save and print the result."""
     from skyscan_tui.engine import ScanFinished
     from skyscan_tui.progress import ProgressPrinter
 
+    executor = engine.executor
     if hasattr(executor, "bind_output"):  # remote executors keep their resume state there
         executor.bind_output(outdir)
     mode = None if args.progress == "auto" else args.progress

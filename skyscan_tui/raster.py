@@ -14,8 +14,6 @@ Index
 - :func:`sample`: the map value of every sub-pixel; the finest level that has the pixel wins.
 - :func:`colorize`, :func:`render`: values → truecolor RGB → a :class:`Frame` of per-cell
   characters and packed 0xRRGGBB colours, with contours, graticule, labels, best-fit marker.
-- :func:`wilks_areas`: 50 %/90 % areas [deg²] of 2ΔLLH ≤ 1.386/4.605 (physics.md §6.2) on
-  the multi-order pixels; a fallback for when ``skyscan_tui.stats`` is not available.
 
 Conventions: NESTED pixels on J2000 (θ = π/2 − dec, φ = ra); longitudes increase to the left
 (sky as seen from inside, as astronomical maps and ``healpy.mollview(flip="astro")``).
@@ -32,7 +30,7 @@ import numpy as np
 from skyscan_tui.healpix import ang2pix
 
 __all__ = ["FINE_ORDER", "FINE_NSIDE", "SkyLevels", "Projection", "Frame", "mollweide",
-           "gnomonic", "sample", "colorize", "render", "wilks_areas", "WILKS_2DLLH",
+           "gnomonic", "sample", "colorize", "render", "WILKS_2DLLH",
            "pack_rgb", "VIRIDIS", "zoom_radius", "angular_distance"]
 
 FINE_ORDER = 13  # nside 8192: every level up to it is a right shift of this index
@@ -639,51 +637,3 @@ def _mean_color(a: int, b: int) -> int:
     if b == NONE:
         return a
     return int(pack_rgb([(((a >> s) & 255) + ((b >> s) & 255)) // 2 for s in (16, 8, 0)]))
-
-
-# ---------------------------------------------------------------------------- areas
-def wilks_areas(levels: dict[int, tuple[np.ndarray, np.ndarray]],
-                thresholds: dict[int, float] | None = None) -> dict[int, float]:
-    """[deg²] areas of {2ΔLLH ≤ k} on the multi-order pixels (physics.md §6.2).
-
-    Each pixel counts with the part of its area that no finer level covers (children that
-    were not scanned inherit their parent's value); the whole sky is never upgraded to the
-    finest nside. ``thresholds`` maps a percentage to k (default Wilks, 2 dof).
-    """
-    thresholds = thresholds or WILKS_2DLLH
-    lv = {n: (i, v) for n, (i, v) in levels.items() if len(i)}
-    out = {c: 0.0 for c in thresholds}
-    if not lv:
-        return out
-    finite = [v[np.isfinite(v)] for _, v in lv.values()]
-    allv = np.concatenate(finite) if finite else np.array([])
-    if allv.size == 0:
-        return out
-    vmin = float(allv.min())
-    nsides = sorted(lv)
-    deg2 = (180.0 / math.pi) ** 2
-    areas = {n: np.full(len(lv[n][0]), 4 * math.pi / (12.0 * n * n)) for n in nsides}
-    # each finer pixel takes its area out of its nearest ancestor present in the data
-    for j, nside_f in enumerate(nsides):
-        ipix_f = lv[nside_f][0][np.isfinite(lv[nside_f][1])]  # a failed child: parent's value
-        pending = np.ones(len(ipix_f), dtype=bool)
-        for nside in reversed(nsides[:j]):
-            if not pending.any():
-                break
-            ipix = lv[nside][0]
-            parent = ipix_f[pending] >> (2 * (nside_f.bit_length() - nside.bit_length()))
-            pos = np.searchsorted(ipix, parent)
-            pos[pos >= len(ipix)] = 0
-            hit = ipix[pos] == parent
-            np.subtract.at(areas[nside], pos[hit], 4 * math.pi / (12.0 * nside_f * nside_f))
-            idx = np.flatnonzero(pending)
-            pending[idx[hit]] = False
-    for nside in nsides:
-        llh = lv[nside][1]
-        area = np.clip(areas[nside], 0.0, None)
-        with np.errstate(invalid="ignore"):
-            ts = 2.0 * (llh - vmin)
-        for c, kval in thresholds.items():
-            sel = np.isfinite(ts) & (ts <= kval)
-            out[c] += float(area[sel].sum()) * deg2
-    return out

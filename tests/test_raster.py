@@ -138,20 +138,6 @@ def test_frame_runs_and_half_blocks():
     assert frame.chars[0, 0] == " " and frame.fg[0, 0] == raster.NONE
 
 
-def test_wilks_areas_match_a_gaussian():
-    sigma = 1.0
-    ra0, dec0 = math.radians(40.0), math.radians(5.0)
-    coarse = _gauss_map(16, ra0, dec0, sigma)
-    fine_ipix = raster_disc(512, ra0, dec0, math.radians(4 * sigma))
-    th, ph = hp.pix2ang(512, fine_ipix, nest=True)
-    psi = raster.angular_distance(ra0, dec0, ph, np.pi / 2 - th)
-    levels = {16: coarse, 512: (fine_ipix, 0.5 * (psi / math.radians(sigma)) ** 2)}
-    areas = raster.wilks_areas(levels)
-    for c, k in raster.WILKS_2DLLH.items():
-        expect = math.pi * sigma ** 2 * k  # πσ²k for 2Δ ≤ k (flat-sky Gaussian) [deg²]
-        assert areas[c] == pytest.approx(expect, rel=0.02)
-
-
 def raster_disc(nside: int, ra: float, dec: float, radius: float) -> np.ndarray:
     vec = hp.ang2vec(np.pi / 2 - dec, ra)
     return np.sort(hp.query_disc(nside, vec, radius, nest=True))

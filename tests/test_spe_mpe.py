@@ -38,7 +38,7 @@ def _angle(z1, a1, z2, a2) -> float:
 
 
 def test_registered():
-    from skyscan_tui.cli import best_reco
+    from skyscan_tui.app_api import best_reco
 
     assert best_reco() == "auto"  # the README main job: SPE1st or MPE, whichever is calibrated
     names = available_recos()

@@ -74,7 +74,7 @@ class SkyscanApp(App):
     # ---------------------------------------------------------------- screens
     def make_start_screen(self, event_path: Path | None = None) -> StartScreen:
         from executors.local import default_jobs
-        from skyscan_tui.cli import best_reco
+        from skyscan_tui.app_api import best_reco
         from skyscan_tui.tui.widgets import executor_choices
 
         recos = reco_choices(self._recos)

@@ -211,22 +211,20 @@ class StartScreen(Screen):
         if self.event is None:  # first Enter: a simulated event with the shown seed
             self.action_simulate()
             return
-        from skyscan_tui import sky
-        from skyscan_tui.cli import _parse_reco_opts
-        from skyscan_tui.engine import ScanSettings
+        from skyscan_tui.app_api import parse_reco_options, scan_settings
 
         try:
             jobs_text = self.query_one("#jobs", Input).value.strip()
             jobs = int(jobs_text) if jobs_text else None
             reco = str(self.query_one("#reco", Select).value)
-            opts = _parse_reco_opts(self.query_one("#reco-opts", Input).value.split())
-            prog = sky.parse_progression(self.query_one("#progression", Input).value)
+            opts = parse_reco_options(self.query_one("#reco-opts", Input).value.split())
+            progression = self.query_one("#progression", Input).value
             key = str(self.query_one("#executor", Select).value)
             out_text = self.query_one("#outdir", Input).value.strip()
             outdir = Path(out_text).expanduser() if out_text else self._default_outdir()
             if outdir.exists() and not outdir.is_dir():
                 raise UserError(f"{outdir}: exists and is not a folder")
-            settings = ScanSettings(reco, opts, prog)
+            settings = scan_settings(reco, opts, progression)
         except (UserError, ValueError) as exc:
             self._cannot_start(str(exc) if isinstance(exc, UserError) else one_line(exc))
             return
@@ -250,16 +248,12 @@ class StartScreen(Screen):
 
     def _resume(self, info: Any, key: str, jobs: int | None) -> None:
         """Continue the checkpointed scan: its own event and settings, this executor."""
-        from skyscan_tui import sky
+        from skyscan_tui.app_api import scan_settings
         from skyscan_tui.checkpoint import load_checkpoint_event
-        from skyscan_tui.engine import ScanSettings
 
         try:
             event = load_checkpoint_event(info.outdir)
-            opts = info.settings.get("reco_options") or {}
-            settings = ScanSettings(
-                str(info.settings["reco"]), dict(opts),
-                sky.parse_progression(str(info.settings["nside_progression"])))
+            settings = scan_settings(resume=info)
         except (UserError, KeyError, TypeError, ValueError) as exc:
             self._cannot_start(f"cannot resume: {one_line(exc)}")
             return
@@ -267,22 +261,17 @@ class StartScreen(Screen):
 
     def _launch(self, event: Any, settings: Any, key: str, jobs: int | None, outdir: Path,
                 resume: bool) -> None:
-        from skyscan_tui.engine import ScanEngine
+        from skyscan_tui.app_api import open_scan
 
         try:
-            executor = build_executor(key, jobs)
-            try:
-                engine = ScanEngine(event, settings, executor, outdir=outdir, resume=resume)
-            except BaseException:
-                executor.close()
-                raise
+            engine = open_scan(event, settings, build_executor(key, jobs), outdir, resume)
         except UserError as exc:
             self._cannot_start(str(exc))
             return
         except Exception as exc:
             self._cannot_start(one_line(exc))
             return
-        label = key if key not in ("local", "serial") else f"{key} ×{executor.workers}"
+        label = key if key not in ("local", "serial") else f"{key} ×{engine.executor.workers}"
         self.app.push_screen(ScanScreen(event, engine, outdir, label,
                                         title=self.event_label))
 

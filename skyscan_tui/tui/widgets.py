@@ -259,37 +259,27 @@ def result_text(result: Any, areas: dict[int, float] | None, area_source: str,
 def contour_areas(result: Any) -> tuple[dict[int, float], str, list[str]]:
     """[deg²] 50 %/90 % contour areas, where they came from, and extra lines to show.
 
-    Uses ``skyscan_tui.stats.analyse`` when that module is installed (Wilks regions with
-    refined edges, credible regions, the 90 % RA/Dec extent, galactic coordinates); without
-    it, Wilks' 2-dof thresholds summed over the multi-order pixels
-    (:func:`skyscan_tui.raster.wilks_areas`). Never raises on a valid result.
+    From :func:`skyscan_tui.stats.analyse` (Wilks regions with refined edges, credible
+    regions, the 90 % RA/Dec extent, galactic coordinates). Never raises on a valid result:
+    if the analysis fails, no areas and the error's first line are returned instead.
     """
-    import importlib
+    from skyscan_tui.stats import analyse
 
     try:
-        stats = importlib.import_module("skyscan_tui.stats")  # optional here
-    except ImportError:
-        stats = None
-    analyse = getattr(stats, "analyse", None)
-    if callable(analyse):
-        try:
-            st = analyse(result)
-            if st is None:
-                return {}, "no finite −log L", []
-            areas = {round(r.level * 100): float(r.area_deg2) for r in st.regions}
-            extra = [f"  credible {round(r.level * 100)} %: {r.area_deg2:9.3f} deg² "
-                     "(probability map)" for r in st.credible]
-            r90 = st.region(0.9)
-            extra.append(f"  90 % extent: RA {r90.ra_plus_deg:+.2f}/{r90.ra_minus_deg:+.2f}°, "
-                         f"Dec {r90.dec_plus_deg:+.2f}/{r90.dec_minus_deg:+.2f}°")
-            extra.append(f"  galactic l {st.l_deg:.3f}°, b {st.b_deg:+.3f}°")
-            return areas, f"{st.thresholds.name} thresholds, skyscan_tui.stats", extra
-        except Exception:  # a stats bug must not hide the result; fall back below
-            pass
-    from skyscan_tui import raster
-
-    levels = {n: (lv["ipix"], lv["llh"]) for n, lv in result.levels.items()}
-    return raster.wilks_areas(levels), "Wilks, 2 dof, on the scanned pixels", []
+        st = analyse(result)
+    except Exception as exc:  # a stats bug must not hide the maps; say what went wrong
+        text = str(exc).strip().splitlines()
+        return {}, f"contour areas failed: {text[0] if text else type(exc).__name__}", []
+    if st is None:
+        return {}, "no finite −log L", []
+    areas = {round(r.level * 100): float(r.area_deg2) for r in st.regions}
+    extra = [f"  credible {round(r.level * 100)} %: {r.area_deg2:9.3f} deg² "
+             "(probability map)" for r in st.credible]
+    r90 = st.region(0.9)
+    extra.append(f"  90 % extent: RA {r90.ra_plus_deg:+.2f}/{r90.ra_minus_deg:+.2f}°, "
+                 f"Dec {r90.dec_plus_deg:+.2f}/{r90.dec_minus_deg:+.2f}°")
+    extra.append(f"  galactic l {st.l_deg:.3f}°, b {st.b_deg:+.3f}°")
+    return areas, f"{st.thresholds.name} thresholds, skyscan_tui.stats", extra
 
 
 def open_folder(path: Path) -> str | None:

@@ -118,17 +118,7 @@ class _ResultApp(SkyscanApp):
                    "summary": str(out / "summary.json")}))
 
 
-def test_results_screen(snap_compare, monkeypatch):
-    # pin the area text to the built-in fallback: the snapshot must not change when
-    # skyscan_tui.stats is (or is not) installed
-    from skyscan_tui.tui import screens
-
-    def fallback(result):
-        levels = {n: (lv["ipix"], lv["llh"]) for n, lv in result.levels.items()}
-        return raster.wilks_areas(levels), "Wilks, 2 dof, on the scanned pixels", []
-
-    monkeypatch.setattr(screens, "contour_areas", fallback)
-
+def test_results_screen(snap_compare):
     async def settle(pilot):
         await pilot.pause()
 

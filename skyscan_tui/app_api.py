@@ -1,0 +1,118 @@
+"""The application layer shared by the CLI and the terminal app: what a front end asks for
+("scan this event with these settings", "resume that folder") turned into a ready engine.
+
+Front ends parse their own input (argparse, form fields) into the plain values taken here;
+this module holds the rules both must apply the same way: reco options as ``KEY=VALUE``,
+the default reco, settings taken from a checkpoint when resuming, and opening the engine
+(which locks the output folder) without leaking the executor when that fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from skyscan_tui.errors import UserError
+
+if TYPE_CHECKING:
+    from executors.base import Executor
+    from skyscan_tui.checkpoint import CheckpointInfo
+    from skyscan_tui.engine import ScanEngine, ScanSettings
+
+__all__ = ["DEFAULT_PROGRESSION", "best_reco", "parse_reco_options", "resume_info",
+           "scan_settings", "open_scan"]
+
+DEFAULT_PROGRESSION = "8:0,64:12,512:24"
+DEFAULT_MAX_RETRIES = 2
+
+
+def parse_reco_options(pairs: Iterable[str]) -> dict[str, str]:
+    """``["KEY=VALUE", ...]`` as a dict (values stay text; the reco converts them)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--reco-opt {pair!r}: expected KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def best_reco() -> str:
+    """The best reco installed: the physics fits if present (``auto``: the better calibrated
+    of SPE1st and MPE per event), else the dummy."""
+    from recos import available_recos
+
+    names = available_recos()
+    for name in ("auto", "spe", "mpe", "dummy"):
+        if name in names:
+            return name
+    return names[0]
+
+
+def resume_info(outdir: Path, output: Path | None = None) -> CheckpointInfo:
+    """The checkpoint in ``outdir`` to resume (UserError if there is none, or if another
+    output folder ``output`` was asked for too)."""
+    from skyscan_tui.checkpoint import read_info
+
+    if output is not None and Path(output).resolve() != Path(outdir).resolve():
+        raise UserError("--resume OUTDIR writes to OUTDIR; drop -o/--output")
+    if not Path(outdir).is_dir():
+        raise UserError(f"{outdir}: no such output folder to resume")
+    info = read_info(outdir)
+    if info is None:
+        raise UserError(f"{outdir}: no scan checkpoint to resume")
+    return info
+
+
+def scan_settings(reco: str | None = None, reco_options: Mapping[str, Any] | None = None,
+                  progression: str | None = None, run_options: Mapping[str, Any] | None = None,
+                  resume: CheckpointInfo | None = None) -> ScanSettings:
+    """Settings of a scan from what the user gave (None = not given).
+
+    Resuming, what was not given comes from the checkpoint (the engine then refuses a given
+    value that would change the result); how to run (``batch_size``, ``max_retries``,
+    ``pixel_timeout``) may change: given values win, else the checkpoint's, else defaults.
+    A new scan takes the defaults: :func:`best_reco` and :data:`DEFAULT_PROGRESSION`.
+    """
+    from skyscan_tui import sky
+    from skyscan_tui.engine import ScanSettings
+
+    opts = dict(reco_options) if reco_options is not None else None
+    run = dict(resume.run_options) if resume is not None else {}
+    if resume is not None:
+        reco = reco or str(resume.settings.get("reco"))
+        if opts is None and isinstance(resume.settings.get("reco_options"), dict):
+            opts = dict(resume.settings["reco_options"])
+        if progression is None:
+            progression = str(resume.settings.get("nside_progression"))
+    for key, value in (run_options or {}).items():
+        if value is not None:
+            run[key] = value
+    prog = sky.parse_progression(DEFAULT_PROGRESSION if progression is None else progression)
+    try:
+        return ScanSettings(
+            reco=reco or best_reco(), reco_options=opts or {}, progression=prog,
+            batch_size=run.get("batch_size"),
+            max_retries=(DEFAULT_MAX_RETRIES if run.get("max_retries") is None
+                         else int(run["max_retries"])),
+            pixel_timeout=run.get("pixel_timeout"))
+    except (TypeError, ValueError):
+        raise UserError("the checkpoint holds unusable run options; pass --batch-size, "
+                        "--max-retries and --pixel-timeout explicitly") from None
+
+
+def open_scan(event: Any, settings: ScanSettings, executor: Executor, outdir: Path | None,
+              resume: bool = False) -> ScanEngine:
+    """A ready :class:`~skyscan_tui.engine.ScanEngine` (it locks ``outdir``); the executor is
+    closed if that fails (a busy or unusable folder, another event, other settings)."""
+    from skyscan_tui.engine import ScanEngine
+
+    if outdir is not None and outdir.exists() and not outdir.is_dir():
+        executor.close()
+        raise UserError(f"{outdir}: output path exists and is not a folder")
+    try:
+        return ScanEngine(event, settings, executor, outdir=outdir, resume=resume)
+    except BaseException:
+        executor.close()
+        raise
