@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from recos.base import mark_worker_process
 from skyscan_tui.tasks import RESULT_DTYPE, TaskBatch
 
 __all__ = ["WorkerState", "init_worker", "run_batch", "main", "job_to_npz", "job_from_npz",
@@ -43,18 +44,15 @@ class WorkerState:
 
 
 _STATE: WorkerState | None = None
-#: True in a process that exists only to fit pixels (a local pool worker, a remote job), so
-#: that dying there loses only its batch; test recos that kill their process check this.
-IN_WORKER_PROCESS = False
 
 
 def init_worker(context: Any) -> None:
     """Process initialiser of local workers; Ctrl-C is the parent's to handle."""
     import signal
 
-    global _STATE, IN_WORKER_PROCESS
+    global _STATE
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    IN_WORKER_PROCESS = True
+    mark_worker_process()
     _watch_parent()
     _STATE = WorkerState(context)
 
@@ -190,7 +188,6 @@ def main(argv: list[str] | None = None) -> int:
     from skyscan_tui.fileio import atomic_write_bytes
     from skyscan_tui.tasks import batch_from_npz, results_to_npz
 
-    global IN_WORKER_PROCESS
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "job":
         if len(args) != 4:
@@ -208,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx_obj = json.loads(Path(args[0]).read_text())
     context = ScanContext(ctx_obj["reco_name"], ctx_obj["reco_options"],
                           event_from_dict(ctx_obj["event"]))
-    IN_WORKER_PROCESS = True
+    mark_worker_process()
     state = WorkerState(context)
     batch = batch_from_npz(Path(args[1]).read_bytes())
     atomic_write_bytes(Path(args[2]), results_to_npz(state.run(batch)))

@@ -21,7 +21,21 @@ from skyscan_tui.errors import UserError
 from skyscan_tui.events import Event
 from skyscan_tui.tasks import TaskBatch
 
-__all__ = ["Option", "Reco", "PointedRegion"]
+__all__ = ["Option", "Reco", "PointedRegion", "in_worker_process", "mark_worker_process"]
+
+_in_worker_process = False
+
+
+def mark_worker_process() -> None:
+    """Called by executors in a process that exists only to fit pixels (a local pool worker,
+    a remote job), so that dying there loses only its batch."""
+    global _in_worker_process
+    _in_worker_process = True
+
+
+def in_worker_process() -> bool:
+    """Whether this process only fits pixels (test recos that kill their process check)."""
+    return _in_worker_process
 
 
 @dataclass(frozen=True)

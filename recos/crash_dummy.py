@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from recos.base import Option
+from recos.base import Option, in_worker_process
 from recos.dummy import DummyReco, hash_uniform
 from skyscan_tui.tasks import TaskBatch
 
@@ -48,9 +48,7 @@ class CrashDummyReco(DummyReco):
     def fit_pixels(self, prepared: Any, batch: TaskBatch) -> np.ndarray:
         plan = fault_plan(batch, self.options)
         if (plan == KILL).any():
-            from executors import worker
-
-            if worker.IN_WORKER_PROCESS:
+            if in_worker_process():
                 u = hash_uniform(np.array([int(batch.ipix[np.argmax(plan == KILL)])]),
                                  np.array([batch.attempt]))[0]
                 if u < 0.5:
@@ -58,9 +56,7 @@ class CrashDummyReco(DummyReco):
                 os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError("crash_dummy: injected crash (not in a worker process)")
         if (plan == HANG).any():
-            from executors import worker
-
-            if not worker.IN_WORKER_PROCESS:
+            if not in_worker_process():
                 raise RuntimeError("crash_dummy: injected hang (not in a worker process)")
             time.sleep(3600.0)
         if (plan == RAISE).any():
