@@ -1,17 +1,14 @@
 """IceCube realtime alert files (I3Live JSON messages and ``.pkl`` dicts) without IceTray.
 
-Decoding chain, one module per step (the format: ``docs/realtime-format.md``)::
+Decoding chain, module by module (the format: ``docs/realtime-format.md``)::
 
-    message (JSON dict, or a pickled dict)      -> value.data (list, or {"frames": list})
-                                                   container.py, unpickle.py
-    frame entry [letter, base64 text]           -> zlib stream -> pickle of an I3Frame
-                                                   container.py, unpickle.py
-    I3Frame pickle state                        -> "[i3]" binary frame (version 6, CRC-32C)
-                                                   frames.py, binreader.py
-    Q frame: QI3EventHeader, I3SuperDST, InIceDSTPulses (mask), [UncleanedInIcePulses]
-    P frame: I3EventHeader, split-pulse mask, I3Particle fits (seeds)
-                                                   objects.py, i3time.py, pulses.py,
-                                                   series.py; event.py assembles the Event
+    container, unpickle   message (JSON dict, or a pickled dict) -> value.data frame list;
+                          frame entry [letter, base64] -> zlib -> pickle of an I3Frame
+    frames, binreader     I3Frame state -> "[i3]" binary frame (version 6, CRC-32C)
+    objects, i3time       QI3EventHeader, I3EventHeader, I3Particle fits (seeds), scalars
+    pulses, series        I3SuperDST, full pulse maps, and the masks over them
+                          (InIceDSTPulses in the Q frame, the split series in the P frame)
+    event                 the Event: in-ice pulses with DOM positions, seeds, time, meta
 
 Safety: every pickle (the outer ``.pkl`` dict and each frame) is checked opcode by opcode and
 loaded by a restricted unpickler (:mod:`~skyscan_tui.realtime.unpickle`); decompression is
