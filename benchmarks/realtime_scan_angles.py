@@ -37,7 +37,7 @@ def main() -> int:
     from recos import available_recos
     from skyscan_tui import sky
     from skyscan_tui.engine import ScanEngine, ScanFinished, ScanSettings
-    from skyscan_tui.events import load_event
+    from skyscan_tui.eventfiles import load_event
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs="*", type=Path)

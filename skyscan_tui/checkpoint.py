@@ -145,7 +145,7 @@ def has_results(outdir: str | Path) -> bool:
 
 def load_checkpoint_event(outdir: str | Path):
     """The event stored with the checkpoint in ``outdir`` (EventFileError if unreadable)."""
-    from skyscan_tui.events import load_event
+    from skyscan_tui.eventfiles import load_event
 
     return load_event(checkpoint_dir(outdir) / "event.json")
 
@@ -237,8 +237,8 @@ class Checkpoint:
         cdir.mkdir(parents=True)
         save_event(event, cdir / "event.json")
         try:  # resume rebuilds the event from this file: it must come back identical
+            from skyscan_tui.eventfiles import load_event
             from skyscan_tui.events import event_digest as digest_of
-            from skyscan_tui.events import load_event
 
             same = digest_of(load_event(cdir / "event.json")) == digest
         except UserError:

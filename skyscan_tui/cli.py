@@ -390,7 +390,7 @@ def _simulate(args: argparse.Namespace):
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
-    from skyscan_tui.events import load_event
+    from skyscan_tui.eventfiles import load_event
 
     if args.event is None:
         if args.resume is None:
@@ -404,8 +404,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    from skyscan_tui.eventfiles import load_event
     from skyscan_tui.eventinfo import event_info, format_event_info
-    from skyscan_tui.events import load_event
 
     info = event_info(load_event(args.event, pulses=args.pulses, geometry=args.geometry))
     print(json.dumps(info, indent=2) if args.json else format_event_info(info))

@@ -14,8 +14,9 @@ Native file format (``skyscan-event``, version 1) is a JSON object::
 Angles are radians (zenith/azimuth of the direction the particle comes from), lengths metres,
 times nanoseconds, energy GeV, ``mjd`` UTC days. Floats round-trip exactly (shortest repr).
 
-``load_event(path)`` sniffs the file: native JSON, an I3Live realtime JSON message, or a
-realtime ``.pkl`` (decoded safely by :mod:`skyscan_tui.realtime`).
+This module holds the event model and the native format only. Reading any event file
+(native, or an IceCube realtime alert) goes through :func:`skyscan_tui.eventfiles.load_event`,
+which recognises the format by the content.
 """
 
 from __future__ import annotations
@@ -29,17 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from skyscan_tui.errors import EventFileError
 from skyscan_tui.fileio import atomic_write_bytes
 
 __all__ = [
-    "Event", "Pulses", "Seed", "FORMAT", "VERSION", "MAX_EVENT_BYTES",
+    "Event", "Pulses", "Seed", "FORMAT", "VERSION",
     "load_event", "save_event", "event_to_dict", "event_from_dict", "event_digest",
 ]
 
 FORMAT = "skyscan-event"
 VERSION = 1
-MAX_EVENT_BYTES = 64 * 1024 * 1024
 MAX_PULSES = 2_000_000
 
 _PULSE_FIELDS = ("string", "om", "x", "y", "z", "time", "charge")
@@ -274,51 +273,10 @@ def save_event(event: Event, path: str | Path) -> None:
 
 
 def load_event(path: str | Path, *, pulses: str | None = None, geometry: Any = None) -> Event:
-    """Read an event file of any supported format; raises EventFileError (one line) on failure.
+    """Read an event file of any supported format: :func:`skyscan_tui.eventfiles.load_event`.
 
-    ``pulses`` (pulse series) and ``geometry`` (DOM table) apply to realtime alert files only;
-    native files carry their own pulse positions.
+    Kept here for existing callers; which reader handles a file is decided there.
     """
-    path = Path(path)
-    if not path.exists():
-        raise EventFileError(path, "no such file")
-    if not path.is_file():
-        raise EventFileError(path, "not a regular file")
-    size = path.stat().st_size
-    if size == 0:
-        raise EventFileError(path, "empty file")
-    if size > MAX_EVENT_BYTES:
-        raise EventFileError(path, f"file too large ({size} bytes)")
-    data = path.read_bytes()
-    if data[:1] == b"\x80":
-        return _load_realtime(path, data, "pkl", pulses, geometry)
-    try:
-        obj = json.loads(data)
-    except UnicodeDecodeError:
-        raise EventFileError(path, "not a text/JSON event file and not a pickle") from None
-    except json.JSONDecodeError as exc:
-        raise EventFileError(path, f"invalid JSON ({exc.msg} at line {exc.lineno})") from None
-    except RecursionError:
-        raise EventFileError(path, "JSON nested too deeply") from None
-    except ValueError as exc:  # e.g. an integer literal longer than Python converts
-        raise EventFileError(path, f"invalid JSON ({str(exc)[:80]})") from None
-    if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        if pulses is not None:
-            raise EventFileError(path, "--pulses applies only to realtime alert files")
-        try:
-            return event_from_dict(obj)
-        except (ValueError, TypeError, KeyError, OverflowError) as exc:
-            reason = str(exc) if not isinstance(exc, KeyError) else f"missing key {exc}"
-            raise EventFileError(path, reason) from None
-    if isinstance(obj, dict) and "value" in obj:
-        return _load_realtime(path, obj, "json", pulses, geometry)
-    raise EventFileError(path, "unknown event format (neither skyscan-event nor realtime alert)")
+    from skyscan_tui.eventfiles import load_event as load_any  # it imports this module
 
-
-def _load_realtime(path: Path, payload: Any, kind: str, pulses: str | None = None,
-                   geometry: Any = None) -> Event:
-    try:
-        from skyscan_tui import realtime
-    except ImportError:  # decoder not available in this build
-        raise EventFileError(path, "realtime alert files are not supported yet") from None
-    return realtime.load(path, payload, kind, series=pulses, geometry=geometry)
+    return load_any(path, pulses=pulses, geometry=geometry)

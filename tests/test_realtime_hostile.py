@@ -17,6 +17,8 @@ import pytest
 from skyscan_tui import realtime
 from skyscan_tui.errors import EventFileError
 from skyscan_tui.events import load_event
+from skyscan_tui.realtime import container, unpickle
+from skyscan_tui.realtime.frames import FrameEntry
 from tests.conftest import run_cli
 
 DATA = Path(__file__).parent / "data"
@@ -50,7 +52,7 @@ def _frames_of(path: Path) -> tuple[dict, list]:
 def _q_frame_bytes() -> bytes:
     _msg, frames = _frames_of(JSON_2023)
     (payload,) = [p for s, p in frames if s == "Q"]
-    return realtime._frame_bytes(payload, "Q frame")
+    return container.frame_bytes(payload, "Q frame")
 
 
 def _with_q(frame: bytes | None = None, pickle_bytes: bytes | None = None,
@@ -194,7 +196,7 @@ def test_restricted_loads_unit():
         realtime.restricted_loads(b"\x80\x02\x82\x01.")  # EXT1 (copyreg registry)
     with pytest.raises(realtime.RealtimeError, match="_codecs.encode"):
         realtime.restricted_loads(b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x05\x00"
-                                  b"\x00\x00utf-8\x86R.", realtime._FRAME_GLOBALS)
+                                  b"\x00\x00utf-8\x86R.", unpickle.FRAME_GLOBALS)
 
 
 def _rebuild_frame(letter: str, entries: dict) -> bytes:
@@ -220,7 +222,7 @@ def _load_with_q_entries(tmp_path: Path, edit) -> None:
 
 
 def _replace(entries: dict, key: str, blob: bytes) -> None:
-    entries[key] = realtime._Entry(entries[key].type_name, blob)
+    entries[key] = FrameEntry(entries[key].type_name, blob)
 
 
 def test_rebuilt_frame_roundtrip(tmp_path):
@@ -249,5 +251,5 @@ def test_build_cannot_modify_allowed_objects():
     # BUILD on the _codecs.encode stand-in (state = (None, {"__defaults__": ...})) is refused
     data = (b"\x80\x02c_codecs\nencode\nN}X\x0c\x00\x00\x00__defaults__)s\x86b.")
     with pytest.raises(realtime.RealtimeError, match="modify _codecs.encode"):
-        realtime.restricted_loads(data, realtime._FRAME_GLOBALS)
-    assert realtime._latin1_encode("é", "latin1") == b"\xe9"
+        realtime.restricted_loads(data, unpickle.FRAME_GLOBALS)
+    assert unpickle._latin1_encode("é", "latin1") == b"\xe9"

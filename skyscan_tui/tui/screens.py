@@ -132,7 +132,7 @@ class StartScreen(Screen):
         outdir.placeholder = str(self._default_outdir())
 
     def load_path(self, path: Path) -> bool:
-        from skyscan_tui.events import load_event
+        from skyscan_tui.eventfiles import load_event
 
         try:
             event = load_event(path)
