@@ -6,7 +6,7 @@ with and without ``--ice-mismatch``, and prints one table: median / 90 % angle b
 fit and truth, failures (> 5°), the fraction of events whose truth lies inside the Wilks
 50 % / 90 % regions (2Δ(−log L) ≤ 1.39 / 4.61 at the true direction), the median Wilks-90 %
 area (sum of the areas of the multi-resolution pixels with 2Δ ≤ 4.61), pixels/s per core, and
-the calibrated thresholds (50 % / 90 % quantiles of 2Δ at the truth, physics.md §6.4).
+the calibrated thresholds (50 % / 90 % quantiles of 2Δ at the truth; docs/validation.md).
 
     python benchmarks/accuracy.py                 # quick: 4 events per energy
     python benchmarks/accuracy.py --events 50 -j 2
@@ -78,7 +78,8 @@ def multires_partition(levels: dict[int, np.ndarray]) -> list[tuple[int, np.ndar
 
 
 def region_area(levels: dict[int, np.ndarray], threshold: float) -> float:
-    """Area [deg²] of the pixels with 2 (LLH - LLH_min) <= threshold (physics.md §6.2)."""
+    """Area [deg²] of the pixels with 2 (LLH - LLH_min) <= threshold (plain sum of pixel
+    areas; docs/usage.md, "Contours, areas and errors")."""
     part = multires_partition(levels)
     llh_min = min(np.nanmin(rows["llh"]) for _, rows in part if len(rows))
     area = 0.0

@@ -1,12 +1,12 @@
 """IceCube-local (zenith, azimuth) ↔ equatorial J2000 (ra, dec) at a UTC MJD.
 
-Implements physics.md §7: the detector sits at latitude -89.9944°, longitude -62.6081°;
-IceCube azimuth φ relates to the astronomical azimuth A (N = 0, E = 90°) by
-``A = π/2 - φ - longitude``. The conversion uses the IAU SOFA/ERFA observed ↔ ICRS routines
-(``erfa.atco13``, evaluated as ``apco13`` + ``atciq`` + ``atioq``, and ``erfa.atoc13``;
-pyerfa, shipped with astropy) with refraction off, UT1 = UTC and no polar motion — the same
-chain as IceCube's PAL-based ``I3Astro`` to a few arcseconds. All angles are radians;
-everything broadcasts over numpy arrays.
+Conventions (docs/usage.md, "Coordinates"): the detector sits at latitude -89.9944°,
+longitude -62.6081°; IceCube azimuth φ relates to the astronomical azimuth A (N = 0,
+E = 90°) by ``A = π/2 - φ - longitude``. The conversion uses the IAU SOFA/ERFA observed ↔
+ICRS routines (``erfa.atco13``, evaluated as ``apco13`` + ``atciq`` + ``atioq``, and
+``erfa.atoc13``; pyerfa, shipped with astropy) with refraction off, UT1 = UTC and no polar
+motion — the same chain as IceCube's PAL-based ``I3Astro`` to a few arcseconds. All angles
+are radians; everything broadcasts over numpy arrays.
 """
 
 from __future__ import annotations

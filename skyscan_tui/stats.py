@@ -1,7 +1,7 @@
 """Skymap statistics: multi-order partition, Δ(−ln L), contour regions, areas and errors.
 
-Implements physics.md §6.2–6.3 on the pixels a scan actually has, never upgrading the whole
-sky to the finest nside:
+What docs/usage.md ("Contours, areas and errors") describes, on the pixels a scan actually
+has, never upgrading the whole sky to the finest nside:
 
 * **Partition.** The scanned levels are merged into one non-overlapping multi-order set of
   NESTED pixels covering the scanned sky: a coarse pixel that contains finer scanned pixels
@@ -43,7 +43,7 @@ SR_TO_DEG2 = (180.0 / math.pi) ** 2
 WILKS = (2.0 * math.log(2.0), 2.0 * math.log(10.0))
 #: Named 50 % / 90 % thresholds on 2ΔLLH. "ic160427a" are IceCube's millipede-with-systematics
 #: values (skyreader: "from Pan-Starrs event 127852", event IC160427A); they are an empirical
-#: calibration of *their* likelihood, not of ours (physics.md §6.1, §6.4).
+#: calibration of *their* likelihood, not of ours; calibrating our own: docs/validation.md.
 NAMED_THRESHOLDS: dict[str, tuple[float, float]] = {
     "wilks": WILKS,
     "ic160427a": (22.2, 64.2),

@@ -6,8 +6,9 @@ ones are left as zombies in a container). Everything lives in one temp directory
 ports and its own munge socket, so two test sessions on one machine do not collide. Clients
 find the cluster through ``SLURM_CONF`` (see :attr:`SlurmCluster.env`).
 
-Facts and the configuration come from ``shared/docs/remote-execution.md`` section 3; the
-scheduler parameters make backfill start tasks about every second instead of every 30 s.
+The keys are those of the slurm.conf manual (https://slurm.schedmd.com/slurm.conf.html); what
+the tests cover with it is in docs/clusters.md. The scheduler parameters make backfill start
+tasks about every second instead of every 30 s.
 """
 
 from __future__ import annotations

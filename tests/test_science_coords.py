@@ -1,4 +1,4 @@
-"""IceCube-local ↔ J2000 against astropy (physics.md §7.3) and the physics.md test table."""
+"""IceCube-local ↔ J2000 against astropy and a reference table (docs/usage.md, "Coordinates")."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from skyscan_tui.coords import equatorial_to_local, local_to_equatorial
 
-# physics.md §7.2 table: MJD, zenith, azimuth [deg] → RA, Dec J2000 [deg] (astropy reference)
+# reference table: MJD, zenith, azimuth [deg] → RA, Dec J2000 [deg], computed with astropy
 TABLE = [
     (51544.0, 112.0145, 0.0, 189.971, 22.010),
     (58000.0, 45.0, 100.0, 333.028, -45.085),
@@ -24,7 +24,8 @@ def _sep_deg(ra1, dec1, ra2, dec2):
 
 
 def _astropy_radec(mjd, zen_deg, azi_deg):
-    """physics.md §7.3 recipe: AltAz at the South Pole (no refraction) → ICRS, IERS offline."""
+    """AltAz at the South Pole (no refraction) → ICRS, IERS tables offline (the check that
+    docs/usage.md, "Coordinates", describes)."""
     import astropy.units as u
     from astropy.coordinates import ICRS, AltAz, EarthLocation, SkyCoord
     from astropy.time import Time

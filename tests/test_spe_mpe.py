@@ -344,7 +344,7 @@ def test_pull_curves_and_option(sim_event_file, tmp_path):
         assert log_pull2(kind, 10 * PULL_KNOTS[-1]) == values[-1]
         mid = np.sqrt(PULL_KNOTS[1] * PULL_KNOTS[2])
         assert log_pull2(kind, mid) == pytest.approx(0.5 * (values[1] + values[2]))
-    # what the calibration found, in the direction physics.md §2.5 explains: SPE1st's surface
+    # what the calibration found (docs/reconstructions.md, "Pull correction"): SPE1st's surface
     # is too wide once DOMs see several photons (p < 1), MPE's too narrow for dim events
     assert log_pull2("SPE1st", 100) < -0.3 and log_pull2("MPE", 10) > 0.2
     for bad in ("0", "-1", "nan", "11", "sometimes", ""):

@@ -2,9 +2,10 @@
 
 Multi-call script: ``fakecondor.py condor_submit|condor_q|condor_rm|condor_release|
 condor_hold|condor_history ARGS`` (the ``bin/`` wrappers call it by name). It follows the
-interfaces and output formats of docs/htcondor-cli.md: submit files with macros and the
-queue forms, ``-terse``, ``-batch-name``, ``condor_q -json`` (empty output when nothing
-matches) and ``-af``, job states, and user job event logs in the real format (ISO dates for
+interfaces and output formats of the HTCondor manual (https://htcondor.readthedocs.io/;
+what the tests cover with it: docs/clusters.md): submit files with macros and the queue
+forms, ``-terse``, ``-batch-name``, ``condor_q -json`` (empty output when nothing matches)
+and ``-af``, job states, and user job event logs in the real format (ISO dates for
 even clusters, ``MM/DD`` dates for odd ones, so readers must handle both).
 
 Jobs run as local processes in a scratch sandbox, with only the transferred files and a
