@@ -37,16 +37,10 @@ from recos._minimize import nelder_mead_batched
 from recos.base import Option, PointedRegion, Reco
 from recos.pandel import PANDEL_RHO, XI_MAX, XI_MIN, get_table, pandel_logpdf, plain_logsf
 from recos.pull import parse_pull, pull_for
+from recos.track.constants import C_VACUUM, EFF_A0, EFF_A1, JITTER, K_CHERENKOV, PANDEL_LAMBDA
+from recos.track.frame import track_direction, transverse_basis
 from skyscan_tui.errors import UserError
 from skyscan_tui.events import Event
-from skyscan_tui.simulate import (
-    C_VACUUM,
-    EFF_A0,
-    EFF_A1,
-    K_CHERENKOV,
-    PANDEL_LAMBDA,
-    track_direction,
-)
 from skyscan_tui.tasks import TaskBatch, empty_results
 
 __all__ = ["PreparedTrack", "TrackReco", "prepare_track", "clean_hits", "line_fit",
@@ -241,17 +235,6 @@ def prepare_track(event: Event, use_charge: bool, max_npe: int) -> PreparedTrack
                          n_multi=int((npe > 1).sum()), cog=cog, seed=seed, seed_dir=seed_dir,
                          seed_name=name, n_pulses_in=len(p), n_doms_in=int(f_t.size),
                          n_bright=int((np.rint(charge) >= 2).sum()))
-
-
-def transverse_basis(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """e1 = u×ẑ/|u×ẑ| (u×x̂ when |u_z| > 0.99), e2 = u×e1, for u of shape (P, 3)."""
-    ref = np.zeros_like(u)
-    steep = np.abs(u[:, 2]) > 0.99
-    ref[~steep, 2] = 1.0
-    ref[steep, 0] = 1.0
-    e1 = np.cross(u, ref)
-    e1 /= np.linalg.norm(e1, axis=1, keepdims=True)
-    return e1, np.cross(u, e1)
 
 
 def _bilinear32(rec: np.ndarray, idx: np.ndarray, wx: np.ndarray, wt: np.ndarray
@@ -522,7 +505,7 @@ class TrackReco(Reco):
     _T0_SHIFTS: tuple[float, ...] = (0.0, -80.0, -240.0)
     preferred_batch = 128
     COMMON_OPTIONS: tuple[Option, ...] = (
-        Option("jitter", float, 4.0, "Gaussian time jitter σ of the convoluted Pandel [ns]",
+        Option("jitter", float, JITTER, "Gaussian time jitter σ of the convoluted Pandel [ns]",
                min=0.5, max=50.0),
         Option("noise_prob", float, 1e-6,
                "noise floor added to the time PDF [1/ns] (0 = none)", min=0.0, max=1e-2),

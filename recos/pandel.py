@@ -34,19 +34,19 @@ from pathlib import Path
 
 import numpy as np
 
-from skyscan_tui.simulate import (
+from recos.track.constants import (
     C_GROUP,
     EFF_A0,
     EFF_A1,
     PANDEL_LAMBDA,
     PANDEL_LAMBDA_A,
+    PANDEL_RHO,
     PANDEL_TAU,
 )
 
 __all__ = ["PANDEL_RHO", "pandel_rho", "pandel_logpdf", "convoluted_logpdf",
            "plain_logsf", "PandelTable", "get_table", "effective_xi", "XI_MIN", "XI_MAX"]
 
-PANDEL_RHO = 1.0 / PANDEL_TAU + C_GROUP / PANDEL_LAMBDA_A  # [1/ns] 4.0517e-3
 XI_MIN, XI_MAX = 0.03, 60.0
 T_MAX = 9.0e3  # [ns] end of the tabulated t range
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)

@@ -10,9 +10,10 @@ import pytest
 
 from recos import available_recos, get_reco
 from recos._track import TrackObjective, clean_hits, line_fit, prepare_track
+from recos.track.frame import track_direction
 from skyscan_tui.errors import UserError
 from skyscan_tui.events import Event, Pulses, Seed, event_digest
-from skyscan_tui.simulate import SimConfig, simulate_event, track_direction
+from skyscan_tui.simulate import SimConfig, simulate_event
 from skyscan_tui.tasks import TaskBatch
 from tests.conftest import run_cli
 
@@ -235,7 +236,7 @@ def test_fast_objective_equals_reference_formula(sim_event, mpe, noise):
     per DOM with logaddexp(log p_c(t_res; ξ(d)) [+ log N + (N-1) log S_c], log p_noise)."""
     from recos._track import _K_OVER_C
     from recos.pandel import XI_MAX, XI_MIN, convoluted_logpdf
-    from skyscan_tui.simulate import EFF_A0, EFF_A1, PANDEL_LAMBDA
+    from recos.track.constants import EFF_A0, EFF_A1, PANDEL_LAMBDA
 
     prep = prepare_track(sim_event, use_charge=mpe, max_npe=50)
     rng = np.random.default_rng(2)
