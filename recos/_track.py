@@ -32,13 +32,22 @@ from typing import Any
 
 import numpy as np
 
-from recos._kernels import get_kernel
-from recos._minimize import nelder_mead_batched
 from recos.base import Option, PointedRegion, Reco
-from recos.pandel import PANDEL_RHO, XI_MAX, XI_MIN, get_table, pandel_logpdf, plain_logsf
-from recos.pull import parse_pull, pull_for
-from recos.track.constants import C_VACUUM, EFF_A0, EFF_A1, JITTER, K_CHERENKOV, PANDEL_LAMBDA
+from recos.track.constants import (
+    C_VACUUM,
+    EFF_A0,
+    EFF_A1,
+    JITTER,
+    K_CHERENKOV,
+    PANDEL_LAMBDA,
+    PANDEL_RHO,
+)
 from recos.track.frame import track_direction, transverse_basis
+from recos.track.kernels import get_kernel
+from recos.track.minimize import nelder_mead_batched
+from recos.track.pandel import pandel_logpdf, plain_logsf
+from recos.track.pull import parse_pull, pull_for
+from recos.track.table import XI_MAX, XI_MIN, get_table
 from skyscan_tui.errors import UserError
 from skyscan_tui.events import Event
 from skyscan_tui.tasks import TaskBatch, empty_results
@@ -63,7 +72,7 @@ class PreparedTrack:
     MPE (1 for SPE), sorted so the ``n_multi`` DOMs with npe > 1 come first; ``cog`` (3,) [m]
     charge-weighted centre of gravity; ``seed`` (4,) [m, m, m, ns]; ``seed_dir`` (zenith,
     azimuth) [rad] of the first guess; ``seed_name`` where it came from; ``n_bright`` the
-    brightness measure of the pull correction (:mod:`recos.pull`).
+    brightness measure of the pull correction (:mod:`recos.track.pull`).
     """
 
     pos: np.ndarray
@@ -549,7 +558,7 @@ class TrackReco(Reco):
         return self._mpe_sigma() if self.uses_mpe(prepared) else float(self.options["jitter"])
 
     def pull(self, prepared: PreparedTrack) -> float:
-        """The pull p of this event: the fit's −log L is divided by p² (:mod:`recos.pull`)."""
+        """The pull p of this event: the fit's −log L is divided by p² (:mod:`recos.track.pull`)."""
         kind = "MPE" if self.uses_mpe(prepared) else "SPE1st"
         return pull_for(self._pull_setting, kind, prepared.n_bright)
 

@@ -14,7 +14,7 @@ likelihood are calibrated only in part of the energy range (``benchmarks/accurac
 photons as a single one (physics.md §2.5); MPE 0.80 / 0.90 / 0.88 — over-confident while few
 DOMs carry its sharp first-of-N edge. On 250 tracks from an E^-2 spectrum MPE covered 0.75
 with 20–30 multi-photon DOMs and 0.89 with 30–50, so the cut is 30; ``auto`` then covers
-0.87 / 0.90 / 0.88 on the 600 tracks. The pull correction (:mod:`recos.pull`) now calibrates
+0.87 / 0.90 / 0.88 on the 600 tracks. The pull correction (:mod:`recos.track.pull`) now calibrates
 each likelihood by itself too (``auto`` 0.87 / 0.90 / 0.89); the cut stays, as MPE's
 correction is largest, and least certain, for the dim events it leaves to SPE1st.
 """

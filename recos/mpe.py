@@ -3,8 +3,8 @@
 For DOM k with N_k = max(1, round(charge)) photons (capped by ``max_npe``) the first photon
 arrives with ``p_MPE(t) = N p_c(t) S_c(t)^(N−1)``; −log L = −Σ_k log(p_MPE,k + p_noise)
 (physics.md §2.5; Ahrens et al. NIM A 524 (2004) 169, §3.1; convoluted Pandel and its
-survival tabulated as in :mod:`recos.pandel`). The fit machinery is in :mod:`recos._track`.
-The recorded −log L is divided by the pull p² of :mod:`recos.pull` (p ≈ 1.2 for dim events,
+survival tabulated as in :mod:`recos.track.table`). The fit machinery is in :mod:`recos._track`.
+The recorded −log L is divided by the pull p² of :mod:`recos.track.pull` (p ≈ 1.2 for dim events,
 whose first-of-N surface is too narrow).
 
 The Gaussian σ of p_c is the PMT jitter, optionally widened by ``timing_error`` in quadrature

@@ -4,7 +4,7 @@
 (physics.md §2.5, "SPE1st" as in IceCube's ipdf / AMANDA, Ahrens et al. NIM A 524 (2004)
 169; convoluted Pandel after van Eijndhoven et al., Astropart. Phys. 28 (2007) 456). The fit
 machinery is in :mod:`recos._track`. The recorded −log L is divided by the pull p² of
-:mod:`recos.pull` (p ≈ 0.8 for bright events, whose SPE1st surface is too wide).
+:mod:`recos.track.pull` (p ≈ 0.8 for bright events, whose SPE1st surface is too wide).
 """
 
 from __future__ import annotations

@@ -235,8 +235,9 @@ def test_fast_objective_equals_reference_formula(sim_event, mpe, noise):
     """The fast path (noise floor folded into the table, single-precision ξ index) agrees
     per DOM with logaddexp(log p_c(t_res; ξ(d)) [+ log N + (N-1) log S_c], log p_noise)."""
     from recos._track import _K_OVER_C
-    from recos.pandel import XI_MAX, XI_MIN, convoluted_logpdf
     from recos.track.constants import EFF_A0, EFF_A1, PANDEL_LAMBDA
+    from recos.track.pandel import convoluted_logpdf
+    from recos.track.table import XI_MAX, XI_MIN
 
     prep = prepare_track(sim_event, use_charge=mpe, max_npe=50)
     rng = np.random.default_rng(2)
@@ -316,7 +317,7 @@ def test_mpe_timing_error_widens_only_the_mpe_pdf(sim_event):
 
 @pytest.mark.parametrize("name", ["spe", "mpe", "auto"])
 def test_pull_only_rescales_the_surface(name):
-    from recos.pull import log_pull2
+    from recos.track.pull import log_pull2
 
     event = simulate_event(SimConfig(seed=21, energy=1e4))
     plain, pulled = get_reco(name)(pull="none"), get_reco(name)()
@@ -337,7 +338,7 @@ def test_pull_only_rescales_the_surface(name):
 
 
 def test_pull_curves_and_option(sim_event_file, tmp_path):
-    from recos.pull import LOG_PULL2, PULL_KNOTS, log_pull2
+    from recos.track.pull import LOG_PULL2, PULL_KNOTS, log_pull2
 
     # beyond the end knots the curve is flat; between them linear in log M
     for kind, values in LOG_PULL2.items():

@@ -5,7 +5,7 @@ cache loading per worker process cost more than the kernel saves on a default sc
 kernel is kept for long scans and large events. :func:`get_kernel` returns ``None`` when
 numba is not installed (or ``SKYSCAN_NO_NUMBA`` is set). The kernel fuses, per
 (pixel, trial point), the loop over DOMs: distance, residual, bilinear lookup in the same
-:class:`recos.pandel.PandelTable` arrays, the same analytic tails, MPE survival and noise
+:class:`recos.track.table.PandelTable` arrays, the same analytic tails, MPE survival and noise
 floor — the same formulas as the numpy path. They agree to ~1e-4 in −log L: numpy takes the
 log of the ξ-axis node coordinate in single precision (fast SIMD), the kernel in double.
 Beyond the table (t > t_max) the plain Pandel survival Q(ξ, ρt) uses the Legendre continued
