@@ -81,7 +81,7 @@ class SimConfig:
 
 
 def cherenkov_geometry(pos: np.ndarray, vertex: np.ndarray, u: np.ndarray):
-    """Distances along (l) and perpendicular to (d) the track, [m]; §1.3."""
+    """Distances along (l) and perpendicular to (d) the track [m]."""
     v = pos - vertex
     l_along = v @ u
     perp = v - np.outer(l_along, u)

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from recos import available_recos, get_reco
-from recos._track import TrackObjective, clean_hits, line_fit, prepare_track
+from recos.track.cleaning import clean_hits
 from recos.track.frame import track_direction
+from recos.track.objective import TrackObjective
+from recos.track.prepare import line_fit, prepare_track
 from skyscan_tui.errors import UserError
 from skyscan_tui.events import Event, Pulses, Seed, event_digest
 from skyscan_tui.simulate import SimConfig, simulate_event
@@ -166,7 +168,7 @@ def test_pixel_independent_of_batch(sim_event, name):
 
 
 def test_chunked_evaluation_gives_identical_values(sim_event, monkeypatch):
-    import recos._track as track
+    import recos.track.objective as track
 
     reco = get_reco("mpe")()
     prep = reco.prepare(sim_event)
@@ -234,8 +236,8 @@ def test_objective_finite_at_zero_distance_and_extremes(sim_event):
 def test_fast_objective_equals_reference_formula(sim_event, mpe, noise):
     """The fast path (noise floor folded into the table, single-precision ξ index) agrees
     per DOM with logaddexp(log p_c(t_res; ξ(d)) [+ log N + (N-1) log S_c], log p_noise)."""
-    from recos._track import _K_OVER_C
     from recos.track.constants import EFF_A0, EFF_A1, PANDEL_LAMBDA
+    from recos.track.constants import K_OVER_C as _K_OVER_C
     from recos.track.pandel import convoluted_logpdf
     from recos.track.table import XI_MAX, XI_MIN
 
@@ -346,8 +348,8 @@ def test_pull_curves_and_option(sim_event_file, tmp_path):
         assert log_pull2(kind, 10 * PULL_KNOTS[-1]) == values[-1]
         mid = np.sqrt(PULL_KNOTS[1] * PULL_KNOTS[2])
         assert log_pull2(kind, mid) == pytest.approx(0.5 * (values[1] + values[2]))
-    # what the calibration found, in the direction physics.md §2.5 explains: SPE1st's surface
-    # is too wide once DOMs see several photons (p < 1), MPE's too narrow for dim events
+    # what the calibration found, in the direction docs/reconstructions.md explains: SPE1st's
+    # surface is too wide once DOMs see several photons (p < 1), MPE's too narrow for dim events
     assert log_pull2("SPE1st", 100) < -0.3 and log_pull2("MPE", 10) > 0.2
     for bad in ("0", "-1", "nan", "11", "sometimes", ""):
         with pytest.raises(UserError, match="reco option pull"):

@@ -16,13 +16,16 @@ otherwise; numpy uses ``scipy.special.gammaincc``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
 __all__ = ["get_kernel"]
 
 
 @lru_cache(maxsize=1)
-def get_kernel():
+def get_kernel() -> Callable[..., Any] | None:
+    """The compiled −log L kernel [1] (built once per process), or None without numba."""
     if os.environ.get("SKYSCAN_NO_NUMBA"):
         return None
     try:
