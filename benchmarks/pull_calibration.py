@@ -1,10 +1,10 @@
-"""Fit the pull-correction curves of ``recos/pull.py`` from simulated tracks.
+"""Fit the pull-correction curves of ``recos/track/pull.py`` from simulated tracks.
 
 Scans tracks (matched model, energies log-uniform over 1–100 TeV, seeds from 800000: disjoint
 from ``benchmarks/accuracy.py``'s) with the plain likelihoods (``pull=none``) of ``spe`` and
 ``mpe``, takes 2Δ(−log L) at the true direction as ``accuracy.py`` does, and fits per
 likelihood the curve log p²(M), M = cleaned DOMs with >= 2 photons, linear in log M between
-the knots of ``recos.pull.PULL_KNOTS``, such that 90 % of the tracks at every brightness
+the knots of ``recos.track.pull.PULL_KNOTS``, such that 90 % of the tracks at every brightness
 have 2Δ / p² <= 4.605, the Wilks-90 % threshold (quantile regression). Prints the fitted
 values, ready for ``LOG_PULL2``, and the Wilks coverage per brightness bin before and after
 the correction.
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from accuracy import WILKS_50, WILKS_90, read_rows, scan_all  # noqa: E402
 
-from recos.pull import PULL_KNOTS, curve_log_pull2  # noqa: E402
+from recos.track.pull import PULL_KNOTS, curve_log_pull2  # noqa: E402
 
 KIND = {"spe": "SPE1st", "mpe": "MPE"}
 M_BINS = (0, 10, 20, 30, 50, 100, 200, 100_000)

@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 def pick_event():
     """Of seeds 1–60 at 30 TeV with 800–1,200 pulses, the event with the fewest cleaned DOMs
     (the toy detector gives ~100–200 DOMs per 1,000 pulses)."""
-    from recos._track import prepare_track
+    from recos.track.prepare import prepare_track
     from skyscan_tui.simulate import SimConfig, simulate_event
 
     best = None
@@ -72,8 +72,9 @@ def reference_ratio(ev, reco_name: str, n_pix: int, opts: dict) -> dict[str, flo
     """
     from scipy.optimize import minimize
 
-    import recos._track as track
     from recos import get_reco
+    from recos.track.objective import TrackObjective
+    from recos.track.starts import descent_starts
     from skyscan_tui.tasks import TaskBatch
 
     reco = get_reco(reco_name)(**opts)
@@ -87,13 +88,13 @@ def reference_ratio(ev, reco_name: str, n_pix: int, opts: dict) -> dict[str, flo
                for rnd in (0, 1)]
     reco.fit_pixels(prep, batches[0].select(np.arange(1), 0))  # builds the table
     points = [0]
-    call = track.TrackObjective.__call__
+    call = TrackObjective.__call__
 
     def counting(self, x, rows):
         points[0] += x.shape[0] * x.shape[1]
         return call(self, x, rows)
 
-    track.TrackObjective.__call__ = counting
+    TrackObjective.__call__ = counting
     try:
         c0 = time.process_time()
         for b in batches:
@@ -101,7 +102,7 @@ def reference_ratio(ev, reco_name: str, n_pix: int, opts: dict) -> dict[str, flo
         out = {"ours": (time.process_time() - c0) / (2 * n_pix),
                "ours_evals": points[0] / (2 * n_pix)}
     finally:
-        track.TrackObjective.__call__ = call
+        TrackObjective.__call__ = call
 
     def descend(obj, cand_i: np.ndarray, row: np.ndarray, passes, mode: str
                 ) -> tuple[np.ndarray, int]:
@@ -114,7 +115,7 @@ def reference_ratio(ev, reco_name: str, n_pix: int, opts: dict) -> dict[str, flo
               else obj(cand_i[None], row)[0])
         n = len(fc)
         ends = []
-        for k in track.descent_starts(cand_i[None], fc[None])[0]:
+        for k in descent_starts(cand_i[None], fc[None])[0]:
             x0, f0 = cand_i[k], np.inf
             for step, iters in passes:
                 simplex = np.vstack([x0, x0 + np.diag(step)])

@@ -4,17 +4,17 @@ MPE (:mod:`recos.mpe`) when at least ``min_multi`` cleaned DOMs recorded two or 
 (charge rounded, as MPE uses it), SPE1st (:mod:`recos.spe`) otherwise, and always for real
 events (``real_mpe=false``, the default): real ice differs from the bulk-ice Pandel model,
 and under a 20 % mismatch MPE's 90 % regions held the truth in 73 % of simulated tracks
-against SPE1st's 88 % (physics.md §2.5 also advises SPE for contours). The fits are exactly
+against SPE1st's 88 % (``docs/reconstructions.md``). The fits are exactly
 those of the chosen reco; the result's likelihood text names the one used and why.
 
 Why: with the simulator matching the recos' model, the plain Wilks regions of each
 likelihood are calibrated only in part of the energy range (``benchmarks/accuracy.py``,
 ``pull=none``, 200 tracks per energy, 90 % coverage at 1 / 10 / 100 TeV): SPE1st 0.88 / 0.97 /
 0.98 — conservative once most DOMs see several photons, because it treats the first of N
-photons as a single one (physics.md §2.5); MPE 0.80 / 0.90 / 0.88 — over-confident while few
+photons as a single one; MPE 0.80 / 0.90 / 0.88 — over-confident while few
 DOMs carry its sharp first-of-N edge. On 250 tracks from an E^-2 spectrum MPE covered 0.75
 with 20–30 multi-photon DOMs and 0.89 with 30–50, so the cut is 30; ``auto`` then covers
-0.87 / 0.90 / 0.88 on the 600 tracks. The pull correction (:mod:`recos.pull`) now calibrates
+0.87 / 0.90 / 0.88 on the 600 tracks. The pull correction (:mod:`recos.track.pull`) now calibrates
 each likelihood by itself too (``auto`` 0.87 / 0.90 / 0.89); the cut stays, as MPE's
 correction is largest, and least certain, for the dim events it leaves to SPE1st.
 """
@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from recos._track import PreparedTrack, TrackReco, mpe_options, prepare_track
 from recos.base import Option
+from recos.track.options import mpe_options
+from recos.track.prepare import PreparedTrack, prepare_track
+from recos.track.reco import TrackReco
 from skyscan_tui.events import Event
 
 __all__ = ["AutoReco", "RECO"]

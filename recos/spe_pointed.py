@@ -3,8 +3,8 @@ direction (like upstream ``splinempe_pointed``); later rounds refine as usual.""
 
 from __future__ import annotations
 
-from recos._track import pointed_option
 from recos.spe import SPEReco
+from recos.track.options import pointed_option
 
 __all__ = ["SPEPointedReco", "RECO"]
 

@@ -1,4 +1,4 @@
-"""Toy simulation of a through-going muon track (physics.md §5, §3.2, §2.1).
+"""Toy simulation of a through-going muon track [m, ns, GeV].
 
 Light per DOM falls with the closest-approach distance d as
 ``μ = Λ(E) A_eff rde exp(-d/λ_att) / (2π max(d, 5 m))``; each photoelectron arrives at the
@@ -6,7 +6,9 @@ direct Cherenkov time plus a Pandel-distributed delay (Gamma with shape d_eff/λ
 and Gaussian PMT jitter; photoelectrons within 8 ns merge into one pulse; every DOM adds
 Poisson dark noise (650 Hz over 10 µs). The event carries the truth and a seed track: the
 truth smeared by a few degrees, as an online first-guess fit would be. Same seed ⇒ the same
-event, bit for bit.
+event, bit for bit. The ice, refraction and jitter constants are the reconstruction's
+(:mod:`recos.track.constants`, ``docs/reconstructions.md``): a default simulation is the
+model the track fits assume.
 """
 
 from __future__ import annotations
@@ -15,25 +17,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recos.track.constants import (
+    C_GROUP,
+    C_VACUUM,
+    EFF_A0,
+    EFF_A1,
+    JITTER,
+    K_CHERENKOV,
+    PANDEL_LAMBDA,
+    PANDEL_LAMBDA_A,
+    PANDEL_RHO,
+    PANDEL_TAU,
+)
+from recos.track.frame import track_direction
 from skyscan_tui.errors import UserError
 from skyscan_tui.events import Event, Pulses, Seed
 from skyscan_tui.geometry import Geometry, default_geometry
 
-__all__ = ["SimConfig", "simulate_event", "track_direction", "C_VACUUM", "N_PHASE", "N_GROUP",
-           "PANDEL_TAU", "PANDEL_LAMBDA", "PANDEL_LAMBDA_A", "cherenkov_geometry",
-           "ice_perturbation"]
-
-C_VACUUM = 0.299792458  # [m/ns]
-N_PHASE = 1.3195
-N_GROUP = 1.35634
-C_GROUP = C_VACUUM / N_GROUP
-THETA_C = np.arccos(1.0 / N_PHASE)
-K_CHERENKOV = (N_GROUP * N_PHASE - 1.0) / np.sqrt(N_PHASE**2 - 1.0)  # 0.917327
-PANDEL_TAU = 556.7  # [ns]
-PANDEL_LAMBDA = 33.29  # [m]
-PANDEL_LAMBDA_A = 98.0  # [m]
-PANDEL_RHO = 1.0 / PANDEL_TAU + C_GROUP / PANDEL_LAMBDA_A  # [1/ns]
-EFF_A1, EFF_A0 = 0.8395, 3.094  # d_eff = a1 d + a0 (cos η = 0) [m]
+__all__ = ["SimConfig", "simulate_event", "cherenkov_geometry", "ice_perturbation"]
 
 _Y_MU = 2.6e4  # Cherenkov photons per m of bare muon
 _Y_CASCADE = 1.3e5  # photons per GeV of cascade light
@@ -50,9 +51,9 @@ class SimConfig:
     impact_radius: float = 400.0  # [m]
     a_eff: float = 5.0e-3  # [m²]
     att_length: float = 33.0  # [m]
-    #: PMT jitter σ [ns]: physics.md §5 allows 2–4 ns; 4 ns is the recos' default (IceCube's
-    #: JitterTime), so a default simulation is the model the recos assume ("matched")
-    jitter: float = 4.0  # [ns]
+    #: PMT jitter σ [ns]: by default the recos' own (IceCube's JitterTime), so a default
+    #: simulation is the model the recos assume ("matched")
+    jitter: float = JITTER  # [ns]
     noise_rate: float = 650.0  # [Hz]
     noise_window: float = 10_000.0  # [ns]
     seed_smear_deg: float = 2.0
@@ -79,14 +80,8 @@ class SimConfig:
             raise UserError("--ice-mismatch must be between 0 and 1")
 
 
-def track_direction(zenith, azimuth) -> np.ndarray:
-    """Propagation unit vector u of a particle coming from (zenith, azimuth) [rad]."""
-    st = np.sin(zenith)
-    return -np.stack([st * np.cos(azimuth), st * np.sin(azimuth), np.cos(zenith)], axis=-1)
-
-
 def cherenkov_geometry(pos: np.ndarray, vertex: np.ndarray, u: np.ndarray):
-    """Distances along (l) and perpendicular to (d) the track, [m]; §1.3."""
+    """Distances along (l) and perpendicular to (d) the track [m]."""
     v = pos - vertex
     l_along = v @ u
     perp = v - np.outer(l_along, u)

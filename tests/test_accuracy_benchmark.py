@@ -54,7 +54,7 @@ def test_pull_calibration_recovers_a_known_curve(capsys):
     """Tracks whose 2Δ is p²(M)·χ²₂ with a known curve: the quantile regression finds it,
     and the corrected Wilks-90 % coverage is 0.9 in every brightness bin."""
     pull_calibration = pytest.importorskip("pull_calibration")
-    from recos.pull import PULL_KNOTS
+    from recos.track.pull import PULL_KNOTS
 
     rng = np.random.default_rng(5)
     n_bright = np.exp(rng.uniform(np.log(5), np.log(300), 1500))

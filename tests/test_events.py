@@ -76,7 +76,8 @@ def test_simulated_event_is_physical(sim_event):
                                @ direction_vector(seed.zenith, seed.azimuth)))
     assert 0.0 < ang < 10.0
     # light falls with distance: hit DOMs are close to the track
-    from skyscan_tui.simulate import cherenkov_geometry, track_direction
+    from recos.track.frame import track_direction
+    from skyscan_tui.simulate import cherenkov_geometry
 
     _, d = cherenkov_geometry(p.pos, truth.pos, track_direction(truth.zenith, truth.azimuth))
     assert np.median(d) < 80.0

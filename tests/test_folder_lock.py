@@ -50,7 +50,12 @@ def _holds_lock(outdir: Path, pid: int) -> bool:
         holder = json.loads((outdir / LOCK_NAME).read_text())["pid"]
     except (OSError, ValueError, KeyError):
         return False
-    return holder == pid and any((outdir / "checkpoint").glob("*.log*"))
+    # the log exists (empty) before state.json is written: wait for a record, so a resume
+    # finds the checkpoint whenever the scan is stopped or killed
+    try:
+        return holder == pid and (outdir / "checkpoint" / "results.log").stat().st_size > 0
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="module")

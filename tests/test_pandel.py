@@ -7,16 +7,10 @@ import pytest
 from scipy.integrate import quad
 from scipy.special import gammaln
 
-from recos._minimize import nelder_mead_batched
-from recos.pandel import (
-    PANDEL_RHO,
-    XI_MAX,
-    XI_MIN,
-    convoluted_logpdf,
-    get_table,
-    pandel_logpdf,
-    plain_logsf,
-)
+from recos.track.constants import PANDEL_RHO
+from recos.track.minimize import nelder_mead_batched
+from recos.track.pandel import convoluted_logpdf, pandel_logpdf, plain_logsf
+from recos.track.table import XI_MAX, XI_MIN, get_table
 
 SIGMA = 4.0
 RHO = PANDEL_RHO
@@ -157,7 +151,7 @@ def test_nelder_mead_handles_nan_and_inf():
 
 
 def test_table_cache_roundtrip_corruption_and_readonly(tmp_path, monkeypatch):
-    from recos.pandel import PandelTable
+    from recos.track.table import PandelTable
 
     monkeypatch.setenv("SKYSCAN_CACHE", str(tmp_path))
     built = PandelTable(5.0, RHO)

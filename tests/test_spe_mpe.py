@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 
 from recos import available_recos, get_reco
-from recos._track import TrackObjective, clean_hits, line_fit, prepare_track
+from recos.track.cleaning import clean_hits
+from recos.track.frame import track_direction
+from recos.track.objective import TrackObjective
+from recos.track.prepare import line_fit, prepare_track
 from skyscan_tui.errors import UserError
 from skyscan_tui.events import Event, Pulses, Seed, event_digest
-from skyscan_tui.simulate import SimConfig, simulate_event, track_direction
+from skyscan_tui.simulate import SimConfig, simulate_event
 from skyscan_tui.tasks import TaskBatch
 from tests.conftest import run_cli
 
@@ -165,7 +168,7 @@ def test_pixel_independent_of_batch(sim_event, name):
 
 
 def test_chunked_evaluation_gives_identical_values(sim_event, monkeypatch):
-    import recos._track as track
+    import recos.track.objective as track
 
     reco = get_reco("mpe")()
     prep = reco.prepare(sim_event)
@@ -233,9 +236,10 @@ def test_objective_finite_at_zero_distance_and_extremes(sim_event):
 def test_fast_objective_equals_reference_formula(sim_event, mpe, noise):
     """The fast path (noise floor folded into the table, single-precision ξ index) agrees
     per DOM with logaddexp(log p_c(t_res; ξ(d)) [+ log N + (N-1) log S_c], log p_noise)."""
-    from recos._track import _K_OVER_C
-    from recos.pandel import XI_MAX, XI_MIN, convoluted_logpdf
-    from skyscan_tui.simulate import EFF_A0, EFF_A1, PANDEL_LAMBDA
+    from recos.track.constants import EFF_A0, EFF_A1, PANDEL_LAMBDA
+    from recos.track.constants import K_OVER_C as _K_OVER_C
+    from recos.track.pandel import convoluted_logpdf
+    from recos.track.table import XI_MAX, XI_MIN
 
     prep = prepare_track(sim_event, use_charge=mpe, max_npe=50)
     rng = np.random.default_rng(2)
@@ -315,7 +319,7 @@ def test_mpe_timing_error_widens_only_the_mpe_pdf(sim_event):
 
 @pytest.mark.parametrize("name", ["spe", "mpe", "auto"])
 def test_pull_only_rescales_the_surface(name):
-    from recos.pull import log_pull2
+    from recos.track.pull import log_pull2
 
     event = simulate_event(SimConfig(seed=21, energy=1e4))
     plain, pulled = get_reco(name)(pull="none"), get_reco(name)()
@@ -336,7 +340,7 @@ def test_pull_only_rescales_the_surface(name):
 
 
 def test_pull_curves_and_option(sim_event_file, tmp_path):
-    from recos.pull import LOG_PULL2, PULL_KNOTS, log_pull2
+    from recos.track.pull import LOG_PULL2, PULL_KNOTS, log_pull2
 
     # beyond the end knots the curve is flat; between them linear in log M
     for kind, values in LOG_PULL2.items():

@@ -5,7 +5,7 @@ cache loading per worker process cost more than the kernel saves on a default sc
 kernel is kept for long scans and large events. :func:`get_kernel` returns ``None`` when
 numba is not installed (or ``SKYSCAN_NO_NUMBA`` is set). The kernel fuses, per
 (pixel, trial point), the loop over DOMs: distance, residual, bilinear lookup in the same
-:class:`recos.pandel.PandelTable` arrays, the same analytic tails, MPE survival and noise
+:class:`recos.track.table.PandelTable` arrays, the same analytic tails, MPE survival and noise
 floor — the same formulas as the numpy path. They agree to ~1e-4 in −log L: numpy takes the
 log of the ξ-axis node coordinate in single precision (fast SIMD), the kernel in double.
 Beyond the table (t > t_max) the plain Pandel survival Q(ξ, ρt) uses the Legendre continued
@@ -16,13 +16,16 @@ otherwise; numpy uses ``scipy.special.gammaincc``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
 __all__ = ["get_kernel"]
 
 
 @lru_cache(maxsize=1)
-def get_kernel():
+def get_kernel() -> Callable[..., Any] | None:
+    """The compiled −log L kernel [1] (built once per process), or None without numba."""
     if os.environ.get("SKYSCAN_NO_NUMBA"):
         return None
     try:

@@ -2,7 +2,7 @@
 
 Neither SPE1st nor MPE is the exact likelihood of the simulated light, so 2Δ(−log L) at the
 true direction is not χ² with 2 degrees of freedom, and the Wilks regions (2Δ ≤ 1.39 / 4.61)
-do not hold the truth 50 % / 90 % of the time (physics.md §6.4). SPE1st treats the first of
+do not hold the truth 50 % / 90 % of the time (``docs/reconstructions.md``). SPE1st treats the first of
 N photons as a single one, so once most DOMs see several photons its surface is too wide
 (truth inside the 90 % region 0.97–0.98 of the time at 10–100 TeV); MPE's sharp first-of-N
 edge makes dim events' surfaces too narrow (0.80 at 1 TeV). IceCube corrects such mismatches

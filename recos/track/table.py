@@ -1,26 +1,14 @@
-"""Pandel photon arrival-time PDFs for muon tracks, in log space (physics.md §2).
+"""Tabulated Gauss-convoluted Pandel PDF and survival [log(1/ns), 1]: the fits' fast path.
 
-Three layers:
-
-* :func:`pandel_logpdf` — the plain Pandel function, a Gamma distribution of the time residual
-  with shape ξ = d_eff/λ and rate ρ = 1/τ + c_g/λ_a [D. Pandel, Diploma thesis, HU Berlin
-  (1996); J. Ahrens et al. (AMANDA), NIM A 524 (2004) 169, eqs. (8)–(10), "H2 bulk ice"
-  constants τ = 556.7 ns, λ = 33.29 m, λ_a = 98 m as in IceCube ipdf / rdmc].
-* :func:`convoluted_logpdf` — the Pandel function convolved with a Gaussian jitter of width σ
-  [N. van Eijndhoven, O. Fadiran, G. Japaridze, Astropart. Phys. 28 (2007) 456,
-  arXiv:0704.1706], in the closed form with the parabolic-cylinder function
-  ``p_c = ρ^ξ σ^(ξ-1)/√(2π) · exp(-t²/2σ²) · exp(η²/4) · D_{-ξ}(η)``, η = ρσ - t/σ, evaluated
-  in three numerically stable regions (saddle-point corrected plain Pandel for t ≥ 30σ, the
-  large-η asymptote for η ≥ 30, ``scipy.special.pbdv`` otherwise). Exact but slow; used to
-  build tables and in tests.
-* :class:`PandelTable` — the fast path: per (σ, ρ) a 2-D table of log p_c and of the log
-  survival log S_c = log(1 - P_c) on nodes in (log ξ, t), bilinearly interpolated. The t axis
-  is fine and uniform on [-8σ, 30σ] (where the jitter matters) and coarser and uniform from
-  30σ to ``T_MAX`` (where the plain Pandel with the saddle-point correction is exact
-  enough); below the table the Gaussian tail continues analytically and beyond ``T_MAX`` the
-  plain Pandel is evaluated directly, so every finite residual gives a finite value.
-
-The noise floor (physics.md §2.4) is added by the likelihoods with ``logaddexp``.
+Per (σ, ρ) a :class:`PandelTable` holds log p_c and the log survival log S_c = log(1 - P_c)
+on nodes in (log ξ, t), bilinearly interpolated. The t axis is fine and uniform on
+[-8σ, 30σ] (where the jitter matters) and coarser and uniform from 30σ to ``T_MAX`` (where
+the plain Pandel with the saddle-point correction is exact enough); below the table the
+Gaussian tail continues analytically and beyond ``T_MAX`` the plain Pandel is evaluated
+directly, so every finite residual gives a finite value. Built tables are kept in the user
+cache (``$SKYSCAN_CACHE``, else ``~/.cache/skyscan-tui``) for the next process. The exact
+PDFs they tabulate are in :mod:`recos.track.pandel`; ``docs/reconstructions.md`` describes
+the likelihood.
 """
 
 from __future__ import annotations
@@ -34,119 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from skyscan_tui.simulate import (
-    C_GROUP,
-    EFF_A0,
-    EFF_A1,
-    PANDEL_LAMBDA,
-    PANDEL_LAMBDA_A,
-    PANDEL_TAU,
-)
+from recos.track.constants import PANDEL_RHO
+from recos.track.pandel import convoluted_logpdf, pandel_logpdf, plain_logsf
 
-__all__ = ["PANDEL_RHO", "pandel_rho", "pandel_logpdf", "convoluted_logpdf",
-           "plain_logsf", "PandelTable", "get_table", "effective_xi", "XI_MIN", "XI_MAX"]
+__all__ = ["PandelTable", "get_table", "XI_MIN", "XI_MAX", "T_MAX"]
 
-PANDEL_RHO = 1.0 / PANDEL_TAU + C_GROUP / PANDEL_LAMBDA_A  # [1/ns] 4.0517e-3
-XI_MIN, XI_MAX = 0.03, 60.0
+XI_MIN, XI_MAX = 0.03, 60.0  # range of the Pandel shape ξ; values beyond are clipped
 T_MAX = 9.0e3  # [ns] end of the tabulated t range
-_LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
-
-
-def pandel_rho(tau: float = PANDEL_TAU, lambda_a: float = PANDEL_LAMBDA_A) -> float:
-    """Pandel rate ρ = 1/τ + c_g/λ_a [1/ns] for τ [ns] and absorption length λ_a [m]."""
-    return 1.0 / tau + C_GROUP / lambda_a
-
-
-def effective_xi(d: np.ndarray, lam: float = PANDEL_LAMBDA) -> np.ndarray:
-    """Pandel shape ξ = max(a1 d + a0, 1 m)/λ for perpendicular distance d [m] (cos η = 0)."""
-    return np.maximum(EFF_A1 * np.asarray(d, dtype=float) + EFF_A0, 1.0) / lam
-
-
-def pandel_logpdf(t, xi, rho: float = PANDEL_RHO) -> np.ndarray:
-    """log of the plain Pandel PDF [log(1/ns)]; -inf for t ≤ 0.
-
-    ``log p = ξ log ρ + (ξ-1) log t - ρ t - lgamma(ξ)`` (Ahrens et al. 2004, eq. 8, in the
-    Gamma form; normalised to 1 over t > 0 for every ξ).
-    """
-    from scipy.special import gammaln
-
-    t, xi = np.broadcast_arrays(np.asarray(t, float), np.asarray(xi, float))
-    out = np.full(t.shape, -np.inf)
-    pos = t > 0
-    tp, xp = t[pos], xi[pos]
-    out[pos] = xp * np.log(rho) + (xp - 1.0) * np.log(tp) - rho * tp - gammaln(xp)
-    return out
-
-
-def plain_logsf(t, xi, rho: float = PANDEL_RHO) -> np.ndarray:
-    """log of the plain Pandel survival function Q(ξ, ρt) (regularised upper incomplete Γ).
-
-    Where ``gammaincc`` underflows, its asymptotic series
-    ``Γ(ξ,x)/Γ(ξ) ≈ x^(ξ-1) e^(-x) (1 + (ξ-1)/x + (ξ-1)(ξ-2)/x²)/Γ(ξ)`` is used in log form.
-    """
-    from scipy.special import gammaincc, gammaln
-
-    t, xi = np.broadcast_arrays(np.asarray(t, float), np.asarray(xi, float))
-    x = rho * np.maximum(t, 0.0)
-    with np.errstate(divide="ignore"):
-        q = gammaincc(xi, x)
-        out = np.log(q)
-    small = q < 1e-250
-    if small.any():
-        xs, s = x[small], xi[small]
-        series = 1.0 + (s - 1.0) / xs + (s - 1.0) * (s - 2.0) / xs**2
-        out[small] = (s - 1.0) * np.log(xs) - xs + np.log(np.maximum(series, 1e-300)) \
-            - gammaln(s)
-    return out
-
-
-def convoluted_logpdf(t, xi, sigma: float, rho: float = PANDEL_RHO) -> np.ndarray:
-    """log of the Gauss-convoluted Pandel PDF [log(1/ns)], exact (physics.md §2.3).
-
-    van Eijndhoven, Fadiran & Japaridze (2007) closed form via ``D_{-ξ}(η)``:
-    ``log p_c = ξ log ρ + (ξ-1) log σ - ½ log 2π - t²/2σ² + η²/4 + log D_{-ξ}(η)``.
-    Regions: t ≥ 30σ plain Pandel + second-order saddle-point jitter correction
-    ``(σ²/2)[((ξ-1)/t - ρ)² - (ξ-1)/t²]``; η ≥ 30 the large-η asymptote
-    ``D_{-ξ}(η) ≈ η^(-ξ) e^(-η²/4) (1 - ξ(ξ+1)/2η²)`` (where that correction is < 0.1;
-    otherwise, for large ξ, Laplace's method on ``D_{-ξ}(η) = e^(-η²/4)/Γ(ξ) ∫ s^(ξ-1)
-    e^(-s²/2-ηs) ds``, DLMF 12.5.1); otherwise ``scipy.special.pbdv``.
-    """
-    from scipy.special import gammaln, pbdv
-
-    t, xi = np.broadcast_arrays(np.asarray(t, float), np.asarray(xi, float))
-    shape = t.shape
-    t, xi = t.ravel(), xi.ravel()
-    out = np.empty(t.shape)
-    eta = rho * sigma - t / sigma
-    base = xi * np.log(rho) + (xi - 1.0) * np.log(sigma) - _LOG_SQRT_2PI - t**2 / (2 * sigma**2)
-    hi = t >= 30.0 * sigma
-    big_eta = (~hi) & (eta >= 30.0)
-    mid = ~(hi | big_eta)
-    if hi.any():
-        th, xh = t[hi], xi[hi]
-        corr = 0.5 * sigma**2 * (((xh - 1.0) / th - rho) ** 2 - (xh - 1.0) / th**2)
-        out[hi] = (xh * np.log(rho) + (xh - 1.0) * np.log(th) - rho * th - gammaln(xh)
-                   + corr)
-    if big_eta.any():
-        e, x = eta[big_eta], xi[big_eta]
-        corr = x * (x + 1.0) / (2 * e**2)
-        series = corr < 0.1
-        logd = np.empty_like(e)  # log D_{-ξ}(η) + η²/4
-        logd[series] = -x[series] * np.log(e[series]) + np.log1p(-corr[series])
-        lap = ~series  # large ξ (≳ 13): Laplace's method on the integral representation
-        if lap.any():  # D_{-ξ}(η) = e^{-η²/4}/Γ(ξ) ∫ s^(ξ-1) e^(-s²/2 - ηs) ds
-            el, xl = e[lap], x[lap]
-            s_ = 0.5 * (-el + np.sqrt(el**2 + 4.0 * (xl - 1.0)))
-            curv = (xl - 1.0) / s_**2 + 1.0
-            logd[lap] = ((xl - 1.0) * np.log(s_) - 0.5 * s_**2 - el * s_
-                         + 0.5 * np.log(2 * np.pi / curv) - gammaln(xl))
-        out[big_eta] = base[big_eta] + logd
-    if mid.any():
-        e, x = eta[mid], xi[mid]
-        d = pbdv(-x, e)[0]
-        with np.errstate(divide="ignore"):
-            out[mid] = base[mid] + e**2 / 4.0 + np.log(d)
-    return out.reshape(shape)
 
 
 class PandelTable:
@@ -246,7 +128,7 @@ class PandelTable:
 
     def _survival(self, logp: np.ndarray, xi: np.ndarray, t_fine: np.ndarray) -> np.ndarray:
         """log S_c: cumulative trapezoid on the fine range rescaled to match the plain
-        Pandel CDF at t_hi, plain-Pandel survival (gammaincc) beyond (physics.md §2.3)."""
+        Pandel CDF at t_hi, plain-Pandel survival (gammaincc) beyond."""
         n_fine = t_fine.size
         p = np.exp(logp[:, :n_fine])
         cum = np.concatenate([np.zeros((xi.size, 1)),

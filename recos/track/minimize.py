@@ -1,4 +1,4 @@
-"""Batched lock-step Nelder–Mead minimiser (physics.md §4.2 step 3).
+"""Batched lock-step Nelder–Mead minimiser of P independent objectives [units of x].
 
 Minimises P independent functions of D parameters at once. The objective is called with
 ``fun(x, rows)`` where ``x`` has shape (n, M, D) — M trial points for each of the n pixels
@@ -10,7 +10,8 @@ batch: the skymap does not depend on how pixels are batched or which executor ru
 Pure numpy; one iteration costs one batched call for the reflections, one for the
 expansions/contractions of the problems that need them and, rarely, one for shrinks.
 Standard coefficients (Nelder & Mead 1965; Lagarias et al., SIAM J. Optim. 9 (1998) 112):
-reflection 1, expansion 2, contraction ½, shrink ½.
+reflection 1, expansion 2, contraction ½, shrink ½. How the track fit drives it:
+``docs/reconstructions.md``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,287 @@
+"""The track fits' −log L of (a [m], b [m], t0 [ns]) at fixed directions, vectorised.
+
+For a fixed direction u the free parameters are the transverse offsets (a, b) along
+e1, e2 (:func:`recos.track.frame.transverse_basis`) from a reference point ``r_ref`` and a
+time offset t0. Per DOM the time residual t_res = t_hit − t_geo (direct Cherenkov light from
+the track) and the perpendicular distance d give log p from the tabulated Gauss-convoluted
+Pandel (:mod:`recos.track.table`), with a noise floor; MPE's multi-photon DOMs use the
+first-of-N PDF ``N p_c S_c^(N−1)``. Evaluated in numpy (single-precision fast path when the
+noise floor can be folded into the table) or by the optional numba kernel
+(:mod:`recos.track.kernels`). See ``docs/reconstructions.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from recos.track.constants import C_VACUUM, EFF_A0, EFF_A1, K_OVER_C, PANDEL_LAMBDA, PANDEL_RHO
+from recos.track.frame import transverse_basis
+from recos.track.kernels import get_kernel
+from recos.track.pandel import pandel_logpdf, plain_logsf
+from recos.track.prepare import PreparedTrack
+from recos.track.table import XI_MAX, XI_MIN, get_table
+
+__all__ = ["TrackObjective"]
+
+_MAX_ELEMENTS = 65536  # (pixel, trial, DOM) elements per numpy pass: ~0.5 MB arrays stay in L2
+
+
+def _bilinear32(rec: np.ndarray, idx: np.ndarray, wx: np.ndarray, wt: np.ndarray
+                ) -> np.ndarray:
+    """c0 + c_t w_t + c_ξ w_ξ + c_ξt w_ξ w_t from one gathered record per element."""
+    return _bilinear_from(np.take(rec, idx, axis=0), wx, wt)
+
+
+def _bilinear_from(c: np.ndarray, wx: np.ndarray, wt: np.ndarray) -> np.ndarray:
+    """The bilinear form of gathered records ``c`` (..., 4) at weights (w_ξ, w_t)."""
+    out = c[..., 3] * wx
+    out += c[..., 1]
+    out *= wt
+    out += c[..., 0]
+    out += c[..., 2] * wx
+    return out
+
+
+class TrackObjective:
+    """−log L of (a [m], b [m], t0 [ns]) for P fixed track directions (vectorised).
+
+    Precomputes per pixel and DOM the transverse coordinates (A, B) relative to ``r_ref`` and
+    ``D = t_hit - t_ref - L/c`` so a trial costs only
+    ``d = |(A-a, B-b)|, t_res = D - t0 - K d / c`` plus a table lookup.
+    """
+
+    def __init__(self, prep: PreparedTrack, u: np.ndarray, r_ref: np.ndarray,
+                 t_ref: np.ndarray, sigma: float, log_noise: float, mpe: bool,
+                 rho: float = PANDEL_RHO, kernel: str = "numpy") -> None:
+        self.table = tb = get_table(sigma, rho)
+        self._kernel = get_kernel() if kernel == "numba" else None
+        e1, e2 = transverse_basis(u)
+        self.u, self.e1, self.e2 = u, e1, e2
+        self.r_ref, self.t_ref = r_ref, t_ref
+        rel = prep.pos[None, :, :] - r_ref[:, None, :]  # (P, K, 3)
+        along = np.einsum("pkj,pj->pk", rel, u)
+        self.A = np.ascontiguousarray(np.einsum("pkj,pj->pk", rel, e1))
+        self.B = np.ascontiguousarray(np.einsum("pkj,pj->pk", rel, e2))
+        self.D = np.ascontiguousarray(prep.time[None, :] - t_ref[:, None] - along / C_VACUUM)
+        self.log_noise = float(log_noise)
+        self.mpe = bool(mpe) and prep.n_multi > 0
+        self.n_multi = prep.n_multi if self.mpe else 0
+        npe = prep.npe[: self.n_multi].astype(float)
+        self.log_n = np.log(npe)
+        self.n_minus_1 = npe - 1.0
+        self.n_pix = u.shape[0]
+        self._fold = tb.folded_logpdf(self.log_noise)
+        if self._fold is not None:  # single-precision copies for the fast path
+            self._rec32 = tb.records32(self.log_noise)
+            self._A32, self._B32, self._D32 = (v.astype(np.float32)
+                                               for v in (self.A, self.B, self.D))
+            if self.n_multi:  # log p and log S records side by side: one gather for both
+                self._pdfsf32 = np.ascontiguousarray(
+                    np.concatenate([tb.records32(None), tb.records32("sf")], axis=1))
+                self._log_n32 = self.log_n.astype(np.float32)
+                self._nm1_32 = self.n_minus_1.astype(np.float32)
+        # ξ-axis node coordinate (log(a1 d + a0) - log λ - log ξ_min)/h_x, taken in single
+        # precision: its SIMD log is ~3x faster, and 1e-7 of a node step is far below the
+        # table's own interpolation error
+        self._fx_shift = np.float32(np.log(PANDEL_LAMBDA) + tb.lx0)
+        self._fx_scale = np.float32(1.0 / tb.hx)
+        self._fx_max = np.float32(tb.n_xi - 1) - np.float32(1e-3)
+        self._ft_max = tb.n_t - 1.000001
+        if self._kernel is not None:
+            self._tab = np.array([
+                tb.lx0, 1.0 / tb.hx, tb.n_xi, tb.t_lo, tb._inv_hf, tb._kink, tb.t_hi, tb.n_t,
+                tb.t_max, tb.sigma, tb.rho, np.log(PANDEL_LAMBDA), EFF_A1, EFF_A0, K_OVER_C,
+                np.log(XI_MIN), np.log(XI_MAX)], dtype=float)
+
+    def as_spe(self) -> TrackObjective:
+        """The same pixels and reference points under SPE1st (MPE's pre-fit), sharing the
+        per-pixel arrays instead of computing them again."""
+        spe = copy.copy(self)
+        spe.mpe, spe.n_multi = False, 0
+        spe.log_n = spe.n_minus_1 = np.empty(0)
+        return spe
+
+    def vertex(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y, z) [m] and t [ns] of the fitted point for params (P, 3)."""
+        pos = self.r_ref + params[:, :1] * self.e1 + params[:, 1:2] * self.e2
+        return pos, self.t_ref + params[:, 2]
+
+    def _rows(self, arr: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        # all rows, in order (the only increasing n-subset of 0..n-1): no copy; rows may
+        # repeat (two descents per pixel), hence the full check
+        if (rows.size == self.n_pix and rows[0] == 0 and rows[-1] == self.n_pix - 1
+                and bool((np.diff(rows) > 0).all())):
+            return arr
+        return arr[rows]
+
+    def distance(self, a: np.ndarray, b: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Perpendicular distances (n, M, K) [m] for offsets a, b [m] of shape (n, M)."""
+        dA = self._rows(self.A, rows)[:, None, :] - a[..., None]
+        dB = self._rows(self.B, rows)[:, None, :] - b[..., None]
+        return np.sqrt(dA * dA + dB * dB)
+
+    def residuals(self, x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Time residuals [ns] and perpendicular distances [m] (n, M, K) at params x (n, M, 3)
+        of pixels ``rows``, in double precision."""
+        d = self.distance(x[..., 0], x[..., 1], rows)
+        res = self._rows(self.D, rows)[:, None, :] - x[..., 2:3] - K_OVER_C * d
+        return res, d
+
+    def _coords(self, res: np.ndarray, d: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Flat table index and bilinear weights (w_ξ, w_t) for residuals and distances."""
+        tb = self.table
+        deff = d * EFF_A1
+        deff += EFF_A0  # a0 > 1 m, so max(a1 d + a0, 1 m) needs no clamp
+        fx = deff.astype(np.float32)
+        np.log(fx, out=fx)
+        fx -= self._fx_shift
+        fx *= self._fx_scale
+        np.maximum(fx, 0.0, out=fx)  # ξ clipped to [XI_MIN, XI_MAX] as in the table
+        np.minimum(fx, self._fx_max, out=fx)
+        ix = fx.astype(np.intp)
+        wx = fx - ix
+        ft = res - tb.t_lo
+        ft *= tb._inv_hf
+        over = np.subtract(res, tb.t_hi, out=deff)
+        np.maximum(over, 0.0, out=over)
+        over *= tb._kink  # two uniform pieces: fine up to t_hi, coarse beyond
+        ft -= over
+        np.maximum(ft, 0.0, out=ft)
+        np.minimum(ft, self._ft_max, out=ft)
+        it = ft.astype(np.intp)
+        ft -= it
+        ix *= tb.n_t
+        ix += it
+        return ix, wx, ft
+
+    def _folded32(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Fast path: log p_tot per DOM (n, M, K) in single precision (SIMD arithmetic, half
+        the memory traffic; ~1e-6 relative per DOM, the caller sums in double), with the
+        noise floor folded into the table; MPE's k multi-photon DOMs add the survival term
+        and the noise floor explicitly."""
+        tb = self.table
+        f32 = np.float32
+        x32 = x.astype(f32)
+        dA = self._rows(self._A32, rows)[:, None, :] - x32[..., 0:1]
+        dA *= dA
+        dB = self._rows(self._B32, rows)[:, None, :] - x32[..., 1:2]
+        dB *= dB
+        dA += dB
+        d = np.sqrt(dA, out=dA)
+        res = self._rows(self._D32, rows)[:, None, :] - x32[..., 2:3]
+        res -= np.multiply(d, f32(K_OVER_C), out=dB)
+        fx = np.multiply(d, f32(EFF_A1), out=dB)  # ξ node coordinate, as in _coords
+        fx += f32(EFF_A0)
+        np.log(fx, out=fx)
+        fx -= self._fx_shift
+        fx *= self._fx_scale
+        np.maximum(fx, 0.0, out=fx)
+        np.minimum(fx, self._fx_max, out=fx)
+        node = np.floor(fx)
+        fx -= node  # now the ξ weight
+        idx = node.astype(np.intp)
+        idx *= tb.n_t
+        ft = res * f32(tb._inv_hf)  # t node coordinate
+        ft += f32(-tb.t_lo * tb._inv_hf)
+        over = np.subtract(res, f32(tb.t_hi), out=node)
+        np.maximum(over, 0.0, out=over)
+        over *= f32(tb._kink)
+        ft -= over
+        np.maximum(ft, 0.0, out=ft)
+        np.minimum(ft, f32(tb.n_t - 1.001), out=ft)
+        node = np.floor(ft, out=over)
+        ft -= node  # now the t weight
+        idx += node.astype(np.intp)
+        k = self.n_multi
+        out = _bilinear32(self._rec32, idx, fx, ft) if k == 0 else np.empty(res.shape, f32)
+        if k:
+            sl = np.s_[..., k:]
+            out[sl] = _bilinear32(self._rec32, idx[sl], fx[sl], ft[sl])
+            m = np.s_[..., :k]
+            # below the table the edge value is kept: folding requires the noise floor to
+            # exceed p_c there by e^20, so N p_c S^(N-1) (N <= 1000) stays below it by e^13
+            c = np.take(self._pdfsf32, idx[m], axis=0)
+            wx, wt = fx[m], ft[m]
+            logp = _bilinear_from(c[..., :4], wx, wt)
+            logs = _bilinear_from(c[..., 4:], wx, wt)
+            logs *= self._nm1_32
+            logp += logs
+            logp += self._log_n32
+            np.exp(logp, out=logp)  # log(p + p_noise): 6x faster than logaddexp in f32
+            logp += f32(np.exp(self.log_noise))
+            out[m] = np.log(logp, out=logp)
+        if res.max() > tb.t_max:  # beyond the table (rare): exact, in double
+            out = out.astype(float)
+            self._beyond_table(res, d, out)
+        return out
+
+    def _beyond_table(self, res: np.ndarray, d: np.ndarray, out: np.ndarray) -> None:
+        """Where the residual is beyond the table: exact log(p_Pandel + p_noise), with
+        N S^(N-1) for MPE's multi-photon columns (in place)."""
+        tb = self.table
+        far = res > tb.t_max
+        tf = res[far].astype(float)
+        xi = np.clip((EFF_A1 * d[far].astype(float) + EFF_A0) / PANDEL_LAMBDA, XI_MIN, XI_MAX)
+        lp = pandel_logpdf(tf, xi, tb.rho)
+        col = np.nonzero(far)[-1]
+        multi = col < self.n_multi
+        if multi.any():
+            kk = col[multi]
+            lp[multi] += self.log_n[kk] + self.n_minus_1[kk] * plain_logsf(tf[multi], xi[multi],
+                                                                           tb.rho)
+        out[far] = np.logaddexp(lp, self.log_noise)
+
+    def per_dom_logl(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """(n, M, K) log p_tot per DOM [log(1/ns)] (noise floor included)."""
+        if self._fold is not None:
+            return self._folded32(x, rows)
+        # no or a tiny noise floor: raw table, Gaussian tail, logaddexp, in double
+        k = self.n_multi
+        tb = self.table
+        res, d = self.residuals(x, rows)
+        idx, wx, wt = self._coords(res, d)
+        logp = tb._interp(tb._flat_pdf, idx, wx, wt)
+        logs = tb._interp(tb._flat_sf, idx, wx, wt) if k else None
+        # outside the table: the table's own tails, which take log ξ
+        tb._tails(res, np.log(EFF_A1 * d + EFF_A0) - np.log(PANDEL_LAMBDA), logp, logs)
+        if k:
+            logp[..., :k] += self.log_n + self.n_minus_1 * logs[..., :k]
+        return np.logaddexp(logp, self.log_noise)
+
+    def __call__(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """−log L [1] (n, M) at params (a, b, t0) x (n, M, 3) of pixels ``rows`` (n,)."""
+        if self._kernel is not None:
+            x = np.ascontiguousarray(x, dtype=float)
+            out = np.empty(x.shape[:2])
+            return self._kernel(self.A, self.B, self.D, np.ascontiguousarray(rows, np.int64),
+                                x, self.log_n, self.n_minus_1, self.n_multi,
+                                self._fold is not None, self._fold if self._fold is not None
+                                else self.table._flat_pdf, self.table._flat_pdf,
+                                self.table._flat_sf, self._tab, self.log_noise, out)
+        # chunks of rows keep the (n, M, K) temporaries cache-sized (2x faster than one pass);
+        # rows are independent, so chunking does not change any value
+        per_row = x.shape[1] * self.A.shape[1]
+        step = max(1, _MAX_ELEMENTS // max(1, per_row))
+        if rows.size <= step:
+            return -self.per_dom_logl(x, rows).sum(axis=-1, dtype=float)
+        return np.concatenate([
+            -self.per_dom_logl(x[i:i + step], rows[i:i + step]).sum(axis=-1, dtype=float)
+            for i in range(0, rows.size, step)])
+
+    def quantile_t0(self, a: np.ndarray, b: np.ndarray, rows: np.ndarray,
+                    q: float = 0.15) -> np.ndarray:
+        """Robust start time: the q quantile of D - K d/c at offsets (a, b) (n, M) [ns]."""
+        k = int(q * (self.D.shape[1] - 1))
+        if rows.size == 0:
+            return np.zeros(a.shape)
+        step = max(1, _MAX_ELEMENTS // max(1, a.shape[1] * self.D.shape[1]))
+        out = []
+        for i in range(0, rows.size, step):
+            sl = slice(i, i + step)
+            d = self.distance(a[sl], b[sl], rows[sl])
+            delta = self._rows(self.D, rows[sl])[:, None, :] - K_OVER_C * d
+            out.append(np.partition(delta, k, axis=-1)[..., k])
+        return np.concatenate(out)
