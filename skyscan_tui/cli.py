@@ -1,7 +1,8 @@
 """skyscan-tui: find where a neutrino came from — headless commands.
 
 Subcommands: ``simulate``, ``scan``, ``info``, ``demo``, ``plot``, ``compare``, ``summary``,
-``recos``, ``executors``, ``tui``, ``show``.
+``recos``, ``executors``, ``tui``, ``show``; product ones (``contours``, ...) in
+``cli_products``.
 Bare ``skyscan-tui`` (or ``skyscan-tui EVENT``) opens the terminal app when run in a terminal.
 Bad input ends with one line on stderr and exit code 2; Ctrl-C with 130. Heavy modules
 (and Textual) are imported inside the handlers so ``--help`` stays fast.
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from skyscan_tui import __version__
+from skyscan_tui import __version__, cli_products
 from skyscan_tui.errors import UserError
 
 __all__ = ["parser", "main"]
@@ -278,6 +279,7 @@ def parser() -> argparse.ArgumentParser:
     sh = sub.add_parser("show", help="open a finished result in the terminal app "
                                      "(prints its summary when not in a terminal)")
     sh.add_argument("result", type=Path, metavar="RESULT", help="result .npz/.json or folder")
+    cli_products.add_parsers(sub, _thresholds_option)
     return p
 
 
@@ -533,6 +535,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 _COMMANDS["tui"] = _cmd_tui
 _COMMANDS["show"] = _cmd_show
+_COMMANDS.update(cli_products.COMMANDS)  # follow-up products: contours, query
 
 
 def _route_bare(argv: list[str]) -> list[str]:

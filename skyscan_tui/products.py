@@ -162,7 +162,8 @@ def alert_text(result: Any, stats: SkyStats | None) -> str:
 
 def write_products(result: Any, outdir: str | Path, stats: SkyStats | None,
                    basename: str) -> dict[str, Path]:
-    """Write ``BASENAME.multiorder.fits`` (if there is a map) and ``alert.txt`` atomically."""
+    """Write ``BASENAME.multiorder.fits``, the 50/90 % contours ``BASENAME.contour_50.txt``
+    and ``.geojson`` (if there is a map) and ``alert.txt`` atomically."""
     outdir = Path(outdir)
     paths: dict[str, Path] = {}
     if stats is not None:
@@ -170,4 +171,9 @@ def write_products(result: Any, outdir: str | Path, stats: SkyStats | None,
         atomic_write_bytes(paths["fits"], fits_bytes(result, stats))
     paths["alert"] = outdir / "alert.txt"
     atomic_write_text(paths["alert"], alert_text(result, stats) + "\n")
+    if stats is not None:
+        # 50 % / 90 % contour polygons for follow-up (skyreader text and GeoJSON)
+        from skyscan_tui.contours import write_contours
+
+        paths.update(write_contours(result, stats, outdir, basename=basename))
     return paths

@@ -36,6 +36,7 @@ from skyscan_tui.errors import UserError
 __all__ = [
     "WILKS", "NAMED_THRESHOLDS", "CREDIBLE_LEVELS", "Thresholds", "parse_thresholds",
     "MultiOrderMap", "multiorder_map", "Region", "SkyStats", "analyse", "SR_TO_DEG2",
+    "wilks_ts", "likelihood_region", "credible_region",
 ]
 
 SR_TO_DEG2 = (180.0 / math.pi) ** 2
@@ -52,6 +53,16 @@ CREDIBLE_LEVELS = (0.5, 0.9)
 
 
 # ------------------------------------------------------------------------- thresholds
+def wilks_ts(level: float) -> float:
+    """2ΔLLH threshold [1] of Wilks' theorem for containment ``level`` (χ², 2 dof).
+
+    The χ² CDF with two degrees of freedom is 1 − exp(−k/2), so k = −2 ln(1 − level).
+    """
+    if not 0.0 < level < 1.0:
+        raise UserError(f"containment level {level!r} must lie strictly between 0 and 1")
+    return -2.0 * math.log1p(-level)
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """50 % and 90 % thresholds on 2ΔLLH, with the name they are reported under."""
@@ -472,3 +483,41 @@ def analyse(result: Any, thresholds: str | Thresholds | None = "wilks") -> SkySt
         regions=regions, credible=credible,
         coverage_deg2=float(area[finite].sum() * SR_TO_DEG2),
     )
+
+
+def likelihood_region(stats: SkyStats, level: float) -> Region:
+    """The 2ΔLLH ≤ k region [deg² areas] at any containment ``level``.
+
+    50 % and 90 % use the scan's thresholds (Wilks, IC160427A or the user's); any other
+    level uses Wilks' k = −2 ln(1 − level).
+    """
+    for r in stats.regions:
+        if abs(r.level - level) < 1e-9:
+            return r
+    k = wilks_ts(level)
+    mo = stats.mo
+    finite = np.isfinite(stats.dllh)
+    ts = np.where(finite, 2.0 * stats.dllh, np.inf)
+    mask = ts <= k
+    ra, dec = mo.radec()
+    a = float((mo.area * _inside_fraction(mo, ts, k)).sum() * SR_TO_DEG2)
+    return Region("wilks", level, k, a, int(mask.sum()),
+                  *_extent(mo, ra, dec, mask, math.radians(stats.ra_deg),
+                           math.radians(stats.dec_deg)),
+                  mask=mask, pixel_area_deg2=float(mo.area[mask].sum() * SR_TO_DEG2))
+
+
+def credible_region(stats: SkyStats, level: float) -> Region:
+    """The ``level`` credible region of the probability map [deg² areas], any level."""
+    for r in stats.credible:
+        if abs(r.level - level) < 1e-9:
+            return r
+    if not 0.0 < level < 1.0:
+        raise UserError(f"containment level {level!r} must lie strictly between 0 and 1")
+    mo = stats.mo
+    mask, a = _credible(mo, stats.prob, stats.dllh, level)
+    ra, dec = mo.radec()
+    return Region("credible", level, float("nan"), a, int(mask.sum()),
+                  *_extent(mo, ra, dec, mask, math.radians(stats.ra_deg),
+                           math.radians(stats.dec_deg)),
+                  mask=mask, pixel_area_deg2=float(mo.area[mask].sum() * SR_TO_DEG2))

@@ -1,0 +1,67 @@
+"""Follow-up product subcommands of the CLI: ``contours`` (and later ``query``).
+
+Kept apart from ``cli.py`` so the product commands grow without touching the scan flags;
+``cli.parser()`` calls ``add_parsers`` and ``cli.main`` dispatches through ``COMMANDS``.
+Heavy modules are imported inside the handlers so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from skyscan_tui.errors import UserError
+
+__all__ = ["add_parsers", "COMMANDS"]
+
+
+def _levels_arg(text: str) -> str:
+    from skyscan_tui.contours import parse_levels
+
+    try:
+        parse_levels(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def add_parsers(sub, thresholds_option: Callable) -> None:
+    """Add the product subcommands to ``sub`` (argparse sub-parsers)."""
+    c = sub.add_parser("contours", help="contour files of a result: text, GeoJSON, MOC, ds9")
+    c.add_argument("result", type=Path, metavar="RESULT", help="result .npz/.json or folder")
+    c.add_argument("--levels", type=_levels_arg, default="50,90", metavar="P,...",
+                   help="containment levels in per cent (default 50,90); 50/90 use "
+                        "--thresholds, others Wilks' k = -2 ln(1 - level)")
+    c.add_argument("--format", default="txt,geojson", metavar="F,...", dest="formats",
+                   help="any of txt, geojson, moc, ds9 (default txt,geojson)")
+    c.add_argument("--credible", action="store_true",
+                   help="credible regions of the probability map instead of 2*dLLH <= k")
+    c.add_argument("-o", "--output", type=Path, metavar="DIR",
+                   help="folder for the files (default: the result's folder)")
+    thresholds_option(c)
+
+
+def _cmd_contours(args: argparse.Namespace) -> int:
+    from skyscan_tui.contours import FORMATS, parse_levels, write_contours
+    from skyscan_tui.results import load_result
+
+    formats = tuple(f.strip().lower() for f in args.formats.split(",") if f.strip())
+    bad = sorted(set(formats) - set(FORMATS))
+    if bad or not formats:
+        raise UserError(f"contours: --format {args.formats!r}: use any of {', '.join(FORMATS)}")
+    result = load_result(args.result)
+    stats = result.stats(args.thresholds)
+    if stats is None:
+        raise UserError(f"{args.result}: no pixel has a finite likelihood, so no contour")
+    outdir = args.output or (args.result if args.result.is_dir() else args.result.parent)
+    if outdir.exists() and not outdir.is_dir():
+        raise UserError(f"{outdir}: output path exists and is not a folder")
+    paths = write_contours(result, stats, outdir, parse_levels(args.levels), formats,
+                           kind="credible" if args.credible else "likelihood")
+    for path in paths.values():
+        print(f"wrote {path}")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"contours": _cmd_contours}
