@@ -1,4 +1,4 @@
-"""Follow-up product subcommands of the CLI: ``contours`` (and later ``query``).
+"""Follow-up product subcommands of the CLI: ``contours``, ``flatmaps``, ``query``.
 
 Kept apart from ``cli.py`` so the product commands grow without touching the scan flags;
 ``cli.parser()`` calls ``add_parsers`` and ``cli.main`` dispatches through ``COMMANDS``.
@@ -41,22 +41,46 @@ def add_parsers(sub, thresholds_option: Callable) -> None:
                    help="folder for the files (default: the result's folder)")
     thresholds_option(c)
 
+    f = sub.add_parser("flatmaps", help="flat HEALPix FITS maps of a result (llh, probability)")
+    f.add_argument("result", type=Path, metavar="RESULT", help="result .npz/.json or folder")
+    f.add_argument("--flat-nside", type=int, metavar="N",
+                   help="nside of the maps (default: the finest scanned; at most 2048)")
+    f.add_argument("-o", "--output", type=Path, metavar="DIR",
+                   help="folder for the files (default: the result's folder)")
+    thresholds_option(f)
+
+
+def _load(args: argparse.Namespace):
+    """(result, stats, output folder) of a product command; UserError without a fit."""
+    from skyscan_tui.results import load_result
+
+    result = load_result(args.result)
+    stats = result.stats(args.thresholds)
+    if stats is None:
+        raise UserError(f"{args.result}: no pixel has a finite likelihood, so no map")
+    outdir = args.output or (args.result if args.result.is_dir() else args.result.parent)
+    if outdir.exists() and not outdir.is_dir():
+        raise UserError(f"{outdir}: output path exists and is not a folder")
+    return result, stats, outdir
+
+
+def _cmd_flatmaps(args: argparse.Namespace) -> int:
+    from skyscan_tui.flatmap import write_flat_maps
+
+    result, stats, outdir = _load(args)
+    for path in write_flat_maps(result, stats, outdir, args.flat_nside).values():
+        print(f"wrote {path}")
+    return 0
+
 
 def _cmd_contours(args: argparse.Namespace) -> int:
     from skyscan_tui.contours import FORMATS, parse_levels, write_contours
-    from skyscan_tui.results import load_result
 
     formats = tuple(f.strip().lower() for f in args.formats.split(",") if f.strip())
     bad = sorted(set(formats) - set(FORMATS))
     if bad or not formats:
         raise UserError(f"contours: --format {args.formats!r}: use any of {', '.join(FORMATS)}")
-    result = load_result(args.result)
-    stats = result.stats(args.thresholds)
-    if stats is None:
-        raise UserError(f"{args.result}: no pixel has a finite likelihood, so no contour")
-    outdir = args.output or (args.result if args.result.is_dir() else args.result.parent)
-    if outdir.exists() and not outdir.is_dir():
-        raise UserError(f"{outdir}: output path exists and is not a folder")
+    result, stats, outdir = _load(args)
     paths = write_contours(result, stats, outdir, parse_levels(args.levels), formats,
                            kind="credible" if args.credible else "likelihood")
     for path in paths.values():
@@ -64,4 +88,5 @@ def _cmd_contours(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"contours": _cmd_contours}
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "contours": _cmd_contours, "flatmaps": _cmd_flatmaps}

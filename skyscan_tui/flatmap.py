@@ -1,0 +1,151 @@
+"""Flat HEALPix FITS maps [2ΔLLH and probability per pixel] as skyreader writes them.
+
+``BASENAME.skymap_nside_N_llh.fits.gz`` (column ``2DLLH``) and
+``BASENAME.skymap_nside_N_probability.fits.gz`` (column ``PROB`` [pix⁻¹], sums to 1), in the
+layout of ``healpy.write_map(..., coord="C")`` with its default ``fits_IDL=True`` (rows of
+1024 values, RING ordering, ``PIXTYPE``/``ORDERING``/``COORDSYS``/``NSIDE``/``FIRSTPIX``/
+``LASTPIX``/``INDXSCHM``/``OBJECT`` keywords), plus the event keywords of skyreader's
+``format_fits_header`` (RUNID, EVENTID, DATE-OBS, MJD-OBS, EVENT-TYPE, RA, DEC,
+RA_ERR_PLUS_50 ... DEC_ERR_MINUS_90, CONTOUR_AREA_50/90). ``healpy.read_map`` reads them.
+
+Coarse pixels are upgraded (children inherit 2ΔLLH; probability is split evenly), pixels
+finer than N are merged (smallest 2ΔLLH, summed probability). Unknown pixels are NaN in the
+llh map and 0 in the probability map. astropy is imported only when writing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import hpgeom
+import numpy as np
+
+from skyscan_tui.errors import UserError
+from skyscan_tui.fileio import atomic_write_bytes
+from skyscan_tui.stats import Region, SkyStats
+
+__all__ = ["MAX_FLAT_NSIDE", "flat_values", "flat_fits_bytes", "write_flat_maps"]
+
+#: 12·2048² = 50 M pixels (400 MB per map as float64) is as far as a flat map makes sense.
+MAX_FLAT_NSIDE = 2048
+
+
+def flat_values(stats: SkyStats, nside: int) -> tuple[np.ndarray, np.ndarray]:
+    """[1, pix⁻¹] (2ΔLLH, probability) per RING pixel of a full-sky map at ``nside``."""
+    if nside < 1 or nside & (nside - 1) or nside > MAX_FLAT_NSIDE:
+        raise UserError(f"flat map nside {nside}: use a power of two up to {MAX_FLAT_NSIDE}")
+    mo = stats.mo
+    npix = 12 * nside * nside
+    ts = np.full(npix, np.nan)
+    prob = np.zeros(npix)
+    mts = 2.0 * stats.dllh
+    for n in np.unique(mo.nside).tolist():
+        m = mo.nside == n
+        if n <= nside:
+            f = (nside // n) ** 2
+            kids = (mo.ipix[m, None] * f + np.arange(f, dtype=np.int64)[None, :]).ravel()
+            ts[kids] = np.repeat(mts[m], f)
+            prob[kids] = np.repeat(stats.prob[m] / f, f)
+        else:
+            f = (n // nside) ** 2
+            parent = mo.ipix[m] // f
+            np.fmin.at(ts, parent, mts[m])  # fmin: NaN (not yet set) loses
+            np.add.at(prob, parent, stats.prob[m])
+    ring = hpgeom.nest_to_ring(nside, np.arange(npix, dtype=np.int64))
+    out_ts, out_prob = np.empty(npix), np.empty(npix)
+    out_ts[ring], out_prob[ring] = ts, prob
+    return out_ts, out_prob
+
+
+def _errors(regions: list[Region]) -> list[tuple[str, Any, str]]:
+    cards = []
+    for r in regions:
+        lab = round(r.level * 100)
+        for key, value in (("RA_ERR_PLUS", r.ra_plus_deg), ("RA_ERR_MINUS", r.ra_minus_deg),
+                           ("DEC_ERR_PLUS", r.dec_plus_deg),
+                           ("DEC_ERR_MINUS", r.dec_minus_deg)):
+            side = "high" if "PLUS" in key else "low"
+            cards.append((f"{key}_{lab}", round(abs(value), 2),
+                          f"{lab}% containment error {side}"))
+    return cards
+
+
+def _header(result: Any, stats: SkyStats, llh_map: bool) -> list[tuple[str, Any, str]]:
+    from skyscan_tui.products import mjd_to_iso
+
+    regions = stats.regions if llh_map else stats.credible
+    how = ("Change in 2LLH, " + stats.thresholds.description if llh_map
+           else "Highest posterior density 50% and 90% credible region")
+    etype = str(result.event_type or "SIM")
+    return [
+        ("RUNID", int(result.run_id), "run number"),
+        ("EVENTID", int(result.event_id), "event number"),
+        ("SENDER", "skyscan-tui", "program that made the map"),
+        ("DATE-OBS", mjd_to_iso(result.mjd), "UTC date of the observation"),
+        ("MJD-OBS", float(result.mjd), "modified Julian date of the observation"),
+        ("EVENT-TYPE", etype, "Event Type"),
+        ("I3TYPE", etype, "Event Type (same as EVENT-TYPE)"),
+        ("RA", round(stats.ra_deg, 2), "Degree"),
+        ("DEC", round(stats.dec_deg, 2), "Degree"),
+        *_errors(regions),
+        ("CONTOUR_AREA_50", round(regions[0].area_deg2, 2), "50% contour area (sqdeg)"),
+        ("CONTOUR_AREA_90", round(regions[1].area_deg2, 2), "90% contour area (sqdeg)"),
+        ("COMMENTS", "50% and 90% uncertainty location => " + how, ""),
+        ("NOTE", "Please ignore pixels with infinite or NaN values.", ""),
+    ]
+
+
+def flat_fits_bytes(result: Any, stats: SkyStats, nside: int, llh_map: bool) -> bytes:
+    """One flat map as an uncompressed FITS file (bytes), ``healpy.write_map`` layout."""
+    import io
+
+    from astropy.io import fits
+
+    ts, prob = flat_values(stats, nside)
+    values, name, unit = (ts, "2DLLH", None) if llh_map else (prob, "PROB", "pix-1")
+    npix = values.size
+    if npix > 1024:  # healpy's fits_IDL rows of 1024 values
+        col = fits.Column(name=name, format="1024D", array=values.reshape(-1, 1024), unit=unit)
+    else:
+        col = fits.Column(name=name, format="D", array=values, unit=unit)
+    tab = fits.BinTableHDU.from_columns([col])
+    h = tab.header
+    h["PIXTYPE"] = ("HEALPIX", "HEALPIX pixelisation")
+    h["ORDERING"] = ("RING", "Pixel ordering scheme, either RING or NESTED")
+    h["COORDSYS"] = ("C", "Ecliptic, Galactic or Celestial (equatorial)")
+    h["EXTNAME"] = ("xtension", "name of this binary table extension")
+    h["NSIDE"] = (nside, "Resolution parameter of HEALPIX")
+    h["FIRSTPIX"] = (0, "First pixel # (0 based)")
+    h["LASTPIX"] = (npix - 1, "Last pixel # (0 based)")
+    h["INDXSCHM"] = ("IMPLICIT", "Indexing: IMPLICIT or EXPLICIT")
+    h["OBJECT"] = ("FULLSKY", "Sky coverage, either FULLSKY or PARTIAL")
+    with warnings.catch_warnings():  # keywords longer than 8 characters become HIERARCH
+        warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+        for key, value, comment in _header(result, stats, llh_map):
+            h[key] = (value, comment) if comment else value
+        buf = io.BytesIO()
+        fits.HDUList([fits.PrimaryHDU(), tab]).writeto(buf)
+    return buf.getvalue()
+
+
+def write_flat_maps(result: Any, stats: SkyStats, outdir: str | Path,
+                    nside: int | None = None, basename: str | None = None) -> dict[str, Path]:
+    """Write the llh and probability ``.fits.gz`` maps at ``nside`` (default: finest scanned)."""
+    n = int(nside or stats.mo.max_nside)
+    if not math.isfinite(n) or n < 1:
+        raise UserError(f"flat map nside {nside!r} is not usable")
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    base = basename or result.basename()
+    paths = {}
+    for kind, llh_map in (("llh", True), ("probability", False)):
+        path = outdir / f"{base}.skymap_nside_{n}_{kind}.fits.gz"
+        # mtime=0: the same map gives the same bytes
+        atomic_write_bytes(path, gzip.compress(flat_fits_bytes(result, stats, n, llh_map),
+                                               compresslevel=6, mtime=0))
+        paths[f"flat_{kind}"] = path
+    return paths
