@@ -265,6 +265,7 @@ def parser() -> argparse.ArgumentParser:
     sm.add_argument("result", type=Path, metavar="RESULT", help="result .npz/.json or folder")
     sm.add_argument("--json", action="store_true", help="summary.json-style output")
     _thresholds_option(sm)
+    cli_products.levels_option(sm)
 
     sub.add_parser("recos", help="list reconstructions")
     sub.add_parser("executors", help="list executors")
@@ -486,9 +487,12 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     result = load_result(args.result)
     result.meta["thresholds"] = args.thresholds
     if args.json:
-        print(json.dumps(result.summary(), indent=2))
+        summary = result.summary()
+        cli_products.print_levels(result.stats(thresholds), args.levels, summary)
+        print(json.dumps(summary, indent=2))
     else:
         print(alert_text(result, result.stats(thresholds)))
+        cli_products.print_levels(result.stats(thresholds), args.levels)
     return 0
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from skyscan_tui.errors import UserError
 
-__all__ = ["add_parsers", "COMMANDS"]
+__all__ = ["add_parsers", "levels_option", "print_levels", "COMMANDS"]
 
 
 def _levels_arg(text: str) -> str:
@@ -26,13 +26,39 @@ def _levels_arg(text: str) -> str:
     return text
 
 
+def levels_option(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    """``--levels P,...`` [per cent] on a parser (``summary``, ``contours``, ``query``)."""
+    p.add_argument("--levels", type=_levels_arg, default=default, metavar="P,...",
+                   help="containment levels in per cent, e.g. 50,90,99.7; 50/90 use "
+                        "--thresholds, others Wilks' k = -2 ln(1 - level)"
+                        + (f" (default {default})" if default else ""))
+
+
+def print_levels(stats, text: str | None, as_json: dict | None = None) -> None:
+    """The regions at ``--levels`` after a summary: lines, or a ``levels`` key in JSON."""
+    from skyscan_tui.contours import parse_levels
+    from skyscan_tui.stats import levels_summary
+
+    if not text or stats is None:
+        return
+    rows = levels_summary(stats, parse_levels(text))
+    if as_json is not None:
+        as_json["levels"] = rows
+        return
+    for row in rows:
+        lr, cr = row["likelihood"], row["credible"]
+        print(f"{row['level'] * 100:g}%: 2 dLLH <= {lr['ts_threshold']:.4g} ({lr['method']}) "
+              f"covers {lr['area_deg2']:.3f} sq. deg (r {lr['radius_deg']:.2f} deg, "
+              f"RA +{lr['ra_err_deg'][0]:.2f} {lr['ra_err_deg'][1]:.2f}, Dec "
+              f"+{lr['dec_err_deg'][0]:.2f} {lr['dec_err_deg'][1]:.2f} deg); credible "
+              f"{cr['area_deg2']:.3f} sq. deg")
+
+
 def add_parsers(sub, thresholds_option: Callable) -> None:
     """Add the product subcommands to ``sub`` (argparse sub-parsers)."""
     c = sub.add_parser("contours", help="contour files of a result: text, GeoJSON, MOC, ds9")
     c.add_argument("result", type=Path, metavar="RESULT", help="result .npz/.json or folder")
-    c.add_argument("--levels", type=_levels_arg, default="50,90", metavar="P,...",
-                   help="containment levels in per cent (default 50,90); 50/90 use "
-                        "--thresholds, others Wilks' k = -2 ln(1 - level)")
+    levels_option(c, "50,90")
     c.add_argument("--format", default="txt,geojson", metavar="F,...", dest="formats",
                    help="any of txt, geojson, moc, ds9 (default txt,geojson)")
     c.add_argument("--credible", action="store_true",

@@ -36,7 +36,7 @@ from skyscan_tui.errors import UserError
 __all__ = [
     "WILKS", "NAMED_THRESHOLDS", "CREDIBLE_LEVELS", "Thresholds", "parse_thresholds",
     "MultiOrderMap", "multiorder_map", "Region", "SkyStats", "analyse", "SR_TO_DEG2",
-    "wilks_ts", "likelihood_region", "credible_region",
+    "wilks_ts", "likelihood_region", "credible_region", "levels_summary",
 ]
 
 SR_TO_DEG2 = (180.0 / math.pi) ** 2
@@ -521,3 +521,12 @@ def credible_region(stats: SkyStats, level: float) -> Region:
                   *_extent(mo, ra, dec, mask, math.radians(stats.ra_deg),
                            math.radians(stats.dec_deg)),
                   mask=mask, pixel_area_deg2=float(mo.area[mask].sum() * SR_TO_DEG2))
+
+
+def levels_summary(stats: SkyStats, levels: list[float]) -> list[dict[str, Any]]:
+    """[deg, deg²] Likelihood and credible regions at any ``levels`` (fractions), as dicts."""
+    out = []
+    for level in levels:
+        lr, cr = likelihood_region(stats, level), credible_region(stats, level)
+        out.append({"level": level, "likelihood": lr.to_dict(), "credible": cr.to_dict()})
+    return out

@@ -179,3 +179,29 @@ def test_contours_cli_and_scan_defaults(tmp_path):
     assert (tmp_path / "d" / f"{base}.credible_90.txt").is_file()
     r = run_cli("contours", paths["npz"], "--format", "png")
     assert r.returncode == 2 and "format" in r.stderr
+
+
+@pytest.mark.parametrize("level", [0.39, 0.68, 0.95, 0.997])
+def test_any_level_areas_match_the_analytic_ellipse(stats, level):
+    """Gaussian llh (σ 0.8 × 0.5 deg): 2ΔLLH ≤ k and the credible region are both the
+    ellipse of area π σx σy k with k = −2 ln(1 − level)."""
+    from skyscan_tui.stats import credible_region, likelihood_region
+
+    st = stats["plain"]
+    want = math.pi * 0.8 * 0.5 * wilks_ts(level)
+    lr = likelihood_region(st, level)
+    assert lr.ts == pytest.approx(wilks_ts(level))
+    assert lr.area_deg2 == pytest.approx(want, rel=0.02)
+    assert credible_region(st, level).area_deg2 == pytest.approx(want, rel=0.04)
+
+
+def test_summary_levels_cli(tmp_path):
+    paths = synthetic_scan(1.0, 0.3, 0.8, 0.5).save(tmp_path)
+    r = run_cli("summary", paths["npz"], "--levels", "68,99.7")
+    assert r.returncode == 0, r.stderr
+    assert "68%: 2 dLLH <= 2.279" in r.stdout and "99.7%: 2 dLLH <= 11.62" in r.stdout
+    r = run_cli("summary", paths["npz"], "--levels", "68", "--json")
+    (row,) = json.loads(r.stdout)["levels"]
+    assert row["level"] == 0.68 and row["credible"]["method"] == "credible"
+    r = run_cli("summary", paths["npz"], "--levels", "120")
+    assert r.returncode == 2 and "level" in r.stderr
