@@ -75,13 +75,25 @@ def add_parsers(sub, thresholds_option: Callable) -> None:
                    help="folder for the files (default: the result's folder)")
     thresholds_option(f)
 
+    q = sub.add_parser("query", help="the map at a direction: -log L, 2dLLH, credible level, "
+                                     "regions; sources of a catalogue in the 90%% region")
+    q.add_argument("result", type=Path, metavar="RESULT", help="result .npz/.json or folder")
+    q.add_argument("--radec", type=float, nargs=2, metavar=("RA", "DEC"),
+                   help="direction [deg, J2000]")
+    q.add_argument("--catalog", type=Path, metavar="FILE.csv",
+                   help="CSV with columns name, ra, dec [deg]: list the sources inside the "
+                        "90%% region")
+    q.add_argument("--json", action="store_true", help="print one JSON object")
+    levels_option(q)
+    thresholds_option(q)
+
 
 def _load(args: argparse.Namespace):
     """(result, stats, output folder) of a product command; UserError without a fit."""
     from skyscan_tui.results import load_result
 
     result = load_result(args.result)
-    stats = result.stats(args.thresholds)
+    stats = result.stats(args.thresholds)  # 50/90 % regions use these thresholds
     if stats is None:
         raise UserError(f"{args.result}: no pixel has a finite likelihood, so no map")
     outdir = args.output or (args.result if args.result.is_dir() else args.result.parent)
@@ -114,5 +126,39 @@ def _cmd_contours(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_query(args: argparse.Namespace) -> int:
+    import json
+
+    from skyscan_tui.contours import parse_levels
+    from skyscan_tui.query import catalog_query, format_query, point_query, read_catalog
+
+    if args.radec is None and args.catalog is None:
+        raise UserError("query: give --radec RA DEC and/or --catalog FILE.csv")
+    sources = read_catalog(args.catalog) if args.catalog is not None else None
+    args.output = None
+    _result, stats, _outdir = _load(args)
+    levels = sorted({0.5, 0.9, *parse_levels(args.levels)})
+    out: dict = {}
+    if args.radec is not None:
+        out["point"] = point_query(stats, args.radec[0], args.radec[1], levels)
+    if sources is not None:
+        out["catalog"] = {"file": str(args.catalog), "n_sources": len(sources),
+                          "inside_90": catalog_query(stats, sources, 0.9)}
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    if "point" in out:
+        print(format_query(out["point"]))
+    if "catalog" in out:
+        inside = out["catalog"]["inside_90"]
+        print(f"{len(inside)} of {len(sources)} sources inside the 90% region")
+        for s in inside:
+            print(f"  {s['name']}: RA {s['ra_deg']:.4f} Dec {s['dec_deg']:+.4f} deg, "
+                  f"2 dLLH {s['ts']:.3f} (Wilks {s['likelihood_level'] * 100:.1f}%), "
+                  f"credible {s['credible_level'] * 100:.1f}%, {s['offset_deg']:.3f} deg "
+                  "from the best fit")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "contours": _cmd_contours, "flatmaps": _cmd_flatmaps}
+    "contours": _cmd_contours, "flatmaps": _cmd_flatmaps, "query": _cmd_query}
