@@ -203,7 +203,7 @@ def _chain(poly: np.ndarray, tol: float) -> list[np.ndarray]:
             cand = [c for c in out_edges.get(int(end[i]), []) if not used[c]]
             if not cand:
                 break
-            if len(cand) > 1:  # two pieces touch at a corner: turn left, keep them apart
+            if len(cand) > 1:  # pieces touch at a corner: the sharpest left turn stays on ours
                 here, prev = poly[i, -1], poly[i, -2]
                 cand.sort(key=lambda c: -_turn(prev, here, poly[c, 1]))
             i = cand[0]
@@ -213,8 +213,8 @@ def _chain(poly: np.ndarray, tol: float) -> list[np.ndarray]:
 
 def _turn(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
     """Signed left turn a→b→c [rad] at b seen from outside the sphere."""
-    t1, t2 = np.cross(b, a - b), np.cross(b, c - b)
-    return float(math.atan2(np.dot(np.cross(t1, t2), b), np.dot(t1, t2)) - math.pi)
+    d_in, d_out = b - a, c - b
+    return float(math.atan2(np.dot(np.cross(d_in, d_out), b), np.dot(d_in, d_out)))
 
 
 # ------------------------------------------------------------------------- regions

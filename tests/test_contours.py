@@ -205,3 +205,30 @@ def test_summary_levels_cli(tmp_path):
     assert row["level"] == 0.68 and row["credible"]["method"] == "credible"
     r = run_cli("summary", paths["npz"], "--levels", "120")
     assert r.returncode == 2 and "level" in r.stderr
+
+
+def test_two_pieces_and_pixels_touching_at_a_corner():
+    from skyscan_tui.results import ScanResult
+    from tests.test_science import quadratic_llh
+
+    base = synthetic_scan(2.0, 0.5, 2.0, 2.0)
+    levels = {}
+    for n, lv in base.levels.items():  # two separate minima, 17 deg apart
+        lv = lv.copy()
+        lv["llh"] = np.minimum(quadratic_llh(n, lv["ipix"], 2.0, 0.5, 2, 2),
+                               quadratic_llh(n, lv["ipix"], 2.3, 0.5, 2, 2))
+        levels[n] = lv
+    st = analyse(ScanResult(1, 2, 60000.0, "SIM", "t", levels=levels))
+    c = C.contours(st, [0.9])[0]
+    g = C.geojson(c)["geometry"]
+    assert g["type"] == "MultiPolygon" and len(g["coordinates"]) == 2
+    for ra0 in (2.0, 2.3):
+        assert C.point_in_geojson(g, math.degrees(ra0), math.degrees(0.5))
+    assert not C.point_in_geojson(g, math.degrees(2.15), math.degrees(0.5))
+    # two nside-8 pixels that share only a corner: two rings of four edges each
+    st8 = analyse(synthetic_scan(2.0, 0.5, 2.0, 2.0, progression=((8, 0),)))
+    p = 300
+    north = int(hp.get_all_neighbours(8, p)[3])
+    mask = np.isin(st8.mo.ipix, [p, north])
+    rings = C.region_rings(st8.mo, mask, step=2)
+    assert sorted(len(r) for r in rings) == [8, 8]
