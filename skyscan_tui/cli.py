@@ -251,6 +251,7 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--format", action="append", choices=["png", "pdf"], dest="formats",
                     help="picture format (repeatable; default png and pdf)")
     _thresholds_option(pl)
+    cli_products.levels_option(pl)
 
     cmp_ = sub.add_parser("compare", help="are two results the same within tolerances?")
     cmp_.add_argument("a", type=Path, metavar="A", help="result .npz/.json or folder")
@@ -457,7 +458,11 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     outdir = args.output or (args.result if args.result.is_dir() else args.result.parent)
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"{outdir}: output path exists and is not a folder")
-    for path in plot_result(result, outdir, thresholds, tuple(args.formats or ("png", "pdf"))):
+    from skyscan_tui.contours import parse_levels
+
+    levels = tuple(parse_levels(args.levels)) if args.levels else ()
+    for path in plot_result(result, outdir, thresholds, tuple(args.formats or ("png", "pdf")),
+                            levels=levels):
         print(f"wrote {path}")
     return 0
 

@@ -25,6 +25,7 @@ __all__ = ["plot_result", "mollweide_figure", "zoom_figure", "FORMATS"]
 
 FORMATS = ("png", "pdf")
 _CONTOUR_COLOURS = ("white", "red")
+_EXTRA_COLOURS = ("lightgrey", "deepskyblue", "lime", "orange")  # dashed --levels contours
 
 
 def _mpl():
@@ -181,12 +182,15 @@ def _graticule(ax: Any, proj: _Gnomonic, matplotlib: Any) -> None:
             ax.text(x[i], y[i], f"RA {r}°", **lab)
 
 
-def zoom_figure(result: Any, stats: SkyStats):
+def zoom_figure(result: Any, stats: SkyStats, levels: tuple[float, ...] = ()):
     """Zoom around the best fit with the 50 %/90 % contours (Figure).
 
     Cartesian RA/Dec axes; within ~10° of a pole (where RA/Dec axes degenerate) a gnomonic
-    tangent-plane view with an RA/Dec grid instead.
+    tangent-plane view with an RA/Dec grid instead. ``levels`` (fractions other than 0.5
+    and 0.9) add dashed Wilks contours, 2ΔLLH ≤ −2 ln(1 − level).
     """
+    from skyscan_tui.stats import likelihood_region
+
     matplotlib, plt = _mpl()
     from matplotlib.tri import Triangulation
 
@@ -217,13 +221,19 @@ def zoom_figure(result: Any, stats: SkyStats):
     if sel.sum() >= 3:
         try:
             tri = Triangulation(px[sel], py[sel])
-            for level, colour, region in zip((th.ts50, th.ts90), _CONTOUR_COLOURS,
-                                             stats.regions, strict=True):
+            extra = [likelihood_region(stats, lv) for lv in levels
+                     if min(abs(lv - 0.5), abs(lv - 0.9)) > 1e-9]
+            for i, region in enumerate([*stats.regions, *extra]):
+                level, dashed = region.ts, i >= 2
+                colour = (_CONTOUR_COLOURS[i] if i < 2
+                          else _EXTRA_COLOURS[(i - 2) % len(_EXTRA_COLOURS)])
+                ls = "--" if dashed else "-"
                 ax.tricontour(tri, stats.ts[sel], levels=[level], colors=[colour],
-                              linewidths=1.5)
+                              linewidths=1.5, linestyles=ls)
+                label = f"{region.level * 100:g}%"
                 handles.append(matplotlib.lines.Line2D(
-                    [], [], color=colour, lw=1.5,
-                    label=f"{region.label} (2ΔLLH ≤ {level:.3g}): {region.area_deg2:.2f} deg²"))
+                    [], [], color=colour, lw=1.5, ls=ls,
+                    label=f"{label} (2ΔLLH ≤ {level:.3g}): {region.area_deg2:.2f} deg²"))
         except (ValueError, RuntimeError):  # degenerate point sets: no contour, still a map
             pass
     bx, by, _ = proj.forward(ra0, dec0)
@@ -270,8 +280,12 @@ def _save(fig: Any, path: Path, fmt: str) -> None:
 
 
 def plot_result(result: Any, outdir: str | Path, thresholds: Any = None,
-                formats: tuple[str, ...] = FORMATS) -> list[Path]:
-    """Write ``BASENAME.skymap.{png,pdf}`` and ``BASENAME.zoom.{png,pdf}``; returns the paths."""
+                formats: tuple[str, ...] = FORMATS,
+                levels: tuple[float, ...] = ()) -> list[Path]:
+    """Write ``BASENAME.skymap.{png,pdf}`` and ``BASENAME.zoom.{png,pdf}``; returns the paths.
+
+    ``levels``: extra containment levels (fractions) drawn dashed on the zoom.
+    """
     _, plt = _mpl()
     stats = result.stats(thresholds)
     if stats is None:
@@ -280,7 +294,7 @@ def plot_result(result: Any, outdir: str | Path, thresholds: Any = None,
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
     for kind, make in (("skymap", mollweide_figure), ("zoom", zoom_figure)):
-        fig = make(result, stats)
+        fig = make(result, stats, tuple(levels)) if kind == "zoom" else make(result, stats)
         try:
             for fmt in formats:
                 path = outdir / f"{result.basename()}.{kind}.{fmt}"

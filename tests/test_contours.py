@@ -232,3 +232,16 @@ def test_two_pieces_and_pixels_touching_at_a_corner():
     mask = np.isin(st8.mo.ipix, [p, north])
     rings = C.region_rings(st8.mo, mask, step=2)
     assert sorted(len(r) for r in rings) == [8, 8]
+
+
+def test_plot_levels(tmp_path):
+    from skyscan_tui.plot import zoom_figure
+
+    res = synthetic_scan(1.0, 0.3, 0.8, 0.5)
+    fig = zoom_figure(res, analyse(res), (0.68, 0.9, 0.997))
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert [lab.split()[0] for lab in labels[:4]] == ["50%", "90%", "68%", "99.7%"]
+    paths = res.save(tmp_path)
+    r = run_cli("plot", paths["npz"], "--levels", "68", "--format", "png", "-o", tmp_path / "p")
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "p").glob("*.png"))) == 2
