@@ -73,12 +73,12 @@ def _interleave(v: np.ndarray) -> np.ndarray:
 
 
 def _border_subpixels(nside: np.ndarray, ipix: np.ndarray,
-                      nmax: int) -> tuple[np.ndarray, np.ndarray]:
-    """NESTED pixels at ``nmax`` on the border of each multi-order pixel, and whose pixel.
+                      nmax: int) -> np.ndarray:
+    """NESTED pixels at ``nmax`` on the border of each multi-order pixel.
 
     Interior sub-pixels cannot carry a boundary edge (their neighbours share the parent).
     """
-    subs, owner = [], []
+    subs = []
     for n in np.unique(nside):
         m = np.flatnonzero(nside == n)
         f = nmax // int(n)
@@ -91,8 +91,7 @@ def _border_subpixels(nside: np.ndarray, ipix: np.ndarray,
             y = np.concatenate([lo, hi, k, k])
             local = np.unique(_interleave(x) | (_interleave(y) << 1))
         subs.append((ipix[m, None] * f * f + local[None, :]).ravel())
-        owner.append(np.repeat(m, local.size))
-    return np.concatenate(subs), np.concatenate(owner)
+    return np.concatenate(subs)
 
 
 def _vec(lon_deg: np.ndarray, lat_deg: np.ndarray) -> np.ndarray:
@@ -134,7 +133,7 @@ def region_rings(mo: MultiOrderMap, mask: np.ndarray, step: int | None = None) -
         edge_deg = math.degrees(math.sqrt(4 * math.pi / (12 * nmax * nmax)))
         step = max(1, math.ceil(edge_deg / _MAX_SEGMENT_DEG))
     inside_idx = np.flatnonzero(mask)
-    sub, _owner = _border_subpixels(mo.nside[inside_idx], mo.ipix[inside_idx], nmax)
+    sub = _border_subpixels(mo.nside[inside_idx], mo.ipix[inside_idx], nmax)
     # edge-sharing neighbours: SW, NW, NE, SE (indices 0, 2, 4, 6 of healpy's order)
     nb = hp.get_all_neighbours(nmax, sub, nest=True)[[0, 2, 4, 6]]  # (4, n)
     th, ph = hp.pix2ang(nmax, nb, nest=True)
@@ -154,13 +153,12 @@ def region_rings(mo: MultiOrderMap, mask: np.ndarray, step: int | None = None) -
     d = np.linalg.norm(cp[:, :, None, :] - cq[:, None, :, :], axis=-1)
     shared = (d < tol).any(axis=2)  # (n, 4): corner of p shared with q
     # edge k runs from corner k to corner k+1 (mod 4)
-    ks = np.flatnonzero(np.ones(len(p)))
     edge_k = np.full(len(p), -1)
     for k in range(4):
         hit = shared[:, k] & shared[:, (k + 1) % 4]
         edge_k = np.where(hit & (edge_k < 0), k, edge_k)
-    good = edge_k >= 0
-    ks, edge_k = ks[good], edge_k[good]
+    ks = np.flatnonzero(edge_k >= 0)
+    edge_k = edge_k[ks]
     idx = (edge_k[:, None] * step + np.arange(step + 1)[None, :]) % (4 * step)
     poly = vp[ks[:, None], idx]  # (e, step + 1, 3)
     # orient each edge counter-clockwise around its inside pixel (seen from outside)
