@@ -309,32 +309,80 @@ def _unwrap_ring(ring: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return u, lat
 
 
-def _clip_strip(x: np.ndarray, y: np.ndarray, lo: float,
-                hi: float) -> tuple[np.ndarray, np.ndarray]:
-    """Sutherland–Hodgman clip of a closed polygon to lo ≤ x ≤ hi."""
-    pts = list(zip(x.tolist(), y.tolist(), strict=True))
-    for bound, keep in ((lo, lambda p, b=lo: p[0] >= b), (hi, lambda p, b=hi: p[0] <= b)):
-        if not pts:
-            break
-        res = []
-        for i, cur in enumerate(pts):
-            prev = pts[i - 1]
-            if keep(cur):
-                if not keep(prev):
-                    res.append(_cross_x(prev, cur, bound))
-                res.append(cur)
-            elif keep(prev):
-                res.append(_cross_x(prev, cur, bound))
-        pts = res
-    if len(pts) < 3:
-        return np.zeros(0), np.zeros(0)
-    a = np.array(pts)
-    return a[:, 0], a[:, 1]
+_PERIM = 362.0  # strip-boundary parameter: right edge [0, 180], top, left [181, 361], bottom
+_CORNERS = ((180.0, (180.0, 90.0)), (181.0, (-180.0, 90.0)), (361.0, (-180.0, -90.0)),
+            (362.0, (180.0, -90.0)))
 
 
-def _cross_x(p, q, xb):
-    t = (xb - p[0]) / (q[0] - p[0])
-    return (xb, p[1] + t * (q[1] - p[1]))
+def _tau(x: float, y: float) -> float:
+    """Position along the boundary of the strip −180 ≤ x ≤ 180, counter-clockwise."""
+    return y + 90.0 if x > 0 else 181.0 + (90.0 - y)
+
+
+def _strip_arcs(x: np.ndarray, y: np.ndarray) -> tuple[list[list[tuple[float, float]]],
+                                                         list[list[tuple[float, float]]]]:
+    """Cut a closed planar polygon by the strip −180 ≤ x ≤ 180.
+
+    Returns (closed rings wholly inside, arcs): an arc enters the strip on its boundary,
+    runs inside and leaves it on the boundary again.
+    """
+    inside = (x >= -180.0) & (x <= 180.0)
+    if inside.all():
+        return [list(zip(x.tolist(), y.tolist(), strict=True))], []
+    start = int(np.flatnonzero(~inside)[0])  # begin outside so every arc has an entry
+    xs, ys = np.roll(x, -start).tolist(), np.roll(y, -start).tolist()
+    arcs: list[list[tuple[float, float]]] = []
+    cur: list[tuple[float, float]] | None = None
+    n = len(xs)
+    for i in range(n):
+        px, py, qx, qy = xs[i], ys[i], xs[(i + 1) % n], ys[(i + 1) % n]
+        dx = qx - px
+        if dx == 0.0:
+            if not -180.0 <= px <= 180.0:
+                continue
+            t0, t1 = 0.0, 1.0
+        else:
+            ta, tb = (-180.0 - px) / dx, (180.0 - px) / dx
+            t0, t1 = max(0.0, min(ta, tb)), min(1.0, max(ta, tb))
+            if t0 > t1:
+                continue
+        p_in = -180.0 <= px <= 180.0
+        q_in = -180.0 <= qx <= 180.0
+        if not p_in:  # entering: a new arc starts on the boundary
+            cur = [(-180.0 if px < -180.0 else 180.0, py + t0 * (qy - py))]
+        if cur is None:
+            continue
+        if q_in:
+            cur.append((qx, qy))
+        else:  # leaving
+            cur.append((-180.0 if qx < -180.0 else 180.0, py + t1 * (qy - py)))
+            arcs.append(cur)
+            cur = None
+    return [], arcs
+
+
+def _link_arcs(arcs: list[list[tuple[float, float]]]) -> list[list[tuple[float, float]]]:
+    """Close arcs into rings along the strip boundary, counter-clockwise (region on the left)."""
+    starts = [_tau(*a[0]) for a in arcs]
+    used = [False] * len(arcs)
+    rings = []
+    for k0 in range(len(arcs)):
+        if used[k0]:
+            continue
+        ring: list[tuple[float, float]] = []
+        k = k0
+        while not used[k]:
+            used[k] = True
+            ring.extend(arcs[k])
+            t_out = _tau(*arcs[k][-1])
+            nxt = min(range(len(arcs)), key=lambda j: ((starts[j] - t_out) % _PERIM, j))
+            d = (starts[nxt] - t_out) % _PERIM
+            for tc, pt in sorted(((tc - t_out) % _PERIM, pt) for tc, pt in _CORNERS):
+                if 0.0 < tc < d:  # the walk along the boundary turns a corner of the strip
+                    ring.append(pt)
+            k = nxt
+        rings.append(ring)
+    return rings
 
 
 def _point_in_ring(x: float, y: float, rx: np.ndarray, ry: np.ndarray) -> bool:
@@ -349,19 +397,30 @@ def _point_in_ring(x: float, y: float, rx: np.ndarray, ry: np.ndarray) -> bool:
 
 def geojson_polygons(c: Contour) -> list[list[list[list[float]]]]:
     """RFC 7946 polygons ([lon, lat] [deg], lon in [−180, 180]) of a contour."""
-    shells: list[tuple[np.ndarray, np.ndarray]] = []
-    holes: list[tuple[np.ndarray, np.ndarray]] = []
+    closed: list[list[tuple[float, float]]] = []
+    arcs: list[list[tuple[float, float]]] = []
     for ring in c.rings:
         u, lat = _unwrap_ring(ring)
-        for shift in range(-2, 3):  # the strip [−180, 180] of each copy of the plane
-            lo, hi = -180.0 + 360.0 * shift, 180.0 + 360.0 * shift
-            if u.max() <= lo or u.min() >= hi:
+        for shift in range(-2, 3):  # each copy of the plane's part in [−180, 180]
+            if u.max() <= -180.0 + 360.0 * shift or u.min() >= 180.0 + 360.0 * shift:
                 continue
-            x, y = _clip_strip(u, lat, lo, hi)
-            if x.size < 3 or abs(_signed_area(x, y)) < 1e-12:
-                continue
-            x = np.clip(x - 360.0 * shift, -180.0, 180.0)
-            (shells if _signed_area(x, y) > 0 else holes).append((x, y))
+            whole, part = _strip_arcs(u - 360.0 * shift, lat)
+            closed += whole
+            arcs += part
+    # all rings' arcs together: a hole cut by the antimeridian joins its outer ring
+    shells: list[tuple[np.ndarray, np.ndarray]] = []
+    holes: list[tuple[np.ndarray, np.ndarray]] = []
+    for pts in closed + _link_arcs(arcs):
+        r = np.round(np.array(pts, float), 6)  # as written; [deg] to 0.0036 arcsec
+        r[:, 0] = np.clip(r[:, 0], -180.0, 180.0)
+        keep = np.r_[True, np.any(np.diff(r, axis=0) != 0, axis=1)]  # no repeated points
+        r = r[keep]
+        if len(r) > 1 and np.all(r[0] == r[-1]):
+            r = r[:-1]
+        x, y = r[:, 0], r[:, 1]
+        if x.size < 3 or abs(_signed_area(x, y)) < 1e-12:
+            continue
+        (shells if _signed_area(x, y) > 0 else holes).append((x, y))
     polys = [[s] for s in shells]
     for h in holes:
         for poly in polys:

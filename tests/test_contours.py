@@ -74,6 +74,7 @@ def test_geojson_and_moc_agree_with_the_map(stats, case, tmp_path):
             for k, ring in enumerate(poly):
                 r = np.asarray(ring)
                 assert r[0].tolist() == r[-1].tolist()
+                assert len(np.unique(r[:-1], axis=0)) == len(r) - 1  # simple: no bridges
                 assert np.all(np.abs(r[:, 0]) <= 180.0) and np.all(np.abs(r[:, 1]) <= 90.0)
                 # right-hand rule: outer rings counter-clockwise, holes clockwise
                 area = C._signed_area(r[:-1, 0], r[:-1, 1])
@@ -111,6 +112,22 @@ def test_rings_are_closed_and_hold_holes():
     ra, dec, j = _probe_points(st)
     want = mask[j] & (j >= 0)
     assert np.array_equal(_inside_geojson_mpl(g, ra, dec), want)
+
+
+def test_annulus_cut_by_the_antimeridian():
+    """Outer ring and hole both cross lon = ±180: two C-shaped pieces, neither with a hole."""
+    st = analyse(synthetic_scan(math.pi, 0.1, 0.8, 0.8))
+    mask = (st.ts > 1.0) & (st.ts <= 6.0)
+    c = C.Contour("custom", 0.5, st.region(0.5), C.region_rings(st.mo, mask))
+    c.region.mask = mask
+    g = C.geojson(c)["geometry"]
+    assert g["type"] == "MultiPolygon" and [len(p) for p in g["coordinates"]] == [1, 1]
+    for poly in g["coordinates"]:
+        r = np.asarray(poly[0])
+        assert C._signed_area(r[:-1, 0], r[:-1, 1]) > 0
+        assert len(np.unique(r[:-1], axis=0)) == len(r) - 1  # no point visited twice
+    ra, dec, j = _probe_points(st)
+    assert np.array_equal(_inside_geojson_mpl(g, ra, dec), mask[j] & (j >= 0))
 
 
 def test_whole_sky_and_empty_regions():
