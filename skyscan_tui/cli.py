@@ -90,6 +90,11 @@ def _sim_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ice-mismatch", type=_finite_float, nargs="?", const=0.2, default=0.0,
                    metavar="F", help="perturb per-DOM light yield, scattering and jitter by "
                    "a relative amount F (0.2 when given bare; default 0: the recos' model)")
+    kind = g.add_mutually_exclusive_group()
+    kind.add_argument("--cascade", action="store_true",
+                      help="a point-like particle shower inside the detector, not a muon track")
+    kind.add_argument("--starting", action="store_true",
+                      help="a muon starting inside the detector, with a cascade at its vertex")
 
 
 def _scan_options(p: argparse.ArgumentParser, default_reco: str | None) -> None:
@@ -385,7 +390,9 @@ def _simulate(args: argparse.Namespace):
 
     cfg = SimConfig(seed=args.seed, zenith_deg=args.zenith, azimuth_deg=args.azimuth,
                     energy=args.energy, mjd=args.mjd,
-                    ice_mismatch=getattr(args, "ice_mismatch", 0.0))
+                    ice_mismatch=getattr(args, "ice_mismatch", 0.0),
+                    cascade=bool(getattr(args, "cascade", False)),
+                    starting=bool(getattr(args, "starting", False)))
     return simulate_event(cfg, load_geometry(getattr(args, "geometry", None)))
 
 
