@@ -254,6 +254,7 @@ class ScanResult:
             "pixels": {str(n): int(len(lv)) for n, lv in sorted(self.levels.items())},
             "failed_pixels": self.n_failed,
             "statistics": None if stats is None else stats.to_dict(),
+            "topology": self.meta.get("topology"),
             "meta": self.meta,
             "files": files or {},
         }
@@ -264,6 +265,11 @@ def format_summary(summary: dict[str, Any]) -> str:
              f"({summary['event_type'] or 'simulated'}), MJD {summary['mjd']:.6f}",
              f"Reco: {summary['reco']}" + (f" ({summary['likelihood']})"
                                            if summary.get("likelihood") else "")]
+    topo = summary.get("topology")
+    if topo and topo.get("cascade_like"):
+        lines.insert(0, f"WARNING: CASCADE-LIKE EVENT: the track map is not meaningful "
+                        f"(track/cascade log-likelihood ratio {topo['llr']:+.3f} per DOM > "
+                        f"{topo['threshold']:+.3f}; scanned with --allow-cascade)")
     best = summary.get("best_fit")
     if best:
         lines.append(f"Best fit: RA {best['ra_deg']:.3f} deg, Dec {best['dec_deg']:+.3f} deg "
