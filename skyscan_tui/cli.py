@@ -444,7 +444,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
     else:
         print(format_event_info(info))
-        print("Topology: " + ("not tested (too few hits)" if verdict is None
+        print("Topology: " + ("not tested (see the log)" if verdict is None
                               else verdict.text().replace("cascade-like", "CASCADE-LIKE")
                               + (": a track scan is not meaningful" if verdict.cascade_like
                                  else "")))

@@ -15,9 +15,9 @@ SPE1st, Gauss-convoluted Pandel with the fits' noise floor (:mod:`recos.track.ob
 The statistic is the log-likelihood ratio per cleaned DOM,
 ``llr = (−log L_track − (−log L_cascade)) / n_dom``: positive when the point source explains
 the hit times better. An event is cascade-like when ``llr > LLR_THRESHOLD``. Reported with it:
-the number of cleaned DOMs, the length of the light deposit (the RMS extent of the cleaned
-DOMs along their principal axis) and whether the earliest hits lie on the detector's boundary.
-The threshold was chosen on simulated samples (``docs/reconstructions.md``, "Topology guard").
+the number of cleaned DOMs and the length of the light deposit (the RMS extent of the cleaned
+DOMs along their principal axis); they do not enter the rule. The threshold was chosen on
+simulated samples (``docs/reconstructions.md``, "Topology guard").
 """
 
 from __future__ import annotations
