@@ -97,6 +97,13 @@ def test_scan_allow_cascade_records_verdict(cascade_file, tmp_path):
     alert = (out / "alert.txt").read_text()
     assert alert.startswith("WARNING: CASCADE-LIKE EVENT.")
     assert (out / "summary.txt").read_text().startswith("WARNING: CASCADE-LIKE EVENT")
+    # the result files keep the verdict: a later `summary` still warns
+    files = [*out.glob("run*.npz"), *out.glob("run*.json")]
+    assert len(files) == 2
+    for result in files:
+        r = run_cli("summary", result)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith("WARNING: CASCADE-LIKE EVENT."), result
 
 
 def test_info_prints_verdict(cascade_file):
