@@ -9,6 +9,7 @@ for starting tracks) and the flagged fractions; for starting tracks also among t
 stub of a muon, cascade-like by nature).
 
     python benchmarks/topology_efficiency.py [--n-track 100 --n-cascade 100 --n-starting 50]
+        [--ice-mismatch 0.2]
 """
 
 from __future__ import annotations
@@ -51,12 +52,13 @@ def path_in_detector(truth: Seed, step: float = 5.0) -> float:
     return path
 
 
-def run(kind: str, n: int) -> list[tuple]:
+def run(kind: str, n: int, ice_mismatch: float = 0.0) -> list[tuple]:
     first, kw = SAMPLES[kind]
     rows = []
     for seed in range(first, first + n):
         energy = sample_energy(seed)
-        event = simulate_event(SimConfig(seed=seed, energy=energy, **kw))
+        event = simulate_event(SimConfig(seed=seed, energy=energy, ice_mismatch=ice_mismatch,
+                                         **kw))
         v = classify_topology(event)
         path = path_in_detector(event.truth) if kind == "starting" else float("nan")
         rows.append((kind, seed, energy, v.n_dom, v.length, v.llr, v.seconds, path))
@@ -70,12 +72,14 @@ def main() -> None:
     ap.add_argument("--n-track", type=int, default=100)
     ap.add_argument("--n-cascade", type=int, default=100)
     ap.add_argument("--n-starting", type=int, default=50)
+    ap.add_argument("--ice-mismatch", type=float, default=0.0,
+                    help="simulate with this ice/detector mismatch (0 = the fits' model)")
     a = ap.parse_args()
     for kind, n in (("track", a.n_track), ("cascade", a.n_cascade),
                     ("starting", a.n_starting)):
         if n == 0:
             continue
-        rows = run(kind, n)
+        rows = run(kind, n, a.ice_mismatch)
         llr = np.array([r[5] for r in rows])
         sec = np.array([r[6] for r in rows])
         print(f"# {kind}: {np.mean(llr > LLR_THRESHOLD):.1%} flagged cascade-like "

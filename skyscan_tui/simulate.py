@@ -96,8 +96,6 @@ class SimConfig:
             raise UserError("--ice-mismatch must be between 0 and 1")
         if self.cascade and self.starting:
             raise UserError("--cascade and --starting exclude each other")
-        if (self.cascade or self.starting) and self.ice_mismatch > 0:
-            raise UserError("--ice-mismatch is only simulated for through-going tracks")
         if not 0.0 <= self.inelasticity <= 1.0:
             raise UserError("inelasticity must be between 0 and 1")
 
@@ -211,19 +209,33 @@ def _interior_vertex(geo: Geometry, rng: np.random.Generator) -> np.ndarray:
     return np.array([centre[0] + r * np.cos(ang), centre[1] + r * np.sin(ang), z])
 
 
+def _ice(geo: Geometry, cfg: SimConfig) -> dict[str, np.ndarray]:
+    """Per-DOM light yield, Pandel λ, ρ and jitter factor: the reco's model, or perturbed by
+    ``cfg.ice_mismatch`` (:func:`ice_perturbation`)."""
+    if cfg.ice_mismatch > 0:
+        ice = ice_perturbation(geo, cfg.ice_mismatch, cfg.seed)
+        return {"yield": geo.rde * ice["yield"],
+                "lambda": np.broadcast_to(ice["lambda"], (geo.n_dom,)),
+                "rho": np.broadcast_to(ice["rho"], (geo.n_dom,)), "jitter": ice["jitter"]}
+    one = np.ones(geo.n_dom)
+    return {"yield": geo.rde, "lambda": PANDEL_LAMBDA * one, "rho": PANDEL_RHO * one,
+            "jitter": one}
+
+
 def _cascade_light(geo: Geometry, cfg: SimConfig, vertex: np.ndarray, t0: float,
                    energy: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Photoelectrons (DOM index, time [ns]) of a point-like cascade of ``energy`` [GeV]
     at ``vertex`` [m], ``t0`` [ns]: isotropic light falling as exp(-d/λ_att)/(4π d²),
     direct time d/c_g plus the Pandel delay of distance d and the jitter."""
+    ice = _ice(geo, cfg)
     d = np.linalg.norm(geo.pos - vertex, axis=1)
-    mu = (_Y_CASCADE * energy * cfg.a_eff * geo.rde * np.exp(-d / cfg.att_length)
+    mu = (_Y_CASCADE * energy * cfg.a_eff * ice["yield"] * np.exp(-d / cfg.att_length)
           / (4 * np.pi * np.maximum(d, 5.0) ** 2))
     n_pe = rng.poisson(mu)
     dom = np.repeat(np.arange(geo.n_dom), n_pe)
-    xi = np.maximum(EFF_A1 * d[dom] + EFF_A0, 1.0) / PANDEL_LAMBDA
-    t_pe = (t0 + d[dom] / C_GROUP + rng.gamma(shape=xi, scale=1.0 / PANDEL_RHO)
-            + rng.normal(0.0, cfg.jitter, size=dom.size))
+    xi = np.maximum(EFF_A1 * d[dom] + EFF_A0, 1.0) / ice["lambda"][dom]
+    t_pe = (t0 + d[dom] / C_GROUP + rng.gamma(shape=xi, scale=1.0 / ice["rho"][dom])
+            + rng.normal(0.0, cfg.jitter * ice["jitter"][dom], size=dom.size))
     return dom, t_pe
 
 
@@ -237,13 +249,14 @@ def _starting_muon_light(geo: Geometry, cfg: SimConfig, vertex: np.ndarray, t0: 
     t_geo = t0 + (l_along + K_CHERENKOV * d) / C_VACUUM
     emitted = l_along - d / np.sqrt(N_PHASE**2 - 1.0) >= 0.0  # cot θ_c = 1/√(n²-1)
     light_per_m = _Y_MU * 1.2 + _Y_CASCADE * _B_LOSS * energy
-    mu = np.where(emitted, light_per_m * cfg.a_eff * geo.rde * np.exp(-d / cfg.att_length)
-                  / (2 * np.pi * np.maximum(d, 5.0)), 0.0)
+    ice = _ice(geo, cfg)
+    mu = np.where(emitted, light_per_m * cfg.a_eff * ice["yield"]
+                  * np.exp(-d / cfg.att_length) / (2 * np.pi * np.maximum(d, 5.0)), 0.0)
     n_pe = rng.poisson(mu)
     dom = np.repeat(np.arange(geo.n_dom), n_pe)
-    xi = np.maximum(EFF_A1 * d[dom] + EFF_A0, 1.0) / PANDEL_LAMBDA
-    t_pe = (t_geo[dom] + rng.gamma(shape=xi, scale=1.0 / PANDEL_RHO)
-            + rng.normal(0.0, cfg.jitter, size=dom.size))
+    xi = np.maximum(EFF_A1 * d[dom] + EFF_A0, 1.0) / ice["lambda"][dom]
+    t_pe = (t_geo[dom] + rng.gamma(shape=xi, scale=1.0 / ice["rho"][dom])
+            + rng.normal(0.0, cfg.jitter * ice["jitter"][dom], size=dom.size))
     return dom, t_pe
 
 
@@ -295,7 +308,8 @@ def simulate_contained(cfg: SimConfig, geo: Geometry) -> Event:
         geometry=geo.name,
         meta={"simulated": True, "sim_seed": int(cfg.seed), "energy_gev": float(cfg.energy),
               "sim_topology": topology, "n_signal_pe": int(dom.size),
-              "n_noise_hits": int(ndom.size), "is_real_event": False},
+              "n_noise_hits": int(ndom.size), "is_real_event": False,
+              **({"ice_mismatch": float(cfg.ice_mismatch)} if cfg.ice_mismatch > 0 else {})},
     )
 
 

@@ -61,6 +61,10 @@ def test_track_simulation_unchanged_by_cascade_option():
         "b67216938289e887911d5c39462e34fb3023475688d6ceee5d67a545dd4adbb4")
     casc = simulate_event(SimConfig(seed=1, cascade=True))
     assert casc.meta["sim_topology"] == "cascade" and not casc.seeds
+    start = simulate_event(SimConfig(seed=1, starting=True, ice_mismatch=0.2))
+    assert start.meta["sim_topology"] == "starting" and start.meta["ice_mismatch"] == 0.2
+    assert event_digest(start) != event_digest(
+        simulate_event(SimConfig(seed=1, starting=True)))
 
 
 @pytest.fixture(scope="module")
