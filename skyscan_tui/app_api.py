@@ -21,10 +21,25 @@ if TYPE_CHECKING:
     from skyscan_tui.engine import ScanEngine, ScanSettings
 
 __all__ = ["DEFAULT_PROGRESSION", "best_reco", "parse_reco_options", "resume_info",
-           "scan_settings", "open_scan"]
+           "scan_settings", "open_scan", "topology_check"]
 
 DEFAULT_PROGRESSION = "8:0,64:12,512:24"
 DEFAULT_MAX_RETRIES = 2
+
+
+def topology_check(event: Any) -> Any:
+    """The topology guard's verdict on ``event`` (:mod:`recos.track.topology`): is it
+    track-like or a point-like cascade? None when the test cannot run (e.g. too few hits),
+    so a front end then scans as before."""
+    import logging
+
+    from recos.track.topology import classify_topology
+
+    try:
+        return classify_topology(event)
+    except Exception as exc:  # the guard must never stop a scan it cannot judge
+        logging.getLogger(__name__).warning("topology test skipped: %s", exc)
+        return None
 
 
 def parse_reco_options(pairs: Iterable[str]) -> dict[str, str]:

@@ -91,10 +91,18 @@ def _sim_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ice-mismatch", type=_finite_float, nargs="?", const=0.2, default=0.0,
                    metavar="F", help="perturb per-DOM light yield, scattering and jitter by "
                    "a relative amount F (0.2 when given bare; default 0: the recos' model)")
+    kind = g.add_mutually_exclusive_group()
+    kind.add_argument("--cascade", action="store_true",
+                      help="a point-like particle shower inside the detector, not a muon track")
+    kind.add_argument("--starting", action="store_true",
+                      help="a muon starting inside the detector, with a cascade at its vertex")
 
 
 def _scan_options(p: argparse.ArgumentParser, default_reco: str | None) -> None:
     g = p.add_argument_group("scan")
+    g.add_argument("--allow-cascade", action="store_true",
+                   help="scan even when the topology test finds a cascade-like event "
+                        "(the verdict is recorded in the result)")
     g.add_argument("--reco", default=default_reco, metavar="NAME",
                    help="reconstruction (see `skyscan-tui recos`)"
                         + (f"; default {default_reco}" if default_reco else ""))
@@ -307,6 +315,7 @@ def run_scan(event: Any, args: argparse.Namespace, out_default: Path) -> int:
 
     parse_thresholds(args.thresholds)  # bad thresholds fail before the scan starts
     reco_options = parse_reco_options(args.reco_opt)
+    verdict = _topology_guard(event, args)
     info = _resume_info(args) if getattr(args, "resume", None) else None
     settings = scan_settings(
         reco=args.reco, reco_options=reco_options if args.reco_opt else None,
@@ -319,12 +328,27 @@ def run_scan(event: Any, args: argparse.Namespace, out_default: Path) -> int:
         raise UserError(f"{outdir}: output path exists and is not a folder")
     engine = open_scan(event, settings, _make_executor(args), outdir, resume=info is not None)
     try:
-        return _drive(engine, event, args, outdir)
+        return _drive(engine, event, args, outdir, verdict)
     finally:
         engine.close()
 
 
-def _drive(engine: Any, event: Any, args: argparse.Namespace, outdir: Path) -> int:
+def _topology_guard(event: Any, args: argparse.Namespace) -> Any:
+    """The topology verdict; a cascade-like event stops here unless ``--allow-cascade``."""
+    from skyscan_tui.app_api import topology_check
+
+    verdict = topology_check(event)
+    if verdict is not None and verdict.cascade_like:
+        if not getattr(args, "allow_cascade", False):
+            raise UserError(f"cascade-like event: a track scan is not meaningful "
+                            f"({verdict.numbers()}); pass --allow-cascade to scan anyway")
+        print(f"skyscan-tui: WARNING: cascade-like event, scanning anyway (--allow-cascade): "
+              f"{verdict.numbers()}", file=sys.stderr)
+    return verdict
+
+
+def _drive(engine: Any, event: Any, args: argparse.Namespace, outdir: Path,
+           verdict: Any = None) -> int:
     """Run ``engine`` with a progress display, then save and print the result."""
     from skyscan_tui.engine import ScanFinished
     from skyscan_tui.progress import ProgressPrinter
@@ -362,6 +386,8 @@ def _drive(engine: Any, event: Any, args: argparse.Namespace, outdir: Path) -> i
         if key in getattr(event, "meta", {}):
             result.meta[key] = event.meta[key]
     result.meta["thresholds"] = args.thresholds
+    if verdict is not None:
+        result.meta["topology"] = verdict.to_dict()
     paths = result.save(outdir)
     summary = result.summary(files={k: str(v) for k, v in paths.items()})
     if args.json:
@@ -389,7 +415,9 @@ def _simulate(args: argparse.Namespace):
 
     cfg = SimConfig(seed=args.seed, zenith_deg=args.zenith, azimuth_deg=args.azimuth,
                     energy=args.energy, mjd=args.mjd,
-                    ice_mismatch=getattr(args, "ice_mismatch", 0.0))
+                    ice_mismatch=getattr(args, "ice_mismatch", 0.0),
+                    cascade=bool(getattr(args, "cascade", False)),
+                    starting=bool(getattr(args, "starting", False)))
     return simulate_event(cfg, load_geometry(getattr(args, "geometry", None)))
 
 
@@ -408,11 +436,22 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    from skyscan_tui.app_api import topology_check
     from skyscan_tui.eventfiles import load_event
     from skyscan_tui.eventinfo import event_info, format_event_info
 
-    info = event_info(load_event(args.event, pulses=args.pulses, geometry=args.geometry))
-    print(json.dumps(info, indent=2) if args.json else format_event_info(info))
+    event = load_event(args.event, pulses=args.pulses, geometry=args.geometry)
+    info = event_info(event)
+    verdict = topology_check(event)
+    info["topology"] = None if verdict is None else verdict.to_dict()
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(format_event_info(info))
+        print("Topology: " + ("not tested (see the log)" if verdict is None
+                              else verdict.text().replace("cascade-like", "CASCADE-LIKE")
+                              + (": a track scan is not meaningful" if verdict.cascade_like
+                                 else "")))
     return 0
 
 

@@ -142,6 +142,13 @@ def alert_text(result: Any, stats: SkyStats | None) -> str:
             f"Reconstruction: {result.reco}"
             + (f" ({result.likelihood})" if result.likelihood else "")
             + f"; HEALPix nside {nsides}, {n_pix} pixels scanned, {result.n_failed} failed.")
+    topo = result.meta.get("topology") if isinstance(result.meta, dict) else None
+    if topo and topo.get("cascade_like"):
+        # a cascade has no track direction: the warning comes first, before any number
+        head = (f"WARNING: CASCADE-LIKE EVENT. The topology test prefers a point-like "
+                f"cascade to a track (log-likelihood ratio {topo['llr']:+.3f} per DOM > "
+                f"{topo['threshold']:+.3f}, {topo['n_dom']} DOMs, light deposit length "
+                f"{topo['length']:.0f} m); the track map below is not meaningful. " + head)
     if stats is None:
         body = "No pixel gave a finite likelihood, so there is no best fit and no contour."
         return textwrap.fill(head + " " + body, 78, break_on_hyphens=False)

@@ -141,7 +141,18 @@ class ScanResult:
             "nside_progression": str(self.meta.get("nside_progression", "")),
             "nsides": ",".join(str(n) for n in self.nsides),
             "n_failed": int(np.isnan(self.levels[nside]["llh"]).sum()),
+            **self._topology_fields(),
         }
+
+    def _topology_fields(self) -> dict[str, Any]:
+        """Header fields of a cascade-like verdict (none for track-like events, whose files
+        stay as before): a file scanned with ``--allow-cascade`` keeps its warning."""
+        topo = self.meta.get("topology")
+        if not (isinstance(topo, dict) and topo.get("cascade_like")):
+            return {}
+        return {"topology": "cascade-like", "topology_llr": float(topo["llr"]),
+                "topology_threshold": float(topo["threshold"]),
+                "topology_n_dom": int(topo["n_dom"]), "topology_length": float(topo["length"])}
 
     def skyreader_arrays(self, nside: int) -> np.ndarray:
         """The level as skyreader's version-1 pixel array, RING-indexed and sorted."""
@@ -254,6 +265,7 @@ class ScanResult:
             "pixels": {str(n): int(len(lv)) for n, lv in sorted(self.levels.items())},
             "failed_pixels": self.n_failed,
             "statistics": None if stats is None else stats.to_dict(),
+            "topology": self.meta.get("topology"),
             "meta": self.meta,
             "files": files or {},
         }
@@ -264,6 +276,11 @@ def format_summary(summary: dict[str, Any]) -> str:
              f"({summary['event_type'] or 'simulated'}), MJD {summary['mjd']:.6f}",
              f"Reco: {summary['reco']}" + (f" ({summary['likelihood']})"
                                            if summary.get("likelihood") else "")]
+    topo = summary.get("topology")
+    if topo and topo.get("cascade_like"):
+        lines.insert(0, f"WARNING: CASCADE-LIKE EVENT: the track map is not meaningful "
+                        f"(track/cascade log-likelihood ratio {topo['llr']:+.3f} per DOM > "
+                        f"{topo['threshold']:+.3f}; scanned with --allow-cascade)")
     best = summary.get("best_fit")
     if best:
         lines.append(f"Best fit: RA {best['ra_deg']:.3f} deg, Dec {best['dec_deg']:+.3f} deg "
@@ -324,6 +341,14 @@ def _result_from_levels(levels: dict[int, np.ndarray], meta: dict[str, Any]) -> 
         v = meta.get(key, default)
         return v.item() if isinstance(v, np.generic) else v
 
+    topology = {}
+    if str(get("topology", "")) == "cascade-like":  # see ScanResult._topology_fields
+        topology = {"topology": {
+            "cascade_like": True, "verdict": "cascade-like",
+            "llr": float(get("topology_llr", np.nan)),
+            "threshold": float(get("topology_threshold", np.nan)),
+            "n_dom": int(get("topology_n_dom", 0)),
+            "length": float(get("topology_length", np.nan))}}
     return ScanResult(
         run_id=int(get("run_id", 0)), event_id=int(get("event_id", 0)),
         mjd=float(get("mjd", 0.0)), event_type=str(get("event_type", "")),
@@ -331,7 +356,7 @@ def _result_from_levels(levels: dict[int, np.ndarray], meta: dict[str, Any]) -> 
         is_real_event=bool(get("is_real_event", False)), levels=levels,
         meta={"nside_progression": str(get("nside_progression", "")),
               **({"software_version": str(get("software_version", ""))}
-                 if "software_version" in meta else {})},
+                 if "software_version" in meta else {}), **topology},
     )
 
 

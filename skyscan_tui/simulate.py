@@ -1,4 +1,4 @@
-"""Toy simulation of a through-going muon track [m, ns, GeV].
+"""Toy simulation of a through-going muon track, a cascade or a starting track [m, ns, GeV].
 
 Light per DOM falls with the closest-approach distance d as
 ``μ = Λ(E) A_eff rde exp(-d/λ_att) / (2π max(d, 5 m))``; each photoelectron arrives at the
@@ -9,6 +9,14 @@ truth smeared by a few degrees, as an online first-guess fit would be. Same seed
 event, bit for bit. The ice, refraction and jitter constants are the reconstruction's
 (:mod:`recos.track.constants`, ``docs/reconstructions.md``): a default simulation is the
 model the track fits assume.
+
+``cascade=True``: a point-like particle shower at a vertex inside the detector instead —
+``Y_c E`` photons from one point at one time, ``μ = Y_c E A_eff rde exp(-d/λ_att) /
+(4π max(d, 5 m)²)`` at distance d, direct light at the group speed ``t_geo = t0 + d/c_g``,
+the same Pandel delay (shape from d), jitter, merging and dark noise. ``starting=True``: a
+muon that starts at such a vertex with a cascade of half the energy there; a DOM sees the
+muon's light only from the track downstream of the vertex. Both draw from their own code
+path, so through-going track events stay bit-identical for every seed.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from recos.track.constants import (
     EFF_A1,
     JITTER,
     K_CHERENKOV,
+    N_PHASE,
     PANDEL_LAMBDA,
     PANDEL_LAMBDA_A,
     PANDEL_RHO,
@@ -34,7 +43,8 @@ from skyscan_tui.errors import UserError
 from skyscan_tui.events import Event, Pulses, Seed
 from skyscan_tui.geometry import Geometry, default_geometry
 
-__all__ = ["SimConfig", "simulate_event", "cherenkov_geometry", "ice_perturbation"]
+__all__ = ["SimConfig", "simulate_event", "simulate_contained", "cherenkov_geometry",
+           "ice_perturbation"]
 
 _Y_MU = 2.6e4  # Cherenkov photons per m of bare muon
 _Y_CASCADE = 1.3e5  # photons per GeV of cascade light
@@ -63,6 +73,12 @@ class SimConfig:
     #: relative size of the ice/detector model mismatch (0 = the reco's exact model); see
     #: :func:`ice_perturbation`
     ice_mismatch: float = 0.0
+    #: a point-like cascade at an interior vertex instead of a through-going muon
+    cascade: bool = False
+    #: a muon starting at an interior vertex, with a cascade there
+    starting: bool = False
+    #: starting track: fraction of the energy in the cascade at the vertex (inelasticity y)
+    inelasticity: float = 0.5
 
     def validate(self) -> None:
         if self.zenith_deg is not None and not 0.0 <= self.zenith_deg <= 180.0:
@@ -78,6 +94,10 @@ class SimConfig:
             raise UserError("--seed must be a non-negative integer")
         if not (np.isfinite(self.ice_mismatch) and 0.0 <= self.ice_mismatch <= 1.0):
             raise UserError("--ice-mismatch must be between 0 and 1")
+        if self.cascade and self.starting:
+            raise UserError("--cascade and --starting exclude each other")
+        if not 0.0 <= self.inelasticity <= 1.0:
+            raise UserError("inelasticity must be between 0 and 1")
 
 
 def cherenkov_geometry(pos: np.ndarray, vertex: np.ndarray, u: np.ndarray):
@@ -102,8 +122,12 @@ def _smear(zenith: float, azimuth: float, sigma_deg: float, rng) -> tuple[float,
 
 
 def simulate_event(cfg: SimConfig = SimConfig(), geometry: Geometry | None = None) -> Event:
+    """One simulated event: a through-going muon, or with ``cfg.cascade`` / ``cfg.starting``
+    a contained cascade / starting track (:func:`simulate_contained`)."""
     cfg.validate()
     geo = geometry or default_geometry()
+    if cfg.cascade or cfg.starting:
+        return simulate_contained(cfg, geo)
     rng = np.random.default_rng(cfg.seed)
     zenith = (np.arccos(rng.uniform(-1, 1)) if cfg.zenith_deg is None
               else np.deg2rad(cfg.zenith_deg))
@@ -167,6 +191,124 @@ def simulate_event(cfg: SimConfig = SimConfig(), geometry: Geometry | None = Non
         meta={"simulated": True, "sim_seed": int(cfg.seed), "energy_gev": float(cfg.energy),
               "n_signal_pe": int(n_pe.sum()), "n_noise_hits": int(ndom.size),
               "is_real_event": False,
+              **({"ice_mismatch": float(cfg.ice_mismatch)} if cfg.ice_mismatch > 0 else {})},
+    )
+
+
+def _interior_vertex(geo: Geometry, rng: np.random.Generator) -> np.ndarray:
+    """A vertex [m] uniform in a cylinder inside the instrumented volume: 80 % of the
+    outermost string radius, the middle 80 % of the DOMs' depth range (a contained event)."""
+    xy = geo.pos[:, :2]
+    centre = xy.mean(axis=0)
+    r_max = 0.8 * float(np.max(np.linalg.norm(xy - centre, axis=1)))
+    z_lo, z_hi = float(geo.pos[:, 2].min()), float(geo.pos[:, 2].max())
+    pad = 0.1 * (z_hi - z_lo)
+    r = r_max * np.sqrt(rng.random())
+    ang = 2 * np.pi * rng.random()
+    z = rng.uniform(z_lo + pad, z_hi - pad)
+    return np.array([centre[0] + r * np.cos(ang), centre[1] + r * np.sin(ang), z])
+
+
+def _ice(geo: Geometry, cfg: SimConfig) -> dict[str, np.ndarray]:
+    """Per-DOM light yield, Pandel λ, ρ and jitter factor: the reco's model, or perturbed by
+    ``cfg.ice_mismatch`` (:func:`ice_perturbation`)."""
+    if cfg.ice_mismatch > 0:
+        ice = ice_perturbation(geo, cfg.ice_mismatch, cfg.seed)
+        return {"yield": geo.rde * ice["yield"],
+                "lambda": np.broadcast_to(ice["lambda"], (geo.n_dom,)),
+                "rho": np.broadcast_to(ice["rho"], (geo.n_dom,)), "jitter": ice["jitter"]}
+    one = np.ones(geo.n_dom)
+    return {"yield": geo.rde, "lambda": PANDEL_LAMBDA * one, "rho": PANDEL_RHO * one,
+            "jitter": one}
+
+
+def _cascade_light(geo: Geometry, cfg: SimConfig, vertex: np.ndarray, t0: float,
+                   energy: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Photoelectrons (DOM index, time [ns]) of a point-like cascade of ``energy`` [GeV]
+    at ``vertex`` [m], ``t0`` [ns]: isotropic light falling as exp(-d/λ_att)/(4π d²),
+    direct time d/c_g plus the Pandel delay of distance d and the jitter."""
+    ice = _ice(geo, cfg)
+    d = np.linalg.norm(geo.pos - vertex, axis=1)
+    mu = (_Y_CASCADE * energy * cfg.a_eff * ice["yield"] * np.exp(-d / cfg.att_length)
+          / (4 * np.pi * np.maximum(d, 5.0) ** 2))
+    n_pe = rng.poisson(mu)
+    dom = np.repeat(np.arange(geo.n_dom), n_pe)
+    xi = np.maximum(EFF_A1 * d[dom] + EFF_A0, 1.0) / ice["lambda"][dom]
+    t_pe = (t0 + d[dom] / C_GROUP + rng.gamma(shape=xi, scale=1.0 / ice["rho"][dom])
+            + rng.normal(0.0, cfg.jitter * ice["jitter"][dom], size=dom.size))
+    return dom, t_pe
+
+
+def _starting_muon_light(geo: Geometry, cfg: SimConfig, vertex: np.ndarray, t0: float,
+                         u: np.ndarray, energy: float, rng: np.random.Generator
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Photoelectrons (DOM index, time [ns]) of a muon of ``energy`` [GeV] leaving
+    ``vertex`` along ``u``: the through-going model, but only DOMs whose Cherenkov emission
+    point l - d cot θ_c lies downstream of the vertex see it."""
+    l_along, d = cherenkov_geometry(geo.pos, vertex, u)
+    t_geo = t0 + (l_along + K_CHERENKOV * d) / C_VACUUM
+    emitted = l_along - d / np.sqrt(N_PHASE**2 - 1.0) >= 0.0  # cot θ_c = 1/√(n²-1)
+    light_per_m = _Y_MU * 1.2 + _Y_CASCADE * _B_LOSS * energy
+    ice = _ice(geo, cfg)
+    mu = np.where(emitted, light_per_m * cfg.a_eff * ice["yield"]
+                  * np.exp(-d / cfg.att_length) / (2 * np.pi * np.maximum(d, 5.0)), 0.0)
+    n_pe = rng.poisson(mu)
+    dom = np.repeat(np.arange(geo.n_dom), n_pe)
+    xi = np.maximum(EFF_A1 * d[dom] + EFF_A0, 1.0) / ice["lambda"][dom]
+    t_pe = (t_geo[dom] + rng.gamma(shape=xi, scale=1.0 / ice["rho"][dom])
+            + rng.normal(0.0, cfg.jitter * ice["jitter"][dom], size=dom.size))
+    return dom, t_pe
+
+
+def simulate_contained(cfg: SimConfig, geo: Geometry) -> Event:
+    """A contained event [m, ns, GeV]: a cascade (``cfg.cascade``) or a starting track
+    (``cfg.starting``) at a vertex inside the detector (see the module doc).
+
+    The truth is the vertex, time, the muon's (or for a cascade an arbitrary, unobservable)
+    direction and the energy; a starting track carries a smeared seed track as a through-going
+    one does, a cascade none (the fits then start from a LineFit, as for a real event)."""
+    rng = np.random.default_rng([int(cfg.seed), 0xCA5CADE if cfg.cascade else 0x57A27])
+    zenith = (np.arccos(rng.uniform(-1, 1)) if cfg.zenith_deg is None
+              else np.deg2rad(cfg.zenith_deg))
+    azimuth = (rng.uniform(0, 2 * np.pi) if cfg.azimuth_deg is None
+               else np.mod(np.deg2rad(cfg.azimuth_deg), 2 * np.pi))
+    u = track_direction(zenith, azimuth)
+    vertex = _interior_vertex(geo, rng)
+    t0 = cfg.time_offset
+    e_casc = cfg.energy if cfg.cascade else cfg.inelasticity * cfg.energy
+    dom, t_pe = _cascade_light(geo, cfg, vertex, t0, e_casc, rng)
+    if cfg.starting:
+        dom_m, t_m = _starting_muon_light(geo, cfg, vertex, t0, u,
+                                          (1.0 - cfg.inelasticity) * cfg.energy, rng)
+        dom, t_pe = np.concatenate([dom, dom_m]), np.concatenate([t_pe, t_m])
+    q_pe = np.clip(rng.normal(1.0, 0.3, size=dom.size), 0.1, None)
+    t_first = float(t_pe.min()) if t_pe.size else t0
+    n_noise = rng.poisson(cfg.noise_rate * 1e-9 * cfg.noise_window, size=geo.n_dom)
+    ndom = np.repeat(np.arange(geo.n_dom), n_noise)
+    t_noise = rng.uniform(t_first - 0.4 * cfg.noise_window, t_first + 0.6 * cfg.noise_window,
+                          size=ndom.size)
+    q_noise = np.clip(rng.normal(1.0, 0.3, size=ndom.size), 0.1, None)
+    p_dom, p_t, p_q = _merge_pulses(np.concatenate([dom, ndom]),
+                                    np.concatenate([t_pe, t_noise]),
+                                    np.concatenate([q_pe, q_noise]), window=8.0)
+    pulse_table = Pulses.from_arrays(geo.string[p_dom], geo.om[p_dom], geo.pos[p_dom, 0],
+                                     geo.pos[p_dom, 1], geo.pos[p_dom, 2], p_t, p_q)
+    truth = Seed("truth", *map(float, vertex), float(t0), float(zenith), float(azimuth),
+                 float(cfg.energy))
+    seeds: tuple[Seed, ...] = ()
+    if cfg.starting:
+        s_zen, s_azi = _smear(zenith, azimuth, cfg.seed_smear_deg, rng)
+        s_vertex = vertex + rng.normal(0.0, 5.0, size=3)
+        seeds = (Seed("LineFit_smeared", *map(float, s_vertex), float(t0), s_zen, s_azi,
+                      float("nan")),)
+    topology = "cascade" if cfg.cascade else "starting"
+    return Event(
+        run_id=cfg.run_id, event_id=int(cfg.seed) % 1_000_000_000_000, mjd=float(cfg.mjd),
+        event_type=cfg.event_type, pulses=pulse_table, seeds=seeds, truth=truth,
+        geometry=geo.name,
+        meta={"simulated": True, "sim_seed": int(cfg.seed), "energy_gev": float(cfg.energy),
+              "sim_topology": topology, "n_signal_pe": int(dom.size),
+              "n_noise_hits": int(ndom.size), "is_real_event": False,
               **({"ice_mismatch": float(cfg.ice_mismatch)} if cfg.ice_mismatch > 0 else {})},
     )
 

@@ -42,6 +42,7 @@ from skyscan_tui.tui.messages import (
 from skyscan_tui.tui.runner import ScanRunner, one_line
 from skyscan_tui.tui.skymap import SkymapWidget
 from skyscan_tui.tui.widgets import (
+    CascadeDialog,
     EventPicker,
     ResumeDialog,
     ScanStatus,
@@ -51,6 +52,7 @@ from skyscan_tui.tui.widgets import (
     format_rate,
     open_folder,
     result_text,
+    topology_line,
 )
 
 __all__ = ["StartScreen", "ScanScreen", "ResultsScreen", "DEFAULT_PROGRESSION_TEXT"]
@@ -74,6 +76,7 @@ class StartScreen(Screen):
         super().__init__()
         self.event: Any = None
         self.event_label = ""
+        self.topology: Any = None  # the topology verdict of the loaded event
         self._initial_path = event_path
         self.recos, self.executors, self.executor_notes = recos, executors, executor_notes
         self.default_reco, self.jobs = default_reco, jobs
@@ -124,8 +127,12 @@ class StartScreen(Screen):
 
     # ---------------------------------------------------------------- event
     def set_event(self, event: Any, label: str, source: str) -> None:
+        from skyscan_tui.app_api import topology_check
+
         self.event, self.event_label = event, label
-        self.query_one("#event-summary", Static).update(event_summary(event, source))
+        self.topology = topology_check(event)  # ~0.3 s: before any scan of this event
+        self.query_one("#event-summary", Static).update(
+            event_summary(event, source) + "\n" + topology_line(self.topology))
         self.query_one("#event-summary").remove_class("error")
         self.query_one("#start", Button).label = "Start scan"
         outdir = self.query_one("#outdir", Input)
@@ -207,7 +214,8 @@ class StartScreen(Screen):
     def _start_pressed(self) -> None:
         self.action_start()
 
-    def action_start(self) -> None:
+    def action_start(self, confirmed: bool = False) -> None:
+        """Start the scan; a cascade-like event first asks (``confirmed`` once answered)."""
         if self.event is None:  # first Enter: a simulated event with the shown seed
             self.action_simulate()
             return
@@ -230,6 +238,14 @@ class StartScreen(Screen):
             return
         from skyscan_tui.checkpoint import find_unfinished
 
+        topo = self.topology
+        if topo is not None and topo.cascade_like and not confirmed:
+            def answered(go: bool | None) -> None:
+                if go:
+                    self.action_start(confirmed=True)
+
+            self.app.push_screen(CascadeDialog(topo), answered)
+            return
         info = find_unfinished(outdir)
         if info is None:
             self._launch(self.event, settings, key, jobs, outdir, resume=False)
@@ -272,8 +288,9 @@ class StartScreen(Screen):
             self._cannot_start(one_line(exc))
             return
         label = key if key not in ("local", "serial") else f"{key} ×{engine.executor.workers}"
+        topo = self.topology if event is self.event else None
         self.app.push_screen(ScanScreen(event, engine, outdir, label,
-                                        title=self.event_label))
+                                        title=self.event_label, topology=topo))
 
     def _cannot_start(self, msg: str) -> None:
         self.notify(msg, title="Cannot start", severity="error", timeout=8)
@@ -297,9 +314,10 @@ class ScanScreen(ScanRunner, Screen):
     REDRAW_INTERVAL = 0.1  # [s] at most ~10 redraws per second
 
     def __init__(self, event: Any, engine: Any, outdir: Path, executor_label: str,
-                 title: str = "") -> None:
+                 title: str = "", topology: Any = None) -> None:
         super().__init__()
         self.event, self.engine, self.outdir = event, engine, outdir
+        self.topology = topology  # the topology guard's verdict (None: not tested)
         self.executor_label, self.title_text = executor_label, title
         self.sky = raster.SkyLevels()
         self.scan_finished = threading.Event()
@@ -314,6 +332,8 @@ class ScanScreen(ScanRunner, Screen):
         self.last_worker = ""
         self.redraws = 0
         self.sub_title = f"scan {title}"
+        if topology is not None and topology.cascade_like:
+            self.sub_title += " · CASCADE-LIKE: track map not meaningful"
 
     def compose(self) -> ComposeResult:
         mjd = getattr(self.event, "mjd", None)
@@ -335,6 +355,11 @@ class ScanScreen(ScanRunner, Screen):
             self.write_log(f"scan of {self.title_text}: reco {s.reco}, executor "
                            f"{self.executor_label}, nside {format_progression(s.progression)}")
             self.write_log(f"results go to {self.outdir}")
+            if self.topology is not None and self.topology.cascade_like:
+                self.write_log(f"CASCADE-LIKE EVENT: a track scan is not meaningful "
+                               f"({self.topology.numbers()})", "warning")
+                self.notify("Cascade-like event: the track map is not meaningful",
+                            title="Topology", severity="warning", timeout=10)
             self.state = "running"
             self.run_scan(self.engine)
         else:
@@ -421,6 +446,8 @@ class ScanScreen(ScanRunner, Screen):
                            "Esc goes back", "warning")
             self.notify("Scan cancelled", severity="warning")
             return
+        if self.topology is not None:
+            self.result.meta["topology"] = self.topology.to_dict()
         self.write_log(f"scan finished in {format_eta(msg.elapsed)}; saving…")
         self.save_result(self.result, self.outdir, True)
 
@@ -484,6 +511,8 @@ class ScanScreen(ScanRunner, Screen):
                 lv = done.copy()
             levels[nside] = lv
         meta = dict(base.meta, partial=True)
+        if self.topology is not None:
+            meta["topology"] = self.topology.to_dict()
         return ScanResult(base.run_id, base.event_id, base.mjd, base.event_type, base.reco,
                           base.likelihood, base.is_real_event, levels, meta)
 

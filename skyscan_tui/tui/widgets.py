@@ -52,6 +52,53 @@ def event_summary(event: Any, source: str = "") -> str:
     return "\n".join(lines)
 
 
+def topology_line(verdict: Any) -> str:
+    """The topology guard's verdict (rich markup): prominent when cascade-like."""
+    if verdict is None:
+        return "[dim]topology: not tested[/dim]"
+    if verdict.cascade_like:
+        return (f"[b reverse red] CASCADE-LIKE [/b reverse red] a track scan is not "
+                f"meaningful ({verdict.numbers()})")
+    return f"topology: track-like (log-likelihood ratio {verdict.llr:+.2f}/DOM)"
+
+
+class CascadeDialog(ModalScreen):
+    """Ask before scanning a cascade-like event; dismisses with True (scan anyway) or False."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    DEFAULT_CSS = """
+    CascadeDialog { align: center middle; }
+    CascadeDialog > Vertical { width: 76; height: auto; border: thick $error;
+                               padding: 1 2; background: $surface; }
+    CascadeDialog Horizontal { height: auto; margin-top: 1; }
+    CascadeDialog Button { margin-right: 2; }
+    """
+
+    def __init__(self, verdict: Any) -> None:
+        super().__init__()
+        self.verdict = verdict
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("[b]Cascade-like event[/b]")
+            yield Static("The topology test prefers a point-like cascade to a muon track "
+                         f"({self.verdict.numbers()}). A track scan's map is not "
+                         "meaningful for a cascade.")
+            with Horizontal():
+                yield Button("Cancel", id="cancel", variant="primary")
+                yield Button("Scan anyway", id="scan", variant="warning")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id == "scan")
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+
 def _config_profiles(name: str) -> list[str]:
     """Profiles for executor ``name`` in the remote config (``executors.remote.list_profiles``:
     ``[profiles.NAME]`` tables whose ``executor`` key is ``name`` or absent)."""

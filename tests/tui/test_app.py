@@ -408,3 +408,41 @@ async def test_start_offers_to_resume_an_unfinished_scan(app_factory, tmp_path):
                 np.testing.assert_array_equal(res.levels[nside][f], ref.levels[nside][f])
         assert find_unfinished(out) is None
     assert workers_alive() == []
+
+
+@run_async
+async def test_cascade_like_event_asks_before_scanning(app_factory, tmp_path):
+    """A simulated cascade: the start screen shows CASCADE-LIKE, Start asks first; Cancel
+    keeps the start screen, Scan anyway opens the scan screen with the verdict."""
+    from skyscan_tui.events import save_event
+    from skyscan_tui.simulate import SimConfig, simulate_event
+    from skyscan_tui.tui.widgets import CascadeDialog
+
+    path = tmp_path / "cascade.json"
+    save_event(simulate_event(SimConfig(seed=3, cascade=True)), path)
+    app = app_factory(event_path=path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, StartScreen)
+        assert "CASCADE-LIKE" in str(app.screen.query_one("#event-summary").render())
+        app.screen.query_one("#progression").value = "8:0"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, CascadeDialog), 10, "dialog")
+        await pilot.click("#cancel")
+        await wait_for(pilot, lambda: isinstance(app.screen, StartScreen), 10, "start")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, CascadeDialog), 10, "dialog")
+        await pilot.click("#scan")
+        await wait_for(pilot, lambda: isinstance(app.screen, (ScanScreen, ResultsScreen)),
+                       30, "scan")
+        if isinstance(app.screen, ScanScreen):
+            assert app.screen.topology.cascade_like
+            assert "CASCADE-LIKE" in app.screen.sub_title
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen), 60, "results")
+    import json
+
+    summary = json.loads(next((tmp_path / "results").rglob("summary.json")).read_text())
+    assert summary["topology"]["cascade_like"] is True
+    assert (next((tmp_path / "results").rglob("alert.txt")).read_text()
+            .startswith("WARNING: CASCADE-LIKE EVENT."))
+    assert workers_alive() == []
