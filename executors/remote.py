@@ -1029,8 +1029,8 @@ class RemoteBatchExecutor(Executor):
         Sets ``self.scan_dir`` (absolute) and returns the interpreter's absolute path.
         """
         s = self.settings
-        probe = ("import sys, skyscan_tui, executors.worker; from recos import get_reco; "
-                 f"get_reco({reco_name!r}); print(sys.executable); "
+        probe = ("import sys, skyscan_tui, executors.worker; "
+                 f"executors.worker.reco_class({reco_name!r}); print(sys.executable); "
                  "print(skyscan_tui.__version__)")
         py = _remote_path_expr(s.python) if "/" in s.python else shlex.quote(s.python)
         cmd = (f"d={scan_expr} && if [ -f \"$d/context.json\" ]; then e=old; else e=new; fi && "

@@ -484,7 +484,11 @@ def _cmd_recos(args: argparse.Namespace) -> int:
     from recos import available_recos, get_reco
 
     for name in available_recos():
-        cls = get_reco(name)
+        try:
+            cls = get_reco(name)
+        except UserError as exc:  # declared but not importable: say why, list the rest
+            print(f"{name:14s} ({exc})")
+            continue
         print(f"{name:14s} {cls.description}")
         for opt in cls.OPTIONS:
             default = f"{opt.default:.6g}" if isinstance(opt.default, float) else repr(opt.default)
@@ -496,7 +500,10 @@ def _cmd_executors(args: argparse.Namespace) -> int:
     from executors import available_executors, get_executor
 
     for name in available_executors():
-        print(f"{name:10s} {get_executor(name).description}")
+        try:
+            print(f"{name:10s} {get_executor(name).description}")
+        except UserError as exc:  # declared but not importable: say why, list the rest
+            print(f"{name:10s} ({exc})")
     return 0
 
 
