@@ -10,7 +10,10 @@ from __future__ import annotations
 from skyscan_tui import plugins
 from skyscan_tui.errors import UserError
 
-__all__ = ["available_executors", "get_executor"]
+__all__ = ["DEFAULT_EXECUTOR", "available_executors", "get_executor"]
+
+#: the executor used unless one is chosen (``--executor``; first in the app's list)
+DEFAULT_EXECUTOR = "local"
 
 
 def available_executors() -> list[str]:

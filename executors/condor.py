@@ -27,25 +27,31 @@ import json
 import re
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from executors.remote import (
+    CPUS,
     DONE,
+    EXTRA_DIRECTIVES,
     FAILED,
     HELD,
     LOST,
+    MAX_RELEASES,
+    MEMORY,
     QUEUED,
+    REMOTE_OPTIONS,
     RUNNING,
     JobRef,
     JobStatus,
     RemoteBatchExecutor,
     RemoteError,
+    RemoteSettings,
     SchedulerBackend,
     Submission,
-    remote_config_from_args,
 )
 from skyscan_tui.errors import UserError
+from skyscan_tui.options import Option, text
 
 __all__ = ["CondorExecutor", "CondorBackend", "CondorOptions", "render_submit_file",
            "parse_event_log", "LogEvent", "parse_terse", "parse_condor_q_json"]
@@ -532,36 +538,18 @@ class CondorBackend(SchedulerBackend):
 
 
 # --------------------------------------------------------------------------- executor
-CONDOR_KEYS = {"request_cpus", "request_memory", "request_disk", "extra_submit_lines",
-               "max_releases"}
-
-
 class CondorExecutor(RemoteBatchExecutor):
     name: ClassVar[str] = "condor"
     description: ClassVar[str] = "HTCondor jobs submitted over SSH (--profile NAME)"
+    OPTIONS: ClassVar[tuple[Option, ...]] = REMOTE_OPTIONS + (
+        CPUS, replace(MEMORY, default="2GB"),
+        Option("disk", text, None, "disk per job (HTCondor request_disk; KB if a bare number)",
+               flags=("--disk", "--request-disk"), aliases=("request_disk",), metavar="SIZE"),
+        EXTRA_DIRECTIVES, MAX_RELEASES)
 
     @classmethod
-    def from_args(cls, args: Any) -> CondorExecutor:
-        target, settings, extra = remote_config_from_args(args, CONDOR_KEYS)
-        lines = list(extra.get("extra_submit_lines", []))
-        if isinstance(extra.get("extra_submit_lines"), str):
-            lines = [extra["extra_submit_lines"]]
-        lines += list(getattr(args, "submit_line", None) or [])
-        opts = CondorOptions(
-            request_cpus=int(_pick(args, "request_cpus", extra, 1)),
-            request_memory=str(_pick(args, "request_memory", extra, "2GB")),
-            request_disk=_pick(args, "request_disk", extra, None),
-            extra_submit_lines=tuple(str(x) for x in lines),
-            max_releases=int(extra.get("max_releases", 1)),
-            job_timeout=settings.job_timeout,
-        )
-        if opts.request_cpus < 1:
-            raise UserError("request_cpus must be at least 1")
-        return cls(target, settings, CondorBackend(opts))
-
-
-def _pick(args: Any, name: str, profile: dict[str, Any], default: Any) -> Any:
-    value = getattr(args, name, None)
-    if value is not None:
-        return value
-    return profile.get(name, default)
+    def make_backend(cls, values: dict[str, Any], settings: RemoteSettings) -> CondorBackend:
+        return CondorBackend(CondorOptions(
+            request_cpus=values["cpus"], request_memory=values["memory"],
+            request_disk=values["disk"], extra_submit_lines=values["extra_directives"],
+            max_releases=values["max_releases"], job_timeout=settings.job_timeout))

@@ -27,6 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from executors.base import BatchDone, BatchFailed, Executor, ExecutorLog, ScanContext, Update
 from executors.worker import init_worker, run_batch
 from skyscan_tui.errors import UserError
+from skyscan_tui.options import Option
 from skyscan_tui.tasks import TaskBatch
 
 __all__ = ["LocalExecutor", "default_jobs"]
@@ -44,6 +45,11 @@ def default_jobs() -> int:
 class LocalExecutor(Executor):
     name = "local"
     description = "worker processes on this machine (joblib/loky)"
+    OPTIONS = (Option("jobs", int, default_jobs, "worker processes", min=1, max=MAX_JOBS,
+                      flags=("-j", "--jobs"), metavar="N", default_text="all cores",
+                      form="workers"),)
+    local_processes = True
+    enforces_pixel_timeout = True
 
     def __init__(self, jobs: int | None = None) -> None:
         if jobs is not None and not 1 <= int(jobs) <= MAX_JOBS:

@@ -77,28 +77,30 @@ import tarfile
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from executors import profiles
 from executors.base import BatchDone, BatchFailed, Executor, ExecutorLog, ScanContext, Update
+from executors.profiles import DEFAULT_CONFIG, PROFILE_OPTIONS, list_profiles
 from skyscan_tui.errors import UserError
+from skyscan_tui.options import Option, text
 from skyscan_tui.tasks import RESULT_DTYPE, TaskBatch
 
 __all__ = [
     "RemoteError", "HostKeyError", "SSHTarget", "resolve_ssh_target", "RunResult",
     "RemoteConnection", "JobRef", "JobSpec", "Submission", "JobStatus", "SchedulerBackend",
     "RemoteSettings", "RemoteBatchExecutor", "load_profile", "list_profiles",
-    "remote_config_from_args",
-    "task_keys", "context_digest", "DEFAULT_CONFIG",
+    "remote_config", "REMOTE_OPTIONS", "SSH_OPTIONS", "RUN_OPTIONS", "CPUS", "MEMORY",
+    "EXTRA_DIRECTIVES", "MAX_RELEASES", "task_keys", "context_digest", "DEFAULT_CONFIG",
 ]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONFIG = Path("~/.config/skyscan-tui/config.toml")
 
 # errors that mean "the link is gone", after which we reconnect and retry
 _LINK_ERRORS: tuple[type[BaseException], ...] = (EOFError, OSError, TimeoutError)
@@ -709,122 +711,119 @@ class RemoteSettings:
     keep_remote: bool = False  # [keep_remote] keep the remote scan folder when done
 
 
-PROFILE_KEYS = {
-    "host", "user", "port", "identity_file", "known_hosts", "trust_unknown_host", "ssh_config",
-    "workdir", "python", "setup", "environment", "jobs_in_flight", "pixels_per_job",
-    "max_retries", "poll_interval", "job_timeout", "command_timeout", "reconnect_timeout",
-    "keep_remote", "executor",
-}
+def env_pair(value: Any) -> tuple[str, str]:
+    """``NAME=VALUE`` (a flag) or a ``(NAME, VALUE)`` item (a profile table) -> the pair."""
+    if isinstance(value, tuple) and len(value) == 2:
+        name, val = str(value[0]), value[1]
+        if not name.isidentifier():
+            raise ValueError(f"environment variable name {name!r} is not valid")
+    else:
+        name, sep, val = str(value).partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise ValueError(f"{value!r}: expected NAME=VALUE")
+    if isinstance(val, (dict, list)):
+        raise ValueError(f"{name}: expected a string value")
+    return name, str(val)
+
+
+_D = RemoteSettings()
+
+#: how to log in (``resolve_ssh_target``)
+SSH_OPTIONS = (
+    Option("host", str, "", "submit node: [USER@]HOST[:PORT] or an ~/.ssh/config alias",
+           flags=("--remote-host",), metavar="[USER@]HOST[:PORT]"),
+    Option("user", str, None, "login name", flags=("--remote-user",), metavar="USER"),
+    Option("port", int, None, "SSH port", min=1, max=65535, flags=("--remote-port",),
+           metavar="PORT"),
+    Option("identity_file", str, (), "private key file (repeatable; default: ssh config, "
+           "agent)", flags=("--identity",), metavar="KEYFILE", multiple=True),
+    Option("known_hosts", str, None, "known_hosts file", default_text="~/.ssh/known_hosts",
+           metavar="PATH"),
+    Option("trust_unknown_host", bool, False, "accept and record an unknown host key (check "
+           "its fingerprint first)", flags=("--trust-host-key",)),
+    Option("ssh_config", str, None, "ssh config", default_text="~/.ssh/config",
+           metavar="PATH"),
+)
+
+#: :class:`RemoteSettings`, shared by every scheduler
+RUN_OPTIONS = (
+    Option("workdir", str, _D.workdir, "remote folder for scan files",
+           flags=("--remote-workdir",), metavar="DIR"),
+    Option("python", str, _D.python, "remote interpreter with skyscan-tui installed",
+           flags=("--remote-python",), metavar="PATH"),
+    Option("setup", str, _D.setup, "shell line run before the worker (e.g. 'source "
+           "~/env/bin/activate')", flags=("--remote-setup",), metavar="SHELL"),
+    Option("environment", env_pair, (), "environment variable for the remote worker "
+           "(repeatable)", flags=("--remote-env",), metavar="NAME=VALUE", multiple=True,
+           extend=True),
+    Option("jobs_in_flight", int, _D.jobs_in_flight, "cluster jobs to keep queued or running",
+           min=1, metavar="N"),
+    Option("pixels_per_job", int, _D.pixels_per_job, "pixel tasks per cluster job", min=1,
+           metavar="N"),
+    Option("max_retries", int, _D.max_retries, "resubmissions of a failed/held/vanished job",
+           min=0, flags=("--job-retries",), metavar="N"),
+    Option("poll_interval", float, _D.poll_interval, "time between queue checks", unit="s",
+           metavar="SECONDS"),
+    Option("job_timeout", float, _D.job_timeout, "running time after which a job counts as "
+           "stuck", unit="s", metavar="SECONDS"),
+    Option("command_timeout", float, _D.command_timeout, "limit of one remote command",
+           unit="s", flags=()),
+    Option("reconnect_timeout", float, _D.reconnect_timeout, "how long to retry a dropped SSH "
+           "link", unit="s", metavar="SECONDS"),
+    Option("keep_remote", bool, False, "keep the remote scan folder after the scan"),
+)
+
+#: every option of a remote executor but the scheduler's own
+REMOTE_OPTIONS = PROFILE_OPTIONS + SSH_OPTIONS + RUN_OPTIONS
 
 
 def load_profile(name: str | None, path: str | Path | None = None, *,
                  extra_keys: set[str] = frozenset()) -> dict[str, Any]:
-    """Read profile ``name`` (``[profiles.NAME]``) from the TOML config file.
+    """Profile ``name`` of the config file with the remote keys plus ``extra_keys`` allowed
+    (``executors.profiles.load_profile``)."""
+    return profiles.load_profile(name, path,
+                                 allowed=profiles.profile_keys(REMOTE_OPTIONS) | set(extra_keys))
 
-    Returns ``{}`` when no name is given. Unknown keys are an error (typos should not be
-    silently ignored).
+
+def remote_config(values: Mapping[str, Any]) -> tuple[SSHTarget, RemoteSettings]:
+    """The SSH target and shared settings from resolved option values.
+
+    ``values`` holds every option of :data:`REMOTE_OPTIONS`, as
+    ``Executor.option_values`` returns them (defaults, profile and given values merged).
     """
-    import tomllib
-
-    if not name:
-        return {}
-    cfg_path = Path(path).expanduser() if path else DEFAULT_CONFIG.expanduser()
-    if not cfg_path.is_file():
-        raise UserError(f"{cfg_path}: config file not found (needed for --profile {name})")
-    try:
-        data = tomllib.loads(cfg_path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{cfg_path}: not valid TOML ({exc})") from None
-    profiles = data.get("profiles", {})
-    if name not in profiles or not isinstance(profiles[name], dict):
-        have = ", ".join(sorted(profiles)) or "none"
-        raise UserError(f"{cfg_path}: no profile {name!r} (profiles: {have})")
-    prof = dict(profiles[name])
-    unknown = set(prof) - PROFILE_KEYS - set(extra_keys)
-    if unknown:
-        raise UserError(f"{cfg_path}: profile {name!r}: unknown key(s) "
-                        f"{', '.join(sorted(unknown))}")
-    return prof
-
-
-def list_profiles(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
-    """All ``[profiles.*]`` of the config file (``{}`` if there is none), e.g. for the TUI's
-    executor picker; each profile's ``executor`` key says which executor it is for."""
-    import tomllib
-
-    cfg_path = Path(path).expanduser() if path else DEFAULT_CONFIG.expanduser()
-    if not cfg_path.is_file():
-        return {}
-    try:
-        data = tomllib.loads(cfg_path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
-        raise UserError(f"{cfg_path}: not valid TOML ({exc})") from None
-    profiles = data.get("profiles", {})
-    return {k: dict(v) for k, v in profiles.items() if isinstance(v, dict)}
-
-
-def remote_config_from_args(args: Any, extra_keys: set[str] = frozenset()
-                            ) -> tuple[SSHTarget, RemoteSettings, dict[str, Any]]:
-    """Defaults < profile (``--profile``/``--config``) < flags, for any remote executor.
-
-    Returns the SSH target, the shared settings and the profile's backend-specific keys
-    (``extra_keys``) for the scheduler plug-in to read.
-    """
-    def flag(name: str) -> Any:
-        return getattr(args, name, None)
-
-    prof = load_profile(flag("profile"), flag("config"), extra_keys=set(extra_keys))
-
-    def pick(flag_name: str, key: str, default: Any) -> Any:
-        value = flag(flag_name)
-        return value if value is not None else prof.get(key, default)
-
-    env = dict(prof.get("environment", {}) or {})
-    if not isinstance(env, dict):
-        raise UserError("profile key 'environment' must be a table of NAME = \"value\"")
-    for pair in flag("remote_env") or []:
-        k, sep, v = pair.partition("=")
-        if not sep or not k.strip().isidentifier():
-            raise UserError(f"--remote-env {pair!r}: expected NAME=VALUE")
-        env[k.strip()] = v
-    for k in env:
-        if not str(k).isidentifier():
-            raise UserError(f"environment variable name {k!r} is not valid")
-    idents = flag("identity") or prof.get("identity_file") or []
-    if isinstance(idents, str):
-        idents = [idents]
-    try:
-        port = pick("remote_port", "port", None)
-        target = resolve_ssh_target(
-            str(pick("remote_host", "host", "") or ""), user=pick("remote_user", "user", None),
-            port=int(port) if port is not None else None, identity=list(idents),
-            known_hosts=pick("known_hosts", "known_hosts", None),
-            trust_unknown=bool(flag("trust_host_key") or prof.get("trust_unknown_host", False)),
-            ssh_config=pick("ssh_config", "ssh_config", None))
-        d = RemoteSettings()
-        settings = RemoteSettings(
-            workdir=str(pick("remote_workdir", "workdir", d.workdir)),
-            python=str(pick("remote_python", "python", d.python)),
-            setup=str(pick("remote_setup", "setup", d.setup)),
-            environment={str(k): str(v) for k, v in env.items()},
-            jobs_in_flight=int(pick("jobs_in_flight", "jobs_in_flight", d.jobs_in_flight)),
-            pixels_per_job=int(pick("pixels_per_job", "pixels_per_job", d.pixels_per_job)),
-            max_retries=int(pick("job_retries", "max_retries", d.max_retries)),
-            poll_interval=float(pick("poll_interval", "poll_interval", d.poll_interval)),
-            job_timeout=float(pick("job_timeout", "job_timeout", d.job_timeout)),
-            command_timeout=float(prof.get("command_timeout", d.command_timeout)),
-            reconnect_timeout=float(pick("reconnect_timeout", "reconnect_timeout",
-                                         d.reconnect_timeout)),
-            keep_remote=bool(flag("keep_remote") or prof.get("keep_remote", False)),
-        )
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"bad remote setting: {exc}") from None
-    if settings.jobs_in_flight < 1 or settings.pixels_per_job < 1 or settings.max_retries < 0:
-        raise UserError("jobs_in_flight and pixels_per_job must be >= 1, max_retries >= 0")
+    v = values
+    target = resolve_ssh_target(
+        str(v["host"] or ""), user=v["user"], port=v["port"],
+        identity=list(v["identity_file"]), known_hosts=v["known_hosts"],
+        trust_unknown=bool(v["trust_unknown_host"]), ssh_config=v["ssh_config"])
+    settings = RemoteSettings(
+        workdir=v["workdir"], python=v["python"], setup=v["setup"],
+        environment=dict(v["environment"]), jobs_in_flight=v["jobs_in_flight"],
+        pixels_per_job=v["pixels_per_job"], max_retries=v["max_retries"],
+        poll_interval=v["poll_interval"], job_timeout=v["job_timeout"],
+        command_timeout=v["command_timeout"], reconnect_timeout=v["reconnect_timeout"],
+        keep_remote=bool(v["keep_remote"]))
     if settings.poll_interval <= 0 or settings.job_timeout <= 0:
         raise UserError("poll_interval and job_timeout must be positive [s]")
-    extra = {k: v for k, v in prof.items() if k in extra_keys}
-    return target, settings, extra
+    return target, settings
+
+
+# options of the scheduler backends: one name per concept, whatever the scheduler calls it
+CPUS = Option("cpus", int, 1, "CPUs per job", min=1,
+              flags=("--cpus", "--request-cpus", "--cpus-per-task"),
+              aliases=("request_cpus", "cpus_per_task"), metavar="N")
+MEMORY = Option("memory", text, None, "memory per job: MB if a bare number, else with a unit "
+                "(HTCondor: 2GB, Slurm: 2G)", flags=("--memory", "--request-memory"),
+                aliases=("request_memory",), metavar="SIZE")
+EXTRA_DIRECTIVES = Option(
+    "extra_directives", str, (), "extra scheduler directive (repeatable): a submit-file line "
+    "(HTCondor) or an #SBATCH option such as --qos=short (Slurm)",
+    flags=("--extra-directive", "--submit-line", "--sbatch-line"),
+    aliases=("extra_submit_lines", "extra_sbatch_lines"), metavar="LINE", multiple=True,
+    extend=True)
+MAX_RELEASES = Option("max_releases", int, 1, "releases of a held job before it is "
+                      "resubmitted", min=0, flags=())
 
 
 # --------------------------------------------------------------------------- task keys
@@ -882,9 +881,28 @@ exec {python} -m executors.worker job "$1" "$2" "$3"
 
 
 class RemoteBatchExecutor(Executor):
-    """Runs task batches as batch-system jobs over SSH (see the module docstring)."""
+    """Runs task batches as batch-system jobs over SSH (see the module docstring).
+
+    A scheduler's executor subclasses it, adds its backend's options to ``OPTIONS`` and
+    implements :meth:`make_backend`.
+    """
 
     name: ClassVar[str] = "remote"
+    OPTIONS: ClassVar[tuple[Option, ...]] = REMOTE_OPTIONS
+    remote: ClassVar[bool] = True
+    can_resume: ClassVar[bool] = True
+
+    @classmethod
+    def from_options(cls, values: Mapping[str, Any] | None = None) -> RemoteBatchExecutor:
+        """Defaults < ``--profile`` < ``values``; SSH target, settings and backend from them."""
+        v = cls.option_values(values)
+        target, settings = remote_config(v)
+        return cls(target, settings, cls.make_backend(v, settings))
+
+    @classmethod
+    def make_backend(cls, values: dict[str, Any], settings: RemoteSettings) -> SchedulerBackend:
+        """The scheduler backend for resolved option ``values`` (scheduler executors)."""
+        raise NotImplementedError
 
     def __init__(self, target: SSHTarget, settings: RemoteSettings,
                  backend: SchedulerBackend) -> None:

@@ -16,7 +16,7 @@ class SerialExecutor(Executor):
     name = "serial"
     description = "in-process, one batch at a time (debugging)"
 
-    def __init__(self, jobs: int | None = None) -> None:
+    def __init__(self) -> None:
         self._state: WorkerState | None = None
         self._queue: deque[TaskBatch] = deque()
 

@@ -36,21 +36,27 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from executors.remote import (
+    CPUS,
     DONE,
+    EXTRA_DIRECTIVES,
     FAILED,
     HELD,
     LOST,
+    MAX_RELEASES,
+    MEMORY,
     QUEUED,
+    REMOTE_OPTIONS,
     RUNNING,
     JobRef,
     JobStatus,
     RemoteBatchExecutor,
     RemoteError,
+    RemoteSettings,
     SchedulerBackend,
     Submission,
-    remote_config_from_args,
 )
 from skyscan_tui.errors import UserError
+from skyscan_tui.options import Option, text
 
 __all__ = ["SlurmExecutor", "SlurmBackend", "SlurmOptions", "render_batch_script",
            "parse_sbatch_parsable", "parse_squeue", "element_state"]
@@ -469,36 +475,28 @@ def _parse_markers(text: str) -> dict[tuple[str, int], tuple[int, int]]:
 
 # --------------------------------------------------------------------------- executor
 MAX_ARRAY_TASKS = 1000  # Slurm's default MaxArraySize is 1001 (indices 0..1000)
-SLURM_KEYS = {"partition", "account", "time_limit", "cpus_per_task", "memory",
-              "extra_sbatch_lines", "max_releases"}
 
 
 class SlurmExecutor(RemoteBatchExecutor):
     name: ClassVar[str] = "slurm"
     description: ClassVar[str] = "Slurm job arrays submitted over SSH (--profile NAME)"
+    OPTIONS: ClassVar[tuple[Option, ...]] = REMOTE_OPTIONS + (
+        Option("partition", text, None, "Slurm partition (sbatch --partition)",
+               metavar="NAME"),
+        Option("account", text, None, "Slurm account (sbatch --account)", metavar="NAME"),
+        Option("walltime", text, None, "time limit per array task, e.g. 30 or 1:00:00 "
+               "(sbatch --time)", flags=("--walltime", "--time-limit"),
+               aliases=("time_limit",), metavar="TIME"),
+        CPUS, MEMORY, EXTRA_DIRECTIVES, MAX_RELEASES)
 
     @classmethod
-    def from_args(cls, args: Any) -> SlurmExecutor:
-        target, settings, extra = remote_config_from_args(args, SLURM_KEYS | {"executor"})
-        if extra.get("executor", "slurm") != "slurm":
-            raise UserError(f"profile {getattr(args, 'profile', '')!r} is for --executor "
-                            f"{extra['executor']}, not slurm")
-        lines = extra.get("extra_sbatch_lines", [])
-        lines = [lines] if isinstance(lines, str) else list(lines)
-        lines += list(getattr(args, "sbatch_line", None) or [])
-        try:
-            opts = SlurmOptions(
-                partition=_opt_str(_pick(args, "partition", extra, None)),
-                account=_opt_str(_pick(args, "account", extra, None)),
-                time_limit=_opt_str(_pick(args, "time_limit", extra, None)),
-                cpus_per_task=int(_pick(args, "cpus_per_task", extra, 1)),
-                memory=_opt_str(_pick(args, "memory", extra, None)),
-                extra_sbatch_lines=tuple(str(x) for x in lines),
-                max_releases=int(extra.get("max_releases", 1)),
-                settle=max(120.0, 3 * settings.poll_interval),
-            )
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"bad Slurm setting: {exc}") from None
+    def make_backend(cls, values: dict[str, Any], settings: RemoteSettings) -> SlurmBackend:
+        opts = SlurmOptions(
+            partition=values["partition"], account=values["account"],
+            time_limit=values["walltime"], cpus_per_task=values["cpus"],
+            memory=values["memory"], extra_sbatch_lines=values["extra_directives"],
+            max_releases=values["max_releases"],
+            settle=max(120.0, 3 * settings.poll_interval))
         opts.validate()
         if settings.jobs_in_flight > MAX_ARRAY_TASKS:
             # one submission holds up to about jobs_in_flight tasks, and Slurm's default
@@ -506,15 +504,4 @@ class SlurmExecutor(RemoteBatchExecutor):
             raise UserError(f"jobs_in_flight {settings.jobs_in_flight} is more than one Slurm "
                             f"job array may hold here ({MAX_ARRAY_TASKS}); use fewer, larger "
                             "jobs (pixels_per_job)")
-        return cls(target, settings, SlurmBackend(opts))
-
-
-def _pick(args: Any, name: str, profile: dict[str, Any], default: Any) -> Any:
-    value = getattr(args, name, None)
-    if value is not None:
-        return value
-    return profile.get(name, default)
-
-
-def _opt_str(value: Any) -> str | None:
-    return None if value is None or str(value).strip() == "" else str(value).strip()
+        return SlurmBackend(opts)

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from executors import DEFAULT_EXECUTOR, available_executors
+from executors.cliargs import add_arguments as add_executor_arguments
 from skyscan_tui import __version__
 from skyscan_tui.errors import UserError
 
@@ -99,10 +101,9 @@ def _scan_options(p: argparse.ArgumentParser, default_reco: str | None) -> None:
                         + (f"; default {default_reco}" if default_reco else ""))
     g.add_argument("--reco-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="reco option (repeatable)")
-    g.add_argument("--executor", default="local", metavar="NAME",
-                   help="where pixels run: local, serial, ... (default local)")
-    g.add_argument("-j", "--jobs", type=_positive_int, metavar="N",
-                   help="worker processes for the local executor (default: all cores)")
+    g.add_argument("--executor", default=DEFAULT_EXECUTOR, metavar="NAME",
+                   help=f"where pixels run: {', '.join(available_executors())} (default "
+                        f"{DEFAULT_EXECUTOR}; each one's options follow)")
     g.add_argument("--nside-progression", default=None, metavar="N:K,...",
                    help="nside levels and pixels refined per level (default 8:0,64:12,512:24)")
     g.add_argument("--batch-size", type=_positive_int, metavar="PIXELS",
@@ -145,70 +146,6 @@ def _thresholds_option(g) -> None:
                         "values) or two numbers")
 
 
-def _remote_options(p: argparse.ArgumentParser) -> None:
-    """Flags of the cluster executors (condor, slurm); they override the --profile values."""
-    g = p.add_argument_group("cluster over SSH (--executor condor); flags override the profile")
-    g.add_argument("--profile", metavar="NAME",
-                   help="named profile in the config file ([profiles.NAME])")
-    g.add_argument("--config", metavar="PATH",
-                   help="config file (default ~/.config/skyscan-tui/config.toml)")
-    g.add_argument("--remote-host", metavar="[USER@]HOST[:PORT]",
-                   help="submit node (an ~/.ssh/config alias works)")
-    g.add_argument("--remote-user", metavar="USER", help="login name")
-    g.add_argument("--remote-port", type=_positive_int, metavar="PORT", help="SSH port")
-    g.add_argument("--identity", action="append", metavar="KEYFILE",
-                   help="private key file (repeatable; default: ssh config, agent)")
-    g.add_argument("--known-hosts", metavar="PATH",
-                   help="known_hosts file (default ~/.ssh/known_hosts)")
-    g.add_argument("--trust-host-key", action="store_true", default=None,
-                   help="accept and record an unknown host key (check its fingerprint first)")
-    g.add_argument("--ssh-config", metavar="PATH", help="ssh config (default ~/.ssh/config)")
-    g.add_argument("--remote-workdir", metavar="DIR",
-                   help="remote folder for scan files (default ~/skyscan-tui)")
-    g.add_argument("--remote-python", metavar="PATH",
-                   help="remote interpreter with skyscan-tui installed (default python3)")
-    g.add_argument("--remote-setup", metavar="SHELL",
-                   help="shell line run before the worker (e.g. 'source ~/env/bin/activate')")
-    g.add_argument("--remote-env", action="append", metavar="NAME=VALUE",
-                   help="environment variable for the remote worker (repeatable)")
-    g.add_argument("--jobs-in-flight", type=_positive_int, metavar="N",
-                   help="cluster jobs to keep queued or running (default 20)")
-    g.add_argument("--pixels-per-job", type=_positive_int, metavar="N",
-                   help="pixel tasks per cluster job (default 256)")
-    g.add_argument("--job-retries", type=_nonneg_int, metavar="N",
-                   help="resubmissions of a failed/held/vanished job (default 3)")
-    g.add_argument("--poll-interval", type=_finite_float, metavar="SECONDS",
-                   help="seconds between queue checks (default 5)")
-    g.add_argument("--job-timeout", type=_finite_float, metavar="SECONDS",
-                   help="running time after which a job counts as stuck (default 3600)")
-    g.add_argument("--reconnect-timeout", type=_finite_float, metavar="SECONDS",
-                   help="how long to retry a dropped SSH link (default 300)")
-    g.add_argument("--keep-remote", action="store_true", default=None,
-                   help="keep the remote scan folder after the scan")
-    g.add_argument("--request-cpus", type=_positive_int, metavar="N",
-                   help="HTCondor request_cpus (default 1)")
-    g.add_argument("--request-memory", metavar="SIZE",
-                   help="HTCondor request_memory (default 2GB)")
-    g.add_argument("--request-disk", metavar="SIZE", help="HTCondor request_disk")
-    g.add_argument("--submit-line", action="append", metavar="LINE",
-                   help="extra HTCondor submit-file line (repeatable)")
-
-
-def _slurm_options(p: argparse.ArgumentParser) -> None:
-    """Batch-script flags of ``--executor slurm``; they override the --profile values."""
-    g = p.add_argument_group("Slurm over SSH (--executor slurm); flags override the profile")
-    g.add_argument("--partition", metavar="NAME", help="Slurm partition (sbatch --partition)")
-    g.add_argument("--account", metavar="NAME", help="Slurm account (sbatch --account)")
-    g.add_argument("--time-limit", metavar="TIME",
-                   help="time limit per array task, e.g. 30 or 1:00:00 (sbatch --time)")
-    g.add_argument("--cpus-per-task", type=_positive_int, metavar="N",
-                   help="CPUs per array task (default 1)")
-    g.add_argument("--memory", metavar="SIZE",
-                   help="memory per array task, e.g. 2G (sbatch --mem)")
-    g.add_argument("--sbatch-line", action="append", metavar="OPTION",
-                   help="extra #SBATCH option, e.g. --qos=short (repeatable)")
-
-
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="skyscan-tui", description=__doc__.split("\n\n")[0])
     p.add_argument("--version", action="version", version=f"skyscan-tui {__version__}")
@@ -226,8 +163,7 @@ def parser() -> argparse.ArgumentParser:
     sc.add_argument("event", type=_path, metavar="EVENT", nargs="?",
                     help="event file (optional with --resume)")
     _scan_options(sc, default_reco=None)
-    _remote_options(sc)
-    _slurm_options(sc)
+    add_executor_arguments(sc)
     sc.add_argument("--pulses", metavar="NAME",
                     help="pulse series of a realtime alert (default: the split series, "
                          "e.g. SplitInIcePulses; InIceDSTPulses = whole in-ice readout)")
@@ -242,6 +178,7 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="simulate an event and scan it (the default job)")
     _sim_options(d)
     _scan_options(d, default_reco=None)
+    add_executor_arguments(d)
 
     pl = sub.add_parser("plot", help="draw a result: full-sky and zoomed maps (PNG, PDF)")
     pl.add_argument("result", type=Path, metavar="RESULT", help="result .npz/.json or folder")
@@ -304,12 +241,12 @@ def best_reco() -> str:
 
 
 def _make_executor(args: argparse.Namespace):
+    """The ``--executor`` from the flags it declares (flags of other executors are ignored)."""
     from executors import get_executor
+    from executors.cliargs import given_options
 
     cls = get_executor(args.executor)
-    if args.executor in ("local", "serial"):
-        return cls(jobs=args.jobs)
-    return cls.from_args(args)
+    return cls.from_options(given_options(cls, args))
 
 
 def _resume_info(args: argparse.Namespace):
@@ -382,7 +319,7 @@ def _drive(engine: Any, executor: Any, event: Any, args: argparse.Namespace,
     from skyscan_tui.engine import ScanFinished
     from skyscan_tui.progress import ProgressPrinter
 
-    if hasattr(executor, "bind_output"):  # remote executors keep their resume state there
+    if executor.can_resume:  # e.g. remote executors keep their resume state there
         executor.bind_output(outdir)
     mode = None if args.progress == "auto" else args.progress
     show = (lambda u: None) if mode == "none" else ProgressPrinter(mode=mode)
