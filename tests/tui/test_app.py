@@ -137,6 +137,7 @@ async def test_bad_start_settings_notify_instead_of_crashing(app_factory):
         screen = app.screen
         screen.query_one("#progression").value = "8:0,5:3"
         screen.query_one("#start").focus()
+        await pilot.pause(0.5)  # a Button ignores presses while it shows the last one
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, StartScreen)
