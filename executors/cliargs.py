@@ -16,22 +16,17 @@ from typing import Any
 from skyscan_tui.errors import UserError
 from skyscan_tui.options import Option
 
-__all__ = ["add_arguments", "given_options", "help_text"]
+__all__ = ["add_arguments", "executor_classes", "given_options", "help_text"]
 
 DEST = "executor_options"
 
 
-def _executor_classes() -> dict[str, type]:
-    """The loadable executors by name (a broken plug-in contributes no flags)."""
-    from executors import available_executors, get_executor
+def executor_classes() -> dict[str, type]:
+    """The loadable executors by name (a broken plug-in contributes no flags; choosing it
+    with ``--executor`` reports why it cannot be loaded)."""
+    from executors import executor_classes as all_classes
 
-    out = {}
-    for name in available_executors():
-        try:
-            out[name] = get_executor(name)
-        except UserError:
-            continue  # --executor NAME reports why it cannot be loaded
-    return out
+    return {name: cls for name, cls in all_classes().items() if isinstance(cls, type)}
 
 
 def _show(value: Any) -> str:
@@ -79,9 +74,11 @@ class _Store(argparse.Action):
         store[opt.name] = store.get(opt.name, ()) + value if opt.multiple else value
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add every executor's flags to ``parser`` (see the module docstring)."""
-    classes = _executor_classes()
+def add_arguments(parser: argparse.ArgumentParser,
+                  classes: dict[str, type] | None = None) -> None:
+    """Add the flags of every executor (or of ``classes``) to ``parser`` (see the module
+    docstring)."""
+    classes = executor_classes() if classes is None else classes
     first: dict[str, Option] = {}
     owners: dict[str, dict[str, Any]] = {}  # option name -> {executor: default}
     flags: dict[str, list[str]] = {}

@@ -16,8 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from executors import DEFAULT_EXECUTOR, available_executors
-from executors.cliargs import add_arguments as add_executor_arguments
+from executors import DEFAULT_EXECUTOR
 from skyscan_tui import __version__
 from skyscan_tui.errors import UserError
 
@@ -28,6 +27,30 @@ EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
+    """One-line errors; ``late`` adds arguments on first use (parse or help), so flags
+    generated from plug-ins are imported only by the commands that take them."""
+
+    def __init__(self, *args: Any, late: Any = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._late = late
+
+    def _add_late(self) -> None:
+        late, self._late = self._late, None
+        if late is not None:
+            late(self)
+
+    def parse_known_args(self, *args: Any, **kw: Any) -> Any:
+        self._add_late()
+        return super().parse_known_args(*args, **kw)
+
+    def format_usage(self) -> str:
+        self._add_late()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._add_late()
+        return super().format_help()
+
     def error(self, message: str) -> None:  # one line, exit 2
         raise UserError(f"{self.prog}: {message}")
 
@@ -102,8 +125,8 @@ def _scan_options(p: argparse.ArgumentParser, default_reco: str | None) -> None:
     g.add_argument("--reco-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="reco option (repeatable)")
     g.add_argument("--executor", default=DEFAULT_EXECUTOR, metavar="NAME",
-                   help=f"where pixels run: {', '.join(available_executors())} (default "
-                        f"{DEFAULT_EXECUTOR}; each one's options follow)")
+                   help="where pixels run (see `skyscan-tui executors`; default "
+                        f"{DEFAULT_EXECUTOR}); each executor's options follow")
     g.add_argument("--nside-progression", default=None, metavar="N:K,...",
                    help="nside levels and pixels refined per level (default 8:0,64:12,512:24)")
     g.add_argument("--batch-size", type=_positive_int, metavar="PIXELS",
@@ -146,6 +169,13 @@ def _thresholds_option(g) -> None:
                         "values) or two numbers")
 
 
+def _executor_options(p: argparse.ArgumentParser) -> None:
+    """The executors' flags, generated from their declared options (``executors.cliargs``)."""
+    from executors.cliargs import add_arguments
+
+    add_arguments(p)
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="skyscan-tui", description=__doc__.split("\n\n")[0])
     p.add_argument("--version", action="version", version=f"skyscan-tui {__version__}")
@@ -159,11 +189,10 @@ def parser() -> argparse.ArgumentParser:
     _sim_options(s)
     s.add_argument("--geometry", metavar="PATH", help="DOM table ('icecube86', 'hex' or CSV)")
 
-    sc = sub.add_parser("scan", help="scan an event over the sky")
+    sc = sub.add_parser("scan", help="scan an event over the sky", late=_executor_options)
     sc.add_argument("event", type=_path, metavar="EVENT", nargs="?",
                     help="event file (optional with --resume)")
     _scan_options(sc, default_reco=None)
-    add_executor_arguments(sc)
     sc.add_argument("--pulses", metavar="NAME",
                     help="pulse series of a realtime alert (default: the split series, "
                          "e.g. SplitInIcePulses; InIceDSTPulses = whole in-ice readout)")
@@ -175,10 +204,10 @@ def parser() -> argparse.ArgumentParser:
     inf.add_argument("--geometry", metavar="PATH",
                      help="DOM table CSV or 'icecube86' (default), for realtime alerts")
 
-    d = sub.add_parser("demo", help="simulate an event and scan it (the default job)")
+    d = sub.add_parser("demo", help="simulate an event and scan it (the default job)",
+                       late=_executor_options)
     _sim_options(d)
     _scan_options(d, default_reco=None)
-    add_executor_arguments(d)
 
     pl = sub.add_parser("plot", help="draw a result: full-sky and zoomed maps (PNG, PDF)")
     pl.add_argument("result", type=Path, metavar="RESULT", help="result .npz/.json or folder")

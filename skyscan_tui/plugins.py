@@ -14,7 +14,7 @@ from importlib import metadata
 
 from skyscan_tui.errors import UserError
 
-__all__ = ["GROUPS", "PluginError", "names", "load"]
+__all__ = ["GROUPS", "PluginError", "names", "load", "load_all"]
 
 #: plug-in kind -> entry-point group
 GROUPS = {"reco": "skyscan_tui.recos", "executor": "skyscan_tui.executors"}
@@ -46,6 +46,22 @@ def load(kind: str, name: str) -> object:
     ep = _entry_points(kind).get(name)
     if ep is None:
         raise UserError(f"unknown {kind} {name!r} (available: {', '.join(names(kind))})")
+    return _load(kind, name, ep)
+
+
+def load_all(kind: str) -> dict[str, object]:
+    """Every installed plug-in of ``kind`` by name, from one read of the metadata; one that
+    cannot be loaded maps to its :class:`PluginError` instead."""
+    out: dict[str, object] = {}
+    for name, ep in sorted(_entry_points(kind).items()):
+        try:
+            out[name] = _load(kind, name, ep)
+        except PluginError as exc:
+            out[name] = exc
+    return out
+
+
+def _load(kind: str, name: str, ep: metadata.EntryPoint) -> object:
     try:
         return ep.load()
     except ImportError as exc:

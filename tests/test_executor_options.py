@@ -60,11 +60,11 @@ def test_every_older_flag_still_parses_into_its_option():
 def test_help_has_one_group_per_executor_and_a_shared_one(monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")  # no wrapping inside the phrases checked below
     sc = parser()._subparsers._group_actions[0].choices["scan"]
+    text = sc.format_help()  # the executors' groups are added on first use
     titles = [g.title for g in sc._action_groups]
     assert "condor and slurm executors (flags override the values of --profile)" in titles
     for name in ("local", "condor", "slurm"):
         assert any(t.startswith(f"{name} executor: ") for t in titles), titles
-    text = sc.format_help()
     assert "--cpus N" in text and "also --request-cpus, --cpus-per-task" in text
     assert "(default: condor 2GB, slurm none)" in text  # per-executor defaults
     assert "-j N, --jobs N" in text and "(default all cores)" in text
@@ -142,3 +142,18 @@ def test_app_form_is_generated_from_the_options():
     ex = build_executor("local", {"jobs": "2"})
     assert ex.workers == 2
     assert build_executor("serial", {"jobs": "2"}).workers == 1  # not its option: ignored
+
+
+def test_other_commands_do_not_import_the_executors():
+    """The executors' flags are generated when scan/demo are used, not for other commands."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, cli_env
+
+    code = ("import sys; from skyscan_tui.cli import parser; parser().parse_args(['recos']); "
+            "print(sorted(m for m in sys.modules if m.startswith('executors.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=cli_env(), cwd=REPO, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
