@@ -28,11 +28,11 @@ from executors.remote import (
     JobSpec,
     JobStatus,
     Submission,
-    _remote_path_expr,
     load_profile,
     remote_config,
     task_keys,
 )
+from executors.remote.batch import _remote_path_expr
 from executors.worker import job_from_npz, job_results_from_npz, job_to_npz, run_job
 from skyscan_tui.errors import UserError
 from skyscan_tui.tasks import TaskBatch
