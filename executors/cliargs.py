@@ -40,7 +40,8 @@ def help_text(opt: Option, defaults: dict[str, Any]) -> str:
     out = opt.help + (f" [{opt.unit}]" if opt.unit else "")
     if opt.default_text:
         return f"{out} (default {opt.default_text})"
-    shown = {name: d for name, d in defaults.items() if d not in (None, (), "", False)}
+    shown = {name: d for name, d in defaults.items()
+             if not callable(d) and d not in (None, (), "", False)}
     if not shown:
         return out
     if len(set(map(_show, defaults.values()))) == 1:
