@@ -84,14 +84,14 @@ def main() -> int:
     try:
         t_loc, first_loc, n_loc, res_loc = _scan(event, LocalExecutor(jobs=opts.jobs),
                                                  opts.progression, opts.batch_size, reco_opts)
-        ns = argparse.Namespace(
-            remote_host="127.0.0.1", remote_port=sshd.port, remote_user=sshd.user,
-            identity=[str(sshd.client_key)], known_hosts=str(sshd.known_hosts),
-            ssh_config="/nonexistent", remote_workdir=str(root / "remote"),
-            remote_python=sys.executable, remote_env=[f"PYTHONPATH={REPO}"],
+        options = dict(
+            host="127.0.0.1", port=sshd.port, user=sshd.user,
+            identity_file=[str(sshd.client_key)], known_hosts=str(sshd.known_hosts),
+            ssh_config="/nonexistent", workdir=str(root / "remote"),
+            python=sys.executable, environment=[f"PYTHONPATH={REPO}"],
             jobs_in_flight=opts.jobs_in_flight, pixels_per_job=opts.pixels_per_job,
             poll_interval=0.2)
-        ex = CondorExecutor.from_args(ns)
+        ex = CondorExecutor.from_options(options)
         t_con, first_con, n_con, res_con = _scan(event, ex, opts.progression, opts.batch_size,
                                                  reco_opts)
     finally:

@@ -1,43 +1,46 @@
 """Executor plug-ins, found by name (``--executor NAME``).
 
-Built-ins are entry points (group ``skyscan_tui.executors``) declared in ``pyproject.toml``;
-``get_executor`` imports only the one asked for.
+Thin wrappers over :mod:`skyscan_tui.plugins` (entry-point group
+``skyscan_tui.executors``): listing reads package metadata only and ``get_executor`` imports
+only the one asked for.
 """
 
 from __future__ import annotations
 
-import importlib
-from importlib import metadata
-
+from skyscan_tui import plugins
 from skyscan_tui.errors import UserError
 
-__all__ = ["available_executors", "get_executor"]
+__all__ = ["DEFAULT_EXECUTOR", "available_executors", "get_executor", "executor_classes"]
 
-_GROUP = "skyscan_tui.executors"
-_BUILTIN = {"serial": "executors.serial:SerialExecutor", "local": "executors.local:LocalExecutor",
-            "condor": "executors.condor:CondorExecutor"}
-_BUILTIN["slurm"] = "executors.slurm:SlurmExecutor"
-
-
-def _targets() -> dict[str, str]:
-    out = dict(_BUILTIN)
-    out.update({ep.name: ep.value for ep in metadata.entry_points(group=_GROUP)})
-    return out
+#: the executor used unless one is chosen (``--executor``; first in the app's list)
+DEFAULT_EXECUTOR = "local"
 
 
 def available_executors() -> list[str]:
-    return sorted(_targets())
+    """Names of the installed executors, sorted."""
+    return plugins.names("executor")
 
 
 def get_executor(name: str) -> type:
+    """The Executor class called ``name`` (UserError if unknown or not importable)."""
+    return _checked(name, plugins.load("executor", name))
+
+
+def executor_classes() -> dict[str, type | UserError]:
+    """Every installed executor class by name (one read of the metadata); one that cannot
+    be loaded maps to the UserError saying why."""
+    out: dict[str, type | UserError] = {}
+    for name, obj in plugins.load_all("executor").items():
+        try:
+            out[name] = obj if isinstance(obj, UserError) else _checked(name, obj)
+        except UserError as exc:
+            out[name] = exc
+    return out
+
+
+def _checked(name: str, cls: object) -> type:
     from executors.base import Executor
 
-    target = _targets().get(name)
-    if target is None:
-        raise UserError(f"unknown executor {name!r} "
-                        f"(available: {', '.join(available_executors())})")
-    module, _, attr = target.partition(":")
-    cls = getattr(importlib.import_module(module), attr)
     if not (isinstance(cls, type) and issubclass(cls, Executor)):
         raise UserError(f"executor {name!r} is not an Executor")
     return cls

@@ -9,15 +9,18 @@ rebuilds the reco from a :class:`ScanContext` (plain data: reco name, options, e
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
+from skyscan_tui.options import Option
 
-from skyscan_tui.events import Event
-from skyscan_tui.tasks import TaskBatch
+if TYPE_CHECKING:  # annotations only: declaring an executor (e.g. for --help) stays light
+    import numpy as np
+
+    from skyscan_tui.events import Event
+    from skyscan_tui.tasks import TaskBatch
 
 __all__ = ["ScanContext", "BatchDone", "BatchFailed", "ExecutorLog", "Update", "Executor"]
 
@@ -63,11 +66,65 @@ class Executor(ABC):
     Lifecycle: ``start(context)`` once, then any number of ``submit``/``poll`` calls, then
     ``close()`` (idempotent, also after ``cancel()``). ``submit`` must return quickly; the
     engine never submits more than ``slots`` batches that have not been reported yet.
+
+    Declarations (class attributes; the CLI flags, profile keys and the app's executor form
+    are generated from them, and nothing outside ``executors/`` tests an executor's name):
+
+    * ``OPTIONS``: its settings (:class:`~skyscan_tui.options.Option`). An executor is built
+      by :meth:`from_options` from a mapping of option names to values; declaring the
+      profile options (``executors.profiles.PROFILE_OPTIONS``) makes it read
+      ``--profile NAME`` from the config file, and the app offers it once per profile.
+    * capabilities: ``remote`` (the work runs on another machine), ``local_processes`` (it
+      starts worker processes here), ``enforces_pixel_timeout`` (it honours
+      :meth:`set_pixel_timeout`) and ``can_resume`` (it keeps state through
+      :meth:`set_state_dir` / :meth:`bind_output` and re-attaches to work still running).
     """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    OPTIONS: ClassVar[tuple[Option, ...]] = ()
+    #: runs batches on another machine (the app names it by its profile, not a worker count)
+    remote: ClassVar[bool] = False
+    #: starts worker processes on this machine (the app starts loky's tracker first)
+    local_processes: ClassVar[bool] = False
+    #: :meth:`set_pixel_timeout` is honoured (else the engine warns and runs without it)
+    enforces_pixel_timeout: ClassVar[bool] = False
+    #: :meth:`set_state_dir` / :meth:`bind_output` keep state for re-attaching on resume
+    can_resume: ClassVar[bool] = False
 
+    # ---------------------------------------------------------------- declarations
+    @classmethod
+    def option(cls, name: str) -> Option | None:
+        """The declared option called ``name``, or None."""
+        return next((o for o in cls.OPTIONS if o.name == name), None)
+
+    @classmethod
+    def option_values(cls, values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Every option's value: defaults < profile (when ``values`` names one) < ``values``.
+
+        UserError for unknown names and bad values (see ``executors.profiles.resolve``).
+        """
+        from executors.profiles import resolve
+
+        return resolve(cls.OPTIONS, dict(values or {}), cls.name)
+
+    @classmethod
+    def from_options(cls, values: Mapping[str, Any] | None = None) -> Executor:
+        """The executor for option ``values`` (names of ``OPTIONS``; unset: default)."""
+        return cls(**cls.option_values(values))
+
+    @classmethod
+    def profiles(cls) -> list[str]:
+        """Names of the config-file profiles for this executor (none without the profile
+        option): ``[profiles.NAME]`` tables whose ``executor`` key is this one or absent."""
+        if cls.option("profile") is None:
+            return []
+        from executors.profiles import list_profiles
+
+        return sorted(k for k, v in list_profiles().items()
+                      if str(v.get("executor", cls.name)) == cls.name)
+
+    # ---------------------------------------------------------------- engine-facing
     @property
     @abstractmethod
     def slots(self) -> int:
@@ -77,8 +134,18 @@ class Executor(ABC):
     def workers(self) -> int:
         return self.slots
 
+    def set_pixel_timeout(self, seconds: float | None) -> None:
+        """[s] per pixel: a batch of n pixels may run n × seconds (``enforces_pixel_timeout``
+        executors only; the engine does not call it on the others)."""
+        raise NotImplementedError(f"executor {self.name!r} cannot enforce a pixel timeout")
+
+    def bind_output(self, outdir: Path) -> None:
+        """Keep the resume state in the scan's output folder (``can_resume`` executors; the
+        CLI calls it). Default: nothing to keep."""
+        return None
+
     def set_state_dir(self, path: Path, resume: bool = False) -> None:
-        """Optional hook, called before ``start`` when the scan is checkpointed.
+        """Called before ``start`` when the scan is checkpointed (``can_resume`` executors).
 
         ``path`` is a folder inside the scan's checkpoint (``OUTDIR/checkpoint/executor``,
         not created yet) where the executor may keep its own state, written atomically

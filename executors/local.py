@@ -23,11 +23,14 @@ import time
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from typing import TYPE_CHECKING
 
 from executors.base import BatchDone, BatchFailed, Executor, ExecutorLog, ScanContext, Update
-from executors.worker import init_worker, run_batch
 from skyscan_tui.errors import UserError
-from skyscan_tui.tasks import TaskBatch
+from skyscan_tui.options import Option
+
+if TYPE_CHECKING:  # the worker (numpy) is imported when a scan starts, not to declare options
+    from skyscan_tui.tasks import TaskBatch
 
 __all__ = ["LocalExecutor", "default_jobs"]
 
@@ -44,6 +47,11 @@ def default_jobs() -> int:
 class LocalExecutor(Executor):
     name = "local"
     description = "worker processes on this machine (joblib/loky)"
+    OPTIONS = (Option("jobs", int, default_jobs, "worker processes", min=1, max=MAX_JOBS,
+                      flags=("-j", "--jobs"), metavar="N", default_text="all cores",
+                      form="workers"),)
+    local_processes = True
+    enforces_pixel_timeout = True
 
     def __init__(self, jobs: int | None = None) -> None:
         if jobs is not None and not 1 <= int(jobs) <= MAX_JOBS:
@@ -76,6 +84,8 @@ class LocalExecutor(Executor):
 
     def _new_pool(self):
         from loky import ProcessPoolExecutor
+
+        from executors.worker import init_worker
 
         # Workers are spawned (all at once) by the first submit. Spawn them now with SIGINT
         # ignored, which they inherit through exec: a terminal's Ctrl-C reaches the whole
@@ -191,6 +201,8 @@ class LocalExecutor(Executor):
 
 def run_marked_batch(batch: TaskBatch, marker: str | None):
     """``run_batch`` in a worker, first dropping ``marker`` so the parent can time it."""
+    from executors.worker import run_batch
+
     if marker is not None:
         os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
     return run_batch(batch)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from executors.base import BatchDone, BatchFailed, Executor, ScanContext, Update
-from executors.worker import WorkerState
-from skyscan_tui.tasks import TaskBatch
+
+if TYPE_CHECKING:  # the worker (numpy) is imported when a scan starts, not to declare options
+    from executors.worker import WorkerState
+    from skyscan_tui.tasks import TaskBatch
 
 __all__ = ["SerialExecutor"]
 
@@ -16,7 +19,7 @@ class SerialExecutor(Executor):
     name = "serial"
     description = "in-process, one batch at a time (debugging)"
 
-    def __init__(self, jobs: int | None = None) -> None:
+    def __init__(self) -> None:
         self._state: WorkerState | None = None
         self._queue: deque[TaskBatch] = deque()
 
@@ -29,6 +32,8 @@ class SerialExecutor(Executor):
         return 1
 
     def start(self, context: ScanContext) -> None:
+        from executors.worker import WorkerState
+
         self._state = WorkerState(context)
 
     def submit(self, batches: Sequence[TaskBatch]) -> None:

@@ -21,16 +21,48 @@ from recos.base import mark_worker_process
 from skyscan_tui.tasks import RESULT_DTYPE, TaskBatch
 
 __all__ = ["WorkerState", "init_worker", "run_batch", "main", "job_to_npz", "job_from_npz",
-           "job_results_to_npz", "job_results_from_npz", "run_job"]
+           "job_results_to_npz", "job_results_from_npz", "run_job", "reco_class"]
+
+
+def reco_class(name: str) -> type:
+    """The reco class called ``name``, as a worker resolves it.
+
+    Through the plug-in registry (``recos.get_reco``). Only where the registry knows no reco
+    at all, i.e. a copied source tree run with ``PYTHONPATH`` and no package metadata (as on
+    some cluster nodes), is ``recos.<name>`` imported and its ``RECO`` attribute used. This
+    fallback exists for workers only; a reco whose dependency is missing is reported with
+    the import error and an install hint either way, never as unknown.
+    """
+    from recos import available_recos, get_reco
+
+    if available_recos() or not name.isidentifier() or name.startswith("_") or name == "base":
+        return get_reco(name)
+    import importlib
+
+    from recos.base import Reco
+    from skyscan_tui.errors import UserError
+    from skyscan_tui.plugins import PluginError, install_hint
+
+    try:
+        module = importlib.import_module(f"recos.{name}")
+    except ImportError as exc:
+        if exc.name == f"recos.{name}":
+            raise UserError(f"unknown reco {name!r} (no package metadata, and no "
+                            f"recos/{name}.py)") from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise PluginError(f"reco {name!r} cannot be loaded: {first} ({install_hint(exc)})"
+                          ) from None
+    cls = getattr(module, "RECO", None)
+    if not (isinstance(cls, type) and issubclass(cls, Reco)):
+        raise UserError(f"recos/{name}.py has no RECO class")
+    return cls
 
 
 class WorkerState:
     """A reco instance and its prepared event, built once per process and scan."""
 
     def __init__(self, context: Any) -> None:
-        from recos import get_reco
-
-        cls = get_reco(context.reco_name)
+        cls = reco_class(context.reco_name)
         self.reco = cls(**context.reco_options)
         self.prepared = self.reco.prepare(context.event)
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from skyscan_tui.errors import UserError
 from skyscan_tui.events import Event
+from skyscan_tui.options import Option  # reco options: --reco-opt NAME=VALUE
 from skyscan_tui.tasks import TaskBatch
 
 __all__ = ["Option", "Reco", "PointedRegion", "in_worker_process", "mark_worker_process"]
@@ -36,40 +37,6 @@ def mark_worker_process() -> None:
 def in_worker_process() -> bool:
     """Whether this process only fits pixels (test recos that kill their process check)."""
     return _in_worker_process
-
-
-@dataclass(frozen=True)
-class Option:
-    """A reco option settable with ``--reco-opt NAME=VALUE``."""
-
-    name: str
-    type: type
-    default: Any
-    help: str
-    min: float | None = None
-    max: float | None = None
-
-    def parse(self, value: Any) -> Any:
-        try:
-            if self.type is bool and isinstance(value, str):
-                low = value.strip().lower()
-                if low not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-                    raise ValueError
-                out: Any = low in ("1", "true", "yes", "on")
-            else:
-                out = self.type(value)
-        except (TypeError, ValueError):
-            raise UserError(f"reco option {self.name}: {value!r} is not a "
-                            f"{self.type.__name__}") from None
-        if isinstance(out, int) and not isinstance(out, bool) and not -2**63 <= out < 2**63:
-            raise UserError(f"reco option {self.name}: out of range")
-        if isinstance(out, float) and not np.isfinite(out):
-            raise UserError(f"reco option {self.name}: must be finite")
-        if self.min is not None and out < self.min:
-            raise UserError(f"reco option {self.name}: must be >= {self.min}")
-        if self.max is not None and out > self.max:
-            raise UserError(f"reco option {self.name}: must be <= {self.max}")
-        return out
 
 
 @dataclass(frozen=True)

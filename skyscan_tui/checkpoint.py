@@ -254,8 +254,10 @@ class Checkpoint:
                  "recomputed_tasks": 0, "run_options": run_options or {},
                  "updated": time.time()}
         ck = cls(cdir, state)
-        ck._open_log(truncate_to=0)
+        # state.json first: a log without it (a kill -9 in between) could not be resumed,
+        # while a missing log resumes as an empty one
         ck.write_state()
+        ck._open_log(truncate_to=0)
         return ck
 
     @classmethod

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from executors import DEFAULT_EXECUTOR
 from skyscan_tui import __version__, cli_products
 from skyscan_tui.errors import UserError
 
@@ -27,6 +28,30 @@ EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
+    """One-line errors; ``late`` adds arguments on first use (parse or help), so flags
+    generated from plug-ins are imported only by the commands that take them."""
+
+    def __init__(self, *args: Any, late: Any = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._late = late
+
+    def _add_late(self) -> None:
+        late, self._late = self._late, None
+        if late is not None:
+            late(self)
+
+    def parse_known_args(self, *args: Any, **kw: Any) -> Any:
+        self._add_late()
+        return super().parse_known_args(*args, **kw)
+
+    def format_usage(self) -> str:
+        self._add_late()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._add_late()
+        return super().format_help()
+
     def error(self, message: str) -> None:  # one line, exit 2
         raise UserError(f"{self.prog}: {message}")
 
@@ -108,10 +133,9 @@ def _scan_options(p: argparse.ArgumentParser, default_reco: str | None) -> None:
                         + (f"; default {default_reco}" if default_reco else ""))
     g.add_argument("--reco-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="reco option (repeatable)")
-    g.add_argument("--executor", default="local", metavar="NAME",
-                   help="where pixels run: local, serial, ... (default local)")
-    g.add_argument("-j", "--jobs", type=_positive_int, metavar="N",
-                   help="worker processes for the local executor (default: all cores)")
+    g.add_argument("--executor", default=DEFAULT_EXECUTOR, metavar="NAME",
+                   help="where pixels run (see `skyscan-tui executors`; default "
+                        f"{DEFAULT_EXECUTOR}); each executor's options follow")
     g.add_argument("--nside-progression", default=None, metavar="N:K,...",
                    help="nside levels and pixels refined per level (default 8:0,64:12,512:24)")
     g.add_argument("--batch-size", type=_positive_int, metavar="PIXELS",
@@ -154,68 +178,11 @@ def _thresholds_option(g) -> None:
                         "values) or two numbers")
 
 
-def _remote_options(p: argparse.ArgumentParser) -> None:
-    """Flags of the cluster executors (condor, slurm); they override the --profile values."""
-    g = p.add_argument_group("cluster over SSH (--executor condor); flags override the profile")
-    g.add_argument("--profile", metavar="NAME",
-                   help="named profile in the config file ([profiles.NAME])")
-    g.add_argument("--config", metavar="PATH",
-                   help="config file (default ~/.config/skyscan-tui/config.toml)")
-    g.add_argument("--remote-host", metavar="[USER@]HOST[:PORT]",
-                   help="submit node (an ~/.ssh/config alias works)")
-    g.add_argument("--remote-user", metavar="USER", help="login name")
-    g.add_argument("--remote-port", type=_positive_int, metavar="PORT", help="SSH port")
-    g.add_argument("--identity", action="append", metavar="KEYFILE",
-                   help="private key file (repeatable; default: ssh config, agent)")
-    g.add_argument("--known-hosts", metavar="PATH",
-                   help="known_hosts file (default ~/.ssh/known_hosts)")
-    g.add_argument("--trust-host-key", action="store_true", default=None,
-                   help="accept and record an unknown host key (check its fingerprint first)")
-    g.add_argument("--ssh-config", metavar="PATH", help="ssh config (default ~/.ssh/config)")
-    g.add_argument("--remote-workdir", metavar="DIR",
-                   help="remote folder for scan files (default ~/skyscan-tui)")
-    g.add_argument("--remote-python", metavar="PATH",
-                   help="remote interpreter with skyscan-tui installed (default python3)")
-    g.add_argument("--remote-setup", metavar="SHELL",
-                   help="shell line run before the worker (e.g. 'source ~/env/bin/activate')")
-    g.add_argument("--remote-env", action="append", metavar="NAME=VALUE",
-                   help="environment variable for the remote worker (repeatable)")
-    g.add_argument("--jobs-in-flight", type=_positive_int, metavar="N",
-                   help="cluster jobs to keep queued or running (default 20)")
-    g.add_argument("--pixels-per-job", type=_positive_int, metavar="N",
-                   help="pixel tasks per cluster job (default 256)")
-    g.add_argument("--job-retries", type=_nonneg_int, metavar="N",
-                   help="resubmissions of a failed/held/vanished job (default 3)")
-    g.add_argument("--poll-interval", type=_finite_float, metavar="SECONDS",
-                   help="seconds between queue checks (default 5)")
-    g.add_argument("--job-timeout", type=_finite_float, metavar="SECONDS",
-                   help="running time after which a job counts as stuck (default 3600)")
-    g.add_argument("--reconnect-timeout", type=_finite_float, metavar="SECONDS",
-                   help="how long to retry a dropped SSH link (default 300)")
-    g.add_argument("--keep-remote", action="store_true", default=None,
-                   help="keep the remote scan folder after the scan")
-    g.add_argument("--request-cpus", type=_positive_int, metavar="N",
-                   help="HTCondor request_cpus (default 1)")
-    g.add_argument("--request-memory", metavar="SIZE",
-                   help="HTCondor request_memory (default 2GB)")
-    g.add_argument("--request-disk", metavar="SIZE", help="HTCondor request_disk")
-    g.add_argument("--submit-line", action="append", metavar="LINE",
-                   help="extra HTCondor submit-file line (repeatable)")
+def _executor_options(p: argparse.ArgumentParser) -> None:
+    """The executors' flags, generated from their declared options (``executors.cliargs``)."""
+    from executors.cliargs import add_arguments
 
-
-def _slurm_options(p: argparse.ArgumentParser) -> None:
-    """Batch-script flags of ``--executor slurm``; they override the --profile values."""
-    g = p.add_argument_group("Slurm over SSH (--executor slurm); flags override the profile")
-    g.add_argument("--partition", metavar="NAME", help="Slurm partition (sbatch --partition)")
-    g.add_argument("--account", metavar="NAME", help="Slurm account (sbatch --account)")
-    g.add_argument("--time-limit", metavar="TIME",
-                   help="time limit per array task, e.g. 30 or 1:00:00 (sbatch --time)")
-    g.add_argument("--cpus-per-task", type=_positive_int, metavar="N",
-                   help="CPUs per array task (default 1)")
-    g.add_argument("--memory", metavar="SIZE",
-                   help="memory per array task, e.g. 2G (sbatch --mem)")
-    g.add_argument("--sbatch-line", action="append", metavar="OPTION",
-                   help="extra #SBATCH option, e.g. --qos=short (repeatable)")
+    add_arguments(p)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -231,12 +198,10 @@ def parser() -> argparse.ArgumentParser:
     _sim_options(s)
     s.add_argument("--geometry", metavar="PATH", help="DOM table ('icecube86', 'hex' or CSV)")
 
-    sc = sub.add_parser("scan", help="scan an event over the sky")
+    sc = sub.add_parser("scan", help="scan an event over the sky", late=_executor_options)
     sc.add_argument("event", type=_path, metavar="EVENT", nargs="?",
                     help="event file (optional with --resume)")
     _scan_options(sc, default_reco=None)
-    _remote_options(sc)
-    _slurm_options(sc)
     sc.add_argument("--pulses", metavar="NAME",
                     help="pulse series of a realtime alert (default: the split series, "
                          "e.g. SplitInIcePulses; InIceDSTPulses = whole in-ice readout)")
@@ -248,7 +213,8 @@ def parser() -> argparse.ArgumentParser:
     inf.add_argument("--geometry", metavar="PATH",
                      help="DOM table CSV or 'icecube86' (default), for realtime alerts")
 
-    d = sub.add_parser("demo", help="simulate an event and scan it (the default job)")
+    d = sub.add_parser("demo", help="simulate an event and scan it (the default job)",
+                       late=_executor_options)
     _sim_options(d)
     _scan_options(d, default_reco=None)
 
@@ -294,12 +260,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _make_executor(args: argparse.Namespace):
+    """The ``--executor`` from the flags it declares (flags of other executors are ignored)."""
     from executors import get_executor
+    from executors.cliargs import given_options
 
     cls = get_executor(args.executor)
-    if args.executor in ("local", "serial"):
-        return cls(jobs=args.jobs)
-    return cls.from_args(args)
+    return cls.from_options(given_options(cls, args))
 
 
 def _resume_info(args: argparse.Namespace):
@@ -354,7 +320,7 @@ def _drive(engine: Any, event: Any, args: argparse.Namespace, outdir: Path,
     from skyscan_tui.progress import ProgressPrinter
 
     executor = engine.executor
-    if hasattr(executor, "bind_output"):  # remote executors keep their resume state there
+    if executor.can_resume:  # e.g. remote executors keep their resume state there
         executor.bind_output(outdir)
     mode = None if args.progress == "auto" else args.progress
     show = (lambda u: None) if mode == "none" else ProgressPrinter(mode=mode)
@@ -471,7 +437,11 @@ def _cmd_recos(args: argparse.Namespace) -> int:
     from recos import available_recos, get_reco
 
     for name in available_recos():
-        cls = get_reco(name)
+        try:
+            cls = get_reco(name)
+        except UserError as exc:  # declared but not importable: say why, list the rest
+            print(f"{name:14s} ({exc})")
+            continue
         print(f"{name:14s} {cls.description}")
         for opt in cls.OPTIONS:
             default = f"{opt.default:.6g}" if isinstance(opt.default, float) else repr(opt.default)
@@ -483,7 +453,10 @@ def _cmd_executors(args: argparse.Namespace) -> int:
     from executors import available_executors, get_executor
 
     for name in available_executors():
-        print(f"{name:10s} {get_executor(name).description}")
+        try:
+            print(f"{name:10s} {get_executor(name).description}")
+        except UserError as exc:  # declared but not importable: say why, list the rest
+            print(f"{name:10s} ({exc})")
     return 0
 
 

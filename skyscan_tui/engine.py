@@ -369,17 +369,8 @@ class ScanEngine:
                 self.outdir, self.event, self._settings_key, self._digest,
                 run_options={"batch_size": st.batch_size, "max_retries": st.max_retries,
                              "pixel_timeout": st.pixel_timeout})
-        hook = getattr(self.executor, "set_state_dir", None)
-        if hook is not None:
-            import inspect
-
-            state_dir = self._ckpt.path / "executor"
-            try:  # the hook may predate the ``resume`` argument
-                inspect.signature(hook).bind(state_dir, self.resume_requested)
-            except TypeError:
-                hook(state_dir)
-            else:
-                hook(state_dir, self.resume_requested)
+        if self.executor.can_resume:
+            self.executor.set_state_dir(self._ckpt.path / "executor", self.resume_requested)
 
     def _log(self, kind: int, rnd: _Round, rows: np.ndarray, attempt: int = 0) -> None:
         if self._ckpt is not None:
@@ -408,12 +399,11 @@ class ScanEngine:
             self._folder_lock.acquire()
         self._open_checkpoint()
         if self.settings.pixel_timeout is not None:
-            setter = getattr(self.executor, "set_pixel_timeout", None)
-            if setter is None:
+            if self.executor.enforces_pixel_timeout:
+                self.executor.set_pixel_timeout(float(self.settings.pixel_timeout))
+            else:
                 yield ScanLog("warning", f"executor {self.executor.name!r} cannot enforce "
                               "--pixel-timeout; running without it")
-            else:
-                setter(float(self.settings.pixel_timeout))
         result = ScanResult(
             run_id=self.event.run_id, event_id=self.event.event_id, mjd=self.event.mjd,
             event_type=self.event.event_type, reco=self.reco.name,

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
@@ -409,20 +408,20 @@ def test_executor_reattaches_at_executor_level(sshd, tmp_path, sim_event):
     from skyscan_tui.tasks import TaskBatch
 
     cfg = write_config(tmp_path / "config.toml", sshd, tmp_path / "remote", pixels_per_job=8)
-    args = Namespace(profile="test", config=str(cfg))
+    args = {"profile": "test", "config": str(cfg)}
     ctx = ScanContext("dummy", {}, sim_event)
     n = 16
     batch = TaskBatch(0, 0, np.full(n, 8, np.int32), np.arange(n, dtype=np.int64),
                       np.zeros(n, np.int32), np.linspace(0.1, 3.0, n), np.linspace(0, 6, n),
                       np.zeros((n, 4)))
     halves = [batch.select(np.arange(0, 8), 0), batch.select(np.arange(8, 16), 1)]
-    first = CondorExecutor.from_args(args)
+    first = CondorExecutor.from_options(args)
     first.start(ctx)
     first.submit(halves)
     first.poll(0.0)  # flushes: two jobs submitted
     state = first.state()
     first.conn.close()  # the tool "dies": no cancel, no cleanup
-    second = CondorExecutor.from_args(args)
+    second = CondorExecutor.from_options(args)
     second.attach(state)
     second.start(ctx)
     second.submit([batch.select(np.arange(n), 7)])  # the same tasks in a different batch
@@ -482,7 +481,7 @@ def test_submission_is_idempotent(sshd, tmp_path, sim_event):
 
     cfg = write_config(tmp_path / "config.toml", sshd, tmp_path / "remote", pixels_per_job=8,
                        poll_interval=30)
-    ex = CondorExecutor.from_args(Namespace(profile="test", config=str(cfg)))
+    ex = CondorExecutor.from_options({"profile": "test", "config": str(cfg)})
     ex.start(ScanContext("dummy", {"sleep": 1.0}, sim_event))
     n = 16
     batch = TaskBatch(0, 0, np.full(n, 8, np.int32), np.arange(n, dtype=np.int64),

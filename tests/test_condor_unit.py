@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-from argparse import Namespace
 
 import numpy as np
 import pytest
@@ -29,11 +28,11 @@ from executors.remote import (
     JobSpec,
     JobStatus,
     Submission,
-    _remote_path_expr,
     load_profile,
-    remote_config_from_args,
+    remote_config,
     task_keys,
 )
+from executors.remote.batch import _remote_path_expr
 from executors.worker import job_from_npz, job_results_from_npz, job_to_npz, run_job
 from skyscan_tui.errors import UserError
 from skyscan_tui.tasks import TaskBatch
@@ -212,18 +211,18 @@ request_memory = "4GB"
 extra_submit_lines = ["+AccountingGroup = \\"ic\\""]
 environment = { OMP_NUM_THREADS = "1" }
 ''')
-    args = Namespace(profile="npx", config=str(cfg), pixels_per_job=7, remote_env=["A=b c"],
-                     ssh_config=str(tmp_path / "none"))
-    target, settings, extra = remote_config_from_args(args, {"request_memory",
-                                                             "extra_submit_lines"})
+    from executors.condor import CondorExecutor
+
+    given = {"profile": "npx", "config": str(cfg), "pixels_per_job": 7,
+             "environment": ["A=b c"], "ssh_config": str(tmp_path / "none")}
+    target, settings = remote_config(CondorExecutor.option_values(given))
     assert (target.hostname, target.port, target.user) == ("submit.example.org", 2222, "alice")
     assert settings.jobs_in_flight == 50 and settings.pixels_per_job == 7  # flag wins
     assert settings.environment == {"OMP_NUM_THREADS": "1", "A": "b c"}
-    assert extra["request_memory"] == "4GB"
+    assert CondorExecutor.option_values(given)["memory"] == "4GB"
     assert not target.trust_unknown
-    from executors.condor import CondorExecutor
 
-    ex = CondorExecutor.from_args(Namespace(**vars(args), submit_line=["+X = 1"]))
+    ex = CondorExecutor.from_options({**given, "extra_directives": ["+X = 1"]})
     assert ex.backend.opts.request_memory == "4GB"
     assert ex.backend.opts.extra_submit_lines == ('+AccountingGroup = "ic"', "+X = 1")
 
@@ -245,8 +244,10 @@ def test_profile_errors(tmp_path):
     from executors.remote import list_profiles
 
     assert list(list_profiles(ok)) == ["a"] and list_profiles(tmp_path / "none.toml") == {}
+    from executors.condor import CondorExecutor
+
     with pytest.raises(UserError, match="no remote host"):
-        remote_config_from_args(Namespace(ssh_config=str(tmp_path / "none")))
+        CondorExecutor.from_options({"ssh_config": str(tmp_path / "none")})
 
 
 def test_ssh_config_alias_resolution(tmp_path):

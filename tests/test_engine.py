@@ -119,10 +119,10 @@ def _is_resource_tracker(pid: int) -> bool:
 
 def test_failing_batches_are_retried(sim_event, monkeypatch):
     """A batch that raises once is split and retried; the map is still complete."""
-    from executors import serial
+    from executors import worker
 
     calls = {"n": 0}
-    real = serial.WorkerState.run
+    real = worker.WorkerState.run
 
     def flaky(self, batch):
         calls["n"] += 1
@@ -130,7 +130,7 @@ def test_failing_batches_are_retried(sim_event, monkeypatch):
             raise RuntimeError("transient")
         return real(self, batch)
 
-    monkeypatch.setattr(serial.WorkerState, "run", flaky)
+    monkeypatch.setattr(worker.WorkerState, "run", flaky)
     res, updates = _scan(sim_event, SerialExecutor(), progression=((8, 0),))
     assert res.n_failed == 0
     assert np.isfinite(res.levels[8]["llh"]).all()

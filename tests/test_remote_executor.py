@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import executors.remote as remote
+import executors.remote.batch as remote_batch
 from executors.base import BatchDone, BatchFailed, ScanContext
 from executors.remote import (
     DONE,
@@ -146,7 +146,7 @@ def _settings(tmp_path, **kw) -> RemoteSettings:
 
 @pytest.fixture()
 def local_remote(monkeypatch):
-    monkeypatch.setattr(remote, "RemoteConnection", LocalConn)
+    monkeypatch.setattr(remote_batch, "RemoteConnection", LocalConn)
 
 
 def _batches(n_batches=4, size=5) -> list[TaskBatch]:

@@ -109,6 +109,8 @@ def test_executor_state_hook_gets_a_folder_in_the_checkpoint(tmp_path, sim_event
     seen = []
 
     class Hooked(SerialExecutor):
+        can_resume = True  # the capability that makes the engine call the hook
+
         def set_state_dir(self, path, resume=False):
             seen.append((Path(path), resume))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-from argparse import Namespace
 from pathlib import Path
 
 import pytest
@@ -279,16 +278,9 @@ def test_state_round_trip():
 
 
 # --------------------------------------------------------------------------- settings
-def _args(**kw) -> Namespace:
-    base = {k: None for k in ("profile", "config", "remote_host", "remote_user", "remote_port",
-                              "identity", "known_hosts", "trust_host_key", "ssh_config",
-                              "remote_workdir", "remote_python", "remote_setup", "remote_env",
-                              "jobs_in_flight", "pixels_per_job", "job_retries",
-                              "poll_interval", "job_timeout", "reconnect_timeout",
-                              "keep_remote", "partition", "account", "time_limit",
-                              "cpus_per_task", "memory", "sbatch_line")}
-    base.update(kw)
-    return Namespace(**base)
+def _args(**kw) -> dict:
+    """Option values as the CLI gives them (unset ones None)."""
+    return {o.name: kw.get(o.name) for o in SlurmExecutor.OPTIONS}
 
 
 def test_profile_keys_and_flags(tmp_path: Path):
@@ -297,8 +289,8 @@ def test_profile_keys_and_flags(tmp_path: Path):
                    'partition = "short"\naccount = "ice"\ntime_limit = "2:00:00"\n'
                    'cpus_per_task = 2\nmemory = "4G"\n'
                    'extra_sbatch_lines = ["--qos=scan"]\n')
-    ex = SlurmExecutor.from_args(_args(profile="hpc", config=str(cfg), partition="long",
-                                       sbatch_line=["--constraint=avx2"]))
+    ex = SlurmExecutor.from_options(_args(profile="hpc", config=str(cfg), partition="long",
+                                          extra_directives=["--constraint=avx2"]))
     o = ex.backend.opts
     assert (o.partition, o.account, o.time_limit, o.cpus_per_task, o.memory) == (
         "long", "ice", "2:00:00", 2, "4G")
@@ -306,11 +298,11 @@ def test_profile_keys_and_flags(tmp_path: Path):
     assert ex.target.hostname == "login.example.org"
     cfg.write_text('[profiles.hpc]\nexecutor = "condor"\nhost = "h"\n')
     with pytest.raises(UserError, match="for --executor condor"):
-        SlurmExecutor.from_args(_args(profile="hpc", config=str(cfg)))
+        SlurmExecutor.from_options(_args(profile="hpc", config=str(cfg)))
     cfg.write_text('[profiles.hpc]\nhost = "h"\npartitoin = "x"\n')
     with pytest.raises(UserError, match="partitoin"):
-        SlurmExecutor.from_args(_args(profile="hpc", config=str(cfg)))
+        SlurmExecutor.from_options(_args(profile="hpc", config=str(cfg)))
     with pytest.raises(UserError):
-        SlurmExecutor.from_args(_args(remote_host="h", memory="lots"))
+        SlurmExecutor.from_options(_args(host="h", memory="lots"))
     with pytest.raises(UserError, match="job array"):
-        SlurmExecutor.from_args(_args(remote_host="h", jobs_in_flight=5000))
+        SlurmExecutor.from_options(_args(host="h", jobs_in_flight=5000))

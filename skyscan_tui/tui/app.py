@@ -73,9 +73,8 @@ class SkyscanApp(App):
 
     # ---------------------------------------------------------------- screens
     def make_start_screen(self, event_path: Path | None = None) -> StartScreen:
-        from executors.local import default_jobs
         from skyscan_tui.app_api import best_reco
-        from skyscan_tui.tui.widgets import executor_choices
+        from skyscan_tui.tui.widgets import executor_choices, executor_form
 
         recos = reco_choices(self._recos)
         if not recos:
@@ -90,10 +89,11 @@ class SkyscanApp(App):
             execs, notes = executor_choices()
         if not execs:
             raise UserError("no executor the app can use is installed")
+        # the form's fields come from the executors' options; -j sets the worker count
+        form = executor_form([key for _, key in execs], {"jobs": self._jobs})
         return StartScreen(event_path=event_path, recos=recos, executors=execs,
-                           executor_notes=notes, default_reco=default,
-                           jobs=self._jobs or default_jobs(), outdir_root=self.outdir_root,
-                           cwd=self.cwd)
+                           executor_notes=notes, default_reco=default, executor_form=form,
+                           outdir_root=self.outdir_root, cwd=self.cwd)
 
     def on_mount(self) -> None:
         self.open_first_screen()

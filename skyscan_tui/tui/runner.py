@@ -91,7 +91,7 @@ def drive_engine(engine: ScanEngine, post: Any, is_cancelled: Any = lambda: Fals
 
     updates = engine.run()
     try:
-        if getattr(engine.executor, "name", "") == "local":
+        if engine.executor.local_processes:
             start_loky_tracker()
         for update in updates:
             if is_cancelled():

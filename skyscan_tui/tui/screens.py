@@ -71,15 +71,16 @@ class StartScreen(Screen):
 
     def __init__(self, *, event_path: Path | None = None, recos: list[tuple[str, str]],
                  executors: list[tuple[str, str]], executor_notes: list[str],
-                 default_reco: str, jobs: int, outdir_root: Path, cwd: Path,
-                 progression: str = DEFAULT_PROGRESSION_TEXT) -> None:
+                 default_reco: str, executor_form: list[tuple[Any, str]], outdir_root: Path,
+                 cwd: Path, progression: str = DEFAULT_PROGRESSION_TEXT) -> None:
         super().__init__()
         self.event: Any = None
         self.event_label = ""
         self.topology: Any = None  # the topology verdict of the loaded event
         self._initial_path = event_path
         self.recos, self.executors, self.executor_notes = recos, executors, executor_notes
-        self.default_reco, self.jobs = default_reco, jobs
+        # [(Option, initial text)]: generated from the executors' declared options
+        self.default_reco, self.executor_form = default_reco, executor_form
         self.outdir_root, self.cwd, self.progression = outdir_root, cwd, progression
         self.sub_title = "new scan"
 
@@ -107,10 +108,12 @@ class StartScreen(Screen):
                 if self.executor_notes:
                     yield Static("\n".join(self.executor_notes), id="executor-notes",
                                  classes="dim")
-                with Horizontal(classes="row"):
-                    yield Label("workers", classes="inline")
-                    yield Input(value=str(self.jobs), id="jobs", type="integer",
-                                classes="short")
+                for opt, value in self.executor_form:
+                    with Horizontal(classes="row"):
+                        yield Label(opt.form, classes="inline")
+                        kind = {int: "integer", float: "number"}.get(opt.type, "text")
+                        yield Input(value=value, id=f"executor-{opt.name}", type=kind,
+                                    classes="executor-option short")
                 yield Label("nside progression (NSIDE:K,…)")
                 yield Input(value=self.progression, id="progression")
                 yield Label("reco options (KEY=VALUE …)")
@@ -202,7 +205,7 @@ class StartScreen(Screen):
     def _seed_entered(self) -> None:
         self._simulate()
 
-    @on(Input.Submitted, "#jobs, #progression, #reco-opts, #outdir")
+    @on(Input.Submitted, ".executor-option, #progression, #reco-opts, #outdir")
     def _field_entered(self) -> None:
         self.query_one("#start", Button).focus()
 
@@ -222,8 +225,7 @@ class StartScreen(Screen):
         from skyscan_tui.app_api import parse_reco_options, scan_settings
 
         try:
-            jobs_text = self.query_one("#jobs", Input).value.strip()
-            jobs = int(jobs_text) if jobs_text else None
+            form = self._executor_form_values()
             reco = str(self.query_one("#reco", Select).value)
             opts = parse_reco_options(self.query_one("#reco-opts", Input).value.split())
             progression = self.query_one("#progression", Input).value
@@ -248,21 +250,31 @@ class StartScreen(Screen):
             return
         info = find_unfinished(outdir)
         if info is None:
-            self._launch(self.event, settings, key, jobs, outdir, resume=False)
+            self._launch(self.event, settings, key, form, outdir, resume=False)
             return
 
         def chosen(choice: str | None) -> None:
             if choice == "resume":
-                self._resume(info, key, jobs)
+                self._resume(info, key, form)
             elif choice == "restart":
                 from skyscan_tui.checkpoint import discard
 
                 discard(outdir)
-                self._launch(self.event, settings, key, jobs, outdir, resume=False)
+                self._launch(self.event, settings, key, form, outdir, resume=False)
 
         self.app.push_screen(ResumeDialog(info), chosen)
 
-    def _resume(self, info: Any, key: str, jobs: int | None) -> None:
+    def _executor_form_values(self) -> dict[str, str]:
+        """The executor form's fields by option name, each checked by its option."""
+        out = {}
+        for opt, _ in self.executor_form:
+            text = self.query_one(f"#executor-{opt.name}", Input).value.strip()
+            if text:
+                opt.parse(text, "executor option")  # UserError: the field is wrong
+            out[opt.name] = text
+        return out
+
+    def _resume(self, info: Any, key: str, form: dict[str, str]) -> None:
         """Continue the checkpointed scan: its own event and settings, this executor."""
         from skyscan_tui.app_api import scan_settings
         from skyscan_tui.checkpoint import load_checkpoint_event
@@ -273,21 +285,22 @@ class StartScreen(Screen):
         except (UserError, KeyError, TypeError, ValueError) as exc:
             self._cannot_start(f"cannot resume: {one_line(exc)}")
             return
-        self._launch(event, settings, key, jobs, info.outdir, resume=True)
+        self._launch(event, settings, key, form, info.outdir, resume=True)
 
-    def _launch(self, event: Any, settings: Any, key: str, jobs: int | None, outdir: Path,
-                resume: bool) -> None:
+    def _launch(self, event: Any, settings: Any, key: str, form: dict[str, str],
+                outdir: Path, resume: bool) -> None:
         from skyscan_tui.app_api import open_scan
 
         try:
-            engine = open_scan(event, settings, build_executor(key, jobs), outdir, resume)
+            engine = open_scan(event, settings, build_executor(key, form), outdir, resume)
         except UserError as exc:
             self._cannot_start(str(exc))
             return
         except Exception as exc:
             self._cannot_start(one_line(exc))
             return
-        label = key if key not in ("local", "serial") else f"{key} ×{engine.executor.workers}"
+        executor = engine.executor
+        label = key if executor.remote else f"{key} ×{executor.workers}"
         topo = self.topology if event is self.event else None
         self.app.push_screen(ScanScreen(event, engine, outdir, label,
                                         title=self.event_label, topology=topo))
@@ -376,7 +389,7 @@ class ScanScreen(ScanRunner, Screen):
         self.query_one("#log", RichLog).write(f"[{style}]{text}[/]" if style else text)
 
     def _update_status_text(self) -> None:
-        workers = getattr(self.engine.executor, "workers", "?") if self.engine else "–"
+        workers = self.engine.executor.workers if self.engine else "–"
         state = self.state
         if self.engine is not None and self.engine.paused and state == "running":
             state = "paused"

@@ -21,7 +21,8 @@ from textual.widgets import Button, DirectoryTree, Label, ProgressBar, Static
 from skyscan_tui.progress import format_eta
 
 __all__ = ["event_summary", "mjd_to_utc", "EventPicker", "ScanStatus", "result_text",
-           "contour_areas", "open_folder", "executor_choices"]
+           "contour_areas", "open_folder", "executor_choices", "executor_form",
+           "build_executor"]
 
 
 def mjd_to_utc(mjd: float) -> str:
@@ -99,53 +100,34 @@ class CascadeDialog(ModalScreen):
         self.dismiss(False)
 
 
-def _config_profiles(name: str) -> list[str]:
-    """Profiles for executor ``name`` in the remote config (``executors.remote.list_profiles``:
-    ``[profiles.NAME]`` tables whose ``executor`` key is ``name`` or absent)."""
-    import importlib
-
-    try:
-        remote = importlib.import_module("executors.remote")
-    except ImportError:
-        return []
-    list_profiles = getattr(remote, "list_profiles", None)
-    if not callable(list_profiles):
-        return []
-    return sorted(k for k, v in list_profiles().items()
-                  if str(v.get("executor", name)) == name)
-
-
 def executor_choices() -> tuple[list[tuple[str, str]], list[str]]:
-    """Executors the app can build: ``([(label, key)], notes)``.
+    """Executors the app can build: ``([(label, key)], notes)``, the default one first.
 
-    ``local``/``serial`` take a worker count. Any other executor is offered once per
-    profile, as ``NAME:PROFILE``: from its class's ``profiles()`` (built with
-    ``from_profile(name)``), or else from the remote config's ``[profiles.*]`` (built with
-    ``from_args`` and ``profile=NAME``, as ``scan --executor NAME --profile P`` does).
-    Without profiles it is listed in ``notes`` as CLI-only.
+    An executor that declares the profile option is offered once per profile, as
+    ``NAME:PROFILE`` (its class's ``profiles()``: by default the config file's
+    ``[profiles.*]`` for it), and listed in ``notes`` as CLI-only when it has none; any other
+    is offered as ``NAME``, set up by the form fields its options declare
+    (:func:`executor_form`).
     """
-    from executors import available_executors, get_executor
+    from executors import DEFAULT_EXECUTOR, available_executors, get_executor
 
     choices: list[tuple[str, str]] = []
     notes: list[str] = []
-    names = available_executors()
-    for name in sorted(names, key=lambda n: (n != "local", n != "serial", n)):
+    classes = {}
+    for name in available_executors():
         try:
-            cls = get_executor(name)
+            classes[name] = get_executor(name)
         except Exception as exc:  # a broken plug-in must not hide the others
             notes.append(f"{name}: unavailable ({exc})")
-            continue
-        desc = getattr(cls, "description", "") or ""
-        if name in ("local", "serial"):
+    for name, cls in sorted(classes.items(), key=lambda kv: (
+            kv[0] != DEFAULT_EXECUTOR, kv[1].option("profile") is not None, kv[0])):
+        desc = cls.description or ""
+        if cls.option("profile") is None:
             choices.append((f"{name} — {desc}", name))
             continue
         profiles: list[str] = []
         try:
-            if callable(getattr(cls, "profiles", None)) and \
-                    callable(getattr(cls, "from_profile", None)):
-                profiles = [str(p) for p in cls.profiles()]
-            elif callable(getattr(cls, "from_args", None)):
-                profiles = _config_profiles(name)
+            profiles = [str(p) for p in cls.profiles()]
         except Exception as exc:
             notes.append(f"{name}: profiles unreadable ({str(exc).splitlines()[0]})")
         for prof in profiles:
@@ -156,19 +138,42 @@ def executor_choices() -> tuple[list[tuple[str, str]], list[str]]:
     return choices, notes
 
 
-def build_executor(key: str, jobs: int | None) -> Any:
-    """The executor for a choice key: ``local``/``serial`` or ``NAME:PROFILE``."""
-    from types import SimpleNamespace
+def executor_form(keys: list[str], initial: dict[str, Any] | None = None
+                  ) -> list[tuple[Any, str]]:
+    """The app's executor form: ``[(Option, initial text)]`` for every option with a
+    ``form`` label among the executors of choice ``keys`` (once per option name).
 
+    ``initial`` overrides the options' defaults (e.g. the worker count given with ``-j``).
+    """
+    from executors import get_executor
+
+    out: list[tuple[Any, str]] = []
+    seen: set[str] = set()
+    for key in keys:
+        try:
+            cls = get_executor(key.partition(":")[0])
+        except Exception:  # listed as unavailable by executor_choices
+            continue
+        for opt in cls.OPTIONS:
+            if opt.form and opt.name not in seen:
+                seen.add(opt.name)
+                value = (initial or {}).get(opt.name)
+                value = opt.default_value() if value is None else value
+                out.append((opt, "" if value is None else str(value)))
+    return out
+
+
+def build_executor(key: str, form: dict[str, str] | None = None) -> Any:
+    """The executor for a choice key: ``NAME:PROFILE``, or ``NAME`` with the ``form`` fields
+    it declares (empty ones take their defaults)."""
     from executors import get_executor
 
     name, _, profile = key.partition(":")
     cls = get_executor(name)
     if profile:
-        if callable(getattr(cls, "from_profile", None)):
-            return cls.from_profile(profile)
-        return cls.from_args(SimpleNamespace(profile=profile))  # other flags: defaults
-    return cls(jobs=jobs)
+        return cls.from_options({"profile": profile})
+    values = {o.name: (form or {}).get(o.name, "").strip() or None for o in cls.OPTIONS}
+    return cls.from_options({k: v for k, v in values.items() if v is not None})
 
 
 class EventPicker(ModalScreen):

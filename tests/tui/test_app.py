@@ -137,6 +137,7 @@ async def test_bad_start_settings_notify_instead_of_crashing(app_factory):
         screen = app.screen
         screen.query_one("#progression").value = "8:0,5:3"
         screen.query_one("#start").focus()
+        await pilot.pause(0.5)  # a Button ignores presses while it shows the last one
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, StartScreen)
@@ -310,11 +311,11 @@ async def test_picker_opens_a_real_alert(app_factory, tmp_path):
 
 
 def test_remote_executors_are_offered_per_profile(monkeypatch):
-    """The executor hook: class profiles()/from_profile(), or the remote config's profiles."""
-    import sys
-    import types
-
+    """An executor declaring the profile option is offered per profile: its class's
+    profiles(), by default the config file's profiles for it; built by from_options."""
     import executors
+    import executors.profiles
+    from executors.profiles import PROFILE_OPTIONS
     from executors.serial import SerialExecutor
     from skyscan_tui.tui import widgets
 
@@ -322,26 +323,33 @@ def test_remote_executors_are_offered_per_profile(monkeypatch):
 
     class ViaClass(SerialExecutor):
         name, description = "viaclass", "cluster A"
+        OPTIONS = PROFILE_OPTIONS
 
         @classmethod
         def profiles(cls):
             return ["big", "small"]
 
         @classmethod
-        def from_profile(cls, name):
-            built.append(("viaclass", name))
+        def from_options(cls, values=None):
+            built.append(("viaclass", values["profile"]))
             return cls()
 
     class ViaConfig(SerialExecutor):
         name, description = "viaconfig", "cluster B"
+        OPTIONS = PROFILE_OPTIONS
 
         @classmethod
-        def from_args(cls, args):
-            built.append(("viaconfig", args.profile, getattr(args, "remote_host", None)))
+        def from_options(cls, values=None):
+            built.append(("viaconfig", values["profile"], values.get("host")))
             return cls()
 
     class Bare(SerialExecutor):
         name, description = "bare", "no profiles"
+        OPTIONS = PROFILE_OPTIONS
+
+        @classmethod
+        def profiles(cls):
+            return []
 
     classes = {"viaclass": ViaClass, "viaconfig": ViaConfig, "bare": Bare}
     monkeypatch.setattr(executors, "available_executors",
@@ -349,10 +357,9 @@ def test_remote_executors_are_offered_per_profile(monkeypatch):
     real_get = executors.get_executor
     monkeypatch.setattr(executors, "get_executor",
                         lambda n: classes[n] if n in classes else real_get(n))
-    remote = types.ModuleType("executors.remote")
-    remote.list_profiles = lambda: {"wisc": {"executor": "viaconfig"},
-                                    "other": {"executor": "slurm"}, "any": {}}
-    monkeypatch.setitem(sys.modules, "executors.remote", remote)
+    monkeypatch.setattr(executors.profiles, "list_profiles",
+                        lambda: {"wisc": {"executor": "viaconfig"},
+                                 "other": {"executor": "slurm"}, "any": {}})
 
     choices, notes = widgets.executor_choices()
     keys = [k for _, k in choices]
