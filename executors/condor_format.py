@@ -4,8 +4,9 @@
 ``condor_submit -terse`` (:func:`parse_terse`) and ``condor_q``/``condor_history -json``
 (:func:`parse_condor_q_json`), and the user job event log (:func:`parse_event_log`, read
 incrementally; :func:`event_status`: what an event means for its job). No SSH here; the
-backend that runs the commands is :mod:`executors.condor`. Facts about the CLI and the log
-format: docs/htcondor-cli.md (project shared docs).
+backend that runs the commands is :mod:`executors.condor`. The formats follow the HTCondor
+manual (condor_submit, condor_q, "Job Event Log Codes"); docs/clusters.md says how jobs are
+followed.
 """
 
 from __future__ import annotations
