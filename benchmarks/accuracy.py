@@ -8,9 +8,9 @@ fit and truth, failures (> 5°), the fraction of events whose truth lies inside 
 area (sum of the areas of the multi-resolution pixels with 2Δ ≤ 4.61), pixels/s per core, and
 the calibrated thresholds (50 % / 90 % quantiles of 2Δ at the truth; docs/validation.md).
 
-    python benchmarks/accuracy.py                 # quick: 4 events per energy
-    python benchmarks/accuracy.py --events 50 -j 2
-    python benchmarks/accuracy.py --spectrum e2 --events 300 --recos auto --mismatch 0
+    python -m benchmarks.accuracy                 # quick: 4 events per energy
+    python -m benchmarks.accuracy --events 50 -j 2
+    python -m benchmarks.accuracy --spectrum e2 --events 300 --recos auto --mismatch 0
 
 Wilks coverage is tested at the exact true direction: the reco fits that direction (from
 the vertex of the finest scanned pixel containing it, and from the first-round grid), and Δ is
@@ -27,14 +27,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 ENERGIES = (1.0e3, 1.0e4, 1.0e5)  # [GeV]
 #: --spectrum e2: energies drawn from E^-2 over [1, 100] TeV, tabulated in these bins [GeV]

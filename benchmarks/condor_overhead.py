@@ -7,7 +7,7 @@ prints wall times, the overhead per pixel and how the condor path spent its time
 commands, jobs). Loopback understates network latency; the stand-in's commands are Python
 scripts (slower to start than HTCondor's C++ tools), and each job starts a Python worker.
 
-    python benchmarks/condor_overhead.py [--progression 8:0,16:4] [--pixels-per-job 256]
+    python -m benchmarks.condor_overhead [--progression 8:0,16:4] [--pixels-per-job 256]
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def _scan(event, executor, progression: str, batch: int, reco_opts: dict):
@@ -59,14 +58,14 @@ def main() -> int:
     from executors.condor import CondorExecutor
     from executors.local import LocalExecutor
     from skyscan_tui.simulate import SimConfig, simulate_event
-    from tests.sshfx import start_sshd
+    from tests.helpers.sshfx import start_sshd
 
     event = simulate_event(SimConfig(seed=7, zenith_deg=120.0, azimuth_deg=40.0))
     reco_opts = {"sleep": opts.sleep} if opts.sleep else {}
     root = Path(tempfile.mkdtemp(prefix="skyscan-condor-bench-"))
     spool = root / "spool"
     spool.mkdir()
-    fakebin = REPO / "tests" / "fakecondor" / "bin"
+    fakebin = REPO / "tests" / "helpers" / "fakecondor" / "bin"
     sshd = start_sshd(root / "sshd", setenv={
         "PATH": f"{fakebin}:/usr/local/bin:/usr/bin:/bin", "FAKECONDOR_SPOOL": str(spool),
         "FAKECONDOR_PYTHON": sys.executable, "FAKECONDOR_SLOTS": str(opts.jobs)})

@@ -1,17 +1,13 @@
 """Executor overhead: pixels/s of the zero-work `dummy` reco through `serial` and `local -j 2`.
 
 Prints one line per executor and the overhead per pixel (wall time / pixels). Target: under
-1 ms per pixel. Run: python benchmarks/executor_overhead.py [--pixels-nside 16] [--repeat 3]
+1 ms per pixel. Run: python -m benchmarks.executor_overhead [--pixels-nside 16] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> int:

@@ -4,7 +4,7 @@ Runs a 50,000-fit and a 5,000-fit dummy scan, each in a fresh Python process (th
 ``main`` in-process, so ``ru_maxrss`` is the scan's own process; local workers are reported
 separately), and prints both peaks and their ratio (target < 1.5).
 
-    python benchmarks/memory.py [--executor local|serial] [-j N]
+    python -m benchmarks.memory [--executor local|serial] [-j N]
 """
 
 from __future__ import annotations

@@ -9,25 +9,20 @@ have 2Δ / p² <= 4.605, the Wilks-90 % threshold (quantile regression). Prints 
 values, ready for ``LOG_PULL2``, and the Wilks coverage per brightness bin before and after
 the correction.
 
-    python benchmarks/pull_calibration.py --events 400 --rows pull.jsonl   # ~35 min, 2 cores
-    python benchmarks/pull_calibration.py --rows pull.jsonl --table-only
+    python -m benchmarks.pull_calibration --events 400 --rows pull.jsonl   # ~35 min, 2 cores
+    python -m benchmarks.pull_calibration --rows pull.jsonl --table-only
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from accuracy import WILKS_50, WILKS_90, read_rows, scan_all  # noqa: E402
-
-from recos.track.pull import PULL_KNOTS, curve_log_pull2  # noqa: E402
+from benchmarks.accuracy import WILKS_50, WILKS_90, read_rows, scan_all
+from recos.track.pull import PULL_KNOTS, curve_log_pull2
 
 KIND = {"spe": "SPE1st", "mpe": "MPE"}
 M_BINS = (0, 10, 20, 30, 50, 100, 200, 100_000)

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/realtime_scan_angles.py [--reco mpe] [-j 2] [--progression 8:0,64:12,512:24]
+    python -m benchmarks.realtime_scan_angles [--reco mpe] [-j 2] [--progression 8:0,64:12,512:24]
                                               [FILE ...]
 
 For each event: run/event id and type, best-fit RA/Dec, −log L, wall time, and the angle [deg]
@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def _angle_deg(zen1: float, azi1: float, zen2: float, azi2: float) -> float:

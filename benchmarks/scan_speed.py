@@ -6,7 +6,7 @@ pixels/s per core (a serial full default scan, CPU time), the wall time of a ful
 through a plain per-pixel ``scipy.optimize.minimize`` (Nelder–Mead, same likelihood, same
 candidate starts, simplices and tolerances) as a ratio (see :func:`reference_ratio`).
 
-    python benchmarks/scan_speed.py [--recos spe,mpe] [--jobs 2] [--ref-pixels 128]
+    python -m benchmarks.scan_speed [--recos spe,mpe] [--jobs 2] [--ref-pixels 128]
 
 Times are process CPU time where it says "cpu" (robust on a busy machine) and wall time
 otherwise.
@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def pick_event():

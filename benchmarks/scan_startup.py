@@ -5,7 +5,7 @@ checkout ``--repeat`` times and prints the best and median wall time, then one r
 ``python -X importtime`` and its most expensive top-level imports (cumulative), and whether
 healpy or matplotlib were imported (they must not be: the scan uses
 ``skyscan_tui.healpix``). The import listing includes the loky worker processes (they
-inherit ``-X importtime``). Run: ``python benchmarks/scan_startup.py``.
+inherit ``-X importtime``). Run: ``python -m benchmarks.scan_startup``.
 """
 
 from __future__ import annotations

@@ -8,13 +8,9 @@ start-up time, sbatch/squeue/scancel latency and the wall time of small job arra
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.slurm_fixture import SlurmCluster, slurm_unavailable_reason  # noqa: E402
+from tests.helpers.slurm_fixture import SlurmCluster, slurm_unavailable_reason
 
 
 def run_array(cluster: SlurmCluster, n: int, sleep: float) -> tuple[float, float]:

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def _scan(event, executor, progression: str, batch: int):
@@ -54,8 +53,8 @@ def main() -> int:
     from executors.local import LocalExecutor
     from executors.slurm import SlurmExecutor
     from skyscan_tui.simulate import SimConfig, simulate_event
-    from tests.slurm_fixture import SlurmCluster, slurm_unavailable_reason
-    from tests.sshfx import start_sshd
+    from tests.helpers.slurm_fixture import SlurmCluster, slurm_unavailable_reason
+    from tests.helpers.sshfx import start_sshd
 
     reason = slurm_unavailable_reason()
     if reason:

@@ -8,7 +8,7 @@ for starting tracks) and the flagged fractions; for starting tracks also among t
 >= 400 m of muon path inside the instrumented volume (shorter ones are cascades with a
 stub of a muon, cascade-like by nature).
 
-    python benchmarks/topology_efficiency.py [--n-track 100 --n-cascade 100 --n-starting 50]
+    python -m benchmarks.topology_efficiency [--n-track 100 --n-cascade 100 --n-starting 50]
         [--ice-mismatch 0.2]
 """
 

@@ -4,7 +4,7 @@ A "redraw" is what the scan screen does when new results arrive: merge the live 
 (``SkyLevels.levels``), sample the multi-resolution map through the cached projection,
 colour it, and build every text row's Strip (Textual line API). The projection itself is
 computed once per size and timed separately. "cold" starts from an empty style cache (the
-first frame), "warm" reuses the widget's cache as every later redraw does. Run: ``python benchmarks/tui_redraw.py``.
+first frame), "warm" reuses the widget's cache as every later redraw does. Run: ``python -m benchmarks.tui_redraw``.
 """
 
 from __future__ import annotations
@@ -13,15 +13,11 @@ import argparse
 import math
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from skyscan_tui import raster, sky  # noqa: E402
+from skyscan_tui import raster, sky
 
 
 def analytic_levels(sigma_deg: float = 1.0) -> dict[int, tuple[np.ndarray, np.ndarray]]:

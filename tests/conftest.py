@@ -43,5 +43,5 @@ def sim_event_file(tmp_path_factory, sim_event):
     return path
 
 
-# loopback Slurm (session-scoped ``slurm_cluster``), used by tests/test_slurm*.py
-from tests.slurm_fixture import slurm_cluster  # noqa: E402,F401
+# loopback Slurm (session-scoped ``slurm_cluster``), used by tests/executors/test_slurm*.py
+from tests.helpers.slurm_fixture import slurm_cluster  # noqa: E402,F401

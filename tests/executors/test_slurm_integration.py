@@ -1,6 +1,6 @@
 """``--executor slurm`` end to end: a real single-node Slurm, reached only through a real sshd.
 
-The loopback Slurm (tests/slurm_fixture.py) and sshd (tests/sshfx.py) run on 127.0.0.1; the
+The loopback Slurm (tests/helpers/slurm_fixture.py) and sshd (tests/helpers/sshfx.py) run on 127.0.0.1; the
 CLI's executor logs in with paramiko and runs sbatch/squeue/scancel there, exactly as on a
 cluster login node. sshd's ``SetEnv`` points the remote session at the fixture's
 ``slurm.conf``. Scans are tiny (nside 4 then 8, 24 pixels per job: 9 array tasks) because
@@ -31,7 +31,7 @@ SLOW = ("--reco-opt", "sleep=0.06")  # +1.4 s per 24-pixel job: time to interfer
 
 @pytest.fixture(scope="module")
 def slurm_sshd(slurm_cluster, tmp_path_factory):
-    from tests.sshfx import start_sshd
+    from tests.helpers.sshfx import start_sshd
 
     root = tmp_path_factory.mktemp("sshd-slurm")
     try:

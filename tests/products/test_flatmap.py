@@ -8,7 +8,7 @@ import pytest
 from skyscan_tui.flatmap import flat_values, write_flat_maps
 from skyscan_tui.stats import analyse
 from tests.conftest import run_cli
-from tests.test_science import synthetic_scan
+from tests.products.test_science import synthetic_scan
 
 
 @pytest.fixture(scope="module")

@@ -88,13 +88,7 @@ def test_submit_file_rejects_bad_extra_lines():
 
 def test_submit_file_is_parsed_by_the_stand_in(tmp_path):
     """The stand-in's submit parser (used by the integration tests) reads what we render."""
-    import sys
-
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent / "fakecondor"))
-    try:
-        import fakecondor
-    finally:
-        sys.path.pop(0)
+    from tests.helpers.fakecondor import fakecondor
     cmds, custom, qspec, items = fakecondor.parse_submit(
         render_submit_file(_sub(), CondorOptions(), "abc"), [], None)
     assert qspec == "job from" and items == ["000003", "000012"]

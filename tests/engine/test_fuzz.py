@@ -16,7 +16,7 @@ from tests.conftest import REPO, cli_env, run_cli
 @pytest.mark.slow
 def test_fuzz_loaders_500_inputs_no_tracebacks():
     """≥ 500 mutated event, result, geometry and checkpoint files under a memory limit."""
-    r = subprocess.run([sys.executable, "-m", "tests.fuzzing", "--seed", "20261128",
+    r = subprocess.run([sys.executable, "-m", "tests.helpers.fuzzing", "--seed", "20261128",
                         "--seconds", "20", "--min-inputs", "500", "--memory-limit-mb", "3072"],
                        capture_output=True, text=True, timeout=170, env=cli_env(), cwd=REPO)
     report = json.loads(r.stdout)
@@ -37,7 +37,7 @@ def _one_line_error(r: subprocess.CompletedProcess) -> None:
 
 def test_cli_mutated_event_files(tmp_path, sim_event_file):
     """A handful of mutated event files through the real CLI: one line, exit 2."""
-    from tests.fuzzing import mutate_bytes, mutate_json
+    from tests.helpers.fuzzing import mutate_bytes, mutate_json
 
     rng = random.Random(5)
     data = sim_event_file.read_bytes()
@@ -125,7 +125,7 @@ def test_cli_worker_counts_and_paths(tmp_path, sim_event_file, capsys, monkeypat
 
 def test_cli_mutated_result_files(tmp_path):
     """Broken result files through summary, compare and plot: one line, non-zero exit."""
-    from tests.fuzzing import _seed_results, mutate_json, mutate_npz
+    from tests.helpers.fuzzing import _seed_results, mutate_json, mutate_npz
 
     seeds = dict(_seed_results(tmp_path))
     npz_name = next(k for k in seeds if k.endswith(".npz"))

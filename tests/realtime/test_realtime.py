@@ -7,7 +7,6 @@ import logging
 import math
 import pickle
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,9 +14,9 @@ import pytest
 from skyscan_tui import realtime
 from skyscan_tui.errors import EventFileError
 from skyscan_tui.events import load_event
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
-DATA = Path(__file__).parent / "data"
+DATA = REPO / "tests" / "data"
 
 # file -> (run, event, type, n_pulses, n_doms, total charge [PE], t_min, t_max [ns],
 #          first seed, MJD of the P-frame header start); split pulse series (the default)

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import REPO, cli_env
 
-TARGET = "tests/test_condor_integration.py::test_condor_scan_equals_local_in_path_with_spaces_and_quotes"
+TARGET = "tests/executors/test_condor_integration.py::test_condor_scan_equals_local_in_path_with_spaces_and_quotes"
 
 
 def _run_without_sshd(ci: bool) -> subprocess.CompletedProcess:

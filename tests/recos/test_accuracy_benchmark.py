@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-accuracy = pytest.importorskip("accuracy")
+from benchmarks import accuracy
 
 
 def test_offsets_are_tangent_plane_angles():
@@ -53,7 +49,7 @@ def test_e2_spectrum_energies_and_bins(capsys):
 def test_pull_calibration_recovers_a_known_curve(capsys):
     """Tracks whose 2Δ is p²(M)·χ²₂ with a known curve: the quantile regression finds it,
     and the corrected Wilks-90 % coverage is 0.9 in every brightness bin."""
-    pull_calibration = pytest.importorskip("pull_calibration")
+    from benchmarks import pull_calibration
     from recos.track.pull import PULL_KNOTS
 
     rng = np.random.default_rng(5)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from skyscan_tui import sky
 from skyscan_tui.events import load_event
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
-DATA = Path(__file__).parent / "data"
+DATA = REPO / "tests" / "data"
 FILES = sorted(p.name for p in DATA.iterdir() if p.suffix in (".json", ".pkl"))
 
 

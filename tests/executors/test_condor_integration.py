@@ -1,6 +1,6 @@
 """``--executor condor`` end to end: real sshd on loopback, paramiko, the HTCondor stand-in.
 
-The stand-in (tests/fakecondor) is put on the remote PATH through sshd's ``SetEnv``; the
+The stand-in (tests/helpers/fakecondor) is put on the remote PATH through sshd's ``SetEnv``; the
 executor talks to it exactly as to a submit node. Scans are small (nside 8 then 16).
 """
 
@@ -22,7 +22,7 @@ from tests.helpers.services import service_unavailable
 
 pytestmark = pytest.mark.integration
 
-FAKEBIN = REPO / "tests" / "fakecondor" / "bin"
+FAKEBIN = REPO / "tests" / "helpers" / "fakecondor" / "bin"
 PROG = "4:0,8:4"
 # a fixed batch size on both sides: the dummy reco's `vec @ ref` (BLAS) can differ in the last
 # bit between batch sizes, and the engine's default size depends on the executor's workers
@@ -31,7 +31,7 @@ BATCH = "8"
 
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory):
-    from tests.sshfx import start_sshd
+    from tests.helpers.sshfx import start_sshd
 
     root = tmp_path_factory.mktemp("sshd")
     spool = root / "spool"
@@ -464,7 +464,7 @@ def test_killed_scan_resumes_without_redoing_jobs(sshd, tmp_path, sim_event_file
 
 def test_unreachable_host_is_one_clear_error(tmp_path):
     from executors.remote import RemoteConnection, RemoteError, resolve_ssh_target
-    from tests.sshfx import free_port
+    from tests.helpers.sshfx import free_port
 
     t = resolve_ssh_target("127.0.0.1", port=free_port(), ssh_config="/nonexistent",
                            known_hosts=str(tmp_path / "kh"))

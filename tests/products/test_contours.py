@@ -12,7 +12,7 @@ from skyscan_tui import contours as C
 from skyscan_tui import healpix as hp
 from skyscan_tui.stats import analyse, wilks_ts
 from tests.conftest import run_cli
-from tests.test_science import synthetic_scan
+from tests.products.test_science import synthetic_scan
 
 CASES = {  # ra0 [rad], dec0 [rad]
     "plain": (1.0, 0.3),
@@ -226,7 +226,7 @@ def test_summary_levels_cli(tmp_path):
 
 def test_two_pieces_and_pixels_touching_at_a_corner():
     from skyscan_tui.results import ScanResult
-    from tests.test_science import quadratic_llh
+    from tests.products.test_science import quadratic_llh
 
     base = synthetic_scan(2.0, 0.5, 2.0, 2.0)
     levels = {}

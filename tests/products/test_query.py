@@ -12,7 +12,7 @@ from skyscan_tui.errors import UserError
 from skyscan_tui.query import catalog_query, point_query, read_catalog
 from skyscan_tui.stats import analyse, wilks_ts
 from tests.conftest import run_cli
-from tests.test_science import quadratic_llh, synthetic_scan
+from tests.products.test_science import quadratic_llh, synthetic_scan
 
 RA0, DEC0 = 1.0, 0.3  # [rad]; σ 0.8 deg east, 0.5 deg north
 

@@ -19,9 +19,9 @@ from skyscan_tui.errors import EventFileError
 from skyscan_tui.events import load_event
 from skyscan_tui.realtime import container, unpickle
 from skyscan_tui.realtime.frames import FrameEntry
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
-DATA = Path(__file__).parent / "data"
+DATA = REPO / "tests" / "data"
 GOLD = DATA / "run00136766-evt000007637140-GOLD.pkl"
 JSON_2023 = DATA / "138632_31747601.json"
 

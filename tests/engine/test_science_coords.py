@@ -66,7 +66,7 @@ def test_matches_astropy_for_many_times_and_directions():
 
 def test_best_fit_radec_consistent_with_local(tmp_path):
     """The result's best fit (RA/Dec) maps to the zenith/azimuth the summary reports."""
-    from tests.test_science import synthetic_scan
+    from tests.products.test_science import synthetic_scan
 
     res = synthetic_scan(2.0, -0.5, 0.8, 0.5, mjd=58018.87)
     best = res.best()

@@ -1,4 +1,4 @@
-"""A small seeded fuzzer for every loader of user files (used by tests/test_fuzz.py).
+"""A small seeded fuzzer for every loader of user files (used by tests/engine/test_fuzz.py).
 
 Each :class:`Target` names a loader (a function of a file path) and the seed files it is fed
 with; :func:`fuzz` mutates those files (byte flips, cuts, splices, hostile JSON values, npy
@@ -7,7 +7,7 @@ or raise ``UserError`` (one-line message); anything else is a finding. To cover 
 format, append a ``Target`` in :func:`targets` (with a mutator that knows its structure, if
 there is one: see ``mutate_json`` / ``mutate_npz`` / ``mutate_csv``).
 
-``python -m tests.fuzzing --seconds 40 --min-inputs 500 --seed 1`` runs it standalone under an
+``python -m tests.helpers.fuzzing --seconds 40 --min-inputs 500 --seed 1`` runs it standalone under an
 address-space limit (so an unbounded allocation shows up as MemoryError) and prints a JSON
 report.
 """
@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED_REALTIME = Path("/work/shared/data/realtime_events")
 MAX_INPUT = 4 * 1024 * 1024  # mutated inputs stay below this
 
