@@ -33,7 +33,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,18 @@ from skyscan_tui.coords import equatorial_to_local, local_to_equatorial
 from skyscan_tui.errors import UserError
 from skyscan_tui.events import Event
 from skyscan_tui.folderlock import FolderLock
-from skyscan_tui.results import ScanResult, empty_level
+from skyscan_tui.results import ScanResult
+from skyscan_tui.rounds import Flight, Round
+from skyscan_tui.scanupdates import (
+    MAX_RETRIES,
+    PixelsDone,
+    RoundFinished,
+    RoundStarted,
+    ScanFinished,
+    ScanLog,
+    ScanSettings,
+    ScanUpdate,
+)
 from skyscan_tui.tasks import RESULT_DTYPE, TaskBatch, empty_results
 
 __all__ = ["ScanSettings", "ScanEngine", "RoundStarted", "PixelsDone", "RoundFinished",
@@ -53,143 +63,10 @@ __all__ = ["ScanSettings", "ScanEngine", "RoundStarted", "PixelsDone", "RoundFin
 
 #: extra tries a batch gets when its worker died (it may be an innocent bystander)
 LOST_EXTRA = 3
-#: upper bound of ``--max-retries`` (a fit that fails 100 times will not succeed)
-MAX_RETRIES = 100
 #: at most this many failed tasks are listed by name in the result metadata
 MAX_FAILED_LISTED = 1000
 #: fits in one round at most (memory: ~200 bytes each); nside 256 full sky is 786,432
 MAX_ROUND_TASKS = 2_000_000
-
-
-@dataclass(frozen=True)
-class ScanSettings:
-    """How to scan. ``pixel_timeout`` [s] is per pixel: a batch of n pixels may take n ×
-    pixel_timeout once a worker has it; None = no limit."""
-
-    reco: str
-    reco_options: dict[str, Any] = field(default_factory=dict)
-    progression: sky.Progression = sky.DEFAULT_PROGRESSION
-    batch_size: int | None = None  # pixels per batch; None = the reco's preference
-    max_retries: int = 2
-    pixel_timeout: float | None = None
-
-    def __post_init__(self) -> None:
-        if not 0 <= int(self.max_retries) <= MAX_RETRIES:
-            raise UserError(f"--max-retries must be between 0 and {MAX_RETRIES}")
-        if self.pixel_timeout is not None and not (0 < self.pixel_timeout <= 86400 * 7):
-            raise UserError("--pixel-timeout must be between 0 and 604800 seconds")
-        if self.batch_size is not None and not 1 <= int(self.batch_size) <= 1_000_000:
-            raise UserError("--batch-size must be between 1 and 1000000")
-
-
-@dataclass(frozen=True)
-class RoundStarted:
-    round: int
-    nside: int
-    n_pixels: int
-    n_tasks: int
-
-
-@dataclass(frozen=True, eq=False)
-class PixelsDone:
-    """A batch came back. ``results`` holds its raw rows (one per pixel and variation)."""
-
-    round: int
-    nside: int
-    results: np.ndarray
-    round_done: int  # tasks finished in this round
-    round_total: int
-    done: int  # tasks finished overall
-    total: int  # tasks planned overall, including rounds still to come
-    rate: float  # [tasks/s]
-    eta: float  # [s] until the scan is finished; nan while unknown
-    worker: str = ""
-
-
-@dataclass(frozen=True)
-class RoundFinished:
-    round: int
-    nside: int
-    best_ipix: int
-    best_llh: float
-    n_failed: int
-
-
-@dataclass(frozen=True)
-class ScanLog:
-    level: str
-    message: str
-
-
-@dataclass(frozen=True, eq=False)
-class ScanFinished:
-    result: ScanResult
-    cancelled: bool
-    elapsed: float
-
-
-ScanUpdate = RoundStarted | PixelsDone | RoundFinished | ScanLog | ScanFinished
-
-
-class _Round:
-    """Bookkeeping of one nside level: its tasks, which are finished, the best row per pixel.
-
-    Task ``t`` is pixel ``t // n_var`` (index into the sorted ``ipix``), variation
-    ``t % n_var``.
-    """
-
-    def __init__(self, index: int, nside: int, ipix: np.ndarray, n_var: int) -> None:
-        self.index, self.nside, self.n_var = index, nside, n_var
-        self.ipix = ipix
-        self.level = empty_level(ipix)
-        self.finished = np.zeros(len(ipix) * n_var, dtype=bool)
-        self.tasks: TaskBatch | None = None
-
-    def task_index(self, rows: np.ndarray) -> np.ndarray:
-        """Task index of each row; -1 where a row is not a task of this round."""
-        pos = np.searchsorted(self.ipix, rows["ipix"])
-        pos_c = np.minimum(pos, max(len(self.ipix) - 1, 0))
-        var = rows["variation"].astype(np.int64)
-        ok = ((rows["nside"] == self.nside) & (pos < len(self.ipix)) & (var >= 0)
-              & (var < self.n_var))
-        if len(self.ipix):
-            ok &= self.ipix[pos_c] == rows["ipix"]
-        return np.where(ok, pos_c * self.n_var + var, -1)
-
-    def merge(self, rows: np.ndarray, idx: np.ndarray) -> None:
-        """Mark tasks ``idx`` finished and keep each pixel's best (lowest llh, then lowest
-        variation) finite row; the outcome does not depend on arrival order."""
-        self.finished[idx] = True
-        fin = np.isfinite(rows["llh"])
-        rows, idx = rows[fin], idx[fin]
-        if not len(rows):
-            return
-        pix = idx // self.n_var
-        order = np.lexsort((rows["variation"], rows["llh"], pix))
-        rows, pix = rows[order], pix[order]
-        first = np.ones(len(pix), dtype=bool)
-        first[1:] = pix[1:] != pix[:-1]
-        rows, pix = rows[first], pix[first]
-        cur = self.level[pix]
-        better = (np.isnan(cur["llh"]) | (rows["llh"] < cur["llh"])
-                  | ((rows["llh"] == cur["llh"]) & (rows["variation"] < cur["variation"])))
-        rows, pix = rows[better], pix[better]
-        for f in ("llh", "E_in", "E_tot", "x", "y", "z", "t", "variation"):
-            self.level[f][pix] = rows[f]
-
-    @property
-    def n_tasks(self) -> int:
-        return self.finished.size
-
-
-@dataclass
-class _Flight:
-    """A batch out at the executor and how often its tasks have failed so far."""
-
-    batch: TaskBatch
-    idx: np.ndarray  # task indices in the round
-    failures: int = 0
-    losses: int = 0
 
 
 def _settings_key(settings: ScanSettings, reco: Any) -> dict[str, Any]:
@@ -318,7 +195,7 @@ class ScanEngine:
                             f"{MAX_ROUND_TASKS:,} fits; start at a lower nside")
         return sky.disc_pixels(nside, float(ra), float(dec), region.radius)
 
-    def _make_round(self, index: int, prev: _Round | None, prepared: Any) -> _Round:
+    def _make_round(self, index: int, prev: Round | None, prepared: Any) -> Round:
         nside, count = self.settings.progression[index]
         if prev is None:
             ipix = self._first_round_pixels(prepared)
@@ -326,9 +203,9 @@ class ScanEngine:
             ok = np.isfinite(prev.level["llh"])
             n_best = min(count, int(ok.sum()))
             ipix = sky.refine(prev.nside, prev.ipix, prev.level["llh"], nside, n_best)
-        return _Round(index, nside, ipix, self.reco.n_variations)
+        return Round(index, nside, ipix, self.reco.n_variations)
 
-    def _tasks(self, rnd: _Round, prev: _Round | None, prepared: Any) -> TaskBatch:
+    def _tasks(self, rnd: Round, prev: Round | None, prepared: Any) -> TaskBatch:
         ra, dec = sky.pixel_radec(rnd.nside, rnd.ipix)
         zen, azi = equatorial_to_local(ra, dec, self.event.mjd)
         n = len(rnd.ipix)
@@ -372,7 +249,7 @@ class ScanEngine:
         if self.executor.can_resume:
             self.executor.set_state_dir(self._ckpt.path / "executor", self.resume_requested)
 
-    def _log(self, kind: int, rnd: _Round, rows: np.ndarray, attempt: int = 0) -> None:
+    def _log(self, kind: int, rnd: Round, rows: np.ndarray, attempt: int = 0) -> None:
         if self._ckpt is not None:
             self._ckpt.append(kind, rnd.index, rows, attempt)
             self._ckpt.maybe_sync()
@@ -426,7 +303,7 @@ class ScanEngine:
                           f"{len(in_flight_keys)} were in flight"
                           + (f", {restored.discarded_bytes} bytes of a torn log record "
                              "dropped" if restored.discarded_bytes else ""))
-        prev: _Round | None = None
+        prev: Round | None = None
         done_total = first_pixels = 0
         t_work = None
         cancelled = False
@@ -519,7 +396,7 @@ class ScanEngine:
 
     _last_worker = ""
 
-    def _restore_round(self, rnd: _Round, final: np.ndarray) -> np.ndarray:
+    def _restore_round(self, rnd: Round, final: np.ndarray) -> np.ndarray:
         """Merge this round's logged results back in; returns their rows."""
         from skyscan_tui.checkpoint import FAILED
 
@@ -547,7 +424,7 @@ class ScanEngine:
         if len(self._failed) < MAX_FAILED_LISTED:
             self._failed.append([int(row["nside"]), int(row["ipix"]), int(row["variation"])])
 
-    def _run_round(self, rnd: _Round, in_flight_keys: np.ndarray
+    def _run_round(self, rnd: Round, in_flight_keys: np.ndarray
                    ) -> Iterator[np.ndarray | ScanLog]:
         """Submit the round's missing tasks in batches; yield result rows as they come."""
         from skyscan_tui.checkpoint import FAILED, RESULT, SUBMITTED, task_keys
@@ -557,12 +434,12 @@ class ScanEngine:
         todo = np.flatnonzero(~rnd.finished)
         size = self._batch_size(len(todo))
         cursor = 0
-        retries: deque[_Flight] = deque()
-        in_flight: dict[int, _Flight] = {}
+        retries: deque[Flight] = deque()
+        in_flight: dict[int, Flight] = {}
         next_id = 0
         max_lost = self.settings.max_retries + LOST_EXTRA
 
-        def next_batch() -> _Flight | None:
+        def next_batch() -> Flight | None:
             nonlocal cursor, next_id
             while retries:
                 fl = retries.popleft()
@@ -579,10 +456,10 @@ class ScanEngine:
                 idx = idx[~rnd.finished[idx]]
                 if len(idx):
                     next_id += 1
-                    return _Flight(tasks.select(idx, next_id - 1), idx)
+                    return Flight(tasks.select(idx, next_id - 1), idx)
             return None
 
-        def requeue(fl: _Flight, lost: bool, worker: str) -> None:
+        def requeue(fl: Flight, lost: bool, worker: str) -> None:
             """Retry a failed batch: split it to isolate the bad pixel; count the tries of
             a pixel on its own."""
             single = len(fl.idx) == 1
@@ -591,10 +468,10 @@ class ScanEngine:
             parts = (np.array_split(np.arange(len(fl.idx)), 2) if not single
                      else [np.arange(1)])
             for part in parts:
-                retries.append(_Flight(fl.batch.select(part, -1).with_attempt(
+                retries.append(Flight(fl.batch.select(part, -1).with_attempt(
                     fl.batch.attempt + 1, worker), fl.idx[part], failures, losses))
 
-        def give_up(fl: _Flight) -> np.ndarray:
+        def give_up(fl: Flight) -> np.ndarray:
             rows = empty_results(len(fl.idx))
             rows["nside"], rows["ipix"] = fl.batch.nside, fl.batch.ipix
             rows["variation"] = fl.batch.variation
@@ -669,7 +546,7 @@ class ScanEngine:
                     bad = ~np.isfinite(rows["llh"])
                     out = accept(rows[~bad], fl.idx[~bad], batch.attempt)
                     if bad.any():
-                        nan = _Flight(batch.select(np.flatnonzero(bad), -1).with_attempt(
+                        nan = Flight(batch.select(np.flatnonzero(bad), -1).with_attempt(
                             batch.attempt + 1, up.worker), fl.idx[bad], fl.failures + 1,
                             fl.losses)
                         if nan.failures <= self.settings.max_retries:
