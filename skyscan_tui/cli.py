@@ -373,13 +373,15 @@ def run_scan(event: Any, args: argparse.Namespace, out_default: Path) -> int:
     show = (lambda u: None) if mode == "none" else ProgressPrinter(mode=mode)
     finished = None
     updates = engine.run()
+    ctrl_c = _CtrlC.current
     try:
+        if ctrl_c is not None:
+            ctrl_c.stop_with(engine)  # from here on a Ctrl-C stops the engine
         for update in updates:
             show(update)
             if isinstance(update, ScanFinished):
                 finished = update
-    except KeyboardInterrupt:
-        _patient_sigint()
+    except KeyboardInterrupt:  # a third Ctrl-C (or run_scan called outside main)
         engine.cancel()
         updates.close()  # stops and closes the executor (kills local workers)
         # Ctrl-C raised inside the executor ends the engine before it saw the cancel, so
@@ -388,9 +390,13 @@ def run_scan(event: Any, args: argparse.Namespace, out_default: Path) -> int:
         print(f"skyscan-tui: interrupted; continue with: skyscan-tui scan --resume {outdir}",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if ctrl_c is not None:
+            ctrl_c.stop_with(None)
     assert finished is not None
     if finished.cancelled:
-        print(f"skyscan-tui: scan cancelled; continue with: skyscan-tui scan --resume {outdir}",
+        what = "interrupted" if ctrl_c is not None and ctrl_c.presses else "scan cancelled"
+        print(f"skyscan-tui: {what}; continue with: skyscan-tui scan --resume {outdir}",
               file=sys.stderr)
         return EXIT_INTERRUPTED
     result = finished.result
@@ -587,28 +593,84 @@ def _route_bare(argv: list[str]) -> list[str]:
     return argv
 
 
-def _patient_sigint() -> None:
-    """While a Ctrl-C is being handled: the next Ctrl-C (an impatient second press, or the
-    same keypress reaching us twice) only prints a note, so the workers are still stopped
-    and the exit code stays 130; a third one aborts the clean-up."""
-    import signal
-    import threading
+class _CtrlC:
+    """What Ctrl-C (SIGINT) does while ``main`` runs.
 
-    if threading.current_thread() is not threading.main_thread():
-        return
-    presses = [0]
+    Outside a scan it raises KeyboardInterrupt, which ``main`` reports with exit code 130.
+    While a scan runs it only asks the engine to stop: the engine then cancels the work,
+    stops the workers and ends the scan, and ``run_scan`` exits with 130. An asynchronous
+    KeyboardInterrupt there could strike inside loky's locks (its shutdown then waits
+    forever) or inside a module being imported (erfa then fails with a TypeError). A
+    second Ctrl-C while the scan stops only prints a note; a third raises KeyboardInterrupt
+    and so abandons the clean-up."""
 
-    def handler(signum, frame) -> None:
-        presses[0] += 1
-        if presses[0] >= 2:
+    current: _CtrlC | None = None  # the instance of the running ``main``
+
+    def __init__(self) -> None:
+        self.presses = 0
+        self._engine: Any = None
+        self._previous: Any = None
+        self._outer: _CtrlC | None = None
+        self._installed = False
+
+    def install(self) -> None:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():  # signals go there only
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+            self._installed = True
+            self._outer, _CtrlC.current = _CtrlC.current, self
+
+    def uninstall(self) -> None:
+        import signal
+
+        if self._installed:
+            previous = self._previous
+            # None: the previous handler was not set from Python; Python's own is closest
+            signal.signal(signal.SIGINT, signal.default_int_handler if previous is None
+                          else previous)
+            self._installed = False
+            _CtrlC.current = self._outer
+
+    def stop_with(self, engine: Any) -> None:
+        """Ctrl-C now cancels ``engine`` (None: raises KeyboardInterrupt again)."""
+        self._engine = engine
+        if engine is not None and self.presses:  # pressed already (the interrupt was lost)
+            engine.cancel()
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        import os
+
+        self.presses += 1
+        engine = self._engine
+        if engine is None or self.presses >= 3:
             raise KeyboardInterrupt
-        print("skyscan-tui: stopping the workers; Ctrl-C again to abandon them",
-              file=sys.stderr)
+        if self.presses == 1:
+            engine.cancel()
+        else:  # os.write: print() could re-enter a write to stderr that this interrupted
+            os.write(2, b"skyscan-tui: stopping the workers; Ctrl-C again to abandon them\n")
 
-    signal.signal(signal.SIGINT, handler)
+
+def _forget_caught_interrupt() -> None:
+    """CPython flags a KeyboardInterrupt that leaves exec() of a string (dataclasses and
+    namedtuples are made that way, e.g. while a module is imported) as unhandled even when
+    it is caught later, and then ends the process with SIGINT (exit status -2 instead of
+    our 130). exec() of a string clears that flag again."""
+    exec("")
 
 
 def main(argv: list[str] | None = None) -> int:
+    ctrl_c = _CtrlC()
+    ctrl_c.install()
+    try:
+        return _main(argv, ctrl_c)
+    finally:
+        ctrl_c.uninstall()
+        _forget_caught_interrupt()
+
+
+def _main(argv: list[str] | None, ctrl_c: _CtrlC) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         try:
@@ -635,3 +697,10 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         print("skyscan-tui: error: out of memory", file=sys.stderr)
         return 1
+    except Exception:
+        if not ctrl_c.presses:
+            raise
+        # a Ctrl-C that struck a module while it was imported surfaces as another error
+        # (numpy: ImportError, erfa: TypeError); it is still the Ctrl-C
+        print("skyscan-tui: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
