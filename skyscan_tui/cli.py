@@ -596,13 +596,15 @@ def _route_bare(argv: list[str]) -> list[str]:
 class _CtrlC:
     """What Ctrl-C (SIGINT) does while ``main`` runs.
 
-    Outside a scan it raises KeyboardInterrupt, which ``main`` reports with exit code 130.
-    While a scan runs it only asks the engine to stop: the engine then cancels the work,
-    stops the workers and ends the scan, and ``run_scan`` exits with 130. An asynchronous
-    KeyboardInterrupt there could strike inside loky's locks (its shutdown then waits
-    forever) or inside a module being imported (erfa then fails with a TypeError). A
-    second Ctrl-C while the scan stops only prints a note; a third raises KeyboardInterrupt
-    and so abandons the clean-up."""
+    Outside a scan it raises KeyboardInterrupt, which ``main`` reports with exit code 130,
+    but not while a module is being imported: raised there it breaks the import (numpy then
+    fails with an ImportError) or is lost in a callback of the import machinery, so it is
+    raised again 50 ms later. While a scan runs it only asks the engine to stop: the engine
+    then cancels the work, stops the workers and ends the scan, and ``run_scan`` exits with
+    130. An asynchronous KeyboardInterrupt there could strike inside loky's locks (its
+    shutdown then waits forever) or inside a lazy import. A second Ctrl-C while the scan
+    stops only prints a note; a third raises KeyboardInterrupt and so abandons the
+    clean-up."""
 
     current: _CtrlC | None = None  # the instance of the running ``main``
 
@@ -612,6 +614,7 @@ class _CtrlC:
         self._previous: Any = None
         self._outer: _CtrlC | None = None
         self._installed = False
+        self._again = False  # the next SIGINT is our own retry, not a press
 
     def install(self) -> None:
         import signal
@@ -642,14 +645,47 @@ class _CtrlC:
     def _on_sigint(self, signum: int, frame: Any) -> None:
         import os
 
-        self.presses += 1
+        if self._again:
+            self._again = False
+        else:
+            self.presses += 1
         engine = self._engine
         if engine is None or self.presses >= 3:
+            if _importing(frame):
+                self._retry_later()
+                return
             raise KeyboardInterrupt
         if self.presses == 1:
             engine.cancel()
         else:  # os.write: print() could re-enter a write to stderr that this interrupted
             os.write(2, b"skyscan-tui: stopping the workers; Ctrl-C again to abandon them\n")
+
+    def _retry_later(self) -> None:
+        import _thread
+        import signal
+        import threading
+
+        def again() -> None:
+            if not self._installed:  # main has ended meanwhile
+                return
+            self._again = True
+            if hasattr(signal, "pthread_kill"):  # a real signal also wakes a blocking call
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            else:
+                _thread.interrupt_main(signal.SIGINT)
+
+        timer = threading.Timer(0.05, again)
+        timer.daemon = True
+        timer.start()
+
+
+def _importing(frame: Any) -> bool:
+    """Whether ``frame`` (the main thread's, in a signal handler) is inside an import."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _forget_caught_interrupt() -> None:

@@ -53,6 +53,30 @@ def test_an_error_caused_by_a_ctrl_c_is_reported_as_the_interrupt(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+def test_a_ctrl_c_during_an_import_waits_for_the_import(tmp_path):
+    """Raised inside an import, KeyboardInterrupt breaks the module (numpy: ImportError) or
+    is lost in a callback of the import machinery: it comes right after the import instead."""
+    (tmp_path / "imported_mod.py").write_text(
+        "import signal\nsignal.raise_signal(signal.SIGINT)\nDONE = True\n")
+    r = _python(tmp_path, """
+        import time
+        from skyscan_tui import cli
+
+        def command(args):
+            import imported_mod  # a Ctrl-C while it is imported
+
+            print("imported", imported_mod.DONE, flush=True)
+            time.sleep(30)  # the interrupt comes meanwhile
+            return 0
+
+        cli._COMMANDS["recos"] = command
+        raise SystemExit(cli.main(["recos"]))
+    """)
+    assert r.returncode == 130, r.stderr
+    assert r.stdout.split() == ["imported", "True"]
+    assert r.stderr.strip() == "skyscan-tui: interrupted"
+
+
 def test_ctrl_c_while_local_workers_start_is_not_lost(tmp_path):
     """SIGINT is blocked, not ignored, while the loky workers are spawned: a press meanwhile
     still reaches the parent (ignored, it was lost and the scan ran to its end)."""
