@@ -88,11 +88,12 @@ class LocalExecutor(Executor):
         from executors.worker import init_worker
 
         # Workers are spawned (all at once) by the first submit. Spawn them now with SIGINT
-        # ignored, which they inherit through exec: a terminal's Ctrl-C reaches the whole
-        # process group, but only the parent should act on it (it kills the workers).
+        # blocked, which they inherit through exec (and then ignore, init_worker): a
+        # terminal's Ctrl-C reaches the whole process group, but only the parent should act
+        # on it (it kills the workers).
         pool = ProcessPoolExecutor(max_workers=self.jobs, initializer=init_worker,
                                    initargs=(self._context,), timeout=None)
-        with _sigint_ignored():
+        with _sigint_blocked():
             pool.submit(os.getpid)
         return pool
 
@@ -218,9 +219,35 @@ def _outcome(fut: Future, batch: TaskBatch) -> Update:
     return BatchFailed(batch.batch_id, f"{type(exc).__name__}: {str(exc)[:300]}")
 
 
+def _start_resource_trackers() -> None:
+    """Start the resource trackers that spawning loky workers needs, unless running.
+
+    Starting multiprocessing's tracker unblocks SIGINT in the calling thread (Python 3.11),
+    which would undo ``_sigint_blocked`` for the workers spawned after it."""
+    from multiprocessing import resource_tracker as mp_tracker
+
+    from loky.backend import resource_tracker as loky_tracker
+
+    mp_tracker.ensure_running()
+    loky_tracker.ensure_running()
+
+
 @contextlib.contextmanager
-def _sigint_ignored():
-    """Ignore SIGINT while child processes are spawned (main thread only)."""
+def _sigint_blocked():
+    """Block SIGINT in this thread while it spawns child processes.
+
+    The children inherit the block through exec. Blocked, not ignored: a Ctrl-C meanwhile
+    still reaches this process (through another thread, or this one once the block ends),
+    where SIG_IGN dropped it and the scan ran to its end. Where signal masks are missing
+    (Windows), ignore it in the main thread instead."""
+    if hasattr(signal, "pthread_sigmask"):
+        _start_resource_trackers()  # before the block: starting one can undo it
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        return
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -20,6 +20,7 @@ from typing import Any
 from executors import DEFAULT_EXECUTOR
 from skyscan_tui import __version__, cli_products
 from skyscan_tui.errors import UserError
+from skyscan_tui.interrupts import CtrlC, forget_caught_interrupt
 
 __all__ = ["parser", "main"]
 
@@ -326,13 +327,15 @@ def _drive(engine: Any, event: Any, args: argparse.Namespace, outdir: Path,
     show = (lambda u: None) if mode == "none" else ProgressPrinter(mode=mode)
     finished = None
     updates = engine.run()
+    ctrl_c = CtrlC.current
     try:
+        if ctrl_c is not None:
+            ctrl_c.stop_with(engine)  # from here on a Ctrl-C stops the engine
         for update in updates:
             show(update)
             if isinstance(update, ScanFinished):
                 finished = update
-    except KeyboardInterrupt:
-        _patient_sigint()
+    except KeyboardInterrupt:  # a third Ctrl-C (or run_scan called outside main)
         engine.cancel()
         updates.close()  # stops and closes the executor (kills local workers)
         # Ctrl-C raised inside the executor ends the engine before it saw the cancel, so
@@ -341,9 +344,13 @@ def _drive(engine: Any, event: Any, args: argparse.Namespace, outdir: Path,
         print(f"skyscan-tui: interrupted; continue with: skyscan-tui scan --resume {outdir}",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if ctrl_c is not None:
+            ctrl_c.stop_with(None)
     assert finished is not None
     if finished.cancelled:
-        print(f"skyscan-tui: scan cancelled; continue with: skyscan-tui scan --resume {outdir}",
+        what = "interrupted" if ctrl_c is not None and ctrl_c.presses else "scan cancelled"
+        print(f"skyscan-tui: {what}; continue with: skyscan-tui scan --resume {outdir}",
               file=sys.stderr)
         return EXIT_INTERRUPTED
     result = finished.result
@@ -570,28 +577,17 @@ def _route_bare(argv: list[str]) -> list[str]:
     return argv
 
 
-def _patient_sigint() -> None:
-    """While a Ctrl-C is being handled: the next Ctrl-C (an impatient second press, or the
-    same keypress reaching us twice) only prints a note, so the workers are still stopped
-    and the exit code stays 130; a third one aborts the clean-up."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return
-    presses = [0]
-
-    def handler(signum, frame) -> None:
-        presses[0] += 1
-        if presses[0] >= 2:
-            raise KeyboardInterrupt
-        print("skyscan-tui: stopping the workers; Ctrl-C again to abandon them",
-              file=sys.stderr)
-
-    signal.signal(signal.SIGINT, handler)
-
-
 def main(argv: list[str] | None = None) -> int:
+    ctrl_c = CtrlC()
+    ctrl_c.install()
+    try:
+        return _main(argv, ctrl_c)
+    finally:
+        ctrl_c.uninstall()
+        forget_caught_interrupt()
+
+
+def _main(argv: list[str] | None, ctrl_c: CtrlC) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         try:
@@ -618,3 +614,10 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         print("skyscan-tui: error: out of memory", file=sys.stderr)
         return 1
+    except Exception:
+        if not ctrl_c.presses:
+            raise
+        # a Ctrl-C that struck a module while it was imported surfaces as another error
+        # (numpy: ImportError, erfa: TypeError); it is still the Ctrl-C
+        print("skyscan-tui: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

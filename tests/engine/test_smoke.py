@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import IO
+
 from tests.conftest import run_cli
 
 
@@ -32,12 +34,18 @@ def _session_members(sid: int) -> list[int]:
     return out
 
 
+def _collect_lines(stream: IO[str], lines: list[str]) -> None:
+    for line in stream:
+        lines.append(line)
+
+
 def test_ctrl_c_stops_workers(tmp_path, sim_event_file):
     """SIGINT to the whole process group (as a terminal's Ctrl-C): exit 130, no orphans."""
     import os
     import signal
     import subprocess
     import sys
+    import threading
     import time
 
     from tests.conftest import cli_env
@@ -46,19 +54,28 @@ def test_ctrl_c_stops_workers(tmp_path, sim_event_file):
         [sys.executable, "-m", "skyscan_tui", "scan", str(sim_event_file), "--reco", "dummy",
          "--reco-opt", "sleep=0.02", "-j", "2", "-o", str(tmp_path / "o"), "--progress",
          "lines"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=cli_env(),
         start_new_session=True)
+    lines: list[str] = []  # stderr, read as it comes: the progress lines go there
+    reader = threading.Thread(target=_collect_lines, args=(proc.stderr, lines), daemon=True)
+    reader.start()
     try:
+        # the workers run and report: the first progress line ("  2.1% 64/3072 fits …")
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(_session_members(proc.pid)) < 3:
-            time.sleep(0.1)  # wait for the loky workers
+        while not any("%" in line for line in lines):
+            assert proc.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, f"no progress after 60 s: {''.join(lines)}"
+            time.sleep(0.05)
         assert len(_session_members(proc.pid)) >= 3
-        time.sleep(0.5)
         os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    reader.join(timeout=10)
+    proc.stderr.close()
+    err = "".join(lines)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     deadline = time.monotonic() + 10

@@ -7,8 +7,13 @@ import functools
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from textual.pilot import Pilot
+    from textual.widgets import Button
 
 TRACKER_MARKERS = ("resource_tracker",)
 
@@ -67,6 +72,18 @@ async def wait_for(pilot, cond, timeout: float = 60.0, what: str = "condition") 
         if time.monotonic() - t0 > timeout:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await pilot.pause(0.05)
+
+
+async def press_enter_on(pilot: Pilot, button: Button, timeout: float = 10.0) -> None:
+    """Focus ``button`` and press Enter on it, as a user does, once it takes the key.
+
+    A Button ignores Enter while it still shows its previous press (the ``-active`` class,
+    removed by a 0.2 s timer that runs late on a busy machine), so wait for that first."""
+    await wait_for(pilot, lambda: not button.has_class("-active"), timeout,
+                   f"#{button.id} to take a key press again")
+    button.focus()
+    await wait_for(pilot, lambda: button.has_focus, timeout, f"focus on #{button.id}")
+    await pilot.press("enter")
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ pytest.importorskip("textual")
 from skyscan_tui.tui.screens import ResultsScreen, ScanScreen, StartScreen  # noqa: E402
 from tests.tui.conftest import (  # noqa: E402
     child_processes,
+    press_enter_on,
     run_async,
     stop_trackers,
     wait_for,
@@ -35,20 +36,15 @@ async def test_enter_enter_scans_a_simulated_event_to_results(app_factory, tmp_p
     monkeypatch.setattr(ScanScreen, "__init__", recording_init)
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await wait_for(pilot, lambda: isinstance(app.screen, StartScreen), 10, "start screen")
         assert isinstance(app.screen, StartScreen)
-        await pilot.press("enter")  # no event yet: simulates one (seed 1)
-        await pilot.pause(0.3)  # a Button ignores presses while it shows the last one
         start = app.screen
+        button = start.query_one("#start")
+        await press_enter_on(pilot, button)  # no event yet: simulates one (seed 1)
+        await wait_for(pilot, lambda: start.event is not None, 30, "the simulated event")
         assert start.event is not None
         assert "pulses on" in str(start.query_one("#event-summary").render())
-        await pilot.press("enter")  # starts the scan
-        for _ in range(50):  # under load the Button may still swallow it (press animation)
-            if made:
-                break
-            await pilot.pause(0.1)
-        else:
-            await pilot.press("enter")
+        await press_enter_on(pilot, button)  # starts the scan
         await wait_for(pilot, lambda: bool(made), 10, "scan screen")
         scan = made[0]
         await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen)
@@ -74,11 +70,13 @@ async def test_enter_enter_scans_a_simulated_event_to_results(app_factory, tmp_p
 async def test_cancel_mid_scan_leaves_no_child_processes(app_factory):
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("enter")
-        await pilot.pause()
-        app.screen.query_one("#reco-opts").value = "sleep=0.02"  # ~40 s of work on 2 cores
-        await pilot.pause(0.3)
-        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, StartScreen), 10, "start screen")
+        start = app.screen
+        button = start.query_one("#start")
+        await press_enter_on(pilot, button)  # simulates an event
+        await wait_for(pilot, lambda: start.event is not None, 30, "the simulated event")
+        start.query_one("#reco-opts").value = "sleep=0.02"  # ~40 s of work on 2 cores
+        await press_enter_on(pilot, button)
         await wait_for(pilot, lambda: isinstance(app.screen, ScanScreen), 10, "scan screen")
         scan = app.screen
         await wait_for(pilot, lambda: len(scan.sky.levels()) > 0, 60, "first results")
@@ -106,7 +104,8 @@ async def test_bad_event_file_shows_an_error_and_the_app_survives(app_factory, t
     bad.write_text('{"format": "skyscan-event", "version": 1, "pulses": [')
     app = app_factory(event_path=bad)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await wait_for(pilot, lambda: isinstance(app.screen, StartScreen) and app.errors, 10,
+                       "the start screen's error")
         screen = app.screen
         assert isinstance(screen, StartScreen) and screen.event is None
         summary = screen.query_one("#event-summary")
@@ -118,13 +117,13 @@ async def test_bad_event_file_shows_an_error_and_the_app_survives(app_factory, t
         box = screen.query_one("#event-path")
         box.value = str(tmp_path / "nope.json")
         box.focus()
+        await wait_for(pilot, lambda: box.has_focus, 10, "focus on the path box")
         await pilot.press("enter")
-        await pilot.pause()
+        await wait_for(pilot, lambda: len(app.errors) >= 2, 10, "the second error")
         assert len(app.errors) == 2 and screen.event is None
         # and the app still works: simulate an event
-        screen.query_one("#start").focus()
-        await pilot.press("enter")
-        await pilot.pause()
+        await press_enter_on(pilot, screen.query_one("#start"))
+        await wait_for(pilot, lambda: screen.event is not None, 30, "the simulated event")
         assert screen.event is not None
 
 
@@ -132,21 +131,20 @@ async def test_bad_event_file_shows_an_error_and_the_app_survives(app_factory, t
 async def test_bad_start_settings_notify_instead_of_crashing(app_factory):
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("enter")
-        await pilot.pause()
+        await wait_for(pilot, lambda: isinstance(app.screen, StartScreen), 10, "start screen")
         screen = app.screen
+        button = screen.query_one("#start")
+        await press_enter_on(pilot, button)  # simulates an event
+        await wait_for(pilot, lambda: screen.event is not None, 30, "the simulated event")
         screen.query_one("#progression").value = "8:0,5:3"
-        screen.query_one("#start").focus()
-        await pilot.pause(0.5)  # a Button ignores presses while it shows the last one
-        await pilot.press("enter")
-        await pilot.pause()
+        await press_enter_on(pilot, button)
+        await wait_for(pilot, lambda: app.errors, 10, "the first error")
         assert isinstance(app.screen, StartScreen)
         assert any("power of two" in e for e in app.errors)
         screen.query_one("#progression").value = "8:0"
         screen.query_one("#reco-opts").value = "nonsense=1"
-        await pilot.pause(0.5)  # a Button ignores presses while it shows the last one
-        await pilot.press("enter")
-        await pilot.pause()
+        await press_enter_on(pilot, button)
+        await wait_for(pilot, lambda: len(app.errors) >= 2, 10, "the second error")
         assert isinstance(app.screen, StartScreen) and len(app.errors) == 2
 
 
@@ -169,7 +167,7 @@ async def test_show_result_reopens_a_finished_scan(app_factory, tmp_path, sim_ev
         assert f"{math.degrees(best.ra):.3f}" in text
         assert "nside 64: 256" in text
         await pilot.press("n")  # a new scan from here: a fresh start screen
-        await pilot.pause()
+        await wait_for(pilot, lambda: isinstance(app.screen, StartScreen), 10, "start screen")
         assert isinstance(app.screen, StartScreen)
 
 
@@ -179,7 +177,8 @@ async def test_show_bad_result_falls_back_to_the_start_screen(app_factory, tmp_p
     bad.write_bytes(b"not a zip")
     app = app_factory(result_path=bad)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await wait_for(pilot, lambda: isinstance(app.screen, StartScreen) and app.errors, 10,
+                       "the start screen's error")
         assert isinstance(app.screen, StartScreen)
         assert app.errors and "x.npz" in app.errors[0]
 
@@ -241,7 +240,7 @@ async def test_thousands_of_results_keep_redraws_throttled(app_factory):
 
     app = Replay(recos=["dummy"])
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await wait_for(pilot, lambda: isinstance(app.screen, ScanScreen), 10, "scan screen")
         screen = app.screen
         screen.post_message(RoundBegan(0, 256, 60000, 60000))
         t0 = time.monotonic()
@@ -252,7 +251,8 @@ async def test_thousands_of_results_keep_redraws_throttled(app_factory):
             screen.post_message(ScanProgress(rows, 0, 256, (k + 1) * 500, 60000,
                                              (k + 1) * 500, 60000, 5000.0, 1.0, "pid 1", 5))
         await wait_for(pilot, lambda: screen.n_batches == 600, 30, "all messages")
-        await pilot.pause(0.3)
+        # the maps redraw on a 0.1 s tick: wait for it rather than for a fixed time
+        await wait_for(pilot, lambda: screen.redraws >= 2, 10, "the maps' redraws")
         elapsed = time.monotonic() - t0
         assert len(screen.sky.levels()[256][0]) == 60000
         assert 2 <= screen.redraws <= 2 * (elapsed / ScanScreen.REDRAW_INTERVAL + 2)
@@ -292,9 +292,9 @@ async def test_picker_opens_a_real_alert(app_factory, tmp_path):
     shutil.copy(REPO / "tests" / "data" / name, tmp_path / name)
     app = app_factory(cwd=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await wait_for(pilot, lambda: isinstance(app.screen, StartScreen), 10, "start screen")
         await pilot.press("ctrl+o")
-        await wait_for(pilot, lambda: isinstance(app.screen, EventPicker), 5, "picker")
+        await wait_for(pilot, lambda: isinstance(app.screen, EventPicker), 30, "picker")
         tree = app.screen.query_one("#picker-tree")
         await wait_for(pilot, lambda: any(str(n.label).endswith(name)
                                           for n in tree.root.children), 10, "tree")
@@ -302,8 +302,8 @@ async def test_picker_opens_a_real_alert(app_factory, tmp_path):
         tree.select_node(node)
         await pilot.pause()
         tree.action_select_cursor()
-        await wait_for(pilot, lambda: isinstance(app.screen, StartScreen), 5, "back")
-        await pilot.pause()
+        await wait_for(pilot, lambda: isinstance(app.screen, StartScreen)
+                       and app.screen.event is not None, 30, "back, with the event")
         start = app.screen
         assert start.event is not None and start.event.run_id == 136766
         summary = str(start.query_one("#event-summary").render())
@@ -400,9 +400,12 @@ async def test_start_offers_to_resume_an_unfinished_scan(app_factory, tmp_path):
 
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("enter")  # simulates seed 1: the same event, same default folder
-        await pilot.pause(0.3)
-        app.screen.query_one("#progression").value = "8:0,64:2"
+        await wait_for(pilot, lambda: isinstance(app.screen, StartScreen), 10, "start screen")
+        start = app.screen
+        # simulates seed 1: the same event, same default folder
+        await press_enter_on(pilot, start.query_one("#start"))
+        await wait_for(pilot, lambda: start.event is not None, 30, "the simulated event")
+        start.query_one("#progression").value = "8:0,64:2"
         await pilot.press("ctrl+r")  # start
         await wait_for(pilot, lambda: isinstance(app.screen, ResumeDialog), 10, "dialog")
         assert "unfinished scan" in str(app.screen.query_one("Label").render())

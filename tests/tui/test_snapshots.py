@@ -20,7 +20,14 @@ from skyscan_tui import raster  # noqa: E402
 from skyscan_tui.results import ScanResult, empty_level  # noqa: E402
 from skyscan_tui.tui.app import SkyscanApp  # noqa: E402
 from skyscan_tui.tui.messages import RoundBegan, RoundEnded, ScanLogged, ScanProgress  # noqa: E402
-from skyscan_tui.tui.screens import ResultsScreen, ScanScreen, fixed_progress_rows  # noqa: E402
+from skyscan_tui.tui.screens import (  # noqa: E402
+    ResultsScreen,
+    ScanScreen,
+    StartScreen,
+    fixed_progress_rows,
+)
+from skyscan_tui.tui.skymap import SkymapWidget  # noqa: E402
+from tests.tui.conftest import press_enter_on, wait_for  # noqa: E402
 
 SIZE = (150, 46)
 RA0, DEC0, SIGMA_DEG = math.radians(77.4), math.radians(5.7), 1.0
@@ -56,8 +63,14 @@ def _fixed_app(**kw) -> SkyscanApp:
 
 def test_start_screen(snap_compare):
     async def simulate(pilot):
-        await pilot.press("enter")  # simulates the seed-1 event
-        await pilot.pause()
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, StartScreen), 10,
+                       "start screen")
+        start = pilot.app.screen
+        button = start.query_one("#start")
+        await press_enter_on(pilot, button)  # simulates the seed-1 event
+        # and the button no longer shows the press (a 0.2 s effect)
+        await wait_for(pilot, lambda: start.event is not None
+                       and not button.has_class("-active"), 30, "the simulated event")
 
     assert snap_compare(_fixed_app(), terminal_size=SIZE, run_before=simulate)
 
@@ -77,6 +90,8 @@ def test_scan_in_progress(snap_compare):
     levels = _levels()
 
     async def feed(pilot):
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ScanScreen), 10,
+                       "scan screen")
         screen = pilot.app.screen
         ip8, l8 = levels[8]
         ip64, l64 = levels[64]
@@ -92,7 +107,11 @@ def test_scan_in_progress(snap_compare):
                                          "pid 102", 6))
         screen.post_message(ScanLogged("warning", "1 pixel fit(s) returned NaN; retrying"))
         await pilot.pause()
-        await pilot.pause(0.3)  # one redraw tick
+        # the maps redraw on a 0.1 s tick: wait until both show all the fed results
+        await wait_for(pilot, lambda: all(w._drawn_version == screen.sky.version
+                                          for w in screen.query(SkymapWidget)),
+                       10, "the maps' redraw")
+        await pilot.pause()
 
     assert snap_compare(_ReplayApp(), terminal_size=SIZE, run_before=feed)
 
