@@ -43,7 +43,11 @@ def topology_check(event: Any) -> Any:
 
 
 def parse_reco_options(pairs: Iterable[str]) -> dict[str, str]:
-    """``["KEY=VALUE", ...]`` as a dict (values stay text; the reco converts them)."""
+    """``["KEY=VALUE", ...]`` as a dict (values stay text; the reco converts them).
+
+    >>> parse_reco_options(["sigma_deg=2", " noise = 0 "])
+    {'sigma_deg': '2', 'noise': '0'}
+    """
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")

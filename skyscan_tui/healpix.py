@@ -28,7 +28,11 @@ MAX_ORDER = 29
 
 
 def nside2order(nside: int) -> int:
-    """log2(nside); ValueError unless ``nside`` is a power of two in ``1 .. 2**29``."""
+    """log2(nside); ValueError unless ``nside`` is a power of two in ``1 .. 2**29``.
+
+    >>> nside2order(512)
+    9
+    """
     n = int(nside)
     if n != nside or n < 1 or n & (n - 1) or n > 2**MAX_ORDER:
         raise ValueError(f"nside must be a power of two in 1..2**{MAX_ORDER}, got {nside!r}")
@@ -36,7 +40,11 @@ def nside2order(nside: int) -> int:
 
 
 def nside2npix(nside: int) -> int:
-    """Number of pixels, 12·nside²."""
+    """Number of pixels, 12·nside².
+
+    >>> nside2npix(8)
+    768
+    """
     nside2order(nside)
     return 12 * int(nside) ** 2
 

@@ -78,6 +78,9 @@ class Option:
 
         With ``multiple`` a string is one value, a mapping gives its ``(key, value)`` items
         and any other iterable its elements; the result is a tuple.
+
+        >>> Option("jobs", int, 1, "worker processes", min=1).parse("4")
+        4
         """
         if not self.multiple:
             return self._parse_one(value, owner)

@@ -60,17 +60,30 @@ def parse_progression(text: str) -> Progression:
 
 
 def format_progression(prog: Progression) -> str:
+    """The text form of a progression, as ``--nside-progression`` takes it.
+
+    >>> format_progression(((8, 0), (64, 12)))
+    '8:0,64:12'
+    """
     return ",".join(f"{n}:{c}" for n, c in prog)
 
 
 def uniq(nside, ipix):
-    """NUNIQ index 4·nside² + ipix (NESTED)."""
+    """NUNIQ index 4·nside² + ipix (NESTED).
+
+    >>> int(uniq(8, 5))
+    261
+    """
     nside = np.asarray(nside, dtype=np.int64)
     return 4 * nside * nside + np.asarray(ipix, dtype=np.int64)
 
 
 def pixel_area(nside) -> np.ndarray:
-    """[sr] area of one pixel at ``nside``."""
+    """[sr] area of one pixel at ``nside``.
+
+    >>> round(float(pixel_area(1)) * 12, 6) == round(4 * 3.141592653589793, 6)
+    True
+    """
     return 4.0 * np.pi / (12.0 * np.asarray(nside, dtype=np.float64) ** 2)
 
 

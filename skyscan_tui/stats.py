@@ -57,6 +57,9 @@ def wilks_ts(level: float) -> float:
     """2ΔLLH threshold [1] of Wilks' theorem for containment ``level`` (χ², 2 dof).
 
     The χ² CDF with two degrees of freedom is 1 − exp(−k/2), so k = −2 ln(1 − level).
+
+    >>> round(wilks_ts(0.9), 3), round(wilks_ts(0.5), 3)
+    (4.605, 1.386)
     """
     if not 0.0 < level < 1.0:
         raise UserError(f"containment level {level!r} must lie strictly between 0 and 1")

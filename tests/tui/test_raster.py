@@ -8,7 +8,7 @@ import healpy as hp
 import numpy as np
 import pytest
 
-from skyscan_tui import raster
+from skyscan_tui import projections, raster
 from skyscan_tui.tasks import empty_results
 
 
@@ -34,7 +34,7 @@ def test_mollweide_minimum_lands_where_expected(ra_deg, dec_deg):
     row, col = _brightest_cell(values)
     # analytic Mollweide position (map centred on RA 180°, RA growing to the left)
     scale, cx, cy = proj.params["scale"], proj.params["cx"], proj.params["cy"]
-    th = raster._moll_theta(dec0)
+    th = projections._moll_theta(dec0)
     x = cx - 2 * math.sqrt(2) / math.pi * (ra0 - math.pi) * math.cos(th) * scale
     y = cy - math.sqrt(2) * math.sin(th) * scale
     assert abs(col + 0.5 - x) <= 2.0 and abs(row + 0.5 - y) <= 2.0
