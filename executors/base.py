@@ -157,6 +157,11 @@ class Executor(ABC):
         """
         return None
 
+    def interrupt(self) -> None:
+        """Ask a wait inside the executor to give up soon (the engine's ``cancel`` calls it,
+        possibly from a signal handler: it must only set a flag). Default: nothing waits."""
+        return None
+
     @abstractmethod
     def start(self, context: ScanContext) -> None: ...
 

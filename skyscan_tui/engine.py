@@ -144,7 +144,9 @@ class ScanEngine:
 
     # ---------------------------------------------------------------- control (thread-safe)
     def cancel(self) -> None:
+        """Stop the scan soon (thread- and signal-safe: it only sets flags)."""
         self._cancel.set()
+        self.executor.interrupt()
 
     def pause(self) -> None:
         self._paused.set()

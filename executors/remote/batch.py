@@ -240,6 +240,12 @@ class RemoteBatchExecutor(Resumable, Executor):
         logs, self._logs = self._logs, []
         return logs + out
 
+    def interrupt(self) -> None:
+        """A Ctrl-C: a reconnect back-off in progress gives up instead of waiting it out."""
+        conn = self.conn
+        if conn is not None:
+            conn.interrupted.set()
+
     def cancel(self) -> None:
         """Remove every job of the scan and delete the remote scan folder."""
         first = not self._cancelled

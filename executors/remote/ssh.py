@@ -22,6 +22,7 @@ import hashlib
 import io
 import logging
 import shlex
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -196,6 +197,8 @@ class RemoteConnection:
         self._shell_buf = b""
         self.persistent_shell = True
         self.reconnects = 0
+        # set by interrupt() (a Ctrl-C): a reconnect back-off stops waiting and gives up
+        self.interrupted = threading.Event()
         _quiet_paramiko()
 
     # ---------------------------------------------------------------- connect
@@ -305,7 +308,10 @@ class RemoteConnection:
                         f"lost the connection to {self.target.label} and could not reconnect "
                         f"within {self.reconnect_timeout:.0f} s ({_describe(exc)}); jobs keep "
                         "running remotely, run the same scan again to re-attach") from None
-                time.sleep(delay)
+                if self.interrupted.wait(delay):
+                    raise RemoteError(
+                        f"stopped reconnecting to {self.target.label} (interrupted); jobs "
+                        "keep running remotely, run the same scan again to re-attach") from None
                 delay = min(delay * 2, 10.0)
 
     def _with_retry(self, what: str, fn: Callable[[], Any], retry: bool = True) -> Any:

@@ -276,3 +276,24 @@ def test_reattach_answers_from_jobs_of_the_earlier_run(local_remote, tmp_path, s
     assert _same(done[100].results, ref.run(whole.select(np.arange(0, 12), 0)), exact=False)
     second.close()
     assert not state_file.exists()
+
+
+def test_interrupt_stops_a_reconnect_back_off():
+    """A Ctrl-C (the engine's cancel → executor.interrupt) ends a reconnect wait at once
+    instead of after ``reconnect_timeout``."""
+    import socket
+    import threading
+
+    from executors.remote import RemoteError
+    from executors.remote.ssh import RemoteConnection, SSHTarget
+
+    with socket.socket() as s:  # a loopback port nobody listens on: every connect is refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conn = RemoteConnection(SSHTarget("nowhere", "127.0.0.1", port, connect_timeout=2.0),
+                            reconnect_timeout=120.0)
+    threading.Timer(0.5, conn.interrupted.set).start()
+    t0 = time.monotonic()
+    with pytest.raises(RemoteError, match="interrupted"):
+        conn._reconnect("test")
+    assert time.monotonic() - t0 < 20.0  # not the 120 s back-off
