@@ -160,23 +160,7 @@ def simulate_event(cfg: SimConfig = SimConfig(), geometry: Geometry | None = Non
         xi = np.maximum(EFF_A1 * d[dom] + EFF_A0, 1.0) / ice["lambda"][dom]
         t_pe = (t_geo[dom] + rng.gamma(shape=xi, scale=1.0 / ice["rho"][dom])
                 + rng.normal(0.0, cfg.jitter * ice["jitter"][dom], size=dom.size))
-    q_pe = np.clip(rng.normal(1.0, 0.3, size=dom.size), 0.1, None)
-
-    # dark noise, uniform around the first signal hit
-    t_first = float(t_pe.min()) if t_pe.size else t0
-    n_noise = rng.poisson(cfg.noise_rate * 1e-9 * cfg.noise_window, size=geo.n_dom)
-    ndom = np.repeat(np.arange(geo.n_dom), n_noise)
-    t_noise = rng.uniform(t_first - 0.4 * cfg.noise_window, t_first + 0.6 * cfg.noise_window,
-                          size=ndom.size)
-    q_noise = np.clip(rng.normal(1.0, 0.3, size=ndom.size), 0.1, None)
-
-    dom = np.concatenate([dom, ndom])
-    t_all = np.concatenate([t_pe, t_noise])
-    q_all = np.concatenate([q_pe, q_noise])
-    pulses = _merge_pulses(dom, t_all, q_all, window=8.0)
-    p_dom, p_t, p_q = pulses
-    pulse_table = Pulses.from_arrays(geo.string[p_dom], geo.om[p_dom], geo.pos[p_dom, 0],
-                                     geo.pos[p_dom, 1], geo.pos[p_dom, 2], p_t, p_q)
+    pulse_table, n_noise_hits = _detector_response(geo, cfg, dom, t_pe, t0, rng)
 
     truth = Seed("truth", *map(float, vertex), float(t0), float(zenith), float(azimuth),
                  float(cfg.energy))
@@ -189,7 +173,7 @@ def simulate_event(cfg: SimConfig = SimConfig(), geometry: Geometry | None = Non
         event_type=cfg.event_type, pulses=pulse_table, seeds=(seed,), truth=truth,
         geometry=geo.name,
         meta={"simulated": True, "sim_seed": int(cfg.seed), "energy_gev": float(cfg.energy),
-              "n_signal_pe": int(n_pe.sum()), "n_noise_hits": int(ndom.size),
+              "n_signal_pe": int(n_pe.sum()), "n_noise_hits": n_noise_hits,
               "is_real_event": False,
               **({"ice_mismatch": float(cfg.ice_mismatch)} if cfg.ice_mismatch > 0 else {})},
     )
@@ -281,18 +265,7 @@ def simulate_contained(cfg: SimConfig, geo: Geometry) -> Event:
         dom_m, t_m = _starting_muon_light(geo, cfg, vertex, t0, u,
                                           (1.0 - cfg.inelasticity) * cfg.energy, rng)
         dom, t_pe = np.concatenate([dom, dom_m]), np.concatenate([t_pe, t_m])
-    q_pe = np.clip(rng.normal(1.0, 0.3, size=dom.size), 0.1, None)
-    t_first = float(t_pe.min()) if t_pe.size else t0
-    n_noise = rng.poisson(cfg.noise_rate * 1e-9 * cfg.noise_window, size=geo.n_dom)
-    ndom = np.repeat(np.arange(geo.n_dom), n_noise)
-    t_noise = rng.uniform(t_first - 0.4 * cfg.noise_window, t_first + 0.6 * cfg.noise_window,
-                          size=ndom.size)
-    q_noise = np.clip(rng.normal(1.0, 0.3, size=ndom.size), 0.1, None)
-    p_dom, p_t, p_q = _merge_pulses(np.concatenate([dom, ndom]),
-                                    np.concatenate([t_pe, t_noise]),
-                                    np.concatenate([q_pe, q_noise]), window=8.0)
-    pulse_table = Pulses.from_arrays(geo.string[p_dom], geo.om[p_dom], geo.pos[p_dom, 0],
-                                     geo.pos[p_dom, 1], geo.pos[p_dom, 2], p_t, p_q)
+    pulse_table, n_noise_hits = _detector_response(geo, cfg, dom, t_pe, t0, rng)
     truth = Seed("truth", *map(float, vertex), float(t0), float(zenith), float(azimuth),
                  float(cfg.energy))
     seeds: tuple[Seed, ...] = ()
@@ -308,7 +281,7 @@ def simulate_contained(cfg: SimConfig, geo: Geometry) -> Event:
         geometry=geo.name,
         meta={"simulated": True, "sim_seed": int(cfg.seed), "energy_gev": float(cfg.energy),
               "sim_topology": topology, "n_signal_pe": int(dom.size),
-              "n_noise_hits": int(ndom.size), "is_real_event": False,
+              "n_noise_hits": n_noise_hits, "is_real_event": False,
               **({"ice_mismatch": float(cfg.ice_mismatch)} if cfg.ice_mismatch > 0 else {})},
     )
 
@@ -335,6 +308,25 @@ def ice_perturbation(geo: Geometry, mismatch: float, seed: int) -> dict[str, np.
         "rho": 1.0 / tau + C_GROUP / PANDEL_LAMBDA_A,
         "jitter": (1.0 + mismatch) * np.exp(mismatch * rng.normal(size=n)),
     }
+
+
+def _detector_response(geo: Geometry, cfg: SimConfig, dom: np.ndarray, t_pe: np.ndarray,
+                       t0: float, rng: np.random.Generator) -> tuple[Pulses, int]:
+    """Pulses of signal photoelectrons (``dom``, times ``t_pe`` [ns]) with charge smearing
+    and dark noise, uniform around the first signal hit, merged within 8 ns per DOM; and the
+    number of noise hits."""
+    q_pe = np.clip(rng.normal(1.0, 0.3, size=dom.size), 0.1, None)
+    t_first = float(t_pe.min()) if t_pe.size else t0
+    n_noise = rng.poisson(cfg.noise_rate * 1e-9 * cfg.noise_window, size=geo.n_dom)
+    ndom = np.repeat(np.arange(geo.n_dom), n_noise)
+    t_noise = rng.uniform(t_first - 0.4 * cfg.noise_window, t_first + 0.6 * cfg.noise_window,
+                          size=ndom.size)
+    q_noise = np.clip(rng.normal(1.0, 0.3, size=ndom.size), 0.1, None)
+    p_dom, p_t, p_q = _merge_pulses(np.concatenate([dom, ndom]),
+                                    np.concatenate([t_pe, t_noise]),
+                                    np.concatenate([q_pe, q_noise]), window=8.0)
+    return Pulses.from_arrays(geo.string[p_dom], geo.om[p_dom], geo.pos[p_dom, 0],
+                              geo.pos[p_dom, 1], geo.pos[p_dom, 2], p_t, p_q), int(ndom.size)
 
 
 def _merge_pulses(dom: np.ndarray, t: np.ndarray, q: np.ndarray, window: float):
