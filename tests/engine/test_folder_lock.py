@@ -8,40 +8,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from skyscan_tui.folderlock import LOCK_NAME, FolderBusy, FolderLock
 from tests.conftest import cli_env, run_cli
+from tests.helpers.scans import assert_same_levels, levels_of, wait_for
 
 PROG = "8:0,16:4"
 SCAN = ("--reco", "dummy", "--executor", "serial", "--nside-progression", PROG,
         "--progress", "none")
-
-
-def _levels(outdir: Path) -> dict[int, np.ndarray]:
-    from skyscan_tui.results import load_result
-
-    return load_result(outdir).levels
-
-
-def _assert_same(a: dict, b: dict) -> None:
-    assert sorted(a) == sorted(b)
-    for nside in a:
-        for key in ("ipix", "llh", "x"):
-            assert np.array_equal(a[nside][key], b[nside][key], equal_nan=True), (nside, key)
-
-
-def _wait_for(cond, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _holds_lock(outdir: Path, pid: int) -> bool:
@@ -63,7 +40,7 @@ def clean_levels(sim_event_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("clean") / "out"
     r = run_cli("scan", sim_event_file, *SCAN, "-o", out)
     assert r.returncode == 0, r.stderr
-    return _levels(out)
+    return levels_of(out)
 
 
 def _start_scan(event: Path, out: Path) -> subprocess.Popen:
@@ -78,7 +55,7 @@ def test_second_scan_and_resume_are_refused_while_the_first_runs(
     out = tmp_path / "out"
     first = _start_scan(sim_event_file, out)
     try:
-        _wait_for(lambda: _holds_lock(out, first.pid) or first.poll() is not None, 60,
+        wait_for(lambda: _holds_lock(out, first.pid) or first.poll() is not None, 60,
                   "the first scan to lock the folder")
         assert first.poll() is None, first.communicate()[1]
         os.kill(first.pid, signal.SIGSTOP)  # it cannot finish while we try the others
@@ -99,14 +76,14 @@ def test_second_scan_and_resume_are_refused_while_the_first_runs(
             first.kill()
             first.wait()
     assert first.returncode == 0, err
-    _assert_same(_levels(out), clean_levels)
+    assert_same_levels(levels_of(out), clean_levels)
 
 
 def test_kill_9_frees_the_folder_for_resume(tmp_path, sim_event_file, clean_levels):
     out = tmp_path / "out"
     first = _start_scan(sim_event_file, out)
     try:
-        _wait_for(lambda: _holds_lock(out, first.pid) or first.poll() is not None, 60,
+        wait_for(lambda: _holds_lock(out, first.pid) or first.poll() is not None, 60,
                   "the first scan to lock the folder")
         assert first.poll() is None, first.communicate()[1]
     finally:
@@ -114,7 +91,7 @@ def test_kill_9_frees_the_folder_for_resume(tmp_path, sim_event_file, clean_leve
         first.wait()
     r = run_cli("scan", "--resume", out, "--progress", "none")
     assert r.returncode == 0, r.stderr
-    _assert_same(_levels(out), clean_levels)
+    assert_same_levels(levels_of(out), clean_levels)
 
 
 def test_engines_in_one_process_share_no_folder(tmp_path, sim_event):

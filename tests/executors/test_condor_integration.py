@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, cli_env, run_cli
+from tests.helpers.scans import assert_same_levels, levels_of, wait_for
 from tests.helpers.services import service_unavailable
 
 pytestmark = pytest.mark.integration
@@ -98,12 +99,6 @@ def write_config(path: Path, sshd, workdir: Path, **extra) -> Path:
     return path
 
 
-def levels_of(outdir: Path) -> dict[int, np.ndarray]:
-    from skyscan_tui.results import load_result
-
-    return load_result(outdir).levels
-
-
 @pytest.fixture(scope="module")
 def local_levels(sim_event_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("local") / "out"
@@ -112,15 +107,6 @@ def local_levels(sim_event_file, tmp_path_factory):
                 "--progress", "none")
     assert r.returncode == 0, r.stderr
     return levels_of(out)
-
-
-def assert_same(a: dict, b: dict) -> None:
-    assert sorted(a) == sorted(b)
-    for nside in a:
-        x, y = a[nside], b[nside]
-        assert np.array_equal(x["ipix"], y["ipix"]), nside
-        assert np.array_equal(x["llh"], y["llh"], equal_nan=True), nside
-        assert np.array_equal(x["x"], y["x"], equal_nan=True), nside
 
 
 def condor_scan(event, cfg: Path, out: Path, *extra: str, timeout: float = 180):
@@ -152,15 +138,6 @@ def condor_cmd(event, cfg: Path, out: Path, *extra: str) -> list[str]:
             "--progress", "lines", *extra]
 
 
-def wait_for(cond, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def queue_files(sshd) -> list[Path]:
     d = sshd.spool / "queue"
     return sorted(d.glob("*.json")) if d.exists() else []
@@ -173,7 +150,7 @@ def test_condor_scan_equals_local_in_path_with_spaces_and_quotes(
     cfg = write_config(tmp_path / "config.toml", sshd, workdir)
     r = condor_scan(sim_event_file, cfg, tmp_path / "out")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert_same(levels_of(tmp_path / "out"), local_levels)
+    assert_same_levels(levels_of(tmp_path / "out"), local_levels)
     # the remote scan folder is cleaned up after a finished scan, and no state is left behind
     assert list(workdir.iterdir()) == []
     assert not (tmp_path / "out" / ".skyscan-remote-state.json").exists()
@@ -190,7 +167,7 @@ def test_faults_still_give_the_same_skymap(sshd, tmp_path, sim_event_file, local
     before = len(injected(sshd))
     r = condor_scan(sim_event_file, cfg, tmp_path / "out")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert_same(levels_of(tmp_path / "out"), local_levels)
+    assert_same_levels(levels_of(tmp_path / "out"), local_levels)
     # the stand-in's own record: every forced fault was applied, in order, then the random ones
     applied = injected(sshd)[before:]
     assert applied[:len(forced)] == forced
@@ -222,7 +199,7 @@ def test_sshd_restart_mid_scan(sshd, tmp_path, sim_event_file, local_levels):
             proc.kill()
     assert proc.returncode == 0, err[-3000:]
     assert "reconnected" in err
-    assert_same(levels_of(tmp_path / "out"), local_levels)
+    assert_same_levels(levels_of(tmp_path / "out"), local_levels)
 
 
 def _scan_killed_after_two_jobs(sshd, tmp_path, sim_event_file):
@@ -447,7 +424,7 @@ def test_killed_scan_resumes_without_redoing_jobs(sshd, tmp_path, sim_event_file
                 "--profile", "test", "--progress", "lines", "--keep-remote", timeout=180)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "re-attached" in r.stderr
-    assert_same(levels_of(out), local_levels)
+    assert_same_levels(levels_of(out), local_levels)
     assert {x["iwd"] for x in runs(sshd)[before:]} == {state["scan_dir"]}
     # every pixel fit ran in exactly one successful job over both runs (job files are kept)
     from executors.worker import job_from_npz

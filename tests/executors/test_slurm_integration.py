@@ -16,14 +16,15 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from tests.conftest import REPO, cli_env, run_cli
+from tests.helpers.scans import assert_same_levels, levels_of
 from tests.helpers.services import service_unavailable
 
 pytestmark = pytest.mark.integration
 
+FIELDS = ("llh", "x", "y", "z", "t")  # compared bit for bit with the local scan
 PROG = "4:0,8:2"
 BATCH = "24"
 SLOW = ("--reco-opt", "sleep=0.06")  # +1.4 s per 24-pixel job: time to interfere
@@ -72,21 +73,6 @@ def scan_args(event, cfg: Path, out: Path, *extra: str) -> list[str]:
 def start_scan(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "skyscan_tui", *args], env=cli_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def levels_of(outdir: Path) -> dict[int, np.ndarray]:
-    from skyscan_tui.results import load_result
-
-    return load_result(outdir).levels
-
-
-def assert_same(a: dict, b: dict) -> None:
-    assert sorted(a) == sorted(b)
-    for nside in a:
-        x, y = a[nside], b[nside]
-        assert np.array_equal(x["ipix"], y["ipix"]), nside
-        for f in ("llh", "x", "y", "z", "t"):
-            assert np.array_equal(x[f], y[f], equal_nan=True), (nside, f)
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +131,7 @@ def test_slurm_scan_equals_local(slurm_cluster, slurm_sshd, tmp_path, sim_event_
     r = run_cli(*scan_args(sim_event_file, cfg, tmp_path / "out"), timeout=180)
     wall = time.monotonic() - t0
     assert r.returncode == 0, r.stderr[-3000:]
-    assert_same(levels_of(tmp_path / "out"), local_levels)
+    assert_same_levels(levels_of(tmp_path / "out"), local_levels, FIELDS)
     ran = {k: v for k, v in our_elements(slurm_cluster).items() if k not in before}
     assert len(ran) == 9 and set(ran.values()) == {"COMPLETED"}, ran  # 8 + 1 array tasks
     assert list(workdir.iterdir()) == []  # remote scan folder cleaned up
@@ -190,7 +176,7 @@ def test_killed_failing_and_requeued_tasks(slurm_cluster, slurm_sshd, tmp_path,
             proc.wait()
     assert proc.returncode == 0, err[-3000:]
     assert not token.exists()  # the injected failure happened
-    assert_same(levels_of(tmp_path / "out"), local_levels)
+    assert_same_levels(levels_of(tmp_path / "out"), local_levels, FIELDS)
     resubmits = [ln for ln in err.splitlines() if "resubmitting" in ln]
     assert len(resubmits) == 2, err[-3000:]
     assert any("exit code 7" in ln for ln in resubmits), resubmits
@@ -227,7 +213,7 @@ def test_resume_reattaches_after_kill(slurm_cluster, slurm_sshd, tmp_path, sim_e
                 "--profile", "test", "--progress", "lines", timeout=180)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "re-attached to 8 job(s)" in r.stderr
-    assert_same(levels_of(tmp_path / "out"), local_levels)
+    assert_same_levels(levels_of(tmp_path / "out"), local_levels, FIELDS)
     scan_dir = next((tmp_path / "remote").iterdir())
     assert len(list((scan_dir / "jobs").iterdir())) == 9  # 8 + 1: nothing redone
     assert not slurm_cluster.active_jobs()
