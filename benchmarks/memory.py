@@ -36,7 +36,8 @@ def peak(progression: str, executor: str, jobs: int, tmp: Path) -> dict:
         subprocess.run([sys.executable, "-m", "skyscan_tui", "simulate", "-o", str(ev),
                         "--seed", "4"], check=True, cwd=REPO, capture_output=True)
     out = tmp / f"out-{progression.replace(':', '_').replace(',', '-')}"
-    argv = ["scan", str(ev), "--reco", "dummy", "--executor", executor, "-j", str(jobs),
+    workers = ["-j", str(jobs)] if executor == "local" else []  # -j is the local executor's
+    argv = ["scan", str(ev), "--reco", "dummy", "--executor", executor, *workers,
             "--nside-progression", progression, "-o", str(out), "--progress", "none"]
     r = subprocess.run([sys.executable, "-c", CHILD, *argv], cwd=REPO, capture_output=True,
                        text=True)

@@ -16,7 +16,7 @@ from typing import Any
 from skyscan_tui.errors import UserError
 from skyscan_tui.options import Option
 
-__all__ = ["add_arguments", "executor_classes", "given_options", "help_text"]
+__all__ = ["add_arguments", "executor_classes", "given_options", "help_text", "refuse_foreign"]
 
 DEST = "executor_options"
 
@@ -130,3 +130,14 @@ def given_options(cls: type, args: argparse.Namespace) -> dict[str, Any]:
     """The flags given on the command line that executor class ``cls`` declares."""
     given = getattr(args, DEST, None) or {}
     return {o.name: given[o.name] for o in cls.OPTIONS if o.name in given}
+
+
+def refuse_foreign(cls: type, args: argparse.Namespace) -> None:
+    """UserError for a flag given that executor class ``cls`` does not declare (it would be
+    silently ignored)."""
+    given = getattr(args, DEST, None) or {}
+    foreign = sorted(set(given) - {o.name for o in cls.OPTIONS})
+    if foreign:
+        flags = ", ".join("--" + name.replace("_", "-") for name in foreign)
+        raise UserError(f"{flags}: not an option of --executor {cls.name} "
+                        "(see skyscan-tui scan --help)")

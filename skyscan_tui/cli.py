@@ -261,11 +261,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _make_executor(args: argparse.Namespace):
-    """The ``--executor`` from the flags it declares (flags of other executors are ignored)."""
+    """The ``--executor`` from the flags it declares (a flag of another executor is refused)."""
     from executors import get_executor
-    from executors.cliargs import given_options
+    from executors.cliargs import given_options, refuse_foreign
 
     cls = get_executor(args.executor)
+    refuse_foreign(cls, args)
     return cls.from_options(given_options(cls, args))
 
 

@@ -157,3 +157,14 @@ def test_other_commands_do_not_import_the_executors():
                          env=cli_env(), cwd=REPO, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_flag_of_another_executor_is_refused(sim_event_file, tmp_path):
+    """Given with an executor that does not declare it, a flag would be silently ignored."""
+    from tests.conftest import run_cli
+
+    for extra in (("--executor", "local", "--profile", "x"), ("--executor", "serial", "-j", "2")):
+        r = run_cli("scan", sim_event_file, "--reco", "dummy", *extra, "-o", tmp_path / "o")
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "not an option of --executor" in r.stderr
+        assert not (tmp_path / "o").exists()
