@@ -50,14 +50,19 @@ def _start_scan(event: Path, out: Path) -> subprocess.Popen:
                             text=True)
 
 
+def _wait_until_it_holds(scan: subprocess.Popen, out: Path) -> None:
+    """Until ``scan`` holds ``out`` and has logged a batch; it must still be running then."""
+    wait_for(lambda: _holds_lock(out, scan.pid) or scan.poll() is not None, 60,
+             "the first scan to lock the folder")
+    assert scan.poll() is None, scan.communicate()[1]
+
+
 def test_second_scan_and_resume_are_refused_while_the_first_runs(
         tmp_path, sim_event_file, clean_levels):
     out = tmp_path / "out"
     first = _start_scan(sim_event_file, out)
     try:
-        wait_for(lambda: _holds_lock(out, first.pid) or first.poll() is not None, 60,
-                  "the first scan to lock the folder")
-        assert first.poll() is None, first.communicate()[1]
+        _wait_until_it_holds(first, out)
         os.kill(first.pid, signal.SIGSTOP)  # it cannot finish while we try the others
         try:
             for args in (("scan", sim_event_file, *SCAN, "-o", out),
@@ -83,9 +88,7 @@ def test_kill_9_frees_the_folder_for_resume(tmp_path, sim_event_file, clean_leve
     out = tmp_path / "out"
     first = _start_scan(sim_event_file, out)
     try:
-        wait_for(lambda: _holds_lock(out, first.pid) or first.poll() is not None, 60,
-                  "the first scan to lock the folder")
-        assert first.poll() is None, first.communicate()[1]
+        _wait_until_it_holds(first, out)
     finally:
         first.kill()  # SIGKILL: no clean-up runs, the kernel drops the lock
         first.wait()
