@@ -3,8 +3,8 @@
 Starts a throw-away sshd on 127.0.0.1 with the HTCondor stand-in of the tests on its PATH
 (so: real SSH, real paramiko, jobs as local processes), runs the same dummy-reco scan with
 the local executor and with the condor executor, checks both skymaps are identical, and
-prints wall times, the overhead per pixel and how the condor path spent its time (remote
-commands, jobs). Loopback understates network latency; the stand-in's commands are Python
+prints wall times, the overhead per pixel, how the condor path spent its time (remote
+commands, jobs) and how often it asked the schedd (``condor_q`` calls per minute). Loopback understates network latency; the stand-in's commands are Python
 scripts (slower to start than HTCondor's C++ tools), and each job starts a Python worker.
 
     python -m benchmarks.condor_overhead [--progression 8:0,16:4] [--pixels-per-job 256]
@@ -39,6 +39,17 @@ def _scan(event, executor, progression: str, batch: int, reco_opts: dict):
         if isinstance(u, ScanFinished):
             finished = u
     return time.perf_counter() - t0, first or float("nan"), n, finished.result
+
+
+def _condor_q_calls(spool: Path, t0: float, t1: float) -> int:
+    """condor_q invocations between t0 and t1, from the stand-in's record of its calls."""
+    import json
+
+    path = spool / "calls.jsonl"
+    if not path.exists():
+        return 0
+    calls = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    return sum(1 for c in calls if c["cmd"] == "condor_q" and t0 <= c["time"] <= t1)
 
 
 def main() -> int:
@@ -91,8 +102,10 @@ def main() -> int:
             jobs_in_flight=opts.jobs_in_flight, pixels_per_job=opts.pixels_per_job,
             poll_interval=0.2)
         ex = CondorExecutor.from_options(options)
+        t0 = time.time()
         t_con, first_con, n_con, res_con = _scan(event, ex, opts.progression, opts.batch_size,
                                                  reco_opts)
+        t1 = time.time()
     finally:
         remote.RemoteConnection.run = real_run
         sshd.stop()
@@ -109,6 +122,9 @@ def main() -> int:
           f"{1e3 * (t_con - t_loc) / n_con:8.3f} ms/pixel  "
           f"({n_jobs} jobs of <= {opts.pixels_per_job} pixels, {ex.stats['submissions']} "
           f"condor_submit calls)")
+    n_q = _condor_q_calls(spool, t0, t1)
+    print(f"condor_q calls: {n_q} in {t1 - t0:.1f} s = {60 * n_q / (t1 - t0):.1f} per minute "
+          "(the stand-in's own count)")
     if calls:
         print(f"remote commands: {len(calls)}, median {1e3 * sorted(calls)[len(calls) // 2]:.1f}"
               f" ms, total {sum(calls):.2f} s")

@@ -21,7 +21,8 @@ hold 12), ``fail_exit`` (runs, but exits 1), ``hold`` (held with ``hold_code`` b
 runs), ``vanish`` (leaves the queue with no event and no history), ``evict`` (killed on the
 runner's first look after it started, however fast the job is, and back to idle), ``stuck``
 (sleeps until the duration limit holds it). Every finished execution is appended to
-``runs.jsonl`` and every fault applied to ``faults.jsonl``, for the tests to count.
+``runs.jsonl``, every fault applied to ``faults.jsonl`` and every command invocation to
+``calls.jsonl``, for the tests (and the benchmark) to count.
 """
 
 from __future__ import annotations
@@ -726,12 +727,21 @@ COMMANDS = {"condor_submit": condor_submit, "condor_q": condor_q, "condor_rm": c
             "condor_history": condor_history}
 
 
+def _record_call(name: str, argv: list[str]) -> None:
+    """One line per command invocation in ``calls.jsonl`` (the tests and the benchmark count
+    how often the schedd is asked; one small O_APPEND write, so no lock is needed)."""
+    SPOOL.mkdir(parents=True, exist_ok=True)
+    with open(SPOOL / "calls.jsonl", "a") as fh:
+        fh.write(json.dumps({"cmd": name, "args": argv, "time": time.time()}) + "\n")
+
+
 def main() -> int:
     if len(sys.argv) >= 3 and sys.argv[1] == "_runner":
         return runner(int(sys.argv[2]))
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
         print(f"usage: fakecondor.py {{{','.join(COMMANDS)}}} ARGS", file=sys.stderr)
         return 2
+    _record_call(sys.argv[1], sys.argv[2:])
     return COMMANDS[sys.argv[1]](sys.argv[2:])
 
 
