@@ -9,11 +9,14 @@ pure functions of :mod:`executors.condor_format`):
   submit file from :func:`~executors.condor_format.render_submit_file`; submission is
   idempotent (a marker file holds the cluster id, and a retry first looks for the batch name
   in ``condor_q``), so a reply lost with the link never submits twice;
-* job states from the user job event log (read incrementally from a byte offset, partial
-  events are left for the next read; both date formats) cross-checked with
-  ``condor_q -json -attributes ...`` (empty output = no jobs). A job that left the queue
-  without a terminal event in the log is looked up in ``condor_history``; if it is not
-  there either it *vanished* and is resubmitted;
+* job states from the user job event log on every poll (read incrementally from a byte
+  offset, partial events are left for the next read; text, JSON or XML, every date form);
+  ``condor_q -json -attributes ...`` (empty output = no jobs) is only a watchdog, run every
+  ``queue_check_interval`` (60 s) and once when the logs fall silent, as ``condor_watch_q``
+  does. A job that left the queue without a terminal event in the log is looked up in
+  ``condor_history`` (retried with back-off while that fails); if it is not there either
+  it *vanished* and is resubmitted. With late materialisation (``max_idle``,
+  ``max_materialize``) a proc with no event yet and not in the queue is still queued;
 * holds: transient transfer holds (codes 12, 13) are released up to ``max_releases`` times;
   any other hold (duration limits 46/47, memory 34, failed to execute 6, ...) removes the job
   and resubmits it. ``allowed_execute_duration = job_timeout`` makes stuck jobs hold;
@@ -23,6 +26,7 @@ pure functions of :mod:`executors.condor_format`):
 from __future__ import annotations
 
 import shlex
+import time
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
@@ -67,6 +71,7 @@ __all__ = ["CondorExecutor", "CondorBackend", "CondorOptions", "render_submit_fi
 @dataclass
 class _Proc(Member):
     changes: int = 0  # state-changing events seen
+    seen: bool = False  # in the log or the queue at least once (materialised)
 
 
 class CondorBackend(GroupedBackend):
@@ -90,6 +95,16 @@ class CondorBackend(GroupedBackend):
         self._where: dict[JobRef, tuple[int, int]] = {}
         self._names: dict[JobRef, str] = {}  # job_<id>: stem of its .out/.err files
         self.scan_id = ""
+        self._clock = time.monotonic
+        self._last_q: float | None = None  # last condor_q (None: not polled yet)
+        self._last_event = self._clock()  # last event read from a log (or submission)
+        self._quiet_checked = False  # condor_q ran since the last event
+        self._q_soon: float | None = None  # an earlier condor_q, to confirm a missing job
+        self._absent: dict[int, int] = {}  # condor_q runs in a row without a cluster's procs
+        self._lookups: set[tuple[int, int]] = set()  # to ask condor_history about
+        self._lookup_at = 0.0
+        self._history_fails = 0
+        self.stats = {"condor_q": 0, "condor_history": 0}
 
     @property
     def clusters(self) -> dict[int, Group]:
@@ -130,36 +145,61 @@ class CondorBackend(GroupedBackend):
             raise RemoteError(f"condor_submit queued {last - first + 1} job(s), "
                               f"expected {len(sub.jobs)}")
         self._add_cluster(Group(sub.id, sub.tag, cluster, [j.ref for j in sub.jobs], first))
+        self._last_event, self._quiet_checked = self._clock(), False
         for job, stem in zip(sub.jobs, job_stems(sub), strict=True):
             self._names[job.ref] = f"job_{stem}"
         return f"cluster {cluster}"
 
     # ---------------------------------------------------------------- poll
     def poll(self) -> list[JobStatus]:
+        """Job states from the event logs; ``condor_q`` only as a rare watchdog.
+
+        Every poll reads the new part of each live cluster's log (a file read on the submit
+        node, no schedd query). ``condor_q`` runs (in the same command, before the log read)
+        every ``queue_check_interval`` seconds, once when the logs have been silent for half
+        of that, and again soon after a job was first missed from the queue, as
+        ``condor_watch_q`` follows jobs from their logs rather than from the schedd.
+        """
         live = self._live()
         if not live:
             return []
-        # condor_q first, then the log: a job missing from the queue has its terminal
-        # event (if any) in the log by the time we read it
-        ids = " ".join(str(c.id) for c in live)
-        qpart, logpart, _ = self._query_then(
-            f"condor_q -json {ids} -attributes "
-            "ClusterId,ProcId,JobStatus,HoldReasonCode,HoldReason", self._log_command(live))
+        now = self._clock()
+        if self._last_q is None:
+            self._last_q = now  # the first look at the queue waits one interval
         queue: dict[tuple[int, int], dict[str, Any]] | None = None
-        if qpart is not None:
-            try:
-                queue = {(int(ad["ClusterId"]), int(ad["ProcId"])): ad
-                         for ad in parse_condor_q_json(qpart.decode("utf-8", "replace"))}
-            except (ValueError, KeyError, TypeError):
-                queue = None  # garbled output: rely on the log this time
+        if self._queue_due(now):
+            ids = " ".join(str(c.id) for c in live)
+            qpart, logpart, _ = self._query_then(
+                f"condor_q -json {ids} -attributes "
+                "ClusterId,ProcId,JobStatus,HoldReasonCode,HoldReason", self._log_command(live))
+            self._last_q, self._quiet_checked, self._q_soon = now, True, None
+            self.stats["condor_q"] += 1
+            if qpart is not None:
+                try:
+                    queue = {(int(ad["ClusterId"]), int(ad["ProcId"])): ad
+                             for ad in parse_condor_q_json(qpart.decode("utf-8", "replace"))}
+                except (ValueError, KeyError, TypeError):
+                    queue = None  # garbled output: rely on the log this time
+        else:
+            logpart = self._run(self._log_command(live)).out
         before = {k: p.changes for k, p in self.members.items()}
-        self._read_logs(logpart)
+        if self._read_logs(logpart):
+            self._last_event, self._quiet_checked = now, False
         if queue is not None:
             # the log was read after condor_q: where it has news, the queue entry is older
             fresh = {k for k, p in self.members.items() if p.changes != before.get(k)}
-            self._apply_queue(live, queue, fresh)
+            self._apply_queue(live, queue, fresh, now)
+        if self._lookups and now >= self._lookup_at:
+            self._history(sorted(self._lookups), now)
         out, self._news = self._news, []
         return [st for st in out if not self.members[self._where[st.ref]].removed]
+
+    def _queue_due(self, now: float) -> bool:
+        every = self.opts.queue_check_interval
+        assert self._last_q is not None
+        return (now - self._last_q >= every
+                or (self._q_soon is not None and now >= self._q_soon)
+                or (not self._quiet_checked and now - self._last_event >= every / 2))
 
     def _log_command(self, live: list[Group]) -> str:
         """Shell text printing each live cluster's event log from its saved offset."""
@@ -170,7 +210,9 @@ class CondorBackend(GroupedBackend):
                          f"if [ -f {log} ]; then tail -c +{c.log_offset + 1} {log}; fi")
         return "; ".join(parts)
 
-    def _read_logs(self, out: bytes) -> None:
+    def _read_logs(self, out: bytes) -> int:
+        """Apply the events in ``out`` (see :meth:`_log_command`); how many there were."""
+        n = 0
         for chunk in out.split(f"\n{self._LOG_MARK} ".encode())[1:]:
             head, _, data = chunk.partition(b"\n")
             try:
@@ -179,13 +221,16 @@ class CondorBackend(GroupedBackend):
                 continue
             events, used = parse_event_log(data)
             cluster.log_offset += used
+            n += len(events)
             for ev in events:
                 self._apply_event(ev)
+        return n
 
     def _apply_event(self, ev: LogEvent) -> None:
         p = self.members.get((ev.cluster, ev.proc))
         if p is None or p.terminal:
             return
+        p.seen = True
         meaning = event_status(ev)
         if meaning is None:
             return
@@ -194,22 +239,34 @@ class CondorBackend(GroupedBackend):
         p.missing = 0
         if ev.code in (5, 9):
             p.terminal = True
+            self._lookups.discard((ev.cluster, ev.proc))
 
     def _apply_queue(self, live: list[Group], queue: dict[tuple[int, int], dict],
-                     fresh: set[tuple[int, int]]) -> None:
-        lookup: list[tuple[int, int]] = []
+                     fresh: set[tuple[int, int]], now: float) -> None:
         for c in live:
+            # late materialisation (max_idle, max_materialize): a proc with no event yet and
+            # not in the queue has not materialised; it is queued, not missing, unless the
+            # whole cluster stays absent from the queue (then its factory is gone too)
+            present = any(k[0] == c.id for k in queue)
+            self._absent[c.id] = 0 if present else self._absent.get(c.id, 0) + 1
             for proc in c.indices:
-                p = self.members[(c.id, proc)]
-                if p.terminal or p.removed or (c.id, proc) in fresh:
+                key = (c.id, proc)
+                p = self.members[key]
+                if p.terminal or p.removed or key in fresh or key in self._lookups:
                     continue
-                ad = queue.get((c.id, proc))
+                ad = queue.get(key)
                 if ad is None:
+                    if not p.seen and self._absent[c.id] < 2:
+                        continue  # not materialised yet
                     p.missing += 1
                     if p.missing >= 2:
-                        lookup.append((c.id, proc))
+                        self._lookups.add(key)
+                        self._lookup_at = now
+                    else:  # confirm soon: the job may have just ended (event on its way)
+                        soon = now + min(10.0, self.opts.queue_check_interval)
+                        self._q_soon = soon if self._q_soon is None else min(self._q_soon, soon)
                     continue
-                p.missing = 0
+                p.missing, p.seen = 0, True
                 status = int(ad.get("JobStatus", 0))
                 if status == 5 and p.state != HELD:  # held, event not in the log (yet)
                     code = ad.get("HoldReasonCode")
@@ -219,22 +276,42 @@ class CondorBackend(GroupedBackend):
                 elif status in (2, 6) and p.state == QUEUED:
                     p.state, p.detail = RUNNING, "running"
                     self._changed(p)
-        if lookup:
-            self._history(lookup)
 
-    def _history(self, keys: list[tuple[int, int]]) -> None:
-        """Jobs gone from the queue with no terminal event: ask condor_history, else lost."""
+    #: condor_history failures in a row before a job is given up as lost
+    HISTORY_TRIES: ClassVar[int] = 5
+
+    def _history(self, keys: list[tuple[int, int]], now: float) -> None:
+        """Jobs gone from the queue with no terminal event: ask condor_history, else lost.
+
+        A failing condor_history (the schedd busy or unreachable; it prints ``[`` and exits
+        1) says nothing about the jobs: they are asked about again later, with back-off.
+        """
         res = self._run(f"condor_history -json {' '.join(self.member_id(k) for k in keys)} "
                         f"-attributes ClusterId,ProcId,JobStatus,ExitCode -limit {len(keys)}")
-        ads: dict[tuple[int, int], dict[str, Any]] = {}
+        self.stats["condor_history"] += 1
+        ads: dict[tuple[int, int], dict[str, Any]] | None = None
         if res.code == 0:
             try:
                 ads = {(int(a["ClusterId"]), int(a["ProcId"])): a
                        for a in parse_condor_q_json(res.text)}
             except (ValueError, KeyError, TypeError):
-                ads = {}
+                ads = None
+        if ads is None:
+            self._history_fails += 1
+            if self._history_fails < self.HISTORY_TRIES:
+                self._lookup_at = now + min(60.0, 5.0 * 2 ** (self._history_fails - 1))
+                return
+            why = res.err_line() if res.code else "unreadable output"
+            ads, gave_up = {}, (f"condor_history failed {self._history_fails} times "
+                                f"({why}); taken as lost")
+        else:
+            gave_up = ""
+        self._history_fails = 0
         for key in keys:
             p, ad = self.members[key], ads.get(key)
+            self._lookups.discard(key)
+            if p.terminal:
+                continue
             p.terminal = True
             if ad is not None and int(ad.get("JobStatus", 0)) == 4:
                 rv = ad.get("ExitCode")
@@ -245,7 +322,8 @@ class CondorBackend(GroupedBackend):
             elif ad is not None and int(ad.get("JobStatus", 0)) == 3:
                 p.state, p.detail = LOST, "removed from the queue (condor_history)"
             else:
-                p.state, p.detail = LOST, "vanished from the queue (no log event, no history)"
+                p.state, p.detail = LOST, gave_up or (
+                    "vanished from the queue (no log event, no history)")
             self._changed(p)
 
     # ---------------------------------------------------------------- control
@@ -272,6 +350,7 @@ class CondorBackend(GroupedBackend):
     def state(self) -> dict[str, Any]:
         return {"clusters": [
             {**self._group_state(c), "cluster": c.id, "offset": c.log_offset,
+             "seen": [i for i in c.indices if self.members[(c.id, i)].seen],
              "procs": {str(pr): [ref.job_id, ref.attempt]
                        for pr, ref in zip(c.indices, c.refs, strict=True)}}
             for c in self.groups.values()]}
@@ -284,6 +363,11 @@ class CondorBackend(GroupedBackend):
             self._add_cluster(Group(c["sub"], c["tag"], int(c["cluster"]),
                                     [ref for _, ref in procs], procs[0][0] if procs else 0,
                                     int(c["offset"])), set(c.get("terminal", [])))
+            # procs whose events were read before (older states: all, if any were read)
+            seen = set(c["seen"]) if "seen" in c else (
+                {pr for pr, _ in procs} if int(c["offset"]) else set())
+            for pr in seen:
+                self.members[(int(c["cluster"]), pr)].seen = True
 
 
 class CondorExecutor(RemoteBatchExecutor):
@@ -293,11 +377,15 @@ class CondorExecutor(RemoteBatchExecutor):
         CPUS, replace(MEMORY, default="2GB"),
         Option("disk", text, None, "disk per job (HTCondor request_disk; KB if a bare number)",
                flags=("--disk", "--request-disk"), aliases=("request_disk",), metavar="SIZE"),
-        EXTRA_DIRECTIVES, MAX_RELEASES)
+        EXTRA_DIRECTIVES, MAX_RELEASES,
+        Option("queue_check_interval", float, 60.0, "seconds between condor_q checks (job "
+               "states come from the event log; condor_q is the watchdog)", min=0.5, unit="s",
+               flags=()))
 
     @classmethod
     def make_backend(cls, values: dict[str, Any], settings: RemoteSettings) -> CondorBackend:
         return CondorBackend(CondorOptions(
             request_cpus=values["cpus"], request_memory=values["memory"],
             request_disk=values["disk"], extra_submit_lines=values["extra_directives"],
-            max_releases=values["max_releases"], job_timeout=settings.job_timeout))
+            max_releases=values["max_releases"], job_timeout=settings.job_timeout,
+            queue_check_interval=values["queue_check_interval"]))

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
+from xml.etree import ElementTree
 
 from executors.remote.scheduler import (
     DONE,
@@ -37,7 +39,8 @@ TRANSIENT_HOLD_CODES = (12, 13)
 @dataclass(frozen=True)
 class CondorOptions:
     """Submit-file settings, named as in the submit file (from the executor options cpus,
-    memory, disk, extra_directives and max_releases, and job_timeout)."""
+    memory, disk, extra_directives and max_releases, and job_timeout), and how often the
+    backend asks ``condor_q``."""
 
     request_cpus: int = 1
     request_memory: str = "2GB"  # MB if a bare number, else with unit
@@ -45,6 +48,7 @@ class CondorOptions:
     extra_submit_lines: tuple[str, ...] = ()
     max_releases: int = 1  # releases of a transient hold before the job is resubmitted
     job_timeout: float = 3600.0  # [s] -> allowed_execute_duration
+    queue_check_interval: float = 60.0  # [s] between condor_q watchdog checks
 
 
 # --------------------------------------------------------------------------- submit file
@@ -53,6 +57,10 @@ def _submit_value(text: str) -> str:
     if "\n" in text or "\r" in text:
         raise UserError(f"submit-file value {text!r} spans lines")
     return text
+
+
+# "queue ..." and its synonym "iterate ..." (a second statement would queue more procs)
+_QUEUE_WORD = re.compile(r"(?i)^(queue|iterate)\b")
 
 
 def render_submit_file(sub: Submission, opts: CondorOptions, scan_id: str) -> str:
@@ -76,6 +84,9 @@ def render_submit_file(sub: Submission, opts: CondorOptions, scan_id: str) -> st
         f"output                   = {d}/job_$(job).out",
         f"error                    = {d}/job_$(job).err",
         f"log                      = {d}/events.log",
+        # the text form, said explicitly: a pool may default to JSON or XML logs
+        # (DEFAULT_USERLOG_FORMAT_OPTIONS); the reader takes all three anyway
+        "log_xml                  = False",
         f"request_cpus             = {int(opts.request_cpus)}",
         f"request_memory           = {_submit_value(str(opts.request_memory))}",
     ]
@@ -89,8 +100,9 @@ def render_submit_file(sub: Submission, opts: CondorOptions, scan_id: str) -> st
     ]
     for extra in opts.extra_submit_lines:
         extra = _submit_value(extra).strip()
-        if extra.lower().startswith("queue"):
-            raise UserError("extra submit lines must not contain a queue statement")
+        if _QUEUE_WORD.match(extra):
+            raise UserError(f"extra submit lines must not contain a queue statement "
+                            f"({extra!r}): the executor writes the one queue statement")
         if extra:
             lines.append(extra)
     lines.append("queue job from (")
@@ -127,80 +139,199 @@ def parse_condor_q_json(text: str) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- event log
 @dataclass(frozen=True)
 class LogEvent:
+    """One user-log event, whatever the log's format.
+
+    ``attrs`` holds what the event says in the attribute names of its ClassAd form (the JSON
+    and XML logs write those names; the text form is read into the same names), so the
+    meaning of an event never depends on the format it came in.
+    """
+
     code: int
     cluster: int
     proc: int
     when: str  # as written (ISO or MM/DD form); only shown to users
-    text: str  # header text, e.g. "Job was held."
+    text: str  # header text, e.g. "Job was held." (the event type in JSON/XML logs)
     body: tuple[str, ...] = ()
+    attrs: Mapping[str, Any] = field(default_factory=dict)
 
 
-_HEADER = re.compile(r"^(\d{3}) \((\d+)\.(\d+)\.(\d+)\) (\S+ \S+) ?(.*)$")
+# "NNN (C.P.S) DATE TIME text"; cluster events (035/036) write proc -1
+_HEADER = re.compile(r"^(\d{3}) \((\d+)\.(-?\d+)\.(-?\d+)\) (\S+ \S+) ?(.*)$")
+_NORMAL = re.compile(r"Normal termination \(return value (-?\d+)\)")
+_ABNORMAL = re.compile(r"Abnormal termination \(signal (\d+)\)")
+_CODES = re.compile(r"Code (-?\d+) Subcode (-?\d+)")
 
 
 def parse_event_log(data: bytes) -> tuple[list[LogEvent], int]:
     """Complete events in ``data`` and the number of bytes they span.
 
-    An event is a header line, TAB-indented body lines and a line ``...``; a trailing partial
-    event (the writer is still appending) is not consumed, so the caller re-reads it from the
-    returned offset next time. Unknown event codes are returned too (callers ignore them).
+    Reads the three formats HTCondor writes (text, JSON, XML: the pool's
+    ``DEFAULT_USERLOG_FORMAT_OPTIONS`` or a job's ``log_xml``), recognised per event by its
+    first character. A text event is a header line, TAB-indented body lines and a line
+    ``...``; a JSON event is one object, an XML event one ``<c>...</c>`` element. A trailing
+    partial event (the writer is still appending) is not consumed, so the caller re-reads it
+    from the returned offset next time. Unknown event codes are returned too (callers ignore
+    them), and so are unreadable events' bytes (skipped, never re-read forever).
     """
+    # surrogateescape: the byte offsets stay exact whatever bytes a hold reason holds
+    text = data.decode("utf-8", "surrogateescape")
     events: list[LogEvent] = []
-    consumed = 0
-    pos = 0
-    header: re.Match[str] | None = None
-    body: list[str] = []
+    pos = consumed = 0
     while True:
-        nl = data.find(b"\n", pos)
-        if nl < 0:
+        start = pos
+        while start < len(text) and text[start] in " \t\r\n":
+            start += 1
+        if start >= len(text):
             break
-        line = data[pos:nl].decode("utf-8", "replace").rstrip("\r")
-        pos = nl + 1
-        if line == "...":
-            if header is not None:
-                events.append(LogEvent(int(header.group(1)), int(header.group(2)),
-                                       int(header.group(3)), header.group(5),
-                                       header.group(6).strip(), tuple(body)))
-            header, body = None, []
-            consumed = pos
-        elif header is None:
-            header = _HEADER.match(line)
-            body = []
+        first = text[start]
+        if first == "{":
+            found = _json_event(text, start)
+        elif first == "<":
+            found = _xml_event(text, start)
         else:
-            body.append(line.strip())
-    return events, consumed
+            found = _text_event(text, start)
+        if found is None:  # incomplete: wait for the rest
+            break
+        event, pos = found
+        if text.startswith("\n", pos) and first in "{<":  # the line end of the event
+            pos += 1
+        if event is not None:
+            events.append(event)
+        consumed = pos
+    return events, len(text[:consumed].encode("utf-8", "surrogateescape"))
 
 
-_NORMAL = re.compile(r"Normal termination \(return value (-?\d+)\)")
-_ABNORMAL = re.compile(r"Abnormal termination \(signal (\d+)\)")
-_HOLD_CODE = re.compile(r"Code (\d+) Subcode (-?\d+)")
+def _text_event(text: str, start: int) -> tuple[LogEvent | None, int] | None:
+    if text.startswith("...\n", start):
+        return None, start + 4
+    end = text.find("\n...\n", start)
+    if end < 0:
+        end = text.find("\n...\r\n", start)
+        if end < 0:
+            return None
+        stop = end + 6
+    else:
+        stop = end + 5
+    lines = text[start:end].split("\n")
+    m = _HEADER.match(lines[0].rstrip("\r"))
+    if m is None:
+        return None, stop  # not an event we can read: skip it
+    code, head = int(m.group(1)), m.group(6).strip()
+    body = tuple(ln.rstrip("\r").strip() for ln in lines[1:])
+    return LogEvent(code, int(m.group(2)), int(m.group(3)), m.group(5), head, body,
+                    _text_attrs(code, head, body)), stop
+
+
+def _text_attrs(code: int, head: str, body: tuple[str, ...]) -> dict[str, Any]:
+    """What a text event's body says, in the names of the event's ClassAd form."""
+    attrs: dict[str, Any] = {}
+    if code == 5:
+        for line in body:
+            if (m := _NORMAL.search(line)):
+                attrs.update(TerminatedNormally=True, ReturnValue=int(m.group(1)))
+                break
+            if (m := _ABNORMAL.search(line)):
+                attrs.update(TerminatedNormally=False, TerminatedBySignal=int(m.group(1)))
+                break
+    elif code == 9 and body:
+        attrs["Reason"] = body[0]
+    elif code == 12:
+        if body and not _CODES.match(body[0]) and body[0] != "Reason unspecified":
+            attrs["HoldReason"] = body[0]
+        for line in body:
+            if (m := _CODES.match(line)):
+                attrs.update(HoldReasonCode=int(m.group(1)), HoldReasonSubCode=int(m.group(2)))
+    elif code == 4:
+        # 25.x: "Job was evicted. Code N Subcode M" when the vacate has a reason
+        if (m := _CODES.search(head)):
+            attrs.update(ReasonCode=int(m.group(1)), ReasonSubCode=int(m.group(2)))
+    elif code == 7 and body:
+        attrs["Message"] = body[0]
+    return attrs
+
+
+def _ad_event(ad: Mapping[str, Any]) -> LogEvent | None:
+    try:
+        code, cluster = int(ad["EventTypeNumber"]), int(ad["Cluster"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    proc = ad.get("Proc", -1)
+    return LogEvent(code, cluster, int(proc) if isinstance(proc, int) else -1,
+                    str(ad.get("EventTime", "")), str(ad.get("MyType", "")), (), dict(ad))
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _json_event(text: str, start: int) -> tuple[LogEvent | None, int] | None:
+    try:
+        ad, stop = _DECODER.raw_decode(text, start)
+    except json.JSONDecodeError:
+        # a partial object (the writer is appending) or a broken one: only the end of the
+        # data can be partial, so a broken object followed by more text is skipped
+        nxt = text.find("\n}\n", start)
+        if nxt < 0 or nxt + 3 >= len(text):
+            return None
+        return None, nxt + 3
+    return (_ad_event(ad) if isinstance(ad, dict) else None), stop
+
+
+def _xml_event(text: str, start: int) -> tuple[LogEvent | None, int] | None:
+    if text.startswith(("<?", "<!"), start):  # a file header, if a writer added one
+        stop = text.find(">", start)
+        return None if stop < 0 else (None, stop + 1)
+    if text.startswith(("<classads>", "</classads>"), start):
+        return None, text.index(">", start) + 1
+    stop = text.find("</c>", start)
+    if stop < 0:
+        return None
+    stop += len("</c>")
+    try:
+        root = ElementTree.fromstring(text[start:stop])
+    except ElementTree.ParseError:
+        return None, stop
+    ad: dict[str, Any] = {}
+    for a in root.findall("a"):
+        name, value = a.get("n"), next(iter(a), None)
+        if name is None or value is None:
+            continue
+        v = value.text or ""
+        if value.tag == "i":
+            ad[name] = int(v)
+        elif value.tag == "r":
+            ad[name] = float(v)
+        elif value.tag == "b":
+            ad[name] = value.get("v", "f").lower().startswith("t")
+        else:  # s (string), e (expression): as written
+            ad[name] = v
+    return _ad_event(ad), stop
 
 
 def event_status(ev: LogEvent) -> tuple[str, str, int | None] | None:
     """What a log event means for its job: (state, detail, code), or None (no change)."""
-    if ev.code in (0, 4, 13):  # submitted, evicted (runs again), released
-        return QUEUED, {0: "submitted", 4: "evicted", 13: "released"}[ev.code], None
+    a = ev.attrs
+    if ev.code in (0, 13):  # submitted, released
+        return QUEUED, {0: "submitted", 13: "released"}[ev.code], None
+    if ev.code == 4:  # evicted: idle again, it runs again
+        why = f" (code {a['ReasonCode']})" if "ReasonCode" in a else ""
+        return QUEUED, f"evicted{why}", None
+    if ev.code == 7:  # shadow exception: back to idle without an eviction event
+        msg = str(a.get("Message", "")).strip()
+        return QUEUED, f"shadow exception{': ' + msg if msg else ''}", None
     if ev.code == 1:
         return RUNNING, "executing", None
     if ev.code == 5:
-        for line in ev.body:
-            m = _NORMAL.search(line)
-            if m:
-                rv = int(m.group(1))
-                return (DONE, "exited 0", 0) if rv == 0 else (FAILED, f"exit code {rv}", rv)
-            m = _ABNORMAL.search(line)
-            if m:
-                return FAILED, f"killed by signal {m.group(1)}", None
+        if a.get("TerminatedNormally") is True and "ReturnValue" in a:
+            rv = int(a["ReturnValue"])
+            return (DONE, "exited 0", 0) if rv == 0 else (FAILED, f"exit code {rv}", rv)
+        if "TerminatedBySignal" in a:
+            return FAILED, f"killed by signal {a['TerminatedBySignal']}", None
         return FAILED, "terminated (no exit status in the log)", None
     if ev.code == 9:
-        reason = ev.body[0] if ev.body else "aborted"
-        return LOST, f"removed from the queue ({reason})", None
+        return LOST, f"removed from the queue ({a.get('Reason') or 'aborted'})", None
     if ev.code == 12:
-        code = None
-        for line in ev.body:
-            m = _HOLD_CODE.search(line)
-            if m:
-                code = int(m.group(1))
-        reason = ev.body[0] if ev.body else "held"
+        code = a.get("HoldReasonCode")
+        code = int(code) if code is not None else None
+        reason = str(a.get("HoldReason") or "held")
         return HELD, f"{reason} (code {code})" if code is not None else reason, code
     return None

@@ -160,10 +160,12 @@ def test_condor_scan_equals_local_in_path_with_spaces_and_quotes(
 def test_faults_still_give_the_same_skymap(sshd, tmp_path, sim_event_file, local_levels,
                                            faults):
     # every fault kind once (in order of job starts), then 20 % of job starts fail or hold
-    forced = ["hold", "fail", "vanish", "fail_exit", "evict", "stuck"]
+    forced = ["hold", "fail", "vanish", "fail_exit", "evict", "stuck", "shadow"]
     faults(force=forced, fail=0.1, hold=0.1, seed=11)
+    # condor_q (the watchdog that finds the vanished job) every 2 s instead of every minute
     cfg = write_config(tmp_path / "config.toml", sshd, tmp_path / "remote",
-                       pixels_per_job=24, job_timeout=3, max_retries=4)
+                       pixels_per_job=24, job_timeout=3, max_retries=4,
+                       queue_check_interval=2)
     before = len(injected(sshd))
     r = condor_scan(sim_event_file, cfg, tmp_path / "out")
     assert r.returncode == 0, r.stderr[-3000:]
@@ -178,6 +180,7 @@ def test_faults_still_give_the_same_skymap(sshd, tmp_path, sim_event_file, local
     assert "exit code 1" in err  # fail_exit: normal termination, non-zero
     assert "allowed execute duration" in err  # stuck job held by its duration limit
     assert "evicted" in err
+    assert "shadow exception" in err  # event 007: back in the queue, runs again
     assert "resubmitting" in err
     assert queue_files(sshd) == []
 

@@ -66,6 +66,7 @@ def test_submit_file_rendering():
     assert lines["transfer_output_files"] == "result_$(job).npz"
     assert lines["transfer_output_remaps"] == '"result_$(job).npz = results/result_$(job).npz"'
     assert lines["log"] == "subs/s0002/events.log"
+    assert lines["log_xml"] == "False"  # the text log, explicitly (pools may default to JSON)
     assert lines["request_cpus"] == "2" and lines["request_memory"] == "3GB"
     assert lines["request_disk"] == "1GB"
     assert lines["allowed_execute_duration"] == "900"
@@ -78,8 +79,14 @@ def test_submit_file_rendering():
 
 
 def test_submit_file_rejects_bad_extra_lines():
-    with pytest.raises(UserError, match="queue"):
-        render_submit_file(_sub(), CondorOptions(extra_submit_lines=("queue 5",)), "abc")
+    # a second queue statement, or its synonym iterate, would queue more procs
+    for line in ("queue 5", "Queue", "iterate 3", "ITERATE x from y.txt"):
+        with pytest.raises(UserError, match="queue statement"):
+            render_submit_file(_sub(), CondorOptions(extra_submit_lines=(line,)), "abc")
+    # late materialisation settings pass through
+    text = render_submit_file(
+        _sub(), CondorOptions(extra_submit_lines=("max_idle = 2", "max_materialize = 4")), "abc")
+    assert "\nmax_idle = 2\n" in text and "\nmax_materialize = 4\n" in text
     with pytest.raises(UserError, match="spans lines"):
         render_submit_file(_sub(), CondorOptions(request_memory="1GB\nqueue 9"), "abc")
     with pytest.raises(ValueError):
@@ -121,7 +128,7 @@ LOG = (
     "\t(1) Normal termination (return value 0)\n"
     "\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Remote Usage\n"
     "\tPartitionable Resources :    Usage  Request Allocated\n...\n"
-    "012 (012.001.000) 2026-11-28 02:03:29.123+01:00 Job was held.\n"
+    "012 (012.001.000) 2026-11-28 02:03:29.123Z Job was held.\n"
     "\tThe job exceeded allowed execute duration of 0+00:00:02\n\tCode 47 Subcode 0\n...\n"
     "005 (012.002.000) 11/28 02:03:30 Job terminated.\n"
     "\t(0) Abnormal termination (signal 9)\n...\n"
@@ -130,10 +137,14 @@ LOG = (
     "009 (012.004.000) 2026-11-28 02:03:32 Job was aborted.\n"
     "\tvia condor_rm (by user alice)\n...\n"
     "006 (012.005.000) 2026-11-28 02:03:33 Image size of job updated: 1234\n\t3 - x\n...\n"
-    "004 (012.005.000) 2026-11-28 02:03:34 Job was evicted.\n"
+    "004 (012.005.000) 2026-11-28 02:03:34Z Job was evicted. Code 21 Subcode 0\n"
     "\t(0) Job was not checkpointed.\n...\n"
     "013 (012.001.000) 2026-11-28 02:03:35 Job was released.\n"
     "\tvia condor_release (by user alice)\n...\n"
+    "036 (012.-01.000) 2026-11-28 02:03:36 Cluster removed\n"
+    "\tMaterialized 6 jobs from 6 items.\n...\n"
+    "007 (012.005.000) 2026-11-28 02:03:37 Shadow exception!\n"
+    "\tError from slot1@node7: starter lost\n\t0  -  Run Bytes Sent By Job\n...\n"
 )
 
 
@@ -143,7 +154,7 @@ def test_event_log_parsing_both_date_forms_and_meanings():
     assert used == len(data)
     assert [(e.code, e.cluster, e.proc) for e in events] == [
         (0, 12, 0), (1, 12, 0), (5, 12, 0), (12, 12, 1), (5, 12, 2), (5, 12, 3), (9, 12, 4),
-        (6, 12, 5), (4, 12, 5), (13, 12, 1)]
+        (6, 12, 5), (4, 12, 5), (13, 12, 1), (36, 12, -1), (7, 12, 5)]
     meanings = [event_status(e) for e in events]
     assert meanings[0][0] == QUEUED and meanings[1][0] == RUNNING
     assert meanings[2] == (DONE, "exited 0", 0)
@@ -153,8 +164,77 @@ def test_event_log_parsing_both_date_forms_and_meanings():
     assert meanings[5] == (FAILED, "exit code 3", 3)
     assert meanings[6][0] == LOST and "condor_rm" in meanings[6][1]
     assert meanings[7] is None  # image size: tolerated, no state change
-    assert meanings[8] == (QUEUED, "evicted", None)
+    assert meanings[8] == (QUEUED, "evicted (code 21)", None)  # 25.x: a vacate reason code
     assert meanings[9] == (QUEUED, "released", None)
+    assert meanings[10] is None  # a cluster event (proc -1): read, no job's state
+    assert meanings[11] == (QUEUED, "shadow exception: Error from slot1@node7: starter lost",
+                            None)  # 007: back to idle without a 004
+
+
+# the same events as LOG, as HTCondor writes them in its JSON and XML user-log formats
+_ADS = [
+    (0, 0, "2026-11-28T02:03:20", {"MyType": "SubmitEvent", "SubmitHost": "<127.0.0.1:9618>"}),
+    (1, 0, "2026-11-28T02:03:21", {"MyType": "ExecuteEvent", "SlotName": "slot1@localhost"}),
+    (5, 0, "2026-11-28T02:03:25", {"MyType": "JobTerminatedEvent", "TerminatedNormally": True,
+                                   "ReturnValue": 0}),
+    (12, 1, "2026-11-28T02:03:29.123Z", {
+        "MyType": "JobHeldEvent", "HoldReasonCode": 47, "HoldReasonSubCode": 0,
+        "HoldReason": "The job exceeded allowed execute duration of 0+00:00:02"}),
+    (5, 2, "2026-11-28T02:03:30", {"MyType": "JobTerminatedEvent", "TerminatedNormally": False,
+                                   "TerminatedBySignal": 9}),
+    (5, 3, "2026-11-28T02:03:31", {"MyType": "JobTerminatedEvent", "TerminatedNormally": True,
+                                   "ReturnValue": 3}),
+    (9, 4, "2026-11-28T02:03:32", {"MyType": "JobAbortedEvent",
+                                   "Reason": "via condor_rm (by user alice)"}),
+    (6, 5, "2026-11-28T02:03:33", {"MyType": "JobImageSizeEvent", "Size": 1234}),
+    (4, 5, "2026-11-28T02:03:34Z", {"MyType": "JobEvictedEvent", "Checkpointed": False,
+                                    "ReasonCode": 21, "ReasonSubCode": 0}),
+    (13, 1, "2026-11-28T02:03:35", {"MyType": "JobReleasedEvent",
+                                    "Reason": "via condor_release (by user alice)"}),
+    (36, -1, "2026-11-28T02:03:36", {"MyType": "ClusterRemoveEvent"}),
+    (7, 5, "2026-11-28T02:03:37", {"MyType": "ShadowExceptionEvent",
+                                   "Message": "Error from slot1@node7: starter lost"}),
+]
+
+
+def _ad(code, proc, when, attrs):
+    return {"EventTypeNumber": code, "Cluster": 12, "Proc": proc, "Subproc": 0,
+            "EventTime": when, **attrs}
+
+
+def _json_log() -> str:
+    import json
+
+    return "".join(json.dumps(_ad(*e), indent=2) + "\n" for e in _ADS)
+
+
+def _xml_log() -> str:
+    def value(v):
+        if isinstance(v, bool):
+            return f'<b v="{"t" if v else "f"}"/>'
+        if isinstance(v, int):
+            return f"<i>{v}</i>"
+        return "<s>" + v.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") + "</s>"
+
+    return "".join("<c>\n" + "".join(f'    <a n="{k}">{value(v)}</a>\n'
+                                      for k, v in _ad(*e).items()) + "</c>\n" for e in _ADS)
+
+
+@pytest.mark.parametrize("form", ["json", "xml"])
+def test_json_and_xml_event_logs_mean_what_the_text_log_means(form):
+    data = (_json_log() if form == "json" else _xml_log()).encode()
+    events, used = parse_event_log(data)
+    assert used == len(data)
+    text_events, _ = parse_event_log(LOG.encode())
+    assert [(e.code, e.cluster, e.proc) for e in events] == \
+        [(e.code, e.cluster, e.proc) for e in text_events]
+    assert [event_status(e) for e in events] == [event_status(e) for e in text_events]
+    # a partial event at the end (the writer is appending) waits for the next read
+    cut = len(data) - 20
+    partial, used = parse_event_log(data[:cut])
+    assert len(partial) == len(events) - 1 and used < cut
+    rest, used2 = parse_event_log(data[used:])
+    assert [e.code for e in rest] == [7] and used + used2 == len(data)
 
 
 def test_event_log_partial_event_is_left_for_later():
@@ -304,3 +384,103 @@ def test_task_keys_depend_on_content_not_batch():
     assert task_keys(b) == task_keys(a)[2:]
     c = TaskBatch(1, 0, a.nside, a.ipix, a.variation, a.zenith, a.azimuth, a.seed + 1e-9)
     assert set(task_keys(c)).isdisjoint(task_keys(a))
+
+
+# --------------------------------------------------------------------------- polling
+class _FakeSubmitNode:
+    """Answers the backend's remote commands from an in-memory log, queue and history."""
+
+    def __init__(self) -> None:
+        self.log = b""
+        self.queue: list[dict] = []
+        self.history: list[dict] | None = []  # None: condor_history fails
+        self.calls: list[str] = []
+
+    def run(self, cmd, timeout=None, check=False, stdin=None):
+        import json
+        import re
+
+        from executors.remote.ssh import RunResult
+
+        out = b""
+        if "condor_history" in cmd:
+            self.calls.append("condor_history")
+            if self.history is None:
+                return RunResult(1, b"[\n", b"Error: Failed to connect to schedd\n")
+            return RunResult(0, json.dumps(self.history).encode() or b"[\n]\n", b"")
+        if "condor_q -json" in cmd:
+            self.calls.append("condor_q")
+            out += (json.dumps(self.queue).encode() if self.queue else b"")
+            out += f"\n{CondorBackend.query_mark} 0\n".encode()
+        m = re.search(r"printf '\\n(\S+) %s\\n' (\d+);.*tail -c \+(\d+)", cmd)
+        if m:
+            out += f"\n{m.group(1)} {m.group(2)}\n".encode() + self.log[int(m.group(3)) - 1:]
+        return RunResult(0, out, b"")
+
+
+def _backend(n: int, **kw):
+    from executors.remote.scheduler import Group
+
+    b = CondorBackend(CondorOptions(queue_check_interval=60.0, **kw))
+    node = _FakeSubmitNode()
+    b.conn, b.scan_dir = node, "/scan"
+    b.settings = type("Settings", (), {"command_timeout": 5})()
+    clock = [1000.0]
+    b._clock = lambda: clock[0]
+    b._last_event = clock[0]
+    b._add_cluster(Group("s0001", "t", 7, [JobRef(i, 0) for i in range(n)], 0))
+    return b, node, clock
+
+
+def _event(code: int, proc: int, text: str, *body: str) -> bytes:
+    return (f"{code:03d} (007.{proc:03d}.000) 2026-11-28 02:03:20 {text}\n"
+            + "".join(f"\t{b}\n" for b in body) + "...\n").encode()
+
+
+def test_states_come_from_the_log_and_condor_q_is_a_rare_watchdog():
+    b, node, clock = _backend(2)
+    node.log = _event(0, 0, "Job submitted from host: <h>") + _event(1, 0, "Job executing")
+    states = []
+    for _ in range(50):  # 50 polls in 25 s: the log is read each time, condor_q never
+        clock[0] += 0.5
+        states += [(s.ref.job_id, s.state) for s in b.poll()]
+        node.queue = [{"ClusterId": 7, "ProcId": 0, "JobStatus": 2}]
+    assert states == [(0, QUEUED), (0, RUNNING)]
+    assert node.calls.count("condor_q") == 0
+    # silent for half the interval: one check; then once per interval
+    clock[0] += 10
+    b.poll()
+    assert node.calls.count("condor_q") == 1
+    for _ in range(60):
+        clock[0] += 1
+        b.poll()
+    assert node.calls.count("condor_q") == 2
+    # 007 (shadow exception): back to the queue without an eviction event
+    node.log += _event(7, 0, "Shadow exception!", "Error from slot1@x: lost")
+    clock[0] += 0.5
+    assert [(s.ref.job_id, s.state) for s in b.poll()] == [(0, QUEUED)]
+
+
+def test_late_materialisation_and_a_failing_condor_history():
+    b, node, clock = _backend(3)
+    # only proc 0 has materialised (max_idle = 1): procs 1 and 2 are in neither log nor queue
+    node.log = _event(0, 0, "Job submitted from host: <h>")
+    node.queue = [{"ClusterId": 7, "ProcId": 0, "JobStatus": 1}]
+    seen = []
+    for _ in range(400):  # 200 s, several condor_q runs
+        clock[0] += 0.5
+        seen += [(s.ref.job_id, s.state) for s in b.poll()]
+    assert node.calls.count("condor_q") >= 3
+    assert seen == [(0, QUEUED)]  # 1 and 2 are queued, never "vanished"
+    assert "condor_history" not in node.calls
+    # proc 0 leaves the queue without an event, and condor_history fails: asked again later
+    node.queue, node.history = [{"ClusterId": 7, "ProcId": 1, "JobStatus": 1}], None
+    node.log += _event(0, 1, "Job submitted from host: <h>")
+    for _ in range(300):
+        clock[0] += 0.5
+        seen += [(s.ref.job_id, s.state) for s in b.poll()]
+        if node.calls.count("condor_history") == 2:
+            node.history = [{"ClusterId": 7, "ProcId": 0, "JobStatus": 4, "ExitCode": 0}]
+    assert node.calls.count("condor_history") == 3
+    assert (0, DONE) in seen and (0, LOST) not in seen
+    assert all(j != 2 for j, _ in seen)  # proc 2 still waits to materialise

@@ -117,24 +117,97 @@ def faults() -> dict:
 
 
 # --------------------------------------------------------------------------- event log
-def _stamp(cluster: int) -> str:
-    t = time.localtime()
-    if cluster % 2:  # the old form, still written by some pools
-        return time.strftime("%m/%d %H:%M:%S", t)
-    return time.strftime("%Y-%m-%d %H:%M:%S", t)
+def config() -> dict:
+    """The pool's settings (``$FAKECONDOR_SPOOL/config.json``), e.g.
+    ``{"userlog_format_options": "JSON UTC SUB_SECOND"}`` (HTCondor's
+    ``DEFAULT_USERLOG_FORMAT_OPTIONS``)."""
+    try:
+        return json.loads((SPOOL / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
-def write_event(ad: dict, code: int, text: str, body: list[str] = ()) -> None:
+_MY_TYPE = {0: "SubmitEvent", 1: "ExecuteEvent", 4: "JobEvictedEvent", 5: "JobTerminatedEvent",
+            7: "ShadowExceptionEvent", 9: "JobAbortedEvent", 12: "JobHeldEvent",
+            13: "JobReleasedEvent"}
+
+
+def _log_options(ad: dict) -> tuple[str, set[str]]:
+    """(format, time flags) of the events written for ``ad``.
+
+    A site's ``userlog_format_options`` applies to every event written here (as for writers
+    that follow the pool default, such as the schedd's own events); without it a job's
+    ``log_xml = True`` gives XML. Without options the dates alternate between the two text
+    forms: ISO for even clusters, ``MM/DD`` (``LEGACY``) for odd ones.
+    """
+    words = {w.upper() for w in re.split(r"[\s,]+", config().get("userlog_format_options", ""))
+             if w}
+    fmt = "json" if "JSON" in words else "xml" if "XML" in words else (
+        "xml" if ad.get("UserLogUseXML") is True else "text")
+    if not words - {"JSON", "XML"}:
+        words |= {"LEGACY"} if ad["ClusterId"] % 2 else {"ISO_DATE"}
+    return fmt, words
+
+
+def _stamp(flags: set[str], iso_t: bool) -> str:
+    """An event time as HTCondor writes it: local or UTC (then a trailing ``Z``, never a
+    numeric offset), ISO or ``MM/DD``, with ``.mmm`` under ``SUB_SECOND``."""
+    now = time.time()
+    t = time.gmtime(now) if "UTC" in flags else time.localtime(now)
+    if "LEGACY" in flags and not iso_t:
+        text = time.strftime("%m/%d %H:%M:%S", t)
+    else:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S" if iso_t else "%Y-%m-%d %H:%M:%S", t)
+    if "SUB_SECOND" in flags:
+        text += f".{int(now * 1000) % 1000:03d}"
+    return text + ("Z" if "UTC" in flags else "")
+
+
+def _xml_value(v: object) -> str:
+    if isinstance(v, bool):
+        return f'<b v="{"t" if v else "f"}"/>'
+    if isinstance(v, int):
+        return f"<i>{v}</i>"
+    if isinstance(v, float):
+        return f"<r>{v!r}</r>"
+    esc = str(v).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return f"<s>{esc}</s>"
+
+
+def write_event(ad: dict, code: int, text: str, body: list[str] = (),
+                attrs: dict | None = None) -> None:
+    """Append one event to the job's log: the text form (header, TAB body, ``...``) or the
+    event's ClassAd (``attrs``, named as HTCondor names them) as JSON or XML."""
     log = ad.get("UserLog")
     if not log:
         return
-    head = f"{code:03d} ({ad['ClusterId']:03d}.{ad['ProcId']:03d}.000) {_stamp(ad['ClusterId'])} {text}\n"
-    data = head + "".join(f"\t{b}\n" for b in body) + "...\n"
+    fmt, flags = _log_options(ad)
+    if fmt == "text":
+        head = (f"{code:03d} ({ad['ClusterId']:03d}.{ad['ProcId']:03d}.000) "
+                f"{_stamp(flags, False)} {text}\n")
+        data = head + "".join(f"\t{b}\n" for b in body) + "...\n"
+    else:
+        event = {"MyType": _MY_TYPE.get(code, "FutureEvent"), "EventTypeNumber": code,
+                 "Cluster": ad["ClusterId"], "Proc": ad["ProcId"], "Subproc": 0,
+                 "EventTime": _stamp(flags, True), **(attrs or {})}
+        if fmt == "json":  # one pretty-printed object per event (ClassAdJsonUnParser)
+            data = json.dumps(event, indent=2) + "\n"
+        else:  # one <c> element per event, no file header (ClassAdXMLUnParser)
+            data = "<c>\n" + "".join(f'    <a n="{k}">{_xml_value(v)}</a>\n'
+                                     for k, v in event.items()) + "</c>\n"
     with open(log, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         fh.write(data)
         fh.flush()
         fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def short_time(secs: int) -> str:
+    """HTCondor's short time format: ``1:00:00`` for an hour, ``00:02`` for 2 s."""
+    d, h, m, s = secs // 86400, secs // 3600 % 24, secs // 60 % 60, secs % 60
+    if d:
+        return f"{d}+{h:02d}:{m:02d}:{s:02d}"
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
 _USAGE = ["\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Remote Usage",
@@ -153,14 +226,17 @@ def ev_terminated(ad: dict, rv: int | None, sig: int | None = None) -> None:
             f"   Cpus                 :                 {ad.get('RequestCpus', 1)}         1",
             "   Disk (KB)            :        1        1         1",
             "   Memory (MB)          :        0     2048      2048"]
-    write_event(ad, 5, "Job terminated.", body)
+    attrs = ({"TerminatedNormally": True, "ReturnValue": rv} if sig is None
+             else {"TerminatedNormally": False, "TerminatedBySignal": sig})
+    write_event(ad, 5, "Job terminated.", body, attrs)
 
 
 def set_held(ad: dict, reason: str, code: int, sub: int = 0) -> None:
     ad.update(JobStatus=5, HoldReason=reason, HoldReasonCode=code, HoldReasonSubCode=sub,
               EnteredCurrentStatus=int(time.time()))
     save_ad(ad)
-    write_event(ad, 12, "Job was held.", [reason, f"Code {code} Subcode {sub}"])
+    write_event(ad, 12, "Job was held.", [reason, f"Code {code} Subcode {sub}"],
+                {"HoldReason": reason, "HoldReasonCode": code, "HoldReasonSubCode": sub})
 
 
 # --------------------------------------------------------------------------- submit files
@@ -361,6 +437,8 @@ def condor_submit(argv: list[str]) -> int:
                 "Remaps": remaps, "Out": rel(c["output"]) if c.get("output") else None,
                 "Err": rel(c["error"]) if c.get("error") else None,
                 "UserLog": rel(c["log"]) if c.get("log") else None,
+                **({"UserLogUseXML": c["log_xml"].strip().lower() in ("true", "t", "1", "yes")}
+                   if c.get("log_xml") else {}),
                 "Env": parse_env(c.get("environment", "")),
                 "RequestCpus": int(c.get("request_cpus", "1") or 1),
                 "AllowedExecuteDuration": int(c["allowed_execute_duration"])
@@ -374,11 +452,19 @@ def condor_submit(argv: list[str]) -> int:
                 except ValueError:
                     ad[k] = v
             ads.append(ad)
-        for ad in ads:
-            save_ad(ad)
+        limits = _materialize_limits(cmds)
+        if limits is None:
+            for ad in ads:
+                save_ad(ad)
+        else:  # late materialisation: the runner brings procs into the queue as it may
+            _write_json(_factory_path(cluster), {"limits": limits, "pending": ads})
         counter.write_text(str(cluster + 1))
-    for ad in ads:
-        write_event(ad, 0, f"Job submitted from host: {HOST}")
+    if limits is None:
+        for ad in ads:
+            write_event(ad, 0, f"Job submitted from host: {HOST}", [], {"SubmitHost": HOST})
+    else:
+        with locked():
+            materialize(cluster)
     subprocess.Popen([sys.executable, os.path.abspath(__file__), "_runner", str(cluster)],
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
@@ -388,6 +474,65 @@ def condor_submit(argv: list[str]) -> int:
         print("Submitting job(s)" + "." * len(ads))
         print(f"{len(ads)} job(s) submitted to cluster {cluster}.")
     return 0
+
+
+# --------------------------------------------------------------------------- late materialisation
+def _materialize_limits(cmds: dict[str, str]) -> dict[str, int] | None:
+    """``max_idle`` / ``max_materialize`` of a submit file (None: all procs at once)."""
+    limits = {k: int(cmds[k]) for k in ("max_idle", "max_materialize") if cmds.get(k)}
+    return limits or None
+
+
+def _factory_path(cluster: int) -> Path:
+    d = SPOOL / "factory"
+    d.mkdir(parents=True, exist_ok=True)
+    return d / f"{cluster}.json"
+
+
+def materialize(cluster: int) -> bool:
+    """Bring the cluster's next procs into the queue while fewer than ``max_idle`` are idle
+    and fewer than ``max_materialize`` are in the queue (call with the lock held); each gets
+    its submit event as it appears. Returns whether procs are still waiting."""
+    path = _factory_path(cluster)
+    try:
+        factory = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    pending, limits = factory["pending"], factory["limits"]
+    mine = [a for a in load_queue() if a["ClusterId"] == cluster]
+    idle = sum(1 for a in mine if a["JobStatus"] == 1)
+    new = []
+    while pending and idle < limits.get("max_idle", 1 << 30) and \
+            len(mine) + len(new) < limits.get("max_materialize", 1 << 30):
+        ad = pending.pop(0)
+        ad.update(QDate=int(time.time()), EnteredCurrentStatus=int(time.time()))
+        save_ad(ad)
+        new.append(ad)
+        idle += 1
+    if new:
+        _write_json(path, factory)
+        with open(SPOOL / "materialized.jsonl", "a") as fh:
+            for ad in new:
+                fh.write(json.dumps({"cluster": cluster, "proc": ad["ProcId"],
+                                     "time": time.time()}) + "\n")
+    for ad in new:
+        write_event(ad, 0, f"Job submitted from host: {HOST}", [], {"SubmitHost": HOST})
+    if not pending:
+        path.unlink(missing_ok=True)
+    return bool(pending)
+
+
+def drop_factories(ids: list[str], constraint: str | None) -> None:
+    """condor_rm of a whole cluster (by id or constraint) removes its unmaterialised procs."""
+    for path in sorted((SPOOL / "factory").glob("*.json")) if (SPOOL / "factory").exists() \
+            else []:
+        cluster = int(path.stem)
+        try:
+            pending = json.loads(path.read_text())["pending"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if str(cluster) in ids or (constraint and pending and _match(pending[0], constraint)):
+            path.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- runner
@@ -403,7 +548,7 @@ def _start(ad: dict, rng: random.Random, fl: dict) -> tuple[subprocess.Popen | N
     roll = rng.random()
     fault = ""
     acc = 0.0
-    for name in ("vanish", "hold", "fail", "fail_exit", "evict", "stuck"):
+    for name in ("vanish", "hold", "fail", "fail_exit", "evict", "stuck", "shadow"):
         acc += float(fl.get(name, 0.0))
         if roll < acc:
             fault = name
@@ -447,7 +592,9 @@ def _start(ad: dict, rng: random.Random, fl: dict) -> tuple[subprocess.Popen | N
               StartTime=time.time())
     save_ad(ad)
     write_event(ad, 1, f"Job executing on host: {HOST}",
-                ["SlotName: slot1@localhost", f'CondorScratchDir = "{sandbox}"', "Cpus = 1"])
+                ["SlotName: slot1@localhost", f'CondorScratchDir = "{sandbox}"', "Cpus = 1"],
+                {"ExecuteHost": HOST, "SlotName": "slot1@localhost",
+                 "CondorScratchDir": str(sandbox), "Cpus": 1})
     out = open(sandbox / ".stdout", "wb")
     err = open(sandbox / ".stderr", "wb")
     proc = subprocess.Popen(cmd, cwd=sandbox, env=env, stdin=subprocess.DEVNULL, stdout=out,
@@ -514,21 +661,33 @@ def runner(cluster: int) -> int:
                     running.pop(proc_id)
                     ad.update(JobStatus=1, EnteredCurrentStatus=int(time.time()), Fault="")
                     save_ad(ad)
-                    write_event(ad, 4, "Job was evicted.",
+                    # 25.x names the vacate reason in the header (the code here is only a
+                    # placeholder: the executor reads no meaning into it)
+                    write_event(ad, 4, "Job was evicted. Code 21 Subcode 0",
                                 ["(0) Job was not checkpointed.", *[u.strip() for u in _USAGE[:2]],
-                                 "0  -  Run Bytes Sent By Job", "0  -  Run Bytes Received By Job"])
+                                 "0  -  Run Bytes Sent By Job", "0  -  Run Bytes Received By Job"],
+                                {"Checkpointed": False, "TerminatedAndRequeued": False,
+                                 "ReasonCode": 21, "ReasonSubCode": 0})
+                elif fault == "shadow":  # the shadow failed: back to idle, no 004 event
+                    _kill(p)
+                    running.pop(proc_id)
+                    ad.update(JobStatus=1, EnteredCurrentStatus=int(time.time()), Fault="")
+                    save_ad(ad)
+                    msg = "Error from slot1@localhost: (fake fault) shadow lost the starter"
+                    write_event(ad, 7, "Shadow exception!",
+                                [msg, "0  -  Run Bytes Sent By Job",
+                                 "0  -  Run Bytes Received By Job"], {"Message": msg})
                 elif p.poll() is not None:
                     running.pop(proc_id)
                     _finish(ad, p, fault)
                 elif limit and time.time() - ad["StartTime"] > limit:
                     _kill(p)
                     running.pop(proc_id)
-                    d = int(limit)
-                    set_held(ad, f"The job exceeded allowed execute duration of "
-                                 f"{d // 86400}+{d // 3600 % 24:02d}:{d // 60 % 60:02d}:"
-                                 f"{d % 60:02d}", 47, 0)
+                    set_held(ad, "The job exceeded allowed execute duration of "
+                                 f"{short_time(int(limit))}", 47, 0)
+            waiting = materialize(cluster)
             ads = {a["ProcId"]: a for a in load_queue() if a["ClusterId"] == cluster}
-            if not ads and not running:
+            if not ads and not running and not waiting:
                 return 0
             for proc_id, ad in sorted(ads.items()):
                 if len(running) >= slots:
@@ -589,7 +748,7 @@ def _public(ad: dict) -> dict:
     return out
 
 
-def _print_ads(ads: list[dict], argv: list[str]) -> int:
+def _print_ads(ads: list[dict], argv: list[str], history: bool = False) -> int:
     attrs, af, af_opts, as_json = None, None, "", False
     ids, constraint, limit = [], None, None
     it = iter(argv)
@@ -627,8 +786,10 @@ def _print_ads(ads: list[dict], argv: list[str]) -> int:
         sel = sel[:limit]
     pub = [_public(a) for a in sel]
     if as_json:
-        if not pub:
-            return 0  # real condor_q prints nothing, not []
+        if not pub:  # condor_q prints nothing; condor_history always prints the brackets
+            if history:
+                print("[\n]")
+            return 0
         chunks = []
         for ad in pub:
             if attrs:
@@ -658,7 +819,15 @@ def condor_q(argv: list[str]) -> int:
 
 
 def condor_history(argv: list[str]) -> int:
-    return _print_ads(load_history(), argv)
+    with locked():  # a schedd that does not answer: "[" and exit 1 (faults: history_errors)
+        fl = faults()
+        if int(fl.get("history_errors", 0)) > 0:
+            fl["history_errors"] = int(fl["history_errors"]) - 1
+            _write_json(SPOOL / "faults.json", fl)
+            print("[")
+            print("Error: Failed to connect to schedd (fake fault)", file=sys.stderr)
+            return 1
+    return _print_ads(load_history(), argv, history=True)
 
 
 def _control(argv: list[str], verb: str, apply) -> int:
@@ -674,6 +843,8 @@ def _control(argv: list[str], verb: str, apply) -> int:
             ids.append(a)
     rc = 0
     with locked():
+        if verb == "remove":
+            drop_factories(ids, constraint)
         ads = load_queue()
         for target in ids or ([None] if constraint else []):
             sel = _select(ads, [target] if target else [], constraint)
@@ -698,7 +869,8 @@ def _control(argv: list[str], verb: str, apply) -> int:
 def condor_rm(argv: list[str]) -> int:
     def apply(ad: dict) -> None:
         ad.update(JobStatus=3, EnteredCurrentStatus=int(time.time()))
-        write_event(ad, 9, "Job was aborted.", [f"via condor_rm (by user {USER})"])
+        write_event(ad, 9, "Job was aborted.", [f"via condor_rm (by user {USER})"],
+                    {"Reason": f"via condor_rm (by user {USER})"})
         to_history(ad)
     return _control(argv, "remove", apply)
 
@@ -711,7 +883,8 @@ def condor_release(argv: list[str]) -> int:
         for k in ("HoldReason", "HoldReasonCode", "HoldReasonSubCode"):
             ad.pop(k, None)
         save_ad(ad)
-        write_event(ad, 13, "Job was released.", [f"via condor_release (by user {USER})"])
+        write_event(ad, 13, "Job was released.", [f"via condor_release (by user {USER})"],
+                    {"Reason": f"via condor_release (by user {USER})"})
     return _control(argv, "release", apply)
 
 
