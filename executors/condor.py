@@ -137,7 +137,10 @@ class CondorBackend(GroupedBackend):
         out = self._submit_once(
             sub, prepare=f"mkdir -p {d} && mv -f {shlex.quote(f'subs/{sub.id}.sub')} "
                          f"{d}/submit.sub",
-            lookup=f"condor_q -constraint {constraint} -af ClusterId",
+            # the queue is searched for the batch name only when an earlier attempt started
+            # (its reply lost with the link), not before every first submission
+            lookup=f"if [ -e {d}/submit.try ]; then condor_q -constraint {constraint} "
+                   f"-af ClusterId; else : > {d}/submit.try; fi",
             found=f"\"$x.0 - $x.{len(sub.jobs) - 1}\"",
             submit=f"condor_submit -terse -batch-name {shlex.quote(sub.tag)} {d}/submit.sub")
         cluster, first, last = parse_terse(out)

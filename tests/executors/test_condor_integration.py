@@ -485,3 +485,81 @@ def test_submission_is_idempotent(sshd, tmp_path, sim_event):
     finally:
         ex.cancel()
         ex.close()
+
+
+def calls(sshd, cmd: str) -> list[dict]:
+    """The stand-in's record of its invocations of ``cmd``."""
+    path = sshd.spool / "calls.jsonl"
+    if not path.exists():
+        return []
+    return [c for c in (json.loads(ln) for ln in path.read_text().splitlines() if ln.strip())
+            if c["cmd"] == cmd]
+
+
+@pytest.fixture()
+def pool_config(sshd):
+    """Set the stand-in pool's configuration (e.g. its user-log format) for one test."""
+    path = sshd.spool / "config.json"
+
+    def set_config(**kw):
+        path.write_text(json.dumps(kw))
+
+    yield set_config
+    path.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("options", ["JSON UTC SUB_SECOND", "XML LEGACY"])
+def test_json_and_xml_event_logs_give_the_same_skymap(sshd, tmp_path, sim_event_file,
+                                                      local_levels, pool_config, options):
+    """A pool whose logs are JSON or XML (DEFAULT_USERLOG_FORMAT_OPTIONS), whatever the
+    submit file's log_xml says: the scan equals the local one, from the log alone."""
+    pool_config(userlog_format_options=options)
+    cfg = write_config(tmp_path / "config.toml", sshd, tmp_path / "remote", pixels_per_job=24)
+    before = len(calls(sshd, "condor_q"))
+    t0 = time.monotonic()
+    r = condor_scan(sim_event_file, cfg, tmp_path / "out", "--keep-remote")
+    took = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert_same_levels(levels_of(tmp_path / "out"), local_levels)
+    logs = list((tmp_path / "remote").glob("*/subs/*/events.log"))
+    assert logs and all(p.read_text().lstrip()[:1] == ("{" if "JSON" in options else "<")
+                        for p in logs)
+    # condor_q is the watchdog (every 60 s, or once after 30 s of silence), not the poll
+    assert len(calls(sshd, "condor_q")) - before <= 1 + took / 30
+
+
+def test_late_materialisation_runs_each_job_once(sshd, tmp_path, sim_event_file,
+                                                 local_levels):
+    """max_idle = 2: the stand-in materialises procs two idle at a time; procs not yet in
+    the queue are waited for, never taken as vanished and never submitted twice."""
+    cfg = write_config(tmp_path / "config.toml", sshd, tmp_path / "remote", pixels_per_job=10,
+                       jobs_in_flight=24, extra_directives=["max_idle = 2"],
+                       queue_check_interval=1)
+    before, mat_before = len(runs(sshd)), _materialized(sshd)
+    r = condor_scan(sim_event_file, cfg, tmp_path / "out", "--keep-remote")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert_same_levels(levels_of(tmp_path / "out"), local_levels)
+    assert "vanished" not in r.stderr and "resubmitting" not in r.stderr
+    done = runs(sshd)[before:]
+    assert len(done) >= 20
+    # each job ran exactly once: one run per proc, one run per job file, each pixel once
+    assert len({(x["cluster"], x["proc"]) for x in done}) == len(done)
+    assert len({x["args"][1] for x in done}) == len(done)
+    from executors.worker import job_from_npz
+
+    fitted = [(int(n), int(i)) for x in done
+              for b in job_from_npz((Path(x["iwd"]) / "jobs" / x["args"][1]).read_bytes())
+              for n, i in zip(b.nside, b.ipix, strict=True)]
+    assert len(fitted) == len(set(fitted)) == sum(len(v) for v in local_levels.values())
+    # ... and the procs did materialise gradually (not all at submission)
+    mat = _materialized(sshd)[len(mat_before):]
+    big = max({m["cluster"] for m in mat}, key=lambda c: sum(m["cluster"] == c for m in mat))
+    times = sorted(m["time"] for m in mat if m["cluster"] == big)
+    assert len(times) > 2 and times[-1] - times[0] > 0.5
+
+
+def _materialized(sshd) -> list[dict]:
+    path = sshd.spool / "materialized.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]

@@ -484,3 +484,39 @@ def test_late_materialisation_and_a_failing_condor_history():
     assert node.calls.count("condor_history") == 3
     assert (0, DONE) in seen and (0, LOST) not in seen
     assert all(j != 2 for j, _ in seen)  # proc 2 still waits to materialise
+
+
+# --------------------------------------------------------------------------- the stand-in
+def test_stand_in_writes_the_real_formats(tmp_path):
+    """condor_history -json prints the brackets on no match, condor_q prints nothing; the
+    duration hold uses HTCondor's short time format; event times end in Z or nothing."""
+    import json
+    import os
+    import re
+    import sys
+
+    from tests.conftest import REPO
+    from tests.helpers.fakecondor import fakecondor
+
+    script = REPO / "tests" / "helpers" / "fakecondor" / "fakecondor.py"
+    env = {**os.environ, "FAKECONDOR_SPOOL": str(tmp_path / "spool")}
+
+    def run(*args):
+        return subprocess.run([sys.executable, str(script), *args], capture_output=True,
+                              text=True, env=env)
+
+    hist = run("condor_history", "-json", "99.0", "-attributes", "ClusterId")
+    assert hist.returncode == 0 and hist.stdout.split() == ["[", "]"]
+    assert parse_condor_q_json(hist.stdout) == []
+    q = run("condor_q", "-json", "99")
+    assert q.returncode == 0 and q.stdout == ""
+    (tmp_path / "spool" / "faults.json").write_text(json.dumps({"history_errors": 1}))
+    bad = run("condor_history", "-json", "99.0")
+    assert bad.returncode == 1 and bad.stdout.strip() == "["
+    assert [fakecondor.short_time(s) for s in (2, 75, 3600, 90061)] == [
+        "00:02", "01:15", "1:00:00", "1+01:01:01"]
+    for flags in ({"ISO_DATE"}, {"LEGACY"}, {"ISO_DATE", "UTC", "SUB_SECOND"}):
+        for iso_t in (False, True):
+            stamp = fakecondor._stamp(flags, iso_t)
+            assert not re.search(r"[+-]\d\d:?\d\d$", stamp)
+            assert stamp.endswith("Z") == ("UTC" in flags)
