@@ -4,9 +4,12 @@ Multi-call script: ``fakecondor.py condor_submit|condor_q|condor_rm|condor_relea
 condor_hold|condor_history ARGS`` (the ``bin/`` wrappers call it by name). It follows the
 interfaces and output formats of the HTCondor manual (https://htcondor.readthedocs.io/;
 what the tests cover with it: docs/clusters.md): submit files with macros and the queue
-forms, ``-terse``, ``-batch-name``, ``condor_q -json`` (empty output when nothing matches)
-and ``-af``, job states, and user job event logs in the real format (ISO dates for
-even clusters, ``MM/DD`` dates for odd ones, so readers must handle both).
+forms, ``-terse``, ``-batch-name``, ``condor_q -json`` (empty output when nothing matches;
+``condor_history -json`` prints ``[`` ``]``) and ``-af``, job states, and user job event
+logs in the real formats: text (ISO dates for even clusters, ``MM/DD`` dates for odd ones,
+so readers must handle both), or JSON or XML and UTC/sub-second times when the pool's
+``config.json`` sets ``userlog_format_options`` (as ``DEFAULT_USERLOG_FORMAT_OPTIONS``).
+``max_idle``/``max_materialize`` materialise procs gradually (``materialized.jsonl``).
 
 Jobs run as local processes in a scratch sandbox, with only the transferred files and a
 near-empty environment. A listed output file that is missing at exit holds the job (code
@@ -20,7 +23,8 @@ starts in order): ``fail`` (exits 1 without output ->
 hold 12), ``fail_exit`` (runs, but exits 1), ``hold`` (held with ``hold_code`` before it
 runs), ``vanish`` (leaves the queue with no event and no history), ``evict`` (killed on the
 runner's first look after it started, however fast the job is, and back to idle), ``stuck``
-(sleeps until the duration limit holds it). Every finished execution is appended to
+(sleeps until the duration limit holds it), ``shadow`` (event 007 after it started, back to
+idle); ``history_errors: N`` makes the next N ``condor_history`` calls fail. Every finished execution is appended to
 ``runs.jsonl``, every fault applied to ``faults.jsonl`` and every command invocation to
 ``calls.jsonl``, for the tests (and the benchmark) to count.
 """
