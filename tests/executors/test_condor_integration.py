@@ -563,3 +563,20 @@ def _materialized(sshd) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+
+
+def test_failing_condor_history_is_retried_not_read_as_vanished(sshd, tmp_path,
+                                                                 sim_event_file, local_levels,
+                                                                 faults):
+    """A job leaves the queue without an event while condor_history fails twice ("[" and
+    exit 1): the job is looked up again until condor_history answers, then resubmitted."""
+    faults(force=["vanish"], history_errors=2)
+    cfg = write_config(tmp_path / "config.toml", sshd, tmp_path / "remote", pixels_per_job=48,
+                       queue_check_interval=1)
+    before = len(calls(sshd, "condor_history"))
+    r = condor_scan(sim_event_file, cfg, tmp_path / "out")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert_same_levels(levels_of(tmp_path / "out"), local_levels)
+    assert len(calls(sshd, "condor_history")) - before == 3  # two failures, then the answer
+    assert "vanished from the queue (no log event, no history)" in r.stderr
+    assert "condor_history failed" not in r.stderr
