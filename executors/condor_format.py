@@ -3,7 +3,8 @@
 :func:`render_submit_file` (one cluster, one proc per job file), the outputs of
 ``condor_submit -terse`` (:func:`parse_terse`) and ``condor_q``/``condor_history -json``
 (:func:`parse_condor_q_json`), and the user job event log (:func:`parse_event_log`, read
-incrementally; :func:`event_status`: what an event means for its job). No SSH here; the
+incrementally, in the text, JSON or XML format; :func:`event_status`: what an event means
+for its job, the same whatever the format). No SSH here; the
 backend that runs the commands is :mod:`executors.condor`. The formats follow the HTCondor
 manual (condor_submit, condor_q, "Job Event Log Codes"); docs/clusters.md says how jobs are
 followed.
