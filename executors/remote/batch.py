@@ -487,12 +487,14 @@ class RemoteBatchExecutor(Resumable, Executor):
                 action = self.backend.hold_action(st, job.releases)
                 if action == "release":
                     job.releases += 1
-                    self._log("warning", f"job {job.job_id} held ({st.detail}); releasing")
+                    self._log("warning", f"job {job.job_id} held ({st.detail}); releasing"
+                              + (f" (stderr in {saved})" if saved else ""))
                     self.backend.release([job.ref])
                 else:
                     self.backend.remove([job.ref])
                     self._holds.pop(job.job_id, None)
-                    out.extend(self._retry(job, f"held: {st.detail}"))
+                    out.extend(self._retry(job, f"held: {st.detail}"
+                                           + (f" (stderr in {saved})" if saved else "")))
             elif st.state in (FAILED, LOST):
                 why = st.detail or st.state
                 saved = ""
