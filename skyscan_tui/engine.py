@@ -549,7 +549,9 @@ class ScanEngine:
                     wall_s=round(wall, 3),
                     fits_done=int(rnd.finished.sum()),
                     computed=self._computed - info["_c0"],
-                    failed=int((~np.isfinite(lv["llh"])).sum() if len(lv) else 0),
+                    # pixels whose fits all ended without a value (not those never run)
+                    failed=int((rnd.finished.reshape(-1, n_var).all(axis=1)
+                                & ~np.isfinite(lv["llh"])).sum()) if len(lv) else 0,
                     pixels_per_s=(round((self._computed - info["_c0"]) / n_var / wall, 3)
                                   if wall > 0 else None),
                     cpu_s=(round(self._round_cpu, 3) if self._round_cpu_batches else None),

@@ -208,7 +208,7 @@ class ScanObserver:
         self._last_write = time.monotonic()
         self._dirty = False
         try:
-            text = json.dumps(self.document(), indent=1)
+            text = json.dumps(self.document(), indent=1, default=str)
             atomic_write_text(self.outdir / PROGRESS_FILE, text + "\n")
             self.writes += 1
         except (OSError, TypeError, ValueError) as exc:
