@@ -39,6 +39,8 @@ class BatchDone:
     batch_id: int
     results: np.ndarray  # RESULT_DTYPE rows
     worker: str = ""
+    #: CPU time [s] the worker spent fitting the batch (NaN: the executor does not measure it)
+    cpu_s: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,19 @@ class Executor(ABC):
         still needs and ignores the rest. Default: nothing to keep.
         """
         return None
+
+    def set_log_dir(self, path: Path) -> None:
+        """Where the executor may keep logs for the user (``OUTDIR/logs``, not created yet),
+        e.g. the stderr of failed remote jobs. The engine calls it when the scan has an
+        output folder. Default: nothing to keep."""
+        return None
+
+    def status(self) -> dict[str, Any]:
+        """What the executor can tell about its work, as JSON-ready plain data, for
+        ``progress.json`` and the summary (e.g. remote job counts: ``{"jobs": {"queued": 3,
+        "running": 2, ...}}``). Must be cheap (no remote call): the engine asks every
+        second. Default: nothing."""
+        return {}
 
     def interrupt(self) -> None:
         """Ask a wait inside the executor to give up soon (the engine's ``cancel`` calls it,

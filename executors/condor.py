@@ -340,12 +340,18 @@ class CondorBackend(GroupedBackend):
     def releasable(self, status: JobStatus) -> bool:
         return status.code in TRANSIENT_HOLD_CODES
 
-    def error_tail(self, job: JobRef) -> str:
+    def stderr_file(self, job: JobRef) -> str | None:
         where = self._where.get(job)
         if where is None:
-            return ""
+            return None
         name = self._names.get(job) or f"job_{job.job_id:06d}"
-        err = shlex.quote(f"subs/{self.groups[where[0]].sub_id}/{name}.err")
+        return f"subs/{self.groups[where[0]].sub_id}/{name}.err"
+
+    def error_tail(self, job: JobRef) -> str:
+        path = self.stderr_file(job)
+        if path is None:
+            return ""
+        err = shlex.quote(path)
         res = self._run(f"if [ -f {err} ]; then grep -v '^[[:space:]]*$' {err} | tail -n 1; fi")
         return res.text.strip()[-300:]
 

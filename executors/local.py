@@ -183,6 +183,10 @@ class LocalExecutor(Executor):
         self._futures.clear()
         self._kill_pool()
 
+    def status(self) -> dict:
+        return {"workers": self.jobs, "batches_in_flight": len(self._futures),
+                "pool_restarts": self.restarts}
+
     def close(self) -> None:
         self.cancel()
         if self._markers is not None:
@@ -212,8 +216,8 @@ def run_marked_batch(batch: TaskBatch, marker: str | None):
 def _outcome(fut: Future, batch: TaskBatch) -> Update:
     exc = fut.exception()
     if exc is None:
-        res, _secs, pid = fut.result()
-        return BatchDone(batch.batch_id, res, f"pid {pid}")
+        res, cpu_s, pid = fut.result()
+        return BatchDone(batch.batch_id, res, f"pid {pid}", cpu_s)
     if _is_pool_death(exc):
         return BatchFailed(batch.batch_id, f"worker died ({type(exc).__name__})", lost=True)
     return BatchFailed(batch.batch_id, f"{type(exc).__name__}: {str(exc)[:300]}")

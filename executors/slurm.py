@@ -189,6 +189,12 @@ class SlurmBackend(GroupedBackend):
     def releasable(self, status: JobStatus) -> bool:
         return "JobHeldAdmin" not in status.detail
 
+    def stderr_file(self, job: JobRef) -> str | None:
+        for (array_id, index), m in self.members.items():
+            if m.ref == job:
+                return f"subs/{self.groups[array_id].sub_id}/task_{index}.err"
+        return None
+
     # ---------------------------------------------------------------- resume
     def state(self) -> dict[str, Any]:
         return {"arrays": [{**self._group_state(a), "array_id": a.id,

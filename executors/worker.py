@@ -21,7 +21,8 @@ from recos.base import mark_worker_process
 from skyscan_tui.tasks import RESULT_DTYPE, TaskBatch
 
 __all__ = ["WorkerState", "init_worker", "run_batch", "main", "job_to_npz", "job_from_npz",
-           "job_results_to_npz", "job_results_from_npz", "run_job", "reco_class"]
+           "job_results_to_npz", "job_results_from_npz", "job_results_with_cpu", "run_job",
+           "reco_class"]
 
 
 def reco_class(name: str) -> type:
@@ -107,14 +108,16 @@ def _watch_parent(interval: float = 1.0) -> None:
 
 
 def run_batch(batch: TaskBatch) -> tuple[np.ndarray, float, int]:
-    """Fit ``batch`` with the process's state; returns (results, seconds, pid)."""
+    """Fit ``batch`` with the process's state; returns (results, CPU seconds, pid).
+
+    CPU time of the whole worker process (threads a reco starts count too)."""
     import os
 
     if _STATE is None:
         raise RuntimeError("worker not initialised")
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     res = _STATE.run(batch)
-    return res, time.perf_counter() - t0, os.getpid()
+    return res, time.process_time() - t0, os.getpid()
 
 
 _TASK_FIELDS = ("nside", "ipix", "variation", "zenith", "azimuth", "seed")
@@ -152,8 +155,10 @@ def job_from_npz(data: bytes) -> list[TaskBatch]:
             for i in range(len(ids))]
 
 
-def job_results_to_npz(batches: list[TaskBatch], answers: list[np.ndarray | str]) -> bytes:
-    """Results of a job: per batch either result rows or an error message."""
+def job_results_to_npz(batches: list[TaskBatch], answers: list[np.ndarray | str],
+                       cpu_s: list[float] | None = None) -> bytes:
+    """Results of a job: per batch either result rows or an error message, and the CPU
+    seconds its fit took (NaN where unknown)."""
     import io
 
     ok = np.array([not isinstance(a, str) for a in answers], dtype=bool)
@@ -163,27 +168,38 @@ def job_results_to_npz(batches: list[TaskBatch], answers: list[np.ndarray | str]
     buf = io.BytesIO()
     np.savez(buf, batch_ids=np.array([b.batch_id for b in batches], dtype=np.int64),
              ntasks=np.array([len(b) for b in batches], dtype=np.int64), ok=ok,
-             errors=errors, results=np.asarray(results, dtype=RESULT_DTYPE))
+             errors=errors, results=np.asarray(results, dtype=RESULT_DTYPE),
+             cpu_s=np.asarray(cpu_s if cpu_s is not None else [np.nan] * len(batches),
+                              dtype=np.float64))
     return buf.getvalue()
 
 
 def job_results_from_npz(data: bytes) -> list[tuple[int, int, np.ndarray | None, str]]:
     """``[(batch_id, n_tasks, rows or None, error), ...]`` in job-file order."""
+    return [r[:4] for r in job_results_with_cpu(data)]
+
+
+def job_results_with_cpu(data: bytes
+                         ) -> list[tuple[int, int, np.ndarray | None, str, float]]:
+    """``[(batch_id, n_tasks, rows or None, error, cpu_s), ...]``; ``cpu_s`` is NaN for
+    files of workers that do not record it."""
     import io
 
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         ids, ntasks, ok = npz["batch_ids"], npz["ntasks"], npz["ok"]
         errors, results = npz["errors"], npz["results"]
+        cpu = (np.asarray(npz["cpu_s"], dtype=np.float64) if "cpu_s" in npz.files
+               else np.full(len(ids), np.nan))
     if results.dtype != RESULT_DTYPE or not len(ids) == len(ntasks) == len(ok) == len(errors) \
-            or int(ntasks[ok].sum()) != len(results):
+            or int(ntasks[ok].sum()) != len(results) or cpu.shape != (len(ids),):
         raise ValueError("inconsistent job result file")
     out, pos = [], 0
-    for bid, n, good, err in zip(ids, ntasks, ok, errors, strict=True):
+    for bid, n, good, err, secs in zip(ids, ntasks, ok, errors, cpu, strict=True):
         if good:
-            out.append((int(bid), int(n), results[pos:pos + n], ""))
+            out.append((int(bid), int(n), results[pos:pos + n], "", float(secs)))
             pos += int(n)
         else:
-            out.append((int(bid), int(n), None, str(err)))
+            out.append((int(bid), int(n), None, str(err), float(secs)))
     return out
 
 
@@ -203,13 +219,16 @@ def run_job(context_path: str, job_path: str, out_path: str) -> int:
     state = WorkerState(context)
     batches = job_from_npz(Path(job_path).read_bytes())
     answers: list[np.ndarray | str] = []
+    cpu: list[float] = []
     for batch in batches:
+        t0 = time.process_time()
         try:
             answers.append(state.run(batch))
         except Exception as exc:  # one bad batch must not sink the job
             traceback.print_exc()
             answers.append(f"{type(exc).__name__}: {exc}"[:500])
-    atomic_write_bytes(Path(out_path), job_results_to_npz(batches, answers))
+        cpu.append(time.process_time() - t0)
+    atomic_write_bytes(Path(out_path), job_results_to_npz(batches, answers, cpu))
     return 0
 
 

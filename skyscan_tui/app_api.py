@@ -122,16 +122,20 @@ def scan_settings(reco: str | None = None, reco_options: Mapping[str, Any] | Non
 
 
 def open_scan(event: Any, settings: ScanSettings, executor: Executor, outdir: Path | None,
-              resume: bool = False) -> ScanEngine:
+              resume: bool = False, partial_interval: float | str | None = "auto"
+              ) -> ScanEngine:
     """A ready :class:`~skyscan_tui.engine.ScanEngine` (it locks ``outdir``); the executor is
-    closed if that fails (a busy or unusable folder, another event, other settings)."""
+    closed if that fails (a busy or unusable folder, another event, other settings).
+    ``partial_interval``: seconds between partial results in ``outdir``, None (off) or
+    "auto" (:func:`skyscan_tui.observe.resolve_partial_interval`)."""
     from skyscan_tui.engine import ScanEngine
 
     if outdir is not None and outdir.exists() and not outdir.is_dir():
         executor.close()
         raise UserError(f"{outdir}: output path exists and is not a folder")
     try:
-        return ScanEngine(event, settings, executor, outdir=outdir, resume=resume)
+        return ScanEngine(event, settings, executor, outdir=outdir, resume=resume,
+                          partial_interval=partial_interval)
     except BaseException:
         executor.close()
         raise

@@ -156,8 +156,24 @@ def _scan_options(p: argparse.ArgumentParser, default_reco: str | None) -> None:
                    help="output folder (default ./skyscan-results/<event>)")
     g.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     g.add_argument("--progress", choices=["auto", "bar", "lines", "jsonl", "none"],
-                   default="auto", help="progress display on stderr (default auto)")
+                   default="auto", help="progress display on stderr (default auto; jsonl: "
+                   "one JSON object per progress event)")
+    g.add_argument("--partial-interval", type=_partial_interval, default="auto",
+                   metavar="SECONDS|auto|off",
+                   help="write the result so far to OUTDIR/partial.npz (skyreader format) "
+                        "every SECONDS; auto (default): every 300 s with local executors "
+                        "(so short scans write none), 120 s with remote ones; 0 or off: never")
     _thresholds_option(g)
+
+
+def _partial_interval(text: str) -> float | str | None:
+    from skyscan_tui.observe import parse_partial_interval
+
+    try:
+        return parse_partial_interval(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--partial-interval ")
+                                         ) from None
 
 
 def _thresholds_arg(text: str) -> str:
@@ -294,7 +310,8 @@ def run_scan(event: Any, args: argparse.Namespace, out_default: Path) -> int:
     outdir = info.outdir if info is not None else (args.output or out_default)
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"{outdir}: output path exists and is not a folder")
-    engine = open_scan(event, settings, _make_executor(args), outdir, resume=info is not None)
+    engine = open_scan(event, settings, _make_executor(args), outdir, resume=info is not None,
+                       partial_interval=args.partial_interval)
     try:
         return _drive(engine, event, args, outdir, verdict)
     finally:
@@ -363,6 +380,7 @@ def _drive(engine: Any, event: Any, args: argparse.Namespace, outdir: Path,
     if verdict is not None:
         result.meta["topology"] = verdict.to_dict()
     paths = result.save(outdir)
+    engine.record_saved(paths)
     summary = result.summary(files={k: str(v) for k, v in paths.items()})
     if args.json:
         print(json.dumps(summary, indent=2))

@@ -29,6 +29,7 @@ retries. Nothing grows with the number of batches processed.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections import deque
@@ -55,6 +56,7 @@ from skyscan_tui.scanupdates import (
     ScanLog,
     ScanSettings,
     ScanUpdate,
+    eta_estimate,
 )
 from skyscan_tui.tasks import RESULT_DTYPE, TaskBatch, empty_results
 
@@ -89,7 +91,8 @@ class ScanEngine:
     """
 
     def __init__(self, event: Event, settings: ScanSettings, executor: Executor,
-                 outdir: str | Path | None = None, resume: bool = False) -> None:
+                 outdir: str | Path | None = None, resume: bool = False,
+                 partial_interval: float | str | None = "auto") -> None:
         from recos import get_reco
         from skyscan_tui.events import event_digest
 
@@ -102,6 +105,11 @@ class ScanEngine:
         self.result: ScanResult | None = None
         self.outdir = None if outdir is None else Path(outdir)
         self.resume_requested = bool(resume)
+        # progress.json / partial.npz (skyscan_tui.observe): seconds, None (off) or "auto"
+        self.partial_interval = partial_interval
+        self._observer: Any = None
+        self._rounds_info: list[dict[str, Any]] = []
+        self._live: dict[str, Any] = {"done": 0, "total": 0, "t_work": None, "round": None}
         self._settings_key = _settings_key(settings, self.reco)
         self._check_size()
         self._digest = event_digest(event) if self.outdir is not None else ""
@@ -141,6 +149,98 @@ class ScanEngine:
         the lock also ends with the process)."""
         if self.outdir is not None:
             self._folder_lock.release()
+
+    def record_saved(self, paths: dict[str, Any]) -> None:
+        """The front end saved the final result to ``paths``: ``progress.json`` names them
+        and ``partial.npz`` goes (call before :meth:`close`)."""
+        if self._observer is not None:
+            self._observer.saved(paths)
+
+    # ---------------------------------------------------------------- observability
+    def snapshot(self) -> dict[str, Any]:
+        """The scan's numbers for ``progress.json`` (plain data; cheap)."""
+        live = self._live
+        now = time.monotonic()
+        t_work = live["t_work"]
+        work_s = 0.0 if t_work is None else now - t_work
+        n_var = max(1, int(self.reco.n_variations))
+        rounds = []
+        for info in self._rounds_info:
+            r = {k: v for k, v in info.items() if not k.startswith("_")}
+            if info["state"] == "running":
+                wall = now - info["_t0"]
+                r["wall_s"] = round(wall, 3)
+                r["pixels_per_s"] = (round(info["computed"] / n_var / wall, 3)
+                                     if wall > 0 else None)
+            r["pixels_done"] = info["fits_done"] // n_var
+            rounds.append(r)
+        cur = self._rounds_info[-1] if self._rounds_info else None
+        measured = sum(1 for r in self._rounds_info[:-1] if r["computed"] > 0)
+        eta = float("nan")
+        if cur is not None:
+            eta = eta_estimate(live["total"] - live["done"], self._computed_total(), work_s,
+                               cur["computed"], cur["fits"] - cur["restored"], measured)
+        rate = self._computed_total() / work_s if work_s > 0 else 0.0
+        return {
+            "event": {"run_id": int(self.event.run_id), "event_id": int(self.event.event_id)},
+            "reco": self.settings.reco, "executor": self.executor.name,
+            "nside_progression": sky.format_progression(self.settings.progression),
+            "paused": self.paused,
+            "round": None if cur is None else {
+                "index": cur["round"], "of": len(self.settings.progression),
+                "nside": cur["nside"], "pixels_done": cur["fits_done"] // n_var,
+                "pixels_total": cur["pixels"], "fits_done": cur["fits_done"],
+                "fits_total": cur["fits"]},
+            "rounds": rounds,
+            "fits": {"done": live["done"], "total": live["total"],
+                     "computed": self._computed_total(), "failed": getattr(self, "_n_failed", 0),
+                     "variations_per_pixel": n_var},
+            "rate": {"fits_per_s": round(rate, 3), "pixels_per_s": round(rate / n_var, 3),
+                     "work_s": round(work_s, 3)},
+            "eta_s": None if not math.isfinite(eta) else round(eta, 1),
+            "warnings": self._n_warn, "errors": self._n_err,
+            "recent": list(self._recent),
+        }
+
+    def _computed_total(self) -> int:
+        return int(getattr(self, "_computed", 0))
+
+    def partial_result(self) -> ScanResult | None:
+        """The result so far: the finished rounds plus the pixels of the running round whose
+        every fit is done (a subset of that level). None before anything finished."""
+        base = self.result
+        if base is None:
+            return None
+        levels = dict(base.levels)
+        rnd = self._live.get("round")
+        if rnd is not None and rnd.nside not in levels:
+            done = rnd.finished.reshape(-1, rnd.n_var).all(axis=1)
+            if done.any():
+                levels[rnd.nside] = rnd.level[done].copy()
+        if not levels:
+            return None
+        return ScanResult(base.run_id, base.event_id, base.mjd, base.event_type, base.reco,
+                          base.likelihood, base.is_real_event, levels,
+                          dict(base.meta, partial=True))
+
+    def _observe(self, update: ScanUpdate) -> None:
+        if isinstance(update, ScanLog):
+            if update.level in ("warning", "error"):
+                if update.level == "warning":
+                    self._n_warn += 1
+                else:
+                    self._n_err += 1
+                self._recent.append({"level": update.level, "message": update.message[:500],
+                                     "time": round(time.time(), 3)})
+        obs = self._observer
+        if obs is None:
+            return
+        if isinstance(update, RoundStarted | RoundFinished):
+            obs.event()
+        elif isinstance(update, ScanFinished):
+            obs.finish("cancelled" if update.cancelled else "finished")
+        else:
+            obs.changed()
 
     # ---------------------------------------------------------------- control (thread-safe)
     def cancel(self) -> None:
@@ -264,9 +364,18 @@ class ScanEngine:
         output folder at once; after a normal end it stays locked until :meth:`close`, so
         the front end can save the result first.
         """
+        self._n_warn = self._n_err = 0
+        self._recent: deque[dict[str, Any]] = deque(maxlen=20)
         try:
-            yield from self._run()
-        except BaseException:
+            for update in self._run():
+                self._observe(update)
+                yield update
+        except BaseException as exc:
+            if self._observer is not None:
+                cancelled = isinstance(exc, GeneratorExit | KeyboardInterrupt)
+                self._observer.finish("cancelled" if cancelled else "failed",
+                                      "" if cancelled else
+                                      f"{type(exc).__name__}: {str(exc)[:300]}")
             self.close()
             raise
 
@@ -277,6 +386,13 @@ class ScanEngine:
         if self.outdir is not None:
             self._folder_lock.acquire()
         self._open_checkpoint()
+        if self.outdir is not None:
+            from skyscan_tui.observe import ScanObserver, resolve_partial_interval
+
+            self.executor.set_log_dir(self.outdir / "logs")
+            self._observer = ScanObserver(
+                self.outdir, self.snapshot, self.executor.status, self.partial_result,
+                resolve_partial_interval(self.partial_interval, self.executor.remote))
         if self.settings.pixel_timeout is not None:
             if self.executor.enforces_pixel_timeout:
                 self.executor.set_pixel_timeout(float(self.settings.pixel_timeout))
@@ -293,6 +409,8 @@ class ScanEngine:
                   "geometry": self.event.geometry},
         )
         self.result = result
+        if self._observer is not None:
+            self._observer.write()  # "running", before the first round
         self._failed: list[list[int]] = []
         self._n_failed = 0
         self._computed = 0
@@ -323,6 +441,14 @@ class ScanEngine:
                 total = done_total + rnd.n_tasks + sum(
                     self.planned_tasks(i, first_pixels)
                     for i in range(index + 1, len(self.settings.progression)))
+                info = {"round": index + 1, "nside": rnd.nside, "pixels": len(rnd.ipix),
+                        "fits": rnd.n_tasks, "fits_done": 0, "restored": 0, "computed": 0,
+                        "failed": 0, "state": "running", "wall_s": 0.0,
+                        "pixels_per_s": None, "cpu_s": None, "batches": 0,
+                        "_t0": time.monotonic(), "_c0": self._computed}
+                self._rounds_info.append(info)
+                self._live.update(round=rnd, total=total, done=done_total)
+                self._round_cpu, self._round_cpu_batches = 0.0, 0
                 yield RoundStarted(index, rnd.nside, len(rnd.ipix), rnd.n_tasks)
                 if self._ckpt is not None:
                     self._ckpt.update(round=index, tasks_total=total)
@@ -331,11 +457,16 @@ class ScanEngine:
                     back = self._restore_round(rnd, restored.final)
                     if len(back):
                         done_total += len(back)
+                        info["restored"] = info["fits_done"] = len(back)
+                        self._live["done"] = done_total
                         yield PixelsDone(index, rnd.nside, back, int(rnd.finished.sum()),
                                          rnd.n_tasks, done_total, total, 0.0, float("nan"),
                                          "checkpoint")
                 if t_work is None:
                     t_work = time.monotonic()
+                    self._live["t_work"] = t_work
+                info["_t0"] = time.monotonic()  # the round's wall time starts with its work
+                measured = sum(1 for r in self._rounds_info[:-1] if r["computed"] > 0)
                 for update in self._run_round(rnd, in_flight_keys):
                     if isinstance(update, ScanLog):
                         yield update
@@ -343,13 +474,18 @@ class ScanEngine:
                     done_total += len(update)
                     elapsed = max(time.monotonic() - t_work, 1e-9)
                     rate = self._computed / elapsed
-                    remaining = total - done_total
+                    info["fits_done"] = int(rnd.finished.sum())
+                    info["computed"] = self._computed - info["_c0"]
+                    self._live["done"] = done_total
+                    eta = eta_estimate(total - done_total, self._computed, elapsed,
+                                       info["computed"], rnd.n_tasks - info["restored"],
+                                       measured)
                     if self._ckpt is not None:
                         self._ckpt.update(tasks_done=done_total)
                     yield PixelsDone(index, rnd.nside, update,
                                      int(rnd.finished.sum()), rnd.n_tasks, done_total, total,
-                                     rate, remaining / rate if rate > 0 else float("nan"),
-                                     self._last_worker)
+                                     rate, eta, self._last_worker)
+                self._end_round(info, rnd)
                 result.levels[rnd.nside] = rnd.level
                 if self._cancel.is_set():
                     cancelled = True
@@ -382,6 +518,7 @@ class ScanEngine:
                 self._ckpt.close("finished" if finished_ok else "interrupted")
         elapsed = time.monotonic() - t_start
         result.meta["elapsed_s"] = round(elapsed, 3)
+        self._record_timing(result, elapsed, t_work)
         result.meta["cancelled"] = cancelled
         result.meta["failed_tasks"] = self._n_failed
         result.meta["failed_task_list"] = list(self._failed)
@@ -397,6 +534,53 @@ class ScanEngine:
         yield ScanFinished(result, cancelled, elapsed)
 
     _last_worker = ""
+    _round_cpu = 0.0
+    _round_cpu_batches = 0
+    _round_batches = 0
+    _n_warn = _n_err = 0
+    _recent: deque[dict[str, Any]] = deque()
+
+    def _end_round(self, info: dict[str, Any], rnd: Round) -> None:
+        """Close the per-round tallies (wall time, pixels/s, CPU seconds)."""
+        wall = time.monotonic() - info["_t0"]
+        n_var = max(1, rnd.n_var)
+        lv = rnd.level
+        info.update(state="interrupted" if self._cancel.is_set() else "done",
+                    wall_s=round(wall, 3),
+                    fits_done=int(rnd.finished.sum()),
+                    computed=self._computed - info["_c0"],
+                    # pixels whose fits all ended without a value (not those never run)
+                    failed=int((rnd.finished.reshape(-1, n_var).all(axis=1)
+                                & ~np.isfinite(lv["llh"])).sum()) if len(lv) else 0,
+                    pixels_per_s=(round((self._computed - info["_c0"]) / n_var / wall, 3)
+                                  if wall > 0 else None),
+                    cpu_s=(round(self._round_cpu, 3) if self._round_cpu_batches else None),
+                    batches=self._round_batches)
+        self._live["round"] = None
+
+    def _record_timing(self, result: ScanResult, elapsed: float, t_work: float | None) -> None:
+        """Per-round and total timing, CPU seconds and the executor's status, in
+        ``result.meta`` (the summary files show them)."""
+        rounds = [{k: v for k, v in r.items() if not k.startswith("_")}
+                  for r in self._rounds_info]
+        for r in rounds:
+            if r["state"] == "running":  # cancelled or failed mid-round
+                r["state"] = "interrupted"
+        cpus = [r["cpu_s"] for r in rounds if r["cpu_s"] is not None]
+        result.meta["rounds"] = rounds
+        result.meta["timing"] = {
+            "elapsed_s": round(elapsed, 3),
+            "work_s": round(0.0 if t_work is None else time.monotonic() - t_work, 3),
+            "cpu_s": round(sum(cpus), 3) if cpus else None,
+            "cpu_measure": "CPU time of the workers inside the reco's fits, summed over the "
+                           "batches that came back (failed and lost batches, start-up and "
+                           "fits restored from a checkpoint not counted)"}
+        try:
+            status = self.executor.status()
+        except Exception:  # a status is a courtesy: never lose a result over it
+            status = {}
+        if status:
+            result.meta["executor_status"] = status
 
     def _restore_round(self, rnd: Round, final: np.ndarray) -> np.ndarray:
         """Merge this round's logged results back in; returns their rows."""
@@ -505,7 +689,11 @@ class ScanEngine:
                     self._ckpt.update(recomputed_tasks=self._recomputed + recomputed_before)
             return rows
 
+        self._round_batches = 0
+        observer = self._observer
         while not self._cancel.is_set():
+            if observer is not None:
+                observer.tick()
             if not self._paused.is_set():
                 while len(in_flight) < self.executor.slots:
                     fl = next_batch()
@@ -545,6 +733,11 @@ class ScanEngine:
                                          worker=up.worker)
                 if isinstance(up, BatchDone):
                     self._last_worker = up.worker
+                    self._round_batches += 1
+                    cpu = float(getattr(up, "cpu_s", float("nan")))
+                    if math.isfinite(cpu):
+                        self._round_cpu += cpu
+                        self._round_cpu_batches += 1
                     bad = ~np.isfinite(rows["llh"])
                     out = accept(rows[~bad], fl.idx[~bad], batch.attempt)
                     if bad.any():

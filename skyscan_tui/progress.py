@@ -88,6 +88,7 @@ class ProgressPrinter:
     def _jsonl(self, update: ScanUpdate) -> None:
         if isinstance(update, PixelsDone):
             obj = {"type": "progress", "round": update.round, "nside": update.nside,
+                   "round_done": update.round_done, "round_total": update.round_total,
                    "done": update.done, "total": update.total,
                    "rate": round(update.rate, 3),
                    "eta": None if not math.isfinite(update.eta) else round(update.eta, 3)}

@@ -303,6 +303,9 @@ def format_summary(summary: dict[str, Any]) -> str:
                      f"{p['90%']['area_deg2']:.3f} deg2")
     pix = ", ".join(f"nside {n}: {c}" for n, c in summary["pixels"].items())
     lines.append(f"Pixels: {pix}; failed: {summary['failed_pixels']}")
+    from skyscan_tui.observe import run_lines  # per-round timing, CPU, remote jobs
+
+    lines.extend(run_lines(summary.get("meta") or {}))
     for k, v in summary.get("files", {}).items():
         lines.append(f"{k}: {v}")
     return "\n".join(lines)

@@ -13,10 +13,44 @@ from skyscan_tui.errors import UserError
 from skyscan_tui.results import ScanResult
 
 __all__ = ["ScanSettings", "RoundStarted", "PixelsDone", "RoundFinished", "ScanLog",
-           "ScanFinished", "ScanUpdate", "MAX_RETRIES"]
+           "ScanFinished", "ScanUpdate", "MAX_RETRIES", "eta_estimate", "ETA_MIN_SECONDS",
+           "ETA_MIN_FRACTION"]
 
 #: upper bound of ``--max-retries`` (a fit that fails 100 times will not succeed)
 MAX_RETRIES = 100
+#: the ETA needs this much work time [s] behind its rate (start-up of workers dominates less)
+ETA_MIN_SECONDS = 2.0
+#: ... and the rate measured over this fraction of the running round's fits (or a whole round)
+ETA_MIN_FRACTION = 0.10
+
+
+def eta_estimate(remaining: int, computed: int, work_seconds: float, round_computed: int,
+                 round_todo: int, rounds_measured: int) -> float:
+    """Seconds until the scan ends, or NaN while an estimate would not mean anything.
+
+    The one ETA rule of every front end (CLI bar and lines, ``progress.json``, the app):
+    an ETA is given once the scan has worked for ``ETA_MIN_SECONDS`` and its rate has been
+    measured over ``ETA_MIN_FRACTION`` of the fits this session computes in the running
+    round (``round_computed`` of ``round_todo``), or over a whole earlier round
+    (``rounds_measured`` > 0: a refinement round starts with a known rate). ``remaining``
+    counts the fits still to do including the refinement rounds to come (their sizes are
+    known in advance), and the rate is ``computed`` fits over ``work_seconds``.
+
+    >>> eta_estimate(970, 30, 0.05, 30, 1000, 0)   # 3 % of the round: not yet
+    nan
+    >>> eta_estimate(800, 200, 2.0, 200, 1000, 0)  # 20 % after 2 s: 100 fits/s
+    8.0
+    >>> eta_estimate(500, 1000, 4.0, 0, 500, 1)    # a refinement round: the rate is known
+    2.0
+    """
+    if remaining <= 0:
+        return 0.0
+    if computed <= 0 or not work_seconds >= ETA_MIN_SECONDS:
+        return float("nan")
+    if rounds_measured <= 0 and not (
+            round_todo > 0 and round_computed >= ETA_MIN_FRACTION * round_todo):
+        return float("nan")
+    return remaining / (computed / work_seconds)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 MODULES = ["skyscan_tui.sky", "skyscan_tui.stats", "skyscan_tui.healpix",
-           "skyscan_tui.app_api", "skyscan_tui.options"]
+           "skyscan_tui.app_api", "skyscan_tui.options", "skyscan_tui.scanupdates",
+           "skyscan_tui.observe"]
 
 
 @pytest.mark.parametrize("name", MODULES)

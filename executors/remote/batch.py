@@ -32,7 +32,9 @@ import logging
 import shlex
 import time
 import uuid
+from collections import deque
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from executors.base import BatchDone, BatchFailed, Executor, ExecutorLog, ScanContext, Update
@@ -60,6 +62,11 @@ if TYPE_CHECKING:
 __all__ = ["RemoteBatchExecutor"]
 
 log = logging.getLogger(__name__)
+
+#: at most this much of a failed or held job's stderr is fetched (its end) [bytes]
+MAX_STDERR_BYTES = 1024 * 1024
+#: recent failures and holds listed by :meth:`RemoteBatchExecutor.status`
+MAX_LISTED = 20
 
 
 _RUN_SCRIPT = """#!/bin/sh
@@ -121,7 +128,10 @@ class RemoteBatchExecutor(Resumable, Executor):
         self._idle_warned: set[int] = set()
         self._init_resume()
         self.stats = {"submissions": 0, "jobs_submitted": 0, "resubmitted": 0,
-                      "adopted_batches": 0}
+                      "adopted_batches": 0, "holds": 0, "failures": 0, "gave_up": 0}
+        self._log_dir: Path | None = None  # OUTDIR/logs: stderr of failed and held jobs
+        self._holds: dict[int, str] = {}  # job id -> reason of its current hold
+        self._events: deque[dict[str, Any]] = deque(maxlen=MAX_LISTED)  # failures, holds
 
     # ---------------------------------------------------------------- engine-facing
     @property
@@ -139,6 +149,62 @@ class RemoteBatchExecutor(Resumable, Executor):
 
     def _log(self, level: str, message: str) -> None:
         self._logs.append(ExecutorLog(level, message))
+
+    def set_log_dir(self, path: Path) -> None:
+        self._log_dir = Path(path)
+
+    def status(self) -> dict[str, Any]:
+        """Job counts by state, counters, current holds and recent failures (in memory)."""
+        jobs = {QUEUED: 0, RUNNING: 0, HELD: 0, DONE: 0, FAILED: 0}
+        for j in self._jobs.values():
+            if j.orphan:
+                continue
+            state = DONE if j.reported and j.state == DONE else j.state
+            if state == DONE and not j.reported:
+                state = RUNNING  # finished, its result not fetched yet
+            jobs[state] = jobs.get(state, 0) + 1
+        return {"scheduler": self.backend.label, "host": self.target.label,
+                "jobs": jobs, "batches_waiting": len(self._pending),
+                "counters": dict(self.stats),
+                "holds": [{"job": k, "reason": v} for k, v in sorted(self._holds.items())],
+                "recent": list(self._events)}
+
+    def _note(self, job: Job, kind: str, reason: str, log_file: str) -> None:
+        self.stats["holds" if kind == HELD else "failures"] += 1
+        self._events.append({"job": job.job_id, "attempt": job.attempt + 1, "kind": kind,
+                             "reason": reason[:500], "time": round(time.time(), 3),
+                             **({"log": log_file} if log_file else {})})
+
+    def _save_stderr(self, job: Job, kind: str) -> tuple[str, str]:
+        """Fetch the stderr of ``job``'s current attempt into ``OUTDIR/logs/`` (its last
+        MAX_STDERR_BYTES); returns (its last non-empty line, the local file or "")."""
+        path = self.backend.stderr_file(job.ref)
+        if path is None:
+            try:
+                return self.backend.error_tail(job.ref), ""
+            except RemoteError:
+                return "", ""
+        p = shlex.quote(path)
+        try:
+            res = self.conn.run(f"cd {shlex.quote(self.scan_dir)} && if [ -f {p} ]; then "
+                                f"tail -c {MAX_STDERR_BYTES} {p}; fi",
+                                self.settings.command_timeout)
+        except RemoteError:
+            return "", ""
+        data = res.out if res.code == 0 else b""
+        lines = [ln for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
+        tail = lines[-1].strip()[-300:] if lines else ""
+        saved = ""
+        if data and self._log_dir is not None:
+            from skyscan_tui.fileio import atomic_write_bytes
+
+            dest = self._log_dir / f"job_{job.job_id:06d}.attempt{job.attempt + 1}.{kind}.err"
+            try:
+                atomic_write_bytes(dest, data)
+                saved = str(dest)
+            except OSError as exc:
+                log.warning("cannot write %s: %s", dest, exc)
+        return tail, saved
 
     def start(self, context: ScanContext) -> None:
         """Connect, check the remote interpreter, create the scan folder, upload the context.
@@ -402,6 +468,8 @@ class RemoteBatchExecutor(Resumable, Executor):
             job = self._jobs.get(st.ref.job_id)
             if job is None or job.reported or st.ref.attempt != job.attempt:
                 continue  # an older attempt or a job already answered
+            if st.state != HELD:
+                self._holds.pop(job.job_id, None)
             if st.state == QUEUED:
                 if job.state == RUNNING:
                     self._log("info", f"job {job.job_id} is back in the queue ({st.detail}); "
@@ -413,23 +481,28 @@ class RemoteBatchExecutor(Resumable, Executor):
                 job.state = DONE
             elif st.state == HELD:
                 job.state, job.since = HELD, now
+                self._holds[job.job_id] = st.detail or "held"
+                _tail, saved = self._save_stderr(job, HELD)
+                self._note(job, HELD, st.detail or "held", saved)
                 action = self.backend.hold_action(st, job.releases)
                 if action == "release":
                     job.releases += 1
-                    self._log("warning", f"job {job.job_id} held ({st.detail}); releasing")
+                    self._log("warning", f"job {job.job_id} held ({st.detail}); releasing"
+                              + (f" (stderr in {saved})" if saved else ""))
                     self.backend.release([job.ref])
                 else:
                     self.backend.remove([job.ref])
-                    out.extend(self._retry(job, f"held: {st.detail}"))
+                    self._holds.pop(job.job_id, None)
+                    out.extend(self._retry(job, f"held: {st.detail}"
+                                           + (f" (stderr in {saved})" if saved else "")))
             elif st.state in (FAILED, LOST):
                 why = st.detail or st.state
+                saved = ""
                 if st.state == FAILED:
-                    try:
-                        tail = self.backend.error_tail(st.ref)
-                    except RemoteError:
-                        tail = ""
+                    tail, saved = self._save_stderr(job, FAILED)
                     why = f"{why}: {tail}" if tail else why
-                out.extend(self._retry(job, why))
+                self._note(job, st.state, why, saved)
+                out.extend(self._retry(job, why + (f" (stderr in {saved})" if saved else "")))
         for job in self._jobs.values():
             idle = max(600.0, 20 * self.settings.poll_interval)
             if job.state == QUEUED and not job.reported and now - job.since > idle \
@@ -463,6 +536,7 @@ class RemoteBatchExecutor(Resumable, Executor):
             return []
         job.reported = True
         job.state = FAILED
+        self.stats["gave_up"] += 1
         self._log("error", f"job {job.job_id} gave up after {job.attempt + 1} attempts: "
                            f"{reason}")
         if job.orphan:
@@ -475,7 +549,7 @@ class RemoteBatchExecutor(Resumable, Executor):
         """Download the result files of finished jobs as one tar; answer their batches."""
         import tarfile
 
-        from executors.worker import job_results_from_npz
+        from executors.worker import job_results_with_cpu
 
         q = shlex.quote(self.scan_dir)
         names = " ".join(shlex.quote(j.output) for j in jobs)
@@ -500,21 +574,22 @@ class RemoteBatchExecutor(Resumable, Executor):
                 out.extend(self._retry(job, "finished without its output file"))
                 continue
             try:
-                parsed = job_results_from_npz(data)
+                parsed = job_results_with_cpu(data)
             except (ValueError, KeyError, OSError) as exc:
                 out.extend(self._retry(job, f"unreadable output ({exc})"))
                 continue
             out.extend(self._answer(job, parsed))
         return out
 
-    def _answer(self, job: Job, parsed: list[tuple[int, int, np.ndarray | None, str]]
+    def _answer(self, job: Job, parsed: list[tuple[int, int, np.ndarray | None, str, float]]
                 ) -> list[Update]:
         if job.orphan:
-            return self._orphan_done(job, parsed)
-        by_id = {bid: (rows, err) for bid, _n, rows, err in parsed}
+            return self._orphan_done(job, [p[:4] for p in parsed])
+        by_id = {bid: (rows, err, cpu) for bid, _n, rows, err, cpu in parsed}
         out: list[Update] = []
         for batch in job.batches:
-            rows, error = by_id.get(batch.batch_id, (None, "batch missing from the output"))
+            rows, error, cpu = by_id.get(batch.batch_id,
+                                         (None, "batch missing from the output", float("nan")))
             if rows is not None and not _rows_match(rows, batch):
                 rows, error = None, "result rows do not match the batch"
             if rows is None:
@@ -522,7 +597,7 @@ class RemoteBatchExecutor(Resumable, Executor):
                                        worker=self.target.label))
             else:
                 out.append(BatchDone(batch.batch_id, rows, f"{self.target.label} "
-                                                           f"job {job.job_id}"))
+                                                           f"job {job.job_id}", cpu))
         job.reported = True
         return out
 

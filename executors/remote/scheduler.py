@@ -11,6 +11,7 @@ batch executor (:mod:`executors.remote.batch`) does everything else. Interface::
     remove(jobs: list[JobRef])    cancel those jobs (best effort, idempotent)
     release(jobs)                 let held jobs run again (schedulers without holds: no-op)
     hold_action(status, n) -> "release" | "resubmit"    policy for a held job
+    stderr_file(job) -> str | None                     a job attempt's stderr (for OUTDIR/logs)
     state() -> dict / attach(dict)                      JSON state for resume
 
 A job moves through ``queued -> running -> done | failed | lost | held``; ``done`` means the
@@ -170,6 +171,11 @@ class SchedulerBackend(ABC):
     def error_tail(self, job: JobRef) -> str:
         """Last line of a failed job's stderr, for the user (optional)."""
         return ""
+
+    def stderr_file(self, job: JobRef) -> str | None:
+        """The stderr file of attempt ``job``, relative to the scan folder (None: unknown);
+        the executor fetches it into ``OUTDIR/logs/`` when the job fails or is held."""
+        return None
 
     def state(self) -> dict[str, Any]:
         return {}

@@ -142,6 +142,8 @@ class ScanRunner:
     def save_result(self, result: Any, outdir: Any, final: bool) -> None:
         try:
             paths = result.save(outdir)
+            if final and self.engine is not None:  # progress.json names the files
+                self.engine.record_saved(paths)
         except Exception as exc:
             self.post_message(SaveFailed(one_line(exc)))  # type: ignore[attr-defined]
         else:

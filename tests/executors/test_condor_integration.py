@@ -185,6 +185,34 @@ def test_faults_still_give_the_same_skymap(sshd, tmp_path, sim_event_file, local
     assert queue_files(sshd) == []
 
 
+def test_held_job_stderr_is_fetched_and_jobs_are_counted(sshd, tmp_path, sim_event_file,
+                                                          local_levels, faults):
+    """A job that crashes (stderr, no output: HTCondor holds it) has its full stderr in
+    OUTDIR/logs/; progress.json and the summary count the jobs and the hold."""
+    faults(force=["fail"])
+    cfg = write_config(tmp_path / "config.toml", sshd, tmp_path / "remote", pixels_per_job=24)
+    out = tmp_path / "out"
+    r = condor_scan(sim_event_file, cfg, out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert_same_levels(levels_of(out), local_levels)
+    logs = sorted((out / "logs").glob("job_*.held.err"))
+    assert logs, r.stderr[-3000:]
+    assert "fake fault: crashed" in logs[0].read_text()
+    assert f"stderr in {logs[0]}" in r.stderr
+    progress = json.loads((out / "progress.json").read_text())
+    status = progress["executor_status"]
+    assert progress["state"] == "finished" and status["scheduler"] == "HTCondor"
+    assert status["counters"]["holds"] >= 1 and status["jobs"]["failed"] == 0
+    assert status["jobs"]["done"] >= 2 and status["holds"] == []  # none held at the end
+    held = [e for e in status["recent"] if e["kind"] == "held"]
+    assert held and held[0]["log"] == str(logs[0])
+    meta = json.loads((out / "summary.json").read_text())["meta"]
+    assert meta["executor_status"]["jobs"] == status["jobs"]
+    # worker CPU seconds come back in the job result files
+    assert all(x["cpu_s"] is not None for x in meta["rounds"])
+    assert "Jobs (HTCondor): 0 queued, 0 running, 0 held, " in r.stdout
+
+
 def test_sshd_restart_mid_scan(sshd, tmp_path, sim_event_file, local_levels):
     cfg = write_config(tmp_path / "config.toml", sshd, tmp_path / "remote",
                        pixels_per_job=24)

@@ -378,6 +378,32 @@ def test_job_results_keep_errors_per_batch():
     assert parsed[1][0] == 2 and np.array_equal(parsed[1][2]["ipix"], batches[1].ipix)
 
 
+def test_job_results_carry_cpu_seconds_and_old_files_read_as_unknown(tmp_path, sim_event):
+    import io
+    import json
+
+    from executors.worker import job_results_to_npz, job_results_with_cpu
+    from skyscan_tui.events import event_to_dict
+
+    batches = [_batch(1, 2), _batch(2, 3)]
+    ctx = tmp_path / "context.json"
+    ctx.write_text(json.dumps({"reco_name": "dummy", "reco_options": {"sleep": 0.0},
+                               "event": event_to_dict(sim_event)}))
+    job, out = tmp_path / "job.npz", tmp_path / "out.npz"
+    job.write_bytes(job_to_npz(batches))
+    assert run_job(str(ctx), str(job), str(out)) == 0
+    cpu = [c for *_rest, c in job_results_with_cpu(out.read_bytes())]
+    assert len(cpu) == 2 and all(np.isfinite(c) and c >= 0 for c in cpu)
+    # a result file of a worker without the field (older version): CPU unknown, rows intact
+    with np.load(io.BytesIO(job_results_to_npz(batches, ["x", "y"]))) as npz:
+        old = {k: npz[k] for k in npz.files if k != "cpu_s"}
+    buf = io.BytesIO()
+    np.savez(buf, **old)
+    parsed = job_results_with_cpu(buf.getvalue())
+    assert [p[:4] for p in parsed] == [(1, 2, None, "x"), (2, 3, None, "y")]
+    assert all(np.isnan(p[4]) for p in parsed)
+
+
 def test_task_keys_depend_on_content_not_batch():
     a = _batch(1, 4)
     b = a.select(np.array([2, 3]), 77)

@@ -181,6 +181,10 @@ def test_killed_failing_and_requeued_tasks(slurm_cluster, slurm_sshd, tmp_path,
     assert len(resubmits) == 2, err[-3000:]
     assert any("exit code 7" in ln for ln in resubmits), resubmits
     assert any("cancelled" in ln for ln in resubmits), resubmits
+    # the failed task's stderr was fetched into OUTDIR/logs, and the warning names it
+    logs = sorted((tmp_path / "out" / "logs").glob("job_*.failed.err"))
+    assert any("injected failure" in p.read_text() for p in logs), logs
+    assert any(f"stderr in {p}" in err for p in logs), err[-3000:]
     # the requeued element ran again under its own id, and nobody submitted it a second time
     scan_dir = next((tmp_path / "remote").iterdir())
     n_jobs = len(list((scan_dir / "jobs").iterdir()))

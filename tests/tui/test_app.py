@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -60,6 +61,9 @@ async def test_enter_enter_scans_a_simulated_event_to_results(app_factory, tmp_p
         npz = list(out.glob("run*.SIM_8_64_512.npz"))
         assert npz and (out / "summary.json").is_file()
         assert str(npz[0]) in text
+        # the app's scan keeps progress.json too; after the save it names the result
+        progress = json.loads((out / "progress.json").read_text())
+        assert progress["state"] == "finished" and progress["files"]["npz"] == str(npz[0])
         # the live map saw the finest level and was redrawn at most ~10×/s per widget
         assert 512 in scan.sky.levels()
         assert scan.redraws >= 2
@@ -449,7 +453,6 @@ async def test_cascade_like_event_asks_before_scanning(app_factory, tmp_path):
             assert app.screen.topology.cascade_like
             assert "CASCADE-LIKE" in app.screen.sub_title
         await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen), 60, "results")
-    import json
 
     summary = json.loads(next((tmp_path / "results").rglob("summary.json")).read_text())
     assert summary["topology"]["cascade_like"] is True
