@@ -227,6 +227,10 @@ def parser() -> argparse.ArgumentParser:
                     help="picture format (repeatable; default png and pdf)")
     _thresholds_option(pl)
     cli_products.levels_option(pl)
+    pl.add_argument("--mark", action="append", default=[], metavar="RA,DEC[,LABEL]",
+                    help="draw a labelled marker at this direction [deg] (repeatable)")
+    pl.add_argument("--catalog", type=Path, metavar="FILE",
+                    help="catalogue of sources to draw (as for `query --catalog`)")
 
     cmp_ = sub.add_parser("compare", help="are two results the same within tolerances?")
     cmp_.add_argument("a", type=Path, metavar="A", help="result .npz/.json or folder")
@@ -469,11 +473,20 @@ def _cmd_executors(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
+    from skyscan_tui.overlays import MAX_MARKS, parse_mark
     from skyscan_tui.plot import plot_result
     from skyscan_tui.results import load_result
     from skyscan_tui.stats import parse_thresholds
 
     thresholds = parse_thresholds(args.thresholds)
+    if len(args.mark) > MAX_MARKS:
+        raise UserError(f"plot: at most {MAX_MARKS} --mark positions")
+    marks = tuple(parse_mark(text) for text in args.mark)  # bad input fails before drawing
+    sources = ()
+    if args.catalog is not None:
+        from skyscan_tui.query import read_catalog
+
+        sources = tuple(read_catalog(args.catalog))
     result = load_result(args.result)
     outdir = args.output or (args.result if args.result.is_dir() else args.result.parent)
     if outdir.exists() and not outdir.is_dir():
@@ -482,7 +495,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
     levels = tuple(parse_levels(args.levels)) if args.levels else ()
     for path in plot_result(result, outdir, thresholds, tuple(args.formats or ("png", "pdf")),
-                            levels=levels):
+                            levels=levels, marks=marks, sources=sources):
         print(f"wrote {path}")
     return 0
 
