@@ -18,7 +18,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Marker", "event_overlays", "result_markers", "parse_mark", "short_name",
+__all__ = ["Marker", "event_overlays", "overlay_markers", "result_markers", "parse_mark",
+           "parse_radec", "short_name",
            "overlays_json", "overlays_from_json", "truth_report", "format_truth",
            "MAX_MARKS"]
 
@@ -107,17 +108,45 @@ def overlays_from_json(text: Any) -> dict[str, Any] | None:
     return {"seeds": seeds, "truth": _direction(obj.get("truth"))}
 
 
-def result_markers(result: Any) -> list[Marker]:
-    """Seed and truth markers of a result (from ``meta["overlays"]``), seeds first."""
-    ov = (result.meta or {}).get("overlays") if hasattr(result, "meta") else None
+def overlay_markers(ov: Any, real: bool = False) -> list[Marker]:
+    """Markers of ``event_overlays``-shaped data: seeds first, then the truth (not for a
+    ``real`` event)."""
     if not isinstance(ov, dict):
         return []
     out = [Marker(short_name(s["name"]), float(s["ra_deg"]), float(s["dec_deg"]), "seed")
            for s in ov.get("seeds") or []]
     truth = ov.get("truth")
-    if truth and not getattr(result, "is_real_event", False):
+    if truth and not real:
         out.append(Marker("truth", float(truth["ra_deg"]), float(truth["dec_deg"]), "truth"))
     return out
+
+
+def result_markers(result: Any) -> list[Marker]:
+    """Seed and truth markers of a result (from ``meta["overlays"]``), seeds first."""
+    return overlay_markers((getattr(result, "meta", None) or {}).get("overlays"),
+                           bool(getattr(result, "is_real_event", False)))
+
+
+def _radec(parts: list[str], what: str) -> tuple[float, float]:
+    from skyscan_tui.errors import UserError
+
+    try:
+        ra, dec = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise UserError(f"{what}: RA and Dec must be numbers [deg]") from None
+    if not (math.isfinite(ra) and math.isfinite(dec) and -90 <= dec <= 90):
+        raise UserError(f"{what}: not a direction (Dec in -90..90)")
+    return ra % 360.0, dec
+
+
+def parse_radec(text: str) -> tuple[float, float]:
+    """"RA DEC" or "RA, DEC" [deg] → (ra in 0..360, dec); UserError (one line) otherwise."""
+    from skyscan_tui.errors import UserError
+
+    parts = str(text).replace(",", " ").split()
+    if len(parts) != 2:
+        raise UserError(f"{str(text)[:40]!r}: type RA and Dec in degrees, e.g. 77.36 5.69")
+    return _radec(parts, f"{str(text)[:40]!r}")
 
 
 def parse_mark(text: str) -> Marker:
@@ -127,14 +156,9 @@ def parse_mark(text: str) -> Marker:
     parts = [p.strip() for p in str(text).split(",", 2)]
     if len(parts) < 2:
         raise UserError(f"--mark {text!r}: use RA,DEC[,LABEL] in degrees")
-    try:
-        ra, dec = float(parts[0]), float(parts[1])
-    except ValueError:
-        raise UserError(f"--mark {text!r}: RA and DEC must be numbers [deg]") from None
-    if not (math.isfinite(ra) and math.isfinite(dec) and -90 <= dec <= 90):
-        raise UserError(f"--mark {text!r}: not a direction (Dec in -90..90)")
-    label = parts[2] if len(parts) > 2 and parts[2] else f"({ra:g}, {dec:+g})"
-    return Marker(label[:40], ra % 360.0, dec, "mark")
+    ra, dec = _radec(parts, f"--mark {text!r}")
+    label = parts[2] if len(parts) > 2 and parts[2] else f"({parts[0]}, {parts[1]})"
+    return Marker(label[:40], ra, dec, "mark")
 
 
 def truth_report(result: Any, stats: Any) -> dict[str, Any] | None:

@@ -37,7 +37,7 @@ from skyscan_tui.projections import (
 
 __all__ = ["FINE_ORDER", "FINE_NSIDE", "SkyLevels", "Projection", "Frame", "mollweide",
            "gnomonic", "sample", "colorize", "render", "WILKS_2DLLH",
-           "pack_rgb", "VIRIDIS", "zoom_radius", "angular_distance"]
+           "pack_rgb", "VIRIDIS", "zoom_radius", "angular_distance", "OVERLAY_GLYPHS"]
 
 WILKS_2DLLH = {50: 2.0 * math.log(2.0), 90: 2.0 * math.log(10.0)}  # χ², 2 dof
 UPPER_HALF = "▀"
@@ -54,6 +54,9 @@ GRID_RGB = (200, 200, 200)
 CONTOUR_RGB = {50: (255, 255, 255), 90: (255, 120, 60)}
 MARKER_RGB = (255, 40, 40)
 LABEL_RGB = (220, 220, 220)
+# overlay markers by kind (skyscan_tui.overlays.Marker): one-cell glyph and colour
+OVERLAY_GLYPHS = {"seed": ("○", (255, 255, 255)), "truth": ("★", (60, 255, 60)),
+                  "mark": ("×", (255, 60, 255)), "source": ("◦", (255, 170, 40))}
 
 
 def pack_rgb(rgb: Any) -> np.ndarray:
@@ -272,7 +275,8 @@ def _outline(region: np.ndarray) -> np.ndarray:
 def render(proj: Projection, levels: dict[int, tuple[np.ndarray, np.ndarray]], *,
            vmin: float | None = None, vmax: float | None = None, stretch: str = "log",
            best: tuple[float, float] | None = None, contours: bool = True,
-           graticule: bool = True, labels: bool = True) -> Frame:
+           graticule: bool = True, labels: bool = True,
+           markers: Any = ()) -> Frame:
     """Draw ``levels`` through ``proj``: colours, contours, graticule, labels, marker.
 
     Parameters
@@ -284,6 +288,9 @@ def render(proj: Projection, levels: dict[int, tuple[np.ndarray, np.ndarray]], *
         [rad] best-fit direction, marked with "✚" when on the map.
     contours : bool
         Outline the Wilks 50 %/90 % regions (2Δ ≤ 1.386 / 4.605) when the data resolve them.
+    markers : iterable of (ra, dec, kind)
+        [rad] overlay directions drawn with the glyph of their kind (:data:`OVERLAY_GLYPHS`)
+        under the best-fit marker.
     """
     values, _src = sample(proj, levels)
     finite = np.isfinite(values)
@@ -302,7 +309,7 @@ def render(proj: Projection, levels: dict[int, tuple[np.ndarray, np.ndarray]], *
     if contours and finite.any():
         with np.errstate(invalid="ignore"):
             ts = 2.0 * (values - vmin)
-        for level in (90, 50):
+        for level in (50, 90):  # 90 % last: where the two coincide (unresolved) it shows
             region = finite & (ts <= WILKS_2DLLH[level])
             edge = _outline(region) & (region.sum() > 2)
             color[edge] = pack_rgb(CONTOUR_RGB[level])
@@ -327,6 +334,14 @@ def render(proj: Projection, levels: dict[int, tuple[np.ndarray, np.ndarray]], *
                     frame.fg[row, c] = label_rgb
                     # keep the map colour behind the letter (mean of the two halves)
                     frame.bg[row, c] = _mean_color(top[row, c], bottom[row, c])
+    for ra, dec, kind in markers:
+        where = proj.locate(ra, dec)
+        if where is not None:
+            row, col = where[0] // 2, where[1]
+            glyph, rgb = OVERLAY_GLYPHS.get(kind, OVERLAY_GLYPHS["mark"])
+            frame.chars[row, col] = glyph
+            frame.fg[row, col] = int(pack_rgb(rgb))
+            frame.bg[row, col] = _mean_color(top[row, col], bottom[row, col])
     if best is not None:
         where = proj.locate(*best)
         if where is not None:

@@ -15,6 +15,7 @@ from skyscan_tui.overlays import (
     format_truth,
     overlays_from_json,
     parse_mark,
+    parse_radec,
     result_markers,
     short_name,
     truth_report,
@@ -105,10 +106,18 @@ def test_unreadable_overlays_are_ignored(text):
 def test_parse_mark():
     m = parse_mark("350.5,-20,TXS 0506+056")
     assert (m.label, m.ra_deg, m.dec_deg, m.kind) == ("TXS 0506+056", 350.5, -20.0, "mark")
-    assert parse_mark("-10, 5").ra_deg == 350.0 and parse_mark("1,2").label == "(1, +2)"
+    assert parse_mark("-10, 5").ra_deg == 350.0 and parse_mark("1,2").label == "(1, 2)"
     for bad in ("1", "a,b", "1,95", "nan,1", "1,inf"):
         with pytest.raises(UserError):
             parse_mark(bad)
+
+
+def test_parse_radec():
+    assert parse_radec(" 77.36  5.69 ") == (77.36, 5.69)
+    assert parse_radec("-1, -30") == (359.0, -30.0)
+    for bad in ("", "1", "1 2 3", "a b", "1 91", "nan 0"):
+        with pytest.raises(UserError):
+            parse_radec(bad)
 
 
 def test_short_names():
