@@ -62,14 +62,23 @@ def _ts_at(stats: SkyStats, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
     return np.where(idx >= 0, ts[np.clip(idx, 0, None)], np.nan)
 
 
-def _draw_marker(ax: Any, x: float, y: float, m: Any, label: bool = True) -> None:
-    """One overlay marker (gid ``marker:KIND:LABEL``) with its label beside it."""
+def _draw_marker(ax: Any, x: float, y: float, m: Any, label: bool = True,
+                 placed: list | None = None) -> None:
+    """One overlay marker (gid ``marker:KIND:LABEL``) with its label beside it; ``placed``
+    (label anchors so far, display units) stacks labels of nearby markers (e.g. SplineMPE
+    and BestFit a few arcminutes apart) instead of printing them over each other."""
     shape, face, size = _MARKER_STYLE.get(m.kind, _MARKER_STYLE["mark"])
     edge = _SOURCE_EDGE if m.kind == "source" else "k"
     ax.plot([x], [y], marker=shape, ms=size, mfc=face, mec=edge, mew=1.2 if
             m.kind == "source" else 0.8, ls="none", zorder=6, gid=f"marker:{m.kind}:{m.label}")
     if label:
-        ax.annotate(m.label, (x, y), xytext=(6, 4), textcoords="offset points", fontsize=7,
+        dy = 4
+        if placed is not None:
+            px, py = ax.transData.transform((x, y))
+            near = sum(1 for qx, qy in placed if abs(qx - px) < 60 and abs(qy - py) < 12)
+            placed.append((px, py))
+            dy += 11 * near
+        ax.annotate(m.label, (x, y), xytext=(6, dy), textcoords="offset points", fontsize=7,
                     color="k", zorder=7, gid=f"label:{m.kind}:{m.label}",
                     bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.7))
 
@@ -124,11 +133,13 @@ def mollweide_figure(result: Any, stats: SkyStats, markers: tuple | list = ()):
                       mec="k", ls="none", label="best fit", zorder=8, gid="marker:best")
     markers = list(markers)
     label_sources = sum(m.kind == "source" for m in markers) <= _MAX_SOURCE_LABELS
+    placed: list = []
     for m in markers:
         x = (math.pi - math.radians(m.ra_deg) + math.pi) % (2 * math.pi) - math.pi
         # on the full sky the fits crowd the best fit: name only marks (and few sources)
         _draw_marker(ax, x, math.radians(m.dec_deg), m,
-                     label=m.kind == "mark" or (m.kind == "source" and label_sources))
+                     label=m.kind == "mark" or (m.kind == "source" and label_sources),
+                     placed=placed)
     ticks = np.radians(np.arange(-150, 151, 30))
     ax.set_xticks(ticks)
     ax.set_xticklabels([f"{(180 - d) % 360:.0f}°" for d in np.arange(-150, 151, 30)],
@@ -314,7 +325,6 @@ def zoom_figure(result: Any, stats: SkyStats, levels: tuple[float, ...] = (),
                       ls="none", label=f"best fit RA {ra0:.2f}°, Dec {dec0:+.2f}°", zorder=8,
                       gid="marker:best")
     handles.append(best)
-    _zoom_markers(ax, proj, list(markers), stats)
     handles += _marker_legend([m for m in markers if _in_view(proj, m)])
     ax.set_ylim(*proj.ylim)
     if polar:
@@ -334,6 +344,7 @@ def zoom_figure(result: Any, stats: SkyStats, levels: tuple[float, ...] = (),
         ax.set_xlabel("RA (J2000) [deg]")
         ax.set_ylabel("Dec (J2000) [deg]")
     ax.set_xlim(proj.xhalf, -proj.xhalf)  # RA grows to the left, as on the sky
+    _zoom_markers(ax, proj, list(markers), stats)  # after the limits: labels avoid each other
     cb = fig.colorbar(mesh, ax=ax, fraction=0.046, pad=0.04, extend="max")
     cb.set_label(_TS_LABEL)
     for colour, level in zip(_CONTOUR_COLOURS, (th.ts50, th.ts90), strict=True):
@@ -359,9 +370,11 @@ def _zoom_markers(ax: Any, proj: Any, markers: list, stats: SkyStats) -> None:
     sources = sorted((m for m in shown if m.kind == "source"), key=lambda m: float(
         angular_distance(*best, math.radians(m.ra_deg), math.radians(m.dec_deg))))
     named = {id(m) for m in sources[:_MAX_SOURCE_LABELS]}
+    placed: list = []
     for m in shown:
         x, y, _ = proj.forward(m.ra_deg, m.dec_deg)
-        _draw_marker(ax, float(x), float(y), m, label=m.kind != "source" or id(m) in named)
+        _draw_marker(ax, float(x), float(y), m, label=m.kind != "source" or id(m) in named,
+                     placed=placed)
 
 
 def _save(fig: Any, path: Path, fmt: str) -> None:

@@ -135,3 +135,18 @@ def test_plot_cli_marks_and_catalogue(tmp_path):
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("skyscan-tui: error:"), r.stderr
     assert not (tmp_path / "q").exists()  # refused before anything was drawn
+
+
+def test_labels_of_nearby_markers_do_not_overlap():
+    import matplotlib.pyplot as plt
+
+    result = _with_truth(1.7)
+    near = [Marker("SplineMPE x", RA0 + 0.50, DEC0 + 0.5),
+            Marker("BestFit x", RA0 + 0.51, DEC0 + 0.5), Marker("alone", RA0 - 1.5, DEC0)]
+    fig = zoom_figure(result, result.stats(), (), near)
+    try:
+        texts = {t.get_text(): t for t in fig.axes[0].texts if t.get_gid()}
+        assert texts["SplineMPE x"].xyann[1] != texts["BestFit x"].xyann[1]  # stacked
+        assert texts["alone"].xyann == texts["SplineMPE x"].xyann  # the usual place
+    finally:
+        plt.close(fig)
