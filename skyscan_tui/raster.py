@@ -55,6 +55,7 @@ CONTOUR_RGB = {50: (255, 255, 255), 90: (255, 120, 60)}
 MARKER_RGB = (255, 40, 40)
 LABEL_RGB = (220, 220, 220)
 # overlay markers by kind (skyscan_tui.overlays.Marker): one-cell glyph and colour
+BOX_RGB = (0, 200, 255)  # the 90 % region's RA/Dec bounding box (dotted)
 OVERLAY_GLYPHS = {"seed": ("○", (255, 255, 255)), "truth": ("★", (60, 255, 60)),
                   "mark": ("×", (255, 60, 255)), "source": ("◦", (255, 170, 40))}
 
@@ -276,7 +277,7 @@ def render(proj: Projection, levels: dict[int, tuple[np.ndarray, np.ndarray]], *
            vmin: float | None = None, vmax: float | None = None, stretch: str = "log",
            best: tuple[float, float] | None = None, contours: bool = True,
            graticule: bool = True, labels: bool = True,
-           markers: Any = ()) -> Frame:
+           markers: Any = (), box: tuple[float, float, float, float] | None = None) -> Frame:
     """Draw ``levels`` through ``proj``: colours, contours, graticule, labels, marker.
 
     Parameters
@@ -291,6 +292,9 @@ def render(proj: Projection, levels: dict[int, tuple[np.ndarray, np.ndarray]], *
     markers : iterable of (ra, dec, kind)
         [rad] overlay directions drawn with the glyph of their kind (:data:`OVERLAY_GLYPHS`)
         under the best-fit marker.
+    box : (ra_lo, ra_hi, dec_lo, dec_hi)
+        [rad] an RA/Dec box (the 90 % region's extent) drawn dotted under the contours;
+        ``ra_hi`` may exceed 2π (the box crosses RA 0).
     """
     values, _src = sample(proj, levels)
     finite = np.isfinite(values)
@@ -306,6 +310,8 @@ def render(proj: Projection, levels: dict[int, tuple[np.ndarray, np.ndarray]], *
         g = proj.grid
         mixed = (rgb[g].astype(np.int32) * 7 + np.array(GRID_RGB) * 3) // 10
         color[g] = pack_rgb(mixed)
+    if box is not None:
+        color[_box_subpixels(proj, box)] = pack_rgb(BOX_RGB)
     if contours and finite.any():
         with np.errstate(invalid="ignore"):
             ts = 2.0 * (values - vmin)
@@ -350,6 +356,22 @@ def render(proj: Projection, levels: dict[int, tuple[np.ndarray, np.ndarray]], *
             frame.fg[row, col] = int(pack_rgb(MARKER_RGB))
             frame.bg[row, col] = _mean_color(top[row, col], bottom[row, col])
     return frame
+
+
+def _box_subpixels(proj: Projection, box: tuple[float, float, float, float]) -> np.ndarray:
+    """Sub-pixels on the edges of an RA/Dec box [rad], every other one (a dotted line)."""
+    ra_lo, ra_hi, dec_lo, dec_hi = box
+    mask = np.zeros(proj.inside.shape, dtype=bool)
+    n = 4 * (proj.width + 2 * proj.height)  # dense enough for a step under a sub-pixel
+    ras, decs = np.linspace(ra_lo, ra_hi, n), np.linspace(dec_lo, dec_hi, n)
+    edges = [(ras, np.full(n, dec_lo)), (ras, np.full(n, dec_hi)),
+             (np.full(n, ra_lo), decs), (np.full(n, ra_hi), decs)]
+    for ra, dec in edges:
+        for a, d in zip(ra.tolist(), dec.tolist(), strict=True):
+            where = proj.locate(a % (2 * math.pi), d)
+            if where is not None and (where[0] + where[1]) % 2 == 0:
+                mask[where] = True
+    return mask
 
 
 def _mean_color(a: int, b: int) -> int:

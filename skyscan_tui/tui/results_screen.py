@@ -32,6 +32,7 @@ from skyscan_tui.tui.widgets import (
     open_folder,
     overlay_lines,
     query_text,
+    region_box,
     result_text,
 )
 
@@ -52,22 +53,32 @@ class ResultsScreen(Screen):
 
     def __init__(self, result: Any, *, files: dict[str, Any] | None = None,
                  outdir: Path | None = None, elapsed: float | None = None,
-                 cancelled: bool = False) -> None:
+                 cancelled: bool = False, marks: Any = (), sources: Any = ()) -> None:
+        """``marks``: extra ``overlays.Marker``s (``show --mark``); ``sources``: catalogue
+        rows (name, ra, dec) [deg] (``show --catalog``), drawn on the zoom."""
         super().__init__()
         self.result, self.files, self.outdir = result, dict(files or {}), outdir
         self.elapsed, self.cancelled = elapsed, cancelled
         self.sky = raster.SkyLevels.from_result(result)
         self.areas, self.area_source, self.area_extra = contour_areas(result)
-        self.markers, self.overlay_text = overlay_lines(result)
+        self.markers, self.overlay_text = overlay_lines(result, tuple(marks), tuple(sources))
+        self.box = region_box(result)
         self.query_marker: Any = None  # the last queried direction, drawn on the maps
         self.sub_title = "results"
+
+    def _map_markers(self, kind: str) -> list[Any]:
+        """Markers of one map: catalogue sources only on the zoom (a full catalogue would
+        bury the full sky), the last query on both."""
+        base = [m for m in self.markers if kind == "zoom" or m.kind != "source"]
+        return base + ([self.query_marker] if self.query_marker is not None else [])
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="maps"):
             yield SkymapWidget(self.sky, "mollweide", mjd=self.result.mjd, id="fullsky",
-                               markers=self.markers)
+                               markers=self._map_markers("mollweide"))
             with Vertical(id="side"):
-                yield SkymapWidget(self.sky, "zoom", id="zoom", markers=self.markers)
+                yield SkymapWidget(self.sky, "zoom", id="zoom", markers=self._map_markers("zoom"),
+                                   box=self.box)
                 with VerticalScroll(id="result-pane"):
                     yield Static(self._text(), id="result-text")
                 yield Input(placeholder="RA Dec [deg], Enter: the map there  (/ to focus)",
@@ -95,7 +106,7 @@ class ResultsScreen(Screen):
         if marker is not None:
             self.query_marker = marker
             for w in self.query(SkymapWidget):
-                w.set_markers([*self.markers, marker])
+                w.set_markers(self._map_markers(w.kind))
 
     def on_mount(self) -> None:
         best = self.result.best()

@@ -77,7 +77,8 @@ class SkymapWidget(Widget):
 
     def __init__(self, sky: raster.SkyLevels, kind: str = "mollweide", *,
                  frame: str = "equatorial", mjd: float | None = None,
-                 markers: Any = (), name: str | None = None, id: str | None = None,
+                 markers: Any = (), box: Any = None,
+                 name: str | None = None, id: str | None = None,
                  classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         if kind not in ("mollweide", "zoom"):
@@ -88,6 +89,7 @@ class SkymapWidget(Widget):
         self.mjd = mjd
         self.quantity = "dllh"  # or "llh": what the legend reports
         self.markers: list[Any] = list(markers)  # skyscan_tui.overlays.Marker [deg]
+        self.box = box  # (ra_lo, ra_hi, dec_lo, dec_hi) [rad]: the 90 % RA/Dec box, or None
         self.painter = StripPainter()
         self._proj: raster.Projection | None = None
         self._proj_key: tuple | None = None
@@ -162,7 +164,8 @@ class SkymapWidget(Widget):
                  for m in self.markers]
         frame = raster.render(proj, levels, vmin=vmin,
                               vmax=vmax if self.kind == "mollweide" else None,
-                              stretch=stretch, best=best_radec, markers=marks)
+                              stretch=stretch, best=best_radec, markers=marks,
+                              box=self.box if self.kind == "zoom" else None)
         self._frame = frame
         # rows that did not change keep their Strip: a live batch usually touches a few rows
         if old_frame is not None and old_frame.chars.shape == frame.chars.shape:
@@ -184,8 +187,9 @@ class SkymapWidget(Widget):
                                        ("source", "sources"))
                        if any(m.kind == k for m in self.markers))
         if proj.kind == "gnomonic":
+            box = " · ┈ 90% box" if self.box is not None else ""
             return (f"{what} {span} · ±{math.degrees(proj.params['radius']):.2g}° · "
-                    f"grid {proj.params['step_deg']:g}° · ✚ best{keys} · 50%/90%")
+                    f"grid {proj.params['step_deg']:g}° · ✚ best{keys} · 50%/90%{box}")
         frame = " · az/elevation" if self.sky_frame == "local" else ""
         return f"{what} {span} (bright = best, log scale){frame} · ✚ best{keys} · 50%/90%"
 

@@ -135,6 +135,11 @@ def test_plot_cli_marks_and_catalogue(tmp_path):
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("skyscan-tui: error:"), r.stderr
     assert not (tmp_path / "q").exists()  # refused before anything was drawn
+    # `show` takes the same overlays for the app's maps, and refuses bad ones the same way
+    r = run_cli("show", paths["npz"], "--mark", "1,2,x", "--catalog", cat)
+    assert r.returncode == 0 and "Truth (simulated)" in r.stdout, r.stderr  # no terminal
+    r = run_cli("show", paths["npz"], "--mark", "1,95")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_labels_of_nearby_markers_do_not_overlap():

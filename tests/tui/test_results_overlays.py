@@ -114,14 +114,37 @@ def test_markers_are_drawn_with_their_glyphs():
     assert frame.chars[brow // 2, bcol] == "✚"
 
 
+def test_the_90_box_is_drawn_dotted_on_its_edges():
+    levels = _levels(1.0)
+    ra0, dec0 = _best(levels)
+    proj = raster.gnomonic(60, 30, ra0, dec0, zoom_radius(levels, ra0, dec0, rows=60))
+    d = math.radians(2.0)
+    box = (ra0 - d / math.cos(dec0), ra0 + d / math.cos(dec0), dec0 - d, dec0 + d)
+    from skyscan_tui.raster import _box_subpixels
+
+    mask = _box_subpixels(proj, box)
+    assert mask.sum() > 25  # 4 edges of ~17 sub-pixels, every other one
+    # every marked sub-pixel lies on an edge: its RA or Dec is at the box's limits
+    ra, dec = proj.ra[mask], proj.dec[mask]
+    step = math.tan(proj.params["radius"]) / ((2 * 30 - 2) / 2)  # a sub-pixel [rad]
+    on_dec = np.minimum(abs(dec - box[2]), abs(dec - box[3])) <= 1.5 * step
+    on_ra = np.minimum(abs(ra - box[0]), abs(ra - box[1])) * math.cos(dec0) <= 1.5 * step
+    assert (on_dec | on_ra).all()
+    frame = raster.render(proj, levels, box=box)
+    cbox = int(raster.pack_rgb(raster.BOX_RGB))
+    assert ((frame.fg == cbox) | (frame.bg == cbox)).sum() > 20
+    assert not (raster.render(proj, levels).fg == cbox).any()
+
+
 class _ResultApp(SkyscanApp):
-    def __init__(self, result, **kw):
+    def __init__(self, result, marks=(), sources=(), **kw):
         super().__init__(jobs=1, recos=["dummy"], executors=[("serial", "serial")],
                          executor_notes=[], **kw)
-        self._result = result
+        self._result, self._marks, self._sources = result, marks, sources
 
     def open_first_screen(self) -> None:
-        self.push_screen(ResultsScreen(self._result))
+        self.push_screen(ResultsScreen(self._result, marks=self._marks,
+                                       sources=self._sources))
 
 
 SIZE = (150, 46)
@@ -182,3 +205,31 @@ async def test_query_field_answers_and_survives_bad_input(tmp_path):
             assert len(out.strip().splitlines()) == 1, (bad, out)
             assert answer.has_class("error"), bad
         assert app.is_running and isinstance(app.screen, ResultsScreen)
+
+
+@run_async
+async def test_results_screen_draws_marks_and_catalogue_sources(tmp_path):
+    from skyscan_tui.overlays import Marker
+
+    ra, dec = math.degrees(RA0), math.degrees(DEC0)
+    sources = (("inside A", ra + 0.5, dec), ("inside B", ra, dec - 1.0),
+               ("outside", ra + 40.0, dec))
+    app = _ResultApp(_result(1.0), marks=(Marker("my mark", ra - 1.0, dec + 1.0),),
+                     sources=sources, cwd=tmp_path, outdir_root=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen)
+                       and app.screen.query("#zoom"), 10, "results")
+        screen = app.screen
+        zoom = screen.query_one("#zoom", SkymapWidget)
+        full = screen.query_one("#fullsky", SkymapWidget)
+        await wait_for(pilot, lambda: zoom._frame is not None and full._frame is not None,
+                       10, "the frames")
+        src, mark = raster.OVERLAY_GLYPHS["source"][0], raster.OVERLAY_GLYPHS["mark"][0]
+        assert src in zoom._frame.text() and mark in zoom._frame.text()
+        assert src not in full._frame.text()  # a catalogue would bury the full sky
+        assert zoom.box is not None and "90% box" in zoom.border_subtitle
+        cbox = int(raster.pack_rgb(raster.BOX_RGB))
+        assert ((zoom._frame.fg == cbox) | (zoom._frame.bg == cbox)).any()
+        text = str(screen.query_one("#result-text").render())
+        assert "2 of 3 sources in the 90 % region" in text
+        assert "inside A" in text and "outside:" not in text and "my mark" in text
