@@ -135,3 +135,23 @@ def test_demo_prints_how_well_it_did(tmp_path):
     saved = json.loads((out / "summary.json").read_text())["truth"]
     assert f"{saved['angle_deg']:.3f} deg from the best fit" in line
     assert line in (out / "summary.txt").read_text()
+
+
+def test_scan_of_a_simulated_file_reports_the_truth_and_a_real_alert_does_not(
+        tmp_path, sim_event_file):
+    from tests.conftest import REPO
+
+    common = ("--reco", "dummy", "--executor", "serial", "--progress", "none",
+              "--nside-progression", "8:0,64:12")
+    sim = run_cli("scan", sim_event_file, *common, "-o", tmp_path / "sim")
+    assert sim.returncode == 0, sim.stderr
+    assert "Truth (simulated)" in sim.stdout
+    alert = REPO / "tests" / "data" / "run00136662-evt000035405932-BRONZE.pkl"
+    real = run_cli("scan", alert, *common, "-o", tmp_path / "real")
+    assert real.returncode == 0, real.stderr
+    assert "Truth" not in real.stdout and "truth" not in real.stdout.lower()
+    summary = json.loads((tmp_path / "real" / "summary.json").read_text())
+    assert "truth" not in summary and summary["meta"]["overlays"]["truth"] is None
+    # the online fits are kept for the plots
+    names = [s["name"] for s in summary["meta"]["overlays"]["seeds"]]
+    assert any("SplineMPE" in n for n in names) and any("BestFit" in n for n in names)
