@@ -202,6 +202,28 @@ def _executor_options(p: argparse.ArgumentParser) -> None:
     add_arguments(p)
 
 
+def _overlay_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mark", action="append", default=[], metavar="RA,DEC[,LABEL]",
+                   help="draw a labelled marker at this direction [deg] (repeatable)")
+    p.add_argument("--catalog", type=Path, metavar="FILE",
+                   help="catalogue of sources to draw (as for `query --catalog`)")
+
+
+def _overlays(args: argparse.Namespace) -> tuple[tuple, tuple]:
+    """(marks, catalogue rows) of ``--mark``/``--catalog``; bad input: UserError."""
+    from skyscan_tui.overlays import MAX_MARKS, parse_mark
+
+    if len(args.mark) > MAX_MARKS:
+        raise UserError(f"{args.command}: at most {MAX_MARKS} --mark positions")
+    marks = tuple(parse_mark(text) for text in args.mark)
+    sources: tuple = ()
+    if args.catalog is not None:
+        from skyscan_tui.query import read_catalog
+
+        sources = tuple(read_catalog(args.catalog))
+    return marks, sources
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="skyscan-tui", description=__doc__.split("\n\n")[0])
     p.add_argument("--version", action="version", version=f"skyscan-tui {__version__}")
@@ -243,6 +265,7 @@ def parser() -> argparse.ArgumentParser:
                     help="picture format (repeatable; default png and pdf)")
     _thresholds_option(pl)
     cli_products.levels_option(pl)
+    _overlay_options(pl)
 
     cmp_ = sub.add_parser("compare", help="are two results the same within tolerances?")
     cmp_.add_argument("a", type=Path, metavar="A", help="result .npz/.json or folder")
@@ -272,6 +295,7 @@ def parser() -> argparse.ArgumentParser:
     sh = sub.add_parser("show", help="open a finished result in the terminal app "
                                      "(prints its summary when not in a terminal)")
     sh.add_argument("result", type=Path, metavar="RESULT", help="result .npz/.json or folder")
+    _overlay_options(sh)
     cli_products.add_parsers(sub, _thresholds_option)
     return p
 
@@ -492,6 +516,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from skyscan_tui.stats import parse_thresholds
 
     thresholds = parse_thresholds(args.thresholds)
+    marks, sources = _overlays(args)  # bad input fails before anything is drawn
     result = load_result(args.result)
     outdir = args.output or (args.result if args.result.is_dir() else args.result.parent)
     if outdir.exists() and not outdir.is_dir():
@@ -500,7 +525,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
     levels = tuple(parse_levels(args.levels)) if args.levels else ()
     for path in plot_result(result, outdir, thresholds, tuple(args.formats or ("png", "pdf")),
-                            levels=levels):
+                            levels=levels, marks=marks, sources=sources):
         print(f"wrote {path}")
     return 0
 
@@ -571,13 +596,14 @@ def _cmd_tui(args: argparse.Namespace) -> int:
 def _cmd_show(args: argparse.Namespace) -> int:
     from skyscan_tui.results import format_summary, load_result
 
+    marks, sources = _overlays(args)
     result = load_result(args.result)  # bad file: one-line error, no screen
     if not _is_terminal():
         print(format_summary(result.summary(files={"opened": str(args.result)})))
         return 0
     from skyscan_tui.tui.app import run_app
 
-    return run_app(result_path=args.result)
+    return run_app(result_path=args.result, marks=marks, sources=sources)
 
 
 _COMMANDS["tui"] = _cmd_tui

@@ -45,6 +45,7 @@ from skyscan_tui.coords import equatorial_to_local, local_to_equatorial
 from skyscan_tui.errors import UserError
 from skyscan_tui.events import Event
 from skyscan_tui.folderlock import FolderLock
+from skyscan_tui.overlays import event_overlays
 from skyscan_tui.results import ScanResult
 from skyscan_tui.rounds import Flight, Round
 from skyscan_tui.scanupdates import (
@@ -406,7 +407,9 @@ class ScanEngine:
             is_real_event=bool(self.event.meta.get("is_real_event", False)),
             meta={"nside_progression": sky.format_progression(self.settings.progression),
                   "reco_options": dict(self.reco.options),
-                  "geometry": self.event.geometry},
+                  "geometry": self.event.geometry,
+                  # seed fits and (simulated) truth as RA/Dec, for plots and the summary
+                  "overlays": event_overlays(self.event)},
         )
         self.result = result
         if self._observer is not None:

@@ -21,10 +21,16 @@ from skyscan_tui.errors import UserError
 from skyscan_tui.fileio import atomic_write_bytes
 from skyscan_tui.stats import SkyStats
 
-__all__ = ["plot_result", "mollweide_figure", "zoom_figure", "FORMATS"]
+__all__ = ["plot_result", "mollweide_figure", "zoom_figure", "plot_markers", "FORMATS"]
 
 FORMATS = ("png", "pdf")
 _CONTOUR_COLOURS = ("white", "red")
+# overlay markers per kind (skyscan_tui.overlays.Marker): matplotlib marker, face, size
+_MARKER_STYLE = {"seed": ("P", "white", 10), "truth": ("D", "lime", 8),
+                 "mark": ("X", "magenta", 9), "source": ("o", "none", 6)}
+_SOURCE_EDGE = "orange"
+_MAX_SOURCE_LABELS = 25  # catalogue names labelled on the zoom (nearest the best fit)
+_TS_LABEL = "TS = 2 Δ(−ln L) w.r.t. the best fit (dimensionless)"
 _EXTRA_COLOURS = ("lightgrey", "deepskyblue", "lime", "orange")  # dashed --levels contours
 
 
@@ -56,8 +62,54 @@ def _ts_at(stats: SkyStats, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
     return np.where(idx >= 0, ts[np.clip(idx, 0, None)], np.nan)
 
 
-def mollweide_figure(result: Any, stats: SkyStats):
-    """Full-sky Mollweide figure (matplotlib Figure)."""
+def _draw_marker(ax: Any, x: float, y: float, m: Any, label: bool = True,
+                 placed: list | None = None) -> None:
+    """One overlay marker (gid ``marker:KIND:LABEL``) with its label beside it; ``placed``
+    (label anchors so far, display units) stacks labels of nearby markers (e.g. SplineMPE
+    and BestFit a few arcminutes apart) instead of printing them over each other."""
+    shape, face, size = _MARKER_STYLE.get(m.kind, _MARKER_STYLE["mark"])
+    edge = _SOURCE_EDGE if m.kind == "source" else "k"
+    ax.plot([x], [y], marker=shape, ms=size, mfc=face, mec=edge, mew=1.2 if
+            m.kind == "source" else 0.8, ls="none", zorder=6, gid=f"marker:{m.kind}:{m.label}")
+    if label:
+        dy = 4
+        if placed is not None:
+            px, py = ax.transData.transform((x, y))
+            near = sum(1 for qx, qy in placed if abs(qx - px) < 60 and abs(qy - py) < 12)
+            placed.append((px, py))
+            dy += 11 * near
+        ax.annotate(m.label, (x, y), xytext=(6, dy), textcoords="offset points", fontsize=7,
+                    color="k", zorder=7, gid=f"label:{m.kind}:{m.label}",
+                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.7))
+
+
+def _marker_legend(markers: list) -> list:
+    """Legend handles, one per marker kind present."""
+    import matplotlib.lines as mlines
+
+    names = {"seed": "online fits (seeds)", "truth": "truth (simulated)", "mark": "--mark",
+             "source": "catalogue sources"}
+    out = []
+    for kind in ("seed", "truth", "mark", "source"):
+        if any(m.kind == kind for m in markers):
+            shape, face, size = _MARKER_STYLE[kind]
+            out.append(mlines.Line2D([], [], marker=shape, ms=size * 0.8, mfc=face,
+                                     mec=_SOURCE_EDGE if kind == "source" else "k",
+                                     ls="none", label=names[kind]))
+    return out
+
+
+def plot_markers(result: Any, marks: tuple = (), sources: tuple = ()) -> list:
+    """What plots draw over the map: the result's seeds and truth, ``marks`` (Markers) and
+    catalogue ``sources`` ((name, ra, dec) [deg] rows of ``query.read_catalog``)."""
+    from skyscan_tui.overlays import Marker, result_markers
+
+    return [*result_markers(result), *marks,
+            *(Marker(str(n), float(r) % 360.0, float(d), "source") for n, r, d in sources)]
+
+
+def mollweide_figure(result: Any, stats: SkyStats, markers: tuple | list = ()):
+    """Full-sky Mollweide figure (matplotlib Figure) with overlay ``markers``."""
     matplotlib, plt = _mpl()
     fig = plt.figure(figsize=(9.0, 5.4))
     ax = fig.add_subplot(111, projection="mollweide")
@@ -77,18 +129,30 @@ def mollweide_figure(result: Any, stats: SkyStats):
                colors=_CONTOUR_COLOURS, linewidths=1.0)
     bx = math.pi - math.radians(stats.ra_deg)
     bx = (bx + math.pi) % (2 * math.pi) - math.pi
-    ax.plot([bx], [math.radians(stats.dec_deg)], marker="*", color="red", ms=14, mec="k",
-            ls="none", label="best fit")
+    (best,) = ax.plot([bx], [math.radians(stats.dec_deg)], marker="*", color="red", ms=14,
+                      mec="k", ls="none", label="best fit", zorder=8, gid="marker:best")
+    markers = list(markers)
+    label_sources = sum(m.kind == "source" for m in markers) <= _MAX_SOURCE_LABELS
+    placed: list = []
+    for m in markers:
+        x = (math.pi - math.radians(m.ra_deg) + math.pi) % (2 * math.pi) - math.pi
+        # on the full sky the fits crowd the best fit: name only marks (and few sources)
+        _draw_marker(ax, x, math.radians(m.dec_deg), m,
+                     label=m.kind == "mark" or (m.kind == "source" and label_sources),
+                     placed=placed)
     ticks = np.radians(np.arange(-150, 151, 30))
     ax.set_xticks(ticks)
     ax.set_xticklabels([f"{(180 - d) % 360:.0f}°" for d in np.arange(-150, 151, 30)],
                        fontsize=7, color="white")
-    ax.grid(True, color="0.4", lw=0.4, alpha=0.6)
+    # a quiet graticule: thin and light, above the colours but under contours and markers
+    ax.set_axisbelow("line")
+    ax.grid(True, color="white", lw=0.3, alpha=0.35)
     ax.set_xlabel("RA (J2000)")
     ax.set_ylabel("Dec (J2000)")
     cb = fig.colorbar(mesh, ax=ax, orientation="horizontal", fraction=0.05, pad=0.08)
-    cb.set_label("log10(1 + 2 Δ(−ln L))")
-    ax.legend(loc="lower right", fontsize=8, framealpha=0.8)
+    cb.set_label("log10(1 + TS), TS = 2 Δ(−ln L) w.r.t. the best fit (dimensionless)")
+    ax.legend(handles=[best, *_marker_legend(markers)], loc="lower right", fontsize=7,
+              framealpha=0.8)
     fig.suptitle(_title(result), fontsize=11)
     ax.set_title(_subtitle(result, stats), fontsize=8, pad=22)
     return fig
@@ -182,7 +246,20 @@ def _graticule(ax: Any, proj: _Gnomonic, matplotlib: Any) -> None:
             ax.text(x[i], y[i], f"RA {r}°", **lab)
 
 
-def zoom_figure(result: Any, stats: SkyStats, levels: tuple[float, ...] = ()):
+def _box_lines(stats: SkyStats, n: int = 60) -> list[tuple[np.ndarray, np.ndarray]]:
+    """[deg] the 90 % region's RA/Dec bounding box as (ra, dec) edge polylines."""
+    r90 = stats.region(0.9)
+    ra0, dec0 = stats.ra_deg, stats.dec_deg
+    lo, hi = ra0 + max(r90.ra_minus_deg, -180.0), ra0 + min(r90.ra_plus_deg, 180.0)
+    d_lo = max(dec0 + r90.dec_minus_deg, -90.0)
+    d_hi = min(dec0 + r90.dec_plus_deg, 90.0)
+    ras, decs = np.linspace(lo, hi, n), np.linspace(d_lo, d_hi, n)
+    return [(ras, np.full(n, d_lo)), (ras, np.full(n, d_hi)),
+            (np.full(n, lo), decs), (np.full(n, hi), decs)]
+
+
+def zoom_figure(result: Any, stats: SkyStats, levels: tuple[float, ...] = (),
+                markers: tuple | list = ()):
     """Zoom around the best fit with the 50 %/90 % contours (Figure).
 
     Cartesian RA/Dec axes; within ~10° of a pole (where RA/Dec axes degenerate) a gnomonic
@@ -237,15 +314,18 @@ def zoom_figure(result: Any, stats: SkyStats, levels: tuple[float, ...] = ()):
         except (ValueError, RuntimeError):  # degenerate point sets: no contour, still a map
             pass
     bx, by, _ = proj.forward(ra0, dec0)
-    if not polar:
-        r90 = stats.region(0.9)
-        # 90 % extent (x is the RA offset, +RA drawn to the left by the inverted axis below)
-        ax.errorbar([0.0], [dec0], xerr=[[-r90.ra_minus_deg], [r90.ra_plus_deg]],
-                    yerr=[[-r90.dec_minus_deg], [r90.dec_plus_deg]], fmt="none",
-                    ecolor="cyan", elinewidth=0.8, capsize=3)
+    # the 90 % region's RA/Dec bounding box (the errors the alert quotes)
+    for i, (ras, decs) in enumerate(_box_lines(stats)):
+        x, y, f = proj.forward(ras, decs)
+        ax.plot(np.where(f, x, np.nan), np.where(f, y, np.nan), color="cyan", lw=0.9,
+                ls=(0, (4, 2)), zorder=4, gid="box90" if i == 0 else None)
+    handles.append(matplotlib.lines.Line2D([], [], color="cyan", lw=0.9, ls=(0, (4, 2)),
+                                           label="90% RA/Dec bounding box"))
     (best,) = ax.plot([float(bx)], [float(by)], marker="*", color="cyan", ms=14, mec="k",
-                      ls="none", label=f"best fit RA {ra0:.2f}°, Dec {dec0:+.2f}°")
+                      ls="none", label=f"best fit RA {ra0:.2f}°, Dec {dec0:+.2f}°", zorder=8,
+                      gid="marker:best")
     handles.append(best)
+    handles += _marker_legend([m for m in markers if _in_view(proj, m)])
     ax.set_ylim(*proj.ylim)
     if polar:
         _graticule(ax, proj, matplotlib)
@@ -264,12 +344,37 @@ def zoom_figure(result: Any, stats: SkyStats, levels: tuple[float, ...] = ()):
         ax.set_xlabel("RA (J2000) [deg]")
         ax.set_ylabel("Dec (J2000) [deg]")
     ax.set_xlim(proj.xhalf, -proj.xhalf)  # RA grows to the left, as on the sky
+    _zoom_markers(ax, proj, list(markers), stats)  # after the limits: labels avoid each other
     cb = fig.colorbar(mesh, ax=ax, fraction=0.046, pad=0.04, extend="max")
-    cb.set_label("2 Δ(−ln L)")
+    cb.set_label(_TS_LABEL)
+    for colour, level in zip(_CONTOUR_COLOURS, (th.ts50, th.ts90), strict=True):
+        if level <= vmax:  # the contour levels, marked on the colour bar
+            cb.ax.axhline(level, color=colour, lw=1.5)
     ax.legend(handles=handles, loc="upper left", fontsize=7, framealpha=0.8)
     ax.set_title(_title(result) + "\n" + _subtitle(result, stats), fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _in_view(proj: Any, m: Any) -> bool:
+    x, y, f = proj.forward(m.ra_deg, m.dec_deg)
+    return bool(f) and abs(float(x)) <= proj.xhalf and proj.ylim[0] <= float(y) <= proj.ylim[1]
+
+
+def _zoom_markers(ax: Any, proj: Any, markers: list, stats: SkyStats) -> None:
+    """Markers inside the zoom window, labelled (catalogue names: the nearest few)."""
+    from skyscan_tui.projections import angular_distance
+
+    shown = [m for m in markers if _in_view(proj, m)]
+    best = (math.radians(stats.ra_deg), math.radians(stats.dec_deg))
+    sources = sorted((m for m in shown if m.kind == "source"), key=lambda m: float(
+        angular_distance(*best, math.radians(m.ra_deg), math.radians(m.dec_deg))))
+    named = {id(m) for m in sources[:_MAX_SOURCE_LABELS]}
+    placed: list = []
+    for m in shown:
+        x, y, _ = proj.forward(m.ra_deg, m.dec_deg)
+        _draw_marker(ax, float(x), float(y), m, label=m.kind != "source" or id(m) in named,
+                     placed=placed)
 
 
 def _save(fig: Any, path: Path, fmt: str) -> None:
@@ -281,11 +386,15 @@ def _save(fig: Any, path: Path, fmt: str) -> None:
 
 def plot_result(result: Any, outdir: str | Path, thresholds: Any = None,
                 formats: tuple[str, ...] = FORMATS,
-                levels: tuple[float, ...] = ()) -> list[Path]:
+                levels: tuple[float, ...] = (), marks: tuple = (),
+                sources: tuple = ()) -> list[Path]:
     """Write ``BASENAME.skymap.{png,pdf}`` and ``BASENAME.zoom.{png,pdf}``; returns the paths.
 
-    ``levels``: extra containment levels (fractions) drawn dashed on the zoom.
+    ``levels``: extra containment levels (fractions) drawn dashed on the zoom. The result's
+    seed fits and truth, ``marks`` (``overlays.Marker``) and catalogue ``sources``
+    ((name, ra, dec) [deg]) are drawn as labelled markers.
     """
+    markers = plot_markers(result, tuple(marks), tuple(sources))
     _, plt = _mpl()
     stats = result.stats(thresholds)
     if stats is None:
@@ -294,7 +403,8 @@ def plot_result(result: Any, outdir: str | Path, thresholds: Any = None,
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
     for kind, make in (("skymap", mollweide_figure), ("zoom", zoom_figure)):
-        fig = make(result, stats, tuple(levels)) if kind == "zoom" else make(result, stats)
+        fig = (make(result, stats, tuple(levels), markers) if kind == "zoom"
+               else make(result, stats, markers))
         try:
             for fmt in formats:
                 path = outdir / f"{result.basename()}.{kind}.{fmt}"

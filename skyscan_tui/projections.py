@@ -19,7 +19,7 @@ import numpy as np
 from skyscan_tui.healpix import ang2pix
 
 __all__ = ["FINE_ORDER", "FINE_NSIDE", "Projection", "mollweide", "gnomonic", "zoom_radius",
-           "angular_distance"]
+           "region_radius", "angular_distance"]
 
 FINE_ORDER = 13  # nside 8192: every level up to it is a right shift of this index
 FINE_NSIDE = 1 << FINE_ORDER
@@ -301,24 +301,66 @@ def gnomonic(width: int, height: int, ra0: float, dec0: float, radius: float) ->
     return proj
 
 
-def zoom_radius(levels: dict[int, tuple[np.ndarray, np.ndarray]], ra0: float, dec0: float,
-                minimum: float = math.radians(0.3)) -> float:
-    """[rad] half-height of a zoom that shows the finest level's pixels around (ra0, dec0)."""
+TS90_WILKS = 2.0 * math.log(10.0)  # 2ΔLLH of the 90 % region (χ², 2 dof), as raster draws it
+ZOOM_FACTOR = 3.0  # the zoom's half-height in radii of the 90 % region
+MIN_REGION_SUBPIXELS = 6  # the 90 % region is never drawn smaller than this across
+
+
+def region_radius(levels: dict[int, tuple[np.ndarray, np.ndarray]], ra0: float, dec0: float,
+                  ts: float = TS90_WILKS) -> float | None:
+    """[rad] radius around (ra0, dec0) of the region 2ΔLLH ≤ ``ts``; None without a value.
+
+    The farthest centre of a pixel in the region, plus half that pixel's size, over the
+    pixels the map shows (a pixel refined at a finer level gives way to its children).
+    """
     from skyscan_tui.sky import pixel_radec
 
+    finite = [llh[np.isfinite(llh)] for _ipix, llh in levels.values()]
+    finite = [f for f in finite if f.size]
+    if not finite:
+        return None
+    llh_min = min(float(f.min()) for f in finite)
+    nsides = sorted(levels)
+    radius = 0.0
+    for k, nside in enumerate(nsides):
+        ipix, llh = levels[nside]
+        with np.errstate(invalid="ignore"):
+            sel = np.isfinite(llh) & (2.0 * (llh - llh_min) <= ts)
+        pix = np.asarray(ipix)[sel]
+        for finer in nsides[k + 1:]:  # drop the pixels refined further
+            if pix.size == 0:
+                break
+            shift = 2 * (int(finer).bit_length() - int(nside).bit_length())
+            covered = np.unique(np.asarray(levels[finer][0]) >> shift)
+            pix = pix[~np.isin(pix, covered)]
+        if pix.size == 0:
+            continue
+        ra, dec = pixel_radec(nside, pix)
+        half = 0.5 * math.sqrt(4 * math.pi / (12 * nside * nside))
+        radius = max(radius, float(np.max(angular_distance(ra0, dec0, ra, dec))) + half)
+    return radius if radius > 0 else None
+
+
+def zoom_radius(levels: dict[int, tuple[np.ndarray, np.ndarray]], ra0: float, dec0: float,
+                rows: int | None = None, minimum: float = math.radians(0.005)) -> float:
+    """[rad] half-height of a zoom around (ra0, dec0) that fits the 90 % region.
+
+    About :data:`ZOOM_FACTOR` times the region's radius, so the contours are always in view;
+    with ``rows`` (the sub-pixel rows of the view) never so large that the region is less
+    than :data:`MIN_REGION_SUBPIXELS` across. Without a value yet: a few of the finest
+    level's pixels.
+    """
     if not levels:
         return math.radians(30)
-    nside = max(levels)
-    ipix, llh = levels[nside]
-    ok = np.isfinite(llh)
-    res = math.sqrt(4 * math.pi / (12 * nside * nside))
-    if not ok.any():
-        return max(minimum, 4 * res)
-    ra, dec = pixel_radec(nside, ipix[ok])
-    dist = angular_distance(ra0, dec0, ra, dec)
-    # the bulk of the refined region (a far-off stray pixel must not zoom everything out)
-    extent = float(np.quantile(dist, 0.9)) if len(levels) > 1 else 4 * res
-    return min(max(minimum, 1.1 * extent + res, 3 * res), math.radians(60))
+    r90 = region_radius(levels, ra0, dec0)
+    if r90 is not None:
+        radius = ZOOM_FACTOR * r90
+        if rows is not None and rows > 0:  # half-height in sub-pixels: (rows - 2) / 2
+            avail = max(2, rows - 2)
+            radius = min(radius, r90 * avail / MIN_REGION_SUBPIXELS)
+        return min(max(minimum, radius), math.radians(60))
+    res = math.sqrt(4 * math.pi / (12 * max(levels) ** 2))  # no value yet: a few pixels
+    return max(minimum, 4 * res)
 
 
 # ---------------------------------------------------------------------------- sampling

@@ -37,7 +37,7 @@ from skyscan_tui.projections import (
 
 __all__ = ["FINE_ORDER", "FINE_NSIDE", "SkyLevels", "Projection", "Frame", "mollweide",
            "gnomonic", "sample", "colorize", "render", "WILKS_2DLLH",
-           "pack_rgb", "VIRIDIS", "zoom_radius", "angular_distance"]
+           "pack_rgb", "VIRIDIS", "zoom_radius", "angular_distance", "OVERLAY_GLYPHS"]
 
 WILKS_2DLLH = {50: 2.0 * math.log(2.0), 90: 2.0 * math.log(10.0)}  # χ², 2 dof
 UPPER_HALF = "▀"
@@ -54,6 +54,10 @@ GRID_RGB = (200, 200, 200)
 CONTOUR_RGB = {50: (255, 255, 255), 90: (255, 120, 60)}
 MARKER_RGB = (255, 40, 40)
 LABEL_RGB = (220, 220, 220)
+# overlay markers by kind (skyscan_tui.overlays.Marker): one-cell glyph and colour
+BOX_RGB = (0, 200, 255)  # the 90 % region's RA/Dec bounding box (dotted)
+OVERLAY_GLYPHS = {"seed": ("○", (255, 255, 255)), "truth": ("★", (60, 255, 60)),
+                  "mark": ("×", (255, 60, 255)), "source": ("◦", (255, 170, 40))}
 
 
 def pack_rgb(rgb: Any) -> np.ndarray:
@@ -272,7 +276,8 @@ def _outline(region: np.ndarray) -> np.ndarray:
 def render(proj: Projection, levels: dict[int, tuple[np.ndarray, np.ndarray]], *,
            vmin: float | None = None, vmax: float | None = None, stretch: str = "log",
            best: tuple[float, float] | None = None, contours: bool = True,
-           graticule: bool = True, labels: bool = True) -> Frame:
+           graticule: bool = True, labels: bool = True,
+           markers: Any = (), box: tuple[float, float, float, float] | None = None) -> Frame:
     """Draw ``levels`` through ``proj``: colours, contours, graticule, labels, marker.
 
     Parameters
@@ -284,6 +289,12 @@ def render(proj: Projection, levels: dict[int, tuple[np.ndarray, np.ndarray]], *
         [rad] best-fit direction, marked with "✚" when on the map.
     contours : bool
         Outline the Wilks 50 %/90 % regions (2Δ ≤ 1.386 / 4.605) when the data resolve them.
+    markers : iterable of (ra, dec, kind)
+        [rad] overlay directions drawn with the glyph of their kind (:data:`OVERLAY_GLYPHS`)
+        under the best-fit marker.
+    box : (ra_lo, ra_hi, dec_lo, dec_hi)
+        [rad] an RA/Dec box (the 90 % region's extent) drawn dotted under the contours;
+        ``ra_hi`` may exceed 2π (the box crosses RA 0).
     """
     values, _src = sample(proj, levels)
     finite = np.isfinite(values)
@@ -299,10 +310,12 @@ def render(proj: Projection, levels: dict[int, tuple[np.ndarray, np.ndarray]], *
         g = proj.grid
         mixed = (rgb[g].astype(np.int32) * 7 + np.array(GRID_RGB) * 3) // 10
         color[g] = pack_rgb(mixed)
+    if box is not None:
+        color[_box_subpixels(proj, box)] = pack_rgb(BOX_RGB)
     if contours and finite.any():
         with np.errstate(invalid="ignore"):
             ts = 2.0 * (values - vmin)
-        for level in (90, 50):
+        for level in (50, 90):  # 90 % last: where the two coincide (unresolved) it shows
             region = finite & (ts <= WILKS_2DLLH[level])
             edge = _outline(region) & (region.sum() > 2)
             color[edge] = pack_rgb(CONTOUR_RGB[level])
@@ -327,6 +340,14 @@ def render(proj: Projection, levels: dict[int, tuple[np.ndarray, np.ndarray]], *
                     frame.fg[row, c] = label_rgb
                     # keep the map colour behind the letter (mean of the two halves)
                     frame.bg[row, c] = _mean_color(top[row, c], bottom[row, c])
+    for ra, dec, kind in markers:
+        where = proj.locate(ra, dec)
+        if where is not None:
+            row, col = where[0] // 2, where[1]
+            glyph, rgb = OVERLAY_GLYPHS.get(kind, OVERLAY_GLYPHS["mark"])
+            frame.chars[row, col] = glyph
+            frame.fg[row, col] = int(pack_rgb(rgb))
+            frame.bg[row, col] = _mean_color(top[row, col], bottom[row, col])
     if best is not None:
         where = proj.locate(*best)
         if where is not None:
@@ -335,6 +356,22 @@ def render(proj: Projection, levels: dict[int, tuple[np.ndarray, np.ndarray]], *
             frame.fg[row, col] = int(pack_rgb(MARKER_RGB))
             frame.bg[row, col] = _mean_color(top[row, col], bottom[row, col])
     return frame
+
+
+def _box_subpixels(proj: Projection, box: tuple[float, float, float, float]) -> np.ndarray:
+    """Sub-pixels on the edges of an RA/Dec box [rad], every other one (a dotted line)."""
+    ra_lo, ra_hi, dec_lo, dec_hi = box
+    mask = np.zeros(proj.inside.shape, dtype=bool)
+    n = 4 * (proj.width + 2 * proj.height)  # dense enough for a step under a sub-pixel
+    ras, decs = np.linspace(ra_lo, ra_hi, n), np.linspace(dec_lo, dec_hi, n)
+    edges = [(ras, np.full(n, dec_lo)), (ras, np.full(n, dec_hi)),
+             (np.full(n, ra_lo), decs), (np.full(n, ra_hi), decs)]
+    for ra, dec in edges:
+        for a, d in zip(ra.tolist(), dec.tolist(), strict=True):
+            where = proj.locate(a % (2 * math.pi), d)
+            if where is not None and (where[0] + where[1]) % 2 == 0:
+                mask[where] = True
+    return mask
 
 
 def _mean_color(a: int, b: int) -> int:

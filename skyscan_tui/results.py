@@ -142,7 +142,18 @@ class ScanResult:
             "nsides": ",".join(str(n) for n in self.nsides),
             "n_failed": int(np.isnan(self.levels[nside]["llh"]).sum()),
             **self._topology_fields(),
+            **self._overlay_fields(),
         }
+
+    def _overlay_fields(self) -> dict[str, Any]:
+        """The seed fits and truth (``meta["overlays"]``) as one JSON text, when there are
+        any, so a saved result still knows what to draw over its map."""
+        ov = self.meta.get("overlays")
+        if not (isinstance(ov, dict) and (ov.get("seeds") or ov.get("truth"))):
+            return {}
+        from skyscan_tui.overlays import overlays_json
+
+        return {"overlays": overlays_json(ov)}
 
     def _topology_fields(self) -> dict[str, Any]:
         """Header fields of a cascade-like verdict (none for track-like events, whose files
@@ -256,8 +267,11 @@ class ScanResult:
         return memo[key]
 
     def summary(self, files: dict[str, str] | None = None) -> dict[str, Any]:
+        from skyscan_tui.overlays import truth_report
+
         best = self.best()
         stats = self.stats()
+        truth = truth_report(self, stats)  # simulated events only: how well the scan did
         return {
             "run_id": self.run_id, "event_id": self.event_id, "mjd": self.mjd,
             "event_type": self.event_type, "reco": self.reco, "likelihood": self.likelihood,
@@ -266,6 +280,7 @@ class ScanResult:
             "failed_pixels": self.n_failed,
             "statistics": None if stats is None else stats.to_dict(),
             "topology": self.meta.get("topology"),
+            **({"truth": truth} if truth is not None else {}),
             "meta": self.meta,
             "files": files or {},
         }
@@ -301,6 +316,10 @@ def format_summary(summary: dict[str, Any]) -> str:
                      f"{c['90%']['area_deg2']:.3f} deg2 (r {c['90%']['radius_deg']:.2f} deg); "
                      f"credible 50% {p['50%']['area_deg2']:.3f} deg2, 90% "
                      f"{p['90%']['area_deg2']:.3f} deg2")
+    if summary.get("truth"):
+        from skyscan_tui.overlays import format_truth
+
+        lines.append(format_truth(summary["truth"]))
     pix = ", ".join(f"nside {n}: {c}" for n, c in summary["pixels"].items())
     lines.append(f"Pixels: {pix}; failed: {summary['failed_pixels']}")
     from skyscan_tui.observe import run_lines  # per-round timing, CPU, remote jobs
@@ -352,6 +371,10 @@ def _result_from_levels(levels: dict[int, np.ndarray], meta: dict[str, Any]) -> 
             "threshold": float(get("topology_threshold", np.nan)),
             "n_dom": int(get("topology_n_dom", 0)),
             "length": float(get("topology_length", np.nan))}}
+    from skyscan_tui.overlays import overlays_from_json
+
+    ov = overlays_from_json(get("overlays", None))
+    overlays = {"overlays": ov} if ov is not None else {}
     return ScanResult(
         run_id=int(get("run_id", 0)), event_id=int(get("event_id", 0)),
         mjd=float(get("mjd", 0.0)), event_type=str(get("event_type", "")),
@@ -359,7 +382,7 @@ def _result_from_levels(levels: dict[int, np.ndarray], meta: dict[str, Any]) -> 
         is_real_event=bool(get("is_real_event", False)), levels=levels,
         meta={"nside_progression": str(get("nside_progression", "")),
               **({"software_version": str(get("software_version", ""))}
-                 if "software_version" in meta else {}), **topology},
+                 if "software_version" in meta else {}), **topology, **overlays},
     )
 
 

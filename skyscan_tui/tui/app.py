@@ -50,8 +50,10 @@ class SkyscanApp(App):
                  outdir_root: Path | None = None, jobs: int | None = None,
                  recos: list[str] | None = None, default_reco: str | None = None,
                  executors: list[tuple[str, str]] | None = None,
-                 executor_notes: list[str] | None = None, cwd: Path | None = None) -> None:
+                 executor_notes: list[str] | None = None, cwd: Path | None = None,
+                 marks: Any = (), sources: Any = ()) -> None:
         super().__init__()
+        self.marks, self.sources = tuple(marks), tuple(sources)  # `show --mark/--catalog`
         self.event_path = Path(event_path) if event_path else None
         self.result_path = Path(result_path) if result_path else None
         self.cwd = Path(cwd) if cwd else Path.cwd()
@@ -113,7 +115,8 @@ class SkyscanApp(App):
                 folder = self.result_path if self.result_path.is_dir() \
                     else self.result_path.parent
                 self.push_screen(ResultsScreen(result, files={"opened": str(self.result_path)},
-                                               outdir=folder))
+                                               outdir=folder, marks=self.marks,
+                                               sources=self.sources))
                 return
         self.push_screen(self.make_start_screen(self.event_path))
 

@@ -347,12 +347,23 @@ class ScanScreen(ScanRunner, Screen):
         if topology is not None and topology.cascade_like:
             self.sub_title += " · CASCADE-LIKE: track map not meaningful"
 
+    def _event_markers(self) -> list[Any]:
+        """The event's seed fits and (simulated) truth, drawn over the live maps."""
+        from skyscan_tui.overlays import event_overlays, overlay_markers
+
+        try:
+            return overlay_markers(event_overlays(self.event))
+        except Exception as exc:  # markers are a nicety: never stop the scan screen
+            self.app.log_error(f"overlays: {one_line(exc)}")
+            return []
+
     def compose(self) -> ComposeResult:
         mjd = getattr(self.event, "mjd", None)
+        markers = self._event_markers()
         with Horizontal(id="maps"):
-            yield SkymapWidget(self.sky, "mollweide", mjd=mjd, id="fullsky")
+            yield SkymapWidget(self.sky, "mollweide", mjd=mjd, id="fullsky", markers=markers)
             with Vertical(id="side"):
-                yield SkymapWidget(self.sky, "zoom", id="zoom")
+                yield SkymapWidget(self.sky, "zoom", id="zoom", markers=markers)
                 yield ScanStatus(id="status")
         yield RichLog(id="log", markup=True, wrap=True, max_lines=2000)
         yield Footer()

@@ -77,6 +77,7 @@ class SkymapWidget(Widget):
 
     def __init__(self, sky: raster.SkyLevels, kind: str = "mollweide", *,
                  frame: str = "equatorial", mjd: float | None = None,
+                 markers: Any = (), box: Any = None,
                  name: str | None = None, id: str | None = None,
                  classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
@@ -87,6 +88,8 @@ class SkymapWidget(Widget):
         self.sky_frame = frame
         self.mjd = mjd
         self.quantity = "dllh"  # or "llh": what the legend reports
+        self.markers: list[Any] = list(markers)  # skyscan_tui.overlays.Marker [deg]
+        self.box = box  # (ra_lo, ra_hi, dec_lo, dec_hi) [rad]: the 90 % RA/Dec box, or None
         self.painter = StripPainter()
         self._proj: raster.Projection | None = None
         self._proj_key: tuple | None = None
@@ -114,7 +117,7 @@ class SkymapWidget(Widget):
         from skyscan_tui.sky import pixel_radec
 
         ra0, dec0 = (float(v) for v in pixel_radec(best[0], best[1]))
-        radius = raster.zoom_radius(levels, ra0, dec0)
+        radius = raster.zoom_radius(levels, ra0, dec0, rows=2 * height)
         # keep the view while the best fit stays well inside it (no jitter on every batch)
         if self.zoom_view is not None and self._proj is not None and self._proj_key and \
                 self._proj_key[1:3] == (width, height):
@@ -157,9 +160,12 @@ class SkymapWidget(Widget):
             best_radec = tuple(float(v) for v in pixel_radec(best[0], best[1]))
         stretch = "log"
         old_frame, old_strips = self._frame, self._strips_prev
+        marks = [(math.radians(m.ra_deg), math.radians(m.dec_deg), m.kind)
+                 for m in self.markers]
         frame = raster.render(proj, levels, vmin=vmin,
                               vmax=vmax if self.kind == "mollweide" else None,
-                              stretch=stretch, best=best_radec)
+                              stretch=stretch, best=best_radec, markers=marks,
+                              box=self.box if self.kind == "zoom" else None)
         self._frame = frame
         # rows that did not change keep their Strip: a live batch usually touches a few rows
         if old_frame is not None and old_frame.chars.shape == frame.chars.shape:
@@ -176,11 +182,21 @@ class SkymapWidget(Widget):
             return "no finite values yet"
         span = f"0…{vmax - vmin:.4g}" if self.quantity == "dllh" else f"{vmin:.4g}…{vmax:.4g}"
         what = "Δ(−log L)" if self.quantity == "dllh" else "−log L"
+        keys = "".join(f" · {raster.OVERLAY_GLYPHS[k][0]} {name}"
+                       for k, name in (("seed", "seeds"), ("truth", "truth"), ("mark", "mark"),
+                                       ("source", "sources"))
+                       if any(m.kind == k for m in self.markers))
         if proj.kind == "gnomonic":
+            box = " · ┈ 90% box" if self.box is not None else ""
             return (f"{what} {span} · ±{math.degrees(proj.params['radius']):.2g}° · "
-                    f"grid {proj.params['step_deg']:g}° · ✚ best · 50%/90%")
+                    f"grid {proj.params['step_deg']:g}° · ✚ best{keys} · 50%/90%{box}")
         frame = " · az/elevation" if self.sky_frame == "local" else ""
-        return f"{what} {span} (bright = best, log scale){frame} · ✚ best · 50%/90%"
+        return f"{what} {span} (bright = best, log scale){frame} · ✚ best{keys} · 50%/90%"
+
+    def set_markers(self, markers: Any) -> None:
+        """Replace the overlay markers (``overlays.Marker``) and redraw."""
+        self.markers = list(markers)
+        self.redraw(force=True)
 
     # ---------------------------------------------------------------- Textual hooks
     def on_resize(self, event: Any) -> None:

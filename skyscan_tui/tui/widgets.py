@@ -22,7 +22,7 @@ from skyscan_tui.progress import format_eta
 
 __all__ = ["event_summary", "mjd_to_utc", "EventPicker", "ScanStatus", "result_text",
            "contour_areas", "open_folder", "executor_choices", "executor_form",
-           "build_executor"]
+           "build_executor", "overlay_lines", "query_text", "region_box"]
 
 
 def mjd_to_utc(mjd: float) -> str:
@@ -332,6 +332,113 @@ def contour_areas(result: Any) -> tuple[dict[int, float], str, list[str]]:
                  f"Dec {r90.dec_plus_deg:+.2f}/{r90.dec_minus_deg:+.2f}°")
     extra.append(f"  galactic l {st.l_deg:.3f}°, b {st.b_deg:+.3f}°")
     return areas, f"{st.thresholds.name} thresholds, skyscan_tui.stats", extra
+
+
+def region_box(result: Any) -> tuple[float, float, float, float] | None:
+    """[rad] the 90 % region's RA/Dec bounding box (ra_lo, ra_hi, dec_lo, dec_hi) for the
+    zoom, from ``skyscan_tui.stats``; None without a map (never raises)."""
+    try:
+        stats = result.stats()
+        if stats is None:
+            return None
+        r90 = stats.region(0.9)
+        ra_lo = stats.ra_deg + max(r90.ra_minus_deg, -180.0)
+        ra_hi = stats.ra_deg + min(r90.ra_plus_deg, 180.0)
+        dec_lo = max(stats.dec_deg + r90.dec_minus_deg, -90.0)
+        dec_hi = min(stats.dec_deg + r90.dec_plus_deg, 90.0)
+    except Exception:  # the box is a nicety: the maps show without it
+        return None
+    return (math.radians(ra_lo), math.radians(ra_hi), math.radians(dec_lo),
+            math.radians(dec_hi))
+
+
+def overlay_lines(result: Any, marks: tuple = (), sources: tuple = ()
+                  ) -> tuple[list[Any], list[str]]:
+    """The markers to draw (the result's seeds and truth, ``marks``, catalogue ``sources``
+    (name, ra, dec) [deg]) and the lines (rich markup) that describe them: each marker's
+    glyph, RA/Dec and offset from the best fit, the sources inside the 90 % region
+    (``query.catalog_query``), and for a simulated event how well the scan did (the truth
+    in the 50 %/90 % regions). Never raises."""
+    from skyscan_tui.overlays import Marker, result_markers, truth_report
+    from skyscan_tui.raster import OVERLAY_GLYPHS
+
+    try:
+        markers = [*result_markers(result), *marks]
+        best = result.best()
+        lines = []
+        if markers or sources:
+            lines += ["", "[b]Overlays[/b]"]
+        for m in markers:
+            glyph = OVERLAY_GLYPHS.get(m.kind, OVERLAY_GLYPHS["mark"])[0]
+            off = ""
+            if best is not None:
+                from skyscan_tui.projections import angular_distance
+
+                d = float(angular_distance(best.ra, best.dec, math.radians(m.ra_deg),
+                                           math.radians(m.dec_deg)))
+                off = f"  {math.degrees(d):.3f}° from best"
+            lines.append(f"  {glyph} {m.label}: RA {m.ra_deg:.3f}° Dec {m.dec_deg:+.3f}°{off}")
+        if sources:
+            from skyscan_tui.query import catalog_query
+
+            stats = result.stats()
+            inside = catalog_query(stats, list(sources), 0.9) if stats is not None else []
+            glyph = OVERLAY_GLYPHS["source"][0]
+            lines.append(f"  {glyph} catalogue: {len(inside)} of {len(sources)} sources in "
+                         "the 90 % region" + (":" if inside else ""))
+            lines += [f"    {s['name']}: 2Δ(−log L) {s['ts']:.2f}, {s['offset_deg']:.3f}° "
+                      "from best" for s in inside[:10]]
+            if len(inside) > 10:
+                lines.append(f"    … and {len(inside) - 10} more")
+            markers += [Marker(str(n), float(r) % 360.0, float(d), "source")
+                        for n, r, d in sources]
+        rep = truth_report(result, result.stats())
+    except Exception as exc:  # overlays must never hide the result
+        text = str(exc).strip().splitlines()
+        return [], [f"  overlays failed: {text[0] if text else type(exc).__name__}"]
+    if rep is not None:
+        ins = rep["inside"]
+
+        def yes(level: str) -> str:
+            return "[b]yes[/b]" if ins[level]["likelihood"] else "no"
+
+        lines += ["", "[b]Simulated event: how well it did[/b]",
+                  f"  truth {rep['angle_deg']:.3f}° from the best fit; in the 50 % region: "
+                  f"{yes('50')}, 90 %: {yes('90')}"]
+    return markers, lines
+
+
+def query_text(result: Any, text: str) -> tuple[str, Any, bool]:
+    """The answer to a typed "RA DEC" (rich markup), a marker for the maps (or None), and
+    whether the entry was good. Bad entries give one line; nothing here raises."""
+    from skyscan_tui.errors import UserError
+    from skyscan_tui.overlays import Marker, parse_radec
+    from skyscan_tui.query import point_query
+
+    try:
+        ra, dec = parse_radec(text)
+        stats = result.stats()
+        if stats is None:
+            return "no map to query: no pixel has a finite −log L", None, False
+        q = point_query(stats, ra, dec, (0.5, 0.9))
+    except UserError as exc:
+        return str(exc).splitlines()[0], None, False
+    except Exception as exc:  # a query bug must not take the app down
+        first = str(exc).strip().splitlines()
+        return f"query failed: {first[0] if first else type(exc).__name__}", None, False
+    head = (f"RA {q['ra_deg']:.3f}° Dec {q['dec_deg']:+.3f}°: "
+            f"{q['offset_deg']:.3f}° from the best fit")
+    marker = Marker("query", q["ra_deg"], q["dec_deg"], "mark")
+    if q["llh"] is None:
+        return head + "\nno value here (not scanned, or the fit failed)", marker, True
+    ins = q["inside"]
+
+    def where(level: str) -> str:
+        return "inside" if ins[level]["likelihood"] else "outside"
+
+    return (f"{head}\n−log L {q['llh']:.3f} · 2Δ(−log L) {q['ts']:.3f} · credible level "
+            f"{q['credible_level'] * 100:.1f} %\n50 % region: {where('50')} · 90 % region: "
+            f"{where('90')}"), marker, True
 
 
 def open_folder(path: Path) -> str | None:

@@ -123,9 +123,13 @@ def _result() -> ScanResult:
         lv["llh"] = llh
         lv["variation"] = 0
         levels[nside] = lv
+    ra, dec = math.degrees(RA0), math.degrees(DEC0)
+    overlays = {"seeds": [{"name": "l2_online_SplineMPE", "ra_deg": ra + 0.9,
+                           "dec_deg": dec + 0.4}],
+                "truth": {"name": "truth", "ra_deg": ra - 0.6, "dec_deg": dec - 1.1}}
     return ScanResult(run_id=138632, event_id=31747601, mjd=60312.123456, event_type="SIM",
                       reco="dummy", likelihood="analytic Gaussian in angle (no physics)",
-                      levels=levels)
+                      levels=levels, meta={"overlays": overlays})
 
 
 class _ResultApp(SkyscanApp):
@@ -138,7 +142,19 @@ class _ResultApp(SkyscanApp):
 
 
 def test_results_screen(snap_compare):
+    """The seed fit (○) and the truth (★) over the maps, the 90 % contour visible in a zoom
+    of about three 90 % radii, and how well the simulated event did."""
     async def settle(pilot):
         await pilot.pause()
 
     assert snap_compare(_ResultApp(), terminal_size=SIZE, run_before=settle)
+
+
+def test_results_screen_query(snap_compare):
+    """A direction typed in the query field: the answer below it and a × on the maps."""
+    async def ask(pilot):
+        await pilot.pause()
+        await pilot.press("slash", *"78.2 6.9", "enter")
+        await pilot.pause()
+
+    assert snap_compare(_ResultApp(), terminal_size=SIZE, run_before=ask)
