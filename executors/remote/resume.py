@@ -71,6 +71,13 @@ class Job:
     round: int = 0
     reported: bool = False  # its batches were answered
     orphan: bool = False  # re-attached: no engine batch of ours waits on it directly
+    scale: dict[str, int] = field(default_factory=dict)  # requests raised, e.g. memory: 2
+    grows: int = 0  # resubmissions that raised a request (not counted as failures)
+
+    @property
+    def spec(self) -> JobSpec:
+        return JobSpec(self.job_id, self.attempt, self.input, self.output,
+                       tuple(sorted(self.scale.items())))
 
     @property
     def ref(self) -> JobRef:
@@ -131,10 +138,11 @@ class Resumable:
             "next_job": self._next_job, "next_sub": self._next_sub,
             "pending_sub": None if self._retry_sub is None else {
                 "id": self._retry_sub.id, "tag": self._retry_sub.tag,
-                "jobs": [[j.job_id, j.attempt, j.input, j.output]
+                "jobs": [[j.job_id, j.attempt, j.input, j.output, dict(j.scale)]
                          for j in self._retry_sub.jobs]},
             "jobs": {str(j.job_id): {"attempt": j.attempt, "keys": j.keys, "round": j.round,
-                                     "state": j.state}
+                                     "state": j.state,
+                                     **({"scale": j.scale, "grows": j.grows} if j.scale else {})}
                      for j in self._jobs.values()},
             "backend": self.backend.state(),
         }
@@ -160,7 +168,9 @@ class Resumable:
         known = set(self.backend.active())
         for jid, info in saved.get("jobs", {}).items():
             job = Job(int(jid), [], list(info["keys"]), attempt=int(info["attempt"]),
-                       round=int(info.get("round", 0)), orphan=True, since=now)
+                       round=int(info.get("round", 0)), orphan=True, since=now,
+                       scale={str(k): int(v) for k, v in info.get("scale", {}).items()},
+                       grows=int(info.get("grows", 0)))
             job.state = info.get("state", QUEUED)
             if job.state == FAILED:
                 continue  # given up before: its batches were reported failed
@@ -171,7 +181,10 @@ class Resumable:
                 self._resubmit.append(job)  # was waiting for a resubmission when we stopped
         pending = saved.get("pending_sub")
         if isinstance(pending, dict):  # submitted or not when we stopped: submit it again
-            specs = tuple(JobSpec(int(a), int(b), str(c), str(d)) for a, b, c, d in pending["jobs"])
+            specs = tuple(JobSpec(int(j[0]), int(j[1]), str(j[2]), str(j[3]),
+                                  tuple(sorted((str(k), int(v)) for k, v in
+                                               (j[4] if len(j) > 4 else {}).items())))
+                          for j in pending["jobs"])
             ids = {spec.job_id for spec in specs}
             self._resubmit = [j for j in self._resubmit if j.job_id not in ids]
             self._retry_sub = Submission(str(pending["id"]), str(pending["tag"]), specs,

@@ -10,7 +10,9 @@ batch executor (:mod:`executors.remote.batch`) does everything else. Interface::
     poll() -> list[JobStatus]     current state of the jobs it knows (any order, repeats are fine)
     remove(jobs: list[JobRef])    cancel those jobs (best effort, idempotent)
     release(jobs)                 let held jobs run again (schedulers without holds: no-op)
-    hold_action(status, n) -> "release" | "resubmit"    policy for a held job
+    hold_action(status, n) -> HoldAction                policy for a held job (release, wait,
+                                                        fail, resubmit, grow a request)
+    grow(resource, factor) -> (old, new) | None         a request scaled up (within its cap)
     stderr_file(job) -> str | None                     a job attempt's stderr (for OUTDIR/logs)
     state() -> dict / attach(dict)                      JSON state for resume
 
@@ -20,7 +22,7 @@ file. ``JobRef(job_id, attempt)`` names one attempt; statuses of older attempts 
 
 Shared here: running commands in the scan folder, the check for the scheduler's commands,
 the idempotent submission (a marker file, else the tag already in the queue, else submit),
-the hold policy (release while allowed, else resubmit) and, in :class:`GroupedBackend`, the
+the default hold policy (release while allowed, else resubmit) and, in :class:`GroupedBackend`, the
 bookkeeping of jobs submitted as one group (an HTCondor cluster, a Slurm array), plus the
 options whose one name covers what each scheduler calls its own (``cpus``, ``memory``,
 ``extra_directives``, ``max_releases``). Every value put into a command line is quoted.
@@ -42,9 +44,10 @@ if TYPE_CHECKING:
     from executors.remote.config import RemoteSettings
     from executors.remote.ssh import RemoteConnection
 
-__all__ = ["JobRef", "JobSpec", "Submission", "JobStatus", "SchedulerBackend",
+__all__ = ["JobRef", "JobSpec", "Submission", "JobStatus", "HoldAction", "SchedulerBackend",
            "GroupedBackend", "Group", "Member", "job_stems", "QUEUED", "RUNNING", "DONE",
-           "FAILED", "HELD", "LOST", "CPUS", "MEMORY", "EXTRA_DIRECTIVES", "MAX_RELEASES"]
+           "FAILED", "HELD", "LOST", "CPUS", "MEMORY", "EXTRA_DIRECTIVES", "MAX_RELEASES",
+           "RELEASE", "WAIT", "FAIL", "RESUBMIT", "GROW"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,9 @@ class JobSpec:
     attempt: int
     input: str  # e.g. "jobs/job_000012.npz"
     output: str  # e.g. "results/result_000012.npz"
+    # requests scaled up after the job ran out of them, e.g. (("memory", 2),): twice the
+    # profile's request (capped by the backend)
+    scale: tuple[tuple[str, int], ...] = ()
 
     @property
     def ref(self) -> JobRef:
@@ -88,6 +94,26 @@ class JobStatus:
     state: str  # QUEUED | RUNNING | DONE | FAILED | HELD | LOST
     detail: str = ""
     code: int | None = None  # hold reason code or exit code
+    subcode: int | None = None  # hold reason subcode (HTCondor)
+
+
+#: what to do with a held job (:meth:`SchedulerBackend.hold_action`)
+RELEASE, WAIT, FAIL, RESUBMIT, GROW = "release", "wait", "fail", "resubmit", "grow"
+
+
+@dataclass(frozen=True)
+class HoldAction:
+    """The policy's answer for one hold.
+
+    ``release``: let it run again; ``wait``: leave it held (someone else holds it) and wait
+    for its release; ``fail``: the job itself failed (a crash), a failure of the job;
+    ``resubmit``: remove it and submit it again unchanged; ``grow``: remove it and submit it
+    again with ``resource`` ("memory", "disk") doubled, up to the profile's cap.
+    """
+
+    action: str
+    cause: str = ""  # the hold's cause in a few words, for messages ("out of memory")
+    resource: str = ""  # GROW: the request that ran out
 
 
 _JOB_FILE = re.compile(r"^jobs/job_(\w+)\.npz$")
@@ -161,12 +187,17 @@ class SchedulerBackend(ABC):
         """Whether a hold of this kind may go away by itself (then the job is released)."""
         return False
 
-    def hold_action(self, status: JobStatus, releases: int) -> str:
+    def hold_action(self, status: JobStatus, releases: int) -> HoldAction:
         """Release a held job while its hold is releasable and releases are left; else
         remove it and resubmit."""
         if releases < self.max_releases and self.releasable(status):
-            return "release"
-        return "resubmit"
+            return HoldAction(RELEASE)
+        return HoldAction(RESUBMIT)
+
+    def grow(self, resource: str, factor: int) -> tuple[str, str] | None:
+        """(request now, request at ``factor`` x the profile's) of ``resource``, capped; None
+        when it cannot grow (at its cap, or not a plain size). Default: never."""
+        return None
 
     def error_tail(self, job: JobRef) -> str:
         """Last line of a failed job's stderr, for the user (optional)."""
