@@ -537,23 +537,23 @@ class RemoteBatchExecutor(Resumable, Executor):
         detail = st.detail or "held"
         tail, saved = self._save_stderr(job, HELD)
         what = f"held: {decision.cause} ({detail})" if decision.cause else f"held ({detail})"
-        what += self._stderr_text(tail, saved)
+        stderr = self._stderr_text(tail, saved)
         action = {RELEASE: "released", WAIT: "waiting for its release",
                   FAIL: "failed (resubmitted as a failure)"}.get(decision.action, "resubmitted")
         hold = {"reason": detail, "code": st.code, "subcode": st.subcode,
                 "cause": decision.cause, "action": decision.action}
         if decision.action == RELEASE:
-            self._note(job, HELD, what, saved, action)
+            self._note(job, HELD, what + stderr, saved, action)
             job.releases += 1
             self._holds[job.job_id] = hold
-            self._log("warning", f"job {job.job_id} {what}; releasing")
+            self._log("warning", f"job {job.job_id} {what}{stderr}; releasing")
             self.backend.release([job.ref])
             return []
         if decision.action == WAIT:
-            self._note(job, HELD, what, saved, action)
+            self._note(job, HELD, what + stderr, saved, action)
             self._holds[job.job_id] = hold
             release = getattr(self.backend, "release_command", "a release")
-            self._log("warning", f"job {job.job_id} {what}; waiting for its release "
+            self._log("warning", f"job {job.job_id} {what}{stderr}; waiting for its release "
                                  f"({release}); the tool never removes or resubmits a job "
                                  "held this way")
             return []
@@ -565,20 +565,22 @@ class RemoteBatchExecutor(Resumable, Executor):
             factor = job.scale.get(res, 1) * 2
             sizes = self.backend.grow(res, factor)
             if sizes is None:
-                how = f" ({res} request not raised: it is not a plain size or is set by an " \
-                      "extra directive)"
+                what += (f"; the {res} request cannot be raised (not a plain size, or set by "
+                         "an extra directive)")
             elif sizes[1] == sizes[0]:
-                how = f" ({res} already at its cap {res}_cap = {sizes[0]})"
+                what += f"; {res} already at its cap {res}_cap = {sizes[0]}"
             else:
                 job.scale[res], grow = factor, True
                 job.grows += 1
                 self.stats["requests_raised"] += 1
                 how = f" with {res} {sizes[1]} (was {sizes[0]}; cap: {res}_cap)"
                 action = f"resubmitted with {res} {sizes[1]}"
-        self._note(job, HELD, what, saved, action)
+        if not grow and job.attempt - job.grows >= self.settings.max_retries:
+            action = "gave up"  # no retries left (see _retry)
+        self._note(job, HELD, what + stderr, saved, action)
         if decision.action == FAIL:
             self.stats["failures"] += 1
-        return self._retry(job, what, how=how, grow=grow)
+        return self._retry(job, what + stderr, how=how, grow=grow)
 
     def _retry(self, job: Job, reason: str, how: str = "", grow: bool = False) -> list[Update]:
         """Resubmit ``job`` (``how``: e.g. " with memory 4096MB") while retries are left;
