@@ -175,13 +175,15 @@ class RemoteBatchExecutor(Resumable, Executor):
                 "holds": [{"job": k, **v} for k, v in sorted(self._holds.items())],
                 "recent": list(self._events)}
 
-    def _note(self, job: Job, kind: str, reason: str, log_file: str, action: str = "") -> None:
+    def _note(self, job: Job, kind: str, reason: str, log_file: str, action: str = "",
+              cause: str = "") -> None:
         """Count a failure or hold and keep it for :meth:`status` (``action``: what was done
-        about a hold, e.g. "waiting for its release")."""
+        about a hold, e.g. "waiting for its release"; ``cause``: the hold's in words)."""
         self.stats["holds" if kind == HELD else "failures"] += 1
         self._events.append({"job": job.job_id, "attempt": job.attempt + 1, "kind": kind,
                              "reason": reason[:500], "time": round(time.time(), 3),
                              **({"action": action} if action else {}),
+                             **({"cause": cause} if cause else {}),
                              **({"log": log_file} if log_file else {})})
 
     @staticmethod
@@ -543,14 +545,14 @@ class RemoteBatchExecutor(Resumable, Executor):
         hold = {"reason": detail, "code": st.code, "subcode": st.subcode,
                 "cause": decision.cause, "action": decision.action}
         if decision.action == RELEASE:
-            self._note(job, HELD, what + stderr, saved, action)
+            self._note(job, HELD, what + stderr, saved, action, decision.cause)
             job.releases += 1
             self._holds[job.job_id] = hold
             self._log("warning", f"job {job.job_id} {what}{stderr}; releasing")
             self.backend.release([job.ref])
             return []
         if decision.action == WAIT:
-            self._note(job, HELD, what + stderr, saved, action)
+            self._note(job, HELD, what + stderr, saved, action, decision.cause)
             self._holds[job.job_id] = hold
             release = getattr(self.backend, "release_command", "a release")
             self._log("warning", f"job {job.job_id} {what}{stderr}; waiting for its release "
@@ -577,7 +579,7 @@ class RemoteBatchExecutor(Resumable, Executor):
                 action = f"resubmitted with {res} {sizes[1]}"
         if not grow and job.attempt - job.grows >= self.settings.max_retries:
             action = "gave up"  # no retries left (see _retry)
-        self._note(job, HELD, what + stderr, saved, action)
+        self._note(job, HELD, what + stderr, saved, action, decision.cause)
         if decision.action == FAIL:
             self.stats["failures"] += 1
         return self._retry(job, what + stderr, how=how, grow=grow)

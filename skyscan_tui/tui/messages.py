@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from textual.message import Message
 
-__all__ = ["RoundBegan", "ScanProgress", "RoundEnded", "ScanLogged", "ScanDone",
-           "ScanCrashed", "ResultSaved", "SaveFailed"]
+__all__ = ["RoundBegan", "ScanProgress", "RoundEnded", "ScanLogged", "ExecutorStatus",
+           "ScanDone", "ScanCrashed", "ResultSaved", "SaveFailed"]
 
 
 class RoundBegan(Message):
@@ -50,6 +50,15 @@ class ScanLogged(Message):
     def __init__(self, level: str, message: str) -> None:
         super().__init__()
         self.level, self.message = level, message
+
+
+class ExecutorStatus(Message):
+    """A remote executor's ``status()`` changed (jobs by state, holds and what is done about
+    them); posted at most every ``STATUS_INTERVAL`` and after each executor message."""
+
+    def __init__(self, status: dict[str, Any]) -> None:
+        super().__init__()
+        self.status = status
 
 
 class ScanDone(Message):

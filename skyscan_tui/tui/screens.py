@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -30,6 +31,7 @@ from skyscan_tui import raster
 from skyscan_tui.errors import UserError
 from skyscan_tui.progress import format_eta
 from skyscan_tui.tui.messages import (
+    ExecutorStatus,
     ResultSaved,
     RoundBegan,
     RoundEnded,
@@ -342,6 +344,7 @@ class ScanScreen(ScanRunner, Screen):
         self.n_errors = 0
         self.rounds: dict[int, str] = {}
         self.last_worker = ""
+        self.job_lines: list[str] = []  # a remote executor's jobs and holds
         self.redraws = 0
         self.sub_title = f"scan {title}"
         if topology is not None and topology.cascade_like:
@@ -407,7 +410,8 @@ class ScanScreen(ScanRunner, Screen):
             f"[b]{state}[/b] · executor {self.executor_label} · workers {workers}\n"
             f"batches done {self.n_batches} · warnings {self.n_warnings} · "
             f"errors {self.n_errors}" + (f"\nlast from {self.last_worker}"
-                                         if self.last_worker else ""))
+                                         if self.last_worker else "")
+            + "".join(f"\n{escape(line)}" for line in self.job_lines))
         self.query_one("#rounds-label", Static).update("\n".join(
             self.rounds[k] for k in sorted(self.rounds)))
 
@@ -457,6 +461,12 @@ class ScanScreen(ScanRunner, Screen):
             self.n_errors += 1
             self.notify(msg.message, title="Scan", severity="error", timeout=8)
         self.write_log(msg.message, msg.level)
+        self._update_status_text()
+
+    def on_executor_status(self, msg: ExecutorStatus) -> None:
+        from skyscan_tui.observe import job_status_lines
+
+        self.job_lines = job_status_lines(msg.status)
         self._update_status_text()
 
     def on_scan_done(self, msg: ScanDone) -> None:
