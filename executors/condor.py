@@ -253,8 +253,8 @@ class CondorBackend(GroupedBackend):
         if meaning is None:
             return
         p.state, p.detail, p.code = meaning
-        if ev.code == 1:
-            p.ran = True
+        if ev.code in (1, 4, 7, 13):  # executing; back to idle (a rerun transfers anew)
+            p.ran = ev.code == 1
         sub = ev.attrs.get("HoldReasonSubCode") if ev.code == 12 else None
         p.subcode = int(sub) if isinstance(sub, (int, str)) and str(sub).isdigit() else None
         self._changed(p)

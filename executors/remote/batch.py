@@ -550,6 +550,7 @@ class RemoteBatchExecutor(Resumable, Executor):
             self._holds[job.job_id] = hold
             self._log("warning", f"job {job.job_id} {what}{stderr}; releasing")
             self.backend.release([job.ref])
+            self._save_state()
             return []
         if decision.action == WAIT:
             self._note(job, HELD, what + stderr, saved, action, decision.cause)
@@ -558,6 +559,7 @@ class RemoteBatchExecutor(Resumable, Executor):
             self._log("warning", f"job {job.job_id} {what}{stderr}; waiting for its release "
                                  f"({release}); the tool never removes or resubmits a job "
                                  "held this way")
+            self._save_state()  # the hold is listed again after a resume
             return []
         self.backend.remove([job.ref])
         how = ""

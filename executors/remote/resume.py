@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from executors.base import BatchDone, ScanContext, Update
-from executors.remote.scheduler import DONE, FAILED, QUEUED, JobRef, JobSpec, Submission
+from executors.remote.scheduler import DONE, FAILED, HELD, QUEUED, JobRef, JobSpec, Submission
 
 if TYPE_CHECKING:
     import numpy as np
@@ -145,6 +145,8 @@ class Resumable:
                                      **({"scale": j.scale, "grows": j.grows} if j.scale else {})}
                      for j in self._jobs.values()},
             "backend": self.backend.state(),
+            # current holds (a job waiting for an administrator's release stays listed)
+            **({"holds": {str(k): v for k, v in self._holds.items()}} if self._holds else {}),
         }
 
     def _save_state(self) -> None:
@@ -179,6 +181,10 @@ class Resumable:
                 self._orphan_keys[k] = job.job_id
             if job.state != DONE and job.ref not in known:
                 self._resubmit.append(job)  # was waiting for a resubmission when we stopped
+        for jid, hold in (saved.get("holds") or {}).items():
+            job = self._jobs.get(int(jid))
+            if job is not None and job.state == HELD and isinstance(hold, dict):
+                self._holds[job.job_id] = hold
         pending = saved.get("pending_sub")
         if isinstance(pending, dict):  # submitted or not when we stopped: submit it again
             specs = tuple(JobSpec(int(j[0]), int(j[1]), str(j[2]), str(j[3]),

@@ -293,6 +293,15 @@ def test_hold_policy_releases_transient_holds_once_and_knows_if_the_job_ran():
     (held,) = [s for s in b.poll() if s.state == HELD]
     assert (held.code, held.subcode) == (13, 2) and "code 13/2" in held.detail
     assert b.hold_action(held, 0).action == "fail"
+    # ... but after an eviction the rerun transfers its input anew: 13 is a transfer again
+    node.log += (_event(13, 1, "Job was released.") + _event(1, 1, "Job executing")
+                 + _event(4, 1, "Job was evicted.")
+                 + _event(12, 1, "Job was held.", "Transfer input files failure",
+                          "Code 13 Subcode 110"))
+    clock[0] += 0.5
+    (held,) = [s for s in b.poll() if s.state == HELD]
+    assert (held.code, held.subcode) == (13, 110)
+    assert b.hold_action(held, 0).action == "release"
 
 
 def test_out_of_memory_jobs_are_resubmitted_with_more_up_to_the_cap():

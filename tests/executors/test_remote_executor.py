@@ -33,7 +33,7 @@ from executors.remote import (
     SchedulerBackend,
     SSHTarget,
 )
-from executors.remote.scheduler import GROW, HoldAction
+from executors.remote.scheduler import GROW, WAIT, HoldAction
 from executors.worker import WorkerState
 from skyscan_tui.tasks import TaskBatch
 from tests.conftest import REPO
@@ -317,6 +317,10 @@ class HoldingBackend(ScriptedBackend):
             if what == "oom":
                 self.news += [JobStatus(job.ref, QUEUED), JobStatus(
                     job.ref, HELD, "Job has gone over memory limit (code 34/102)", 34, 102)]
+            elif what == "adminhold":  # held by an administrator: stays in the queue
+                self.news += [JobStatus(job.ref, QUEUED), JobStatus(
+                    job.ref, HELD, "via condor_hold (by user admin) (code 1)", 1, 0)]
+                self.running.add(job.ref)
             elif what == "crash":
                 Path(self.scan_dir, f"job_{job.job_id}.{job.attempt}.err").write_text(
                     "Traceback (most recent call last):\n  ...\nValueError: boom\n\n")
@@ -328,6 +332,8 @@ class HoldingBackend(ScriptedBackend):
         return f"job_{job.job_id}.{job.attempt}.err"
 
     def hold_action(self, status, releases):
+        if status.code == 1:
+            return HoldAction(WAIT, "held with condor_hold")
         return HoldAction(GROW, "out of memory", "memory")
 
     def grow(self, resource, factor):
@@ -367,3 +373,27 @@ def test_a_job_without_its_output_reports_the_tail_of_its_stderr(local_remote, t
     (event,) = ex.status()["recent"]
     assert event["kind"] == "failed" and event["reason"].endswith("stderr: ValueError: boom")
     ex.close()
+
+
+def test_a_job_held_by_an_administrator_is_waited_for_across_a_resume(local_remote, tmp_path,
+                                                                      sim_event):
+    backend = HoldingBackend({0: ["adminhold"]})
+    ex = RemoteBatchExecutor(SSHTarget("h", "h"), _settings(tmp_path), backend)
+    ups = _run(ex, _batches(), sim_event, n=2)  # job 1's two batches; job 0 waits
+    assert sorted(u.batch_id for u in ups if isinstance(u, BatchDone)) == [2, 3]
+    msgs = "\n".join(u.message for u in ups if hasattr(u, "level"))
+    assert "held: held with condor_hold" in msgs and "waiting for its release" in msgs
+    ex.poll(0.01)
+    assert backend.removed == [] and ex.stats["resubmitted"] == 0  # never undone
+    (hold,) = ex.status()["holds"]
+    assert (hold["job"], hold["code"], hold["action"]) == (0, 1, "wait")
+    state = ex.state()
+    assert state["holds"]["0"]["action"] == "wait"
+    # the tool stops; a new run re-attaches and still shows the job as held
+    second = HoldingBackend({})
+    again = RemoteBatchExecutor(SSHTarget("h", "h"), _settings(tmp_path), second)
+    again.attach(state)
+    again.start(ScanContext("dummy", {}, sim_event))
+    assert [h["job"] for h in again.status()["holds"]] == [0]
+    assert second.submissions == []  # the held job is not submitted again
+    ex.cancel()
