@@ -4,7 +4,9 @@
 ``condor_submit -terse`` (:func:`parse_terse`) and ``condor_q``/``condor_history -json``
 (:func:`parse_condor_q_json`), and the user job event log (:func:`parse_event_log`, read
 incrementally, in the text, JSON or XML format; :func:`event_status`: what an event means
-for its job, the same whatever the format). No SSH here; the
+for its job, the same whatever the format), what a hold means by its code and subcode
+(:func:`hold_meaning`) and the requests raised after out-of-memory or out-of-disk holds
+(:func:`request_amount`). No SSH here; the
 backend that runs the commands is :mod:`executors.condor`. The formats follow the HTCondor
 manual (condor_submit, condor_q, "Job Event Log Codes"); docs/clusters.md says how jobs are
 followed.
@@ -39,7 +41,7 @@ from skyscan_tui.errors import UserError
 
 __all__ = ["CondorOptions", "render_submit_file", "parse_terse", "parse_condor_q_json",
            "LogEvent", "parse_event_log", "event_status", "TRANSIENT_HOLD_CODES",
-           "hold_meaning", "size_amount", "request_amount", "RESOURCES"]
+           "hold_meaning", "size_amount", "request_amount", "format_amount", "RESOURCES"]
 
 # hold codes that are usually transient (file transfer trouble): released before resubmitting,
 # unless the job crashed (see hold_meaning)
@@ -60,8 +62,8 @@ DEFAULT_DISK = "1GB"
 @dataclass(frozen=True)
 class CondorOptions:
     """Submit-file settings, named as in the submit file (from the executor options cpus,
-    memory, disk, extra_directives and max_releases, and job_timeout), and how often the
-    backend asks ``condor_q``."""
+    memory, disk, extra_directives and max_releases, and job_timeout), how often the
+    backend asks ``condor_q``, and how far out-of-memory/disk holds may raise a request."""
 
     request_cpus: int = 1
     request_memory: str = "2GB"  # MB if a bare number, else with unit
@@ -112,6 +114,7 @@ def request_amount(opts: CondorOptions, resource: str, factor: int = 1) -> int |
 
 
 def format_amount(amount: int, resource: str) -> str:
+    """A :func:`request_amount` as a submit value, e.g. ``4096MB``."""
     return f"{amount}{RESOURCES[resource][1]}B"
 
 
