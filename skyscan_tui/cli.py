@@ -158,6 +158,7 @@ def _scan_options(p: argparse.ArgumentParser, default_reco: str | None) -> None:
     g.add_argument("--progress", choices=["auto", "bar", "lines", "jsonl", "none"],
                    default="auto", help="progress display on stderr (default auto)")
     _thresholds_option(g)
+    cli_products.error_floor_option(g)
 
 
 def _thresholds_arg(text: str) -> str:
@@ -226,6 +227,7 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--format", action="append", choices=["png", "pdf"], dest="formats",
                     help="picture format (repeatable; default png and pdf)")
     _thresholds_option(pl)
+    cli_products.error_floor_option(pl)
     cli_products.levels_option(pl)
 
     cmp_ = sub.add_parser("compare", help="are two results the same within tolerances?")
@@ -241,6 +243,7 @@ def parser() -> argparse.ArgumentParser:
     sm.add_argument("result", type=Path, metavar="RESULT", help="result .npz/.json or folder")
     sm.add_argument("--json", action="store_true", help="summary.json-style output")
     _thresholds_option(sm)
+    cli_products.error_floor_option(sm)
     cli_products.levels_option(sm)
 
     sub.add_parser("recos", help="list reconstructions")
@@ -360,6 +363,7 @@ def _drive(engine: Any, event: Any, args: argparse.Namespace, outdir: Path,
         if key in getattr(event, "meta", {}):
             result.meta[key] = event.meta[key]
     result.meta["thresholds"] = args.thresholds
+    result.meta["error_floor_deg"] = args.error_floor or 0.0
     if verdict is not None:
         result.meta["topology"] = verdict.to_dict()
     paths = result.save(outdir)
@@ -475,6 +479,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
     thresholds = parse_thresholds(args.thresholds)
     result = load_result(args.result)
+    cli_products.use_error_floor(result, args)
     outdir = args.output or (args.result if args.result.is_dir() else args.result.parent)
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"{outdir}: output path exists and is not a folder")
@@ -511,6 +516,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     thresholds = parse_thresholds(args.thresholds)
     result = load_result(args.result)
     result.meta["thresholds"] = args.thresholds
+    cli_products.use_error_floor(result, args)
     if args.json:
         summary = result.summary()
         cli_products.print_levels(result.stats(thresholds), args.levels, summary)

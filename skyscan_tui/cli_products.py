@@ -13,7 +13,8 @@ from pathlib import Path
 
 from skyscan_tui.errors import UserError
 
-__all__ = ["add_parsers", "levels_option", "print_levels", "COMMANDS"]
+__all__ = ["add_parsers", "levels_option", "error_floor_option", "use_error_floor",
+           "print_levels", "COMMANDS"]
 
 
 def _levels_arg(text: str) -> str:
@@ -32,6 +33,31 @@ def levels_option(p: argparse.ArgumentParser, default: str | None = None) -> Non
                    help="containment levels in per cent, e.g. 50,90,99.7; 50/90 use "
                         "--thresholds, others Wilks' k = -2 ln(1 - level)"
                         + (f" (default {default})" if default else ""))
+
+
+def _error_floor_arg(text: str) -> float:
+    from skyscan_tui.errorfloor import check_error_floor
+
+    try:
+        return check_error_floor(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of degrees") from None
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def error_floor_option(p) -> None:
+    """``--error-floor DEG`` on a parser or group (scan, demo, summary, plot, products)."""
+    p.add_argument("--error-floor", type=_error_floor_arg, default=None, metavar="DEG",
+                   help="systematic error floor: convolve the probability map with a "
+                        "Gaussian of width DEG (sigma); regions, areas and the alert then "
+                        "include it (default: the scan's own floor, else none; 0 = none)")
+
+
+def use_error_floor(result, args: argparse.Namespace) -> None:
+    """Record ``--error-floor`` (when given) in the result, where ``stats()`` reads it."""
+    if getattr(args, "error_floor", None) is not None:
+        result.meta["error_floor_deg"] = args.error_floor
 
 
 def print_levels(stats, text: str | None, as_json: dict | None = None) -> None:
@@ -66,6 +92,7 @@ def add_parsers(sub, thresholds_option: Callable) -> None:
     c.add_argument("-o", "--output", type=Path, metavar="DIR",
                    help="folder for the files (default: the result's folder)")
     thresholds_option(c)
+    error_floor_option(c)
 
     f = sub.add_parser("flatmaps", help="flat HEALPix FITS maps of a result (llh, probability)")
     f.add_argument("result", type=Path, metavar="RESULT", help="result .npz/.json or folder")
@@ -74,6 +101,7 @@ def add_parsers(sub, thresholds_option: Callable) -> None:
     f.add_argument("-o", "--output", type=Path, metavar="DIR",
                    help="folder for the files (default: the result's folder)")
     thresholds_option(f)
+    error_floor_option(f)
 
     q = sub.add_parser("query", help="the map at a direction: -log L, 2dLLH, credible level, "
                                      "regions; sources of a catalogue in the 90%% region")
@@ -86,6 +114,7 @@ def add_parsers(sub, thresholds_option: Callable) -> None:
     q.add_argument("--json", action="store_true", help="print one JSON object")
     levels_option(q)
     thresholds_option(q)
+    error_floor_option(q)
 
 
 def _load(args: argparse.Namespace):
@@ -93,6 +122,7 @@ def _load(args: argparse.Namespace):
     from skyscan_tui.results import load_result
 
     result = load_result(args.result)
+    use_error_floor(result, args)
     stats = result.stats(args.thresholds)  # 50/90 % regions use these thresholds
     if stats is None:
         raise UserError(f"{args.result}: no pixel has a finite likelihood, so no map")

@@ -8,6 +8,9 @@ layout of ``healpy.write_map(..., coord="C")`` with its default ``fits_IDL=True`
 ``format_fits_header`` (RUNID, EVENTID, DATE-OBS, MJD-OBS, EVENT-TYPE, RA, DEC,
 RA_ERR_PLUS_50 ... DEC_ERR_MINUS_90, CONTOUR_AREA_50/90). ``healpy.read_map`` reads them.
 
+With an error floor (``--error-floor``) both maps are of the smoothed probability: 2DLLH is
+then −2 ln of its density relative to the peak, and ``SYSTEMAT``/``ERRFLOOR`` say so.
+
 Coarse pixels are upgraded (children inherit 2ΔLLH; probability is split evenly), pixels
 finer than N are merged (smallest 2ΔLLH, summed probability). Unknown pixels are NaN in the
 llh map and 0 in the probability map. astropy is imported only when writing.
@@ -96,6 +99,9 @@ def _header(result: Any, stats: SkyStats, llh_map: bool) -> list[tuple[str, Any,
         ("CONTOUR_AREA_90", round(regions[1].area_deg2, 2), "90% contour area (sqdeg)"),
         ("COMMENTS", "50% and 90% uncertainty location => " + how, ""),
         ("NOTE", "Please ignore pixels with infinite or NaN values.", ""),
+        ("SYSTEMAT", bool(stats.systematic_included), "systematic error included"),
+        ("ERRFLOOR", float(stats.error_floor_deg), "[deg] Gaussian error floor convolved in"),
+        ("SYSTNOTE", stats.systematic, ""),
     ]
 
 

@@ -117,10 +117,15 @@ def fits_bytes(result: Any, stats: SkyStats) -> bytes:
         ("LLH_MIN", float(stats.llh_min), "minimum -ln L of the scan"),
         ("AREA50", round(stats.credible[0].area_deg2, 6), "[deg2] 50% credible area"),
         ("AREA90", round(stats.credible[1].area_deg2, 6), "[deg2] 90% credible area"),
+        ("SYSTEMAT", bool(stats.error_floor_deg > 0), "systematic error floor included"),
+        ("ERRFLOOR", float(stats.error_floor_deg), "[deg] Gaussian error floor convolved in"),
     ):
         cards.append(_card(key, value, comment))
     cards.append(_card("HISTORY", comment="Probability map P_i ~ exp(-(LLH_i - LLH_min)) * "
                        "Omega_i, flat prior."))
+    if stats.error_floor_deg > 0:
+        cards.append(_card("HISTORY", comment="Convolved with a von Mises-Fisher (spherical "
+                           f"Gaussian) kernel, sigma {stats.error_floor_deg:g} deg."))
     data = rows.tobytes()
     # no CHECKSUM cards and no dates of writing: files are reproducible
     return primary + _header(cards) + data + b"\0" * (-len(data) % _BLOCK)
@@ -163,7 +168,9 @@ def alert_text(result: Any, stats: SkyStats | None) -> str:
             f"{th.ts90:.3g}) cover {r50.area_deg2:.2f} and {r90.area_deg2:.2f} sq. deg "
             f"(circularised radii {r50.radius_deg:.2f} and {r90.radius_deg:.2f} deg); the "
             f"probability map's 50% and 90% credible regions cover {c50.area_deg2:.2f} and "
-            f"{c90.area_deg2:.2f} sq. deg. Errors are statistical only.")
+            f"{c90.area_deg2:.2f} sq. deg. "
+            + (f"Errors: {stats.systematic}." if stats.systematic_included
+               else "Errors are statistical only."))
     return textwrap.fill(head + " " + body, 78, break_on_hyphens=False)
 
 

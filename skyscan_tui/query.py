@@ -1,7 +1,8 @@
 """Point queries on a skymap [deg]: likelihood, credible level and regions at a direction.
 
 For a direction (RA, Dec) the multi-order pixel holding it gives −ln L and
-TS = 2ΔLLH; its *credible level* is the searched probability, the probability of all pixels
+TS = 2ΔLLH (with an error floor: of the smoothed map, −2 ln of its density relative to the
+peak; −ln L stays the scanned value); its *credible level* is the searched probability, the probability of all pixels
 with a density at least the pixel's (ligo.skymap's ``searched_prob``), and the searched
 area is their area. ``likelihood_level`` = 1 − exp(−TS/2) is the containment of a χ² with
 two degrees of freedom at TS (Wilks). A source is inside a region when its pixel is.
@@ -50,6 +51,7 @@ def point_query(stats: SkyStats, ra_deg: float, dec_deg: float,
         "offset_deg": _sep_deg(stats.ra_deg, stats.dec_deg, ra_deg, dec_deg),
         "nside": None, "ipix_nest": None, "llh": None, "ts": None, "likelihood_level": None,
         "credible_level": None, "searched_area_deg2": None, "inside": {},
+        "error_floor_deg": stats.error_floor_deg, "systematic": stats.systematic,
     }
     known = j >= 0 and math.isfinite(float(stats.dllh[j]))
     if known:
@@ -75,6 +77,8 @@ def format_query(q: dict[str, Any]) -> str:
     if q["llh"] is None:
         lines.append("the map has no value here (not scanned, or the fit failed)")
         return "\n".join(lines)
+    if q.get("error_floor_deg"):  # the regions are of the smoothed map; -log L is as scanned
+        lines.append(f"{q['systematic']}; 2 dLLH is of the smoothed map")
     lines.append(f"-log L = {q['llh']:.4f}, 2 dLLH = {q['ts']:.4f} "
                  f"(Wilks containment {q['likelihood_level'] * 100:.2f}%; nside {q['nside']})")
     lines.append(f"credible level {q['credible_level'] * 100:.2f}% "
