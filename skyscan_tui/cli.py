@@ -159,6 +159,7 @@ def _scan_options(p: argparse.ArgumentParser, default_reco: str | None) -> None:
                    default="auto", help="progress display on stderr (default auto)")
     _thresholds_option(g)
     cli_products.error_floor_option(g)
+    cli_products.flat_nside_option(g, scan=True)
 
 
 def _thresholds_arg(text: str) -> str:
@@ -364,6 +365,9 @@ def _drive(engine: Any, event: Any, args: argparse.Namespace, outdir: Path,
             result.meta[key] = event.meta[key]
     result.meta["thresholds"] = args.thresholds
     result.meta["error_floor_deg"] = args.error_floor or 0.0
+    # flat FITS maps at --flat-nside (default the finest scanned; 0: none)
+    result.meta["flat_nside"] = (args.flat_nside if args.flat_nside is not None
+                                 else min(max(result.nsides, default=0), 2048))
     if verdict is not None:
         result.meta["topology"] = verdict.to_dict()
     paths = result.save(outdir)

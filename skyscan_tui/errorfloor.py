@@ -84,9 +84,11 @@ def dllh_cut(ts_max: float) -> float:
     return max(ts_max / 2.0, 9.2) + MARGIN  # 9.2: Wilks' 99.99 % (2ΔLLH 18.4)
 
 
-def working_nside(sigma_rad: float, max_nside: int, finer: int = FINER) -> int:
-    """Smallest power of two with pixels ≤ σ/2 across, at most ``finer`` × the map's finest."""
-    need = 2.0 * math.sqrt(math.pi / 3.0) / sigma_rad
+def working_nside(sigma_rad: float, max_nside: int, finer: int = FINER,
+                  oversample: int = 1) -> int:
+    """Smallest power of two with pixels ≤ σ/(2 ``oversample``) across, at most ``finer`` ×
+    the map's finest."""
+    need = 2.0 * oversample * math.sqrt(math.pi / 3.0) / sigma_rad
     n = 1 << max(0, math.ceil(math.log2(max(need, 1.0))))
     return int(min(n, finer * max(int(max_nside), 1)))
 
@@ -150,7 +152,8 @@ def _targets(mo, idx: np.ndarray, nside_w: int, tree, reach: float):
 
 
 def smooth_map(mo, dllh: np.ndarray, prob: np.ndarray, sigma_deg: float,
-               cut: float, finer: int = FINER) -> tuple[np.ndarray, np.ndarray, Smoothing]:
+               cut: float, finer: int = FINER,
+               oversample: int = 1) -> tuple[np.ndarray, np.ndarray, Smoothing]:
     """(probability per pixel, ΔLLH-equivalent per pixel, what was done) after convolving
     ``prob`` (per pixel of the multi-order map ``mo``, sums to 1) with the kernel of width
     ``sigma_deg``. ΔLLH is −ln of the density relative to its maximum; unknown pixels
@@ -162,7 +165,7 @@ def smooth_map(mo, dllh: np.ndarray, prob: np.ndarray, sigma_deg: float,
     finite = np.isfinite(dllh)
     active = np.flatnonzero(finite & (dllh <= cut))
     reach = min(math.sqrt(2.0 * cut) * sigma, math.pi)
-    nside_w = working_nside(sigma, mo.max_nside, finer)
+    nside_w = working_nside(sigma, mo.max_nside, finer, oversample)
     while True:  # sources: active pixels, coarse ones split into nside_w children
         f = np.where(mo.nside[active] < nside_w, (nside_w // mo.nside[active]) ** 2, 1)
         if int(f.sum()) <= MAX_POINTS or nside_w <= mo.nside[active].min():

@@ -90,15 +90,84 @@ def format_query(q: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: Column names accepted for name, ra, dec (case-insensitive), in order of preference: ours,
+#: the Fermi-LAT 4FGL/4LAC FITS catalogues' and VizieR's.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "name": ("name", "source_name", "source", "src_name", "object", "assoc1", "id"),
+    "ra": ("ra", "raj2000", "ra_j2000", "_raj2000", "ra_deg", "radeg", "ra_icrs"),
+    "dec": ("dec", "dej2000", "decj2000", "dec_j2000", "_dej2000", "dec_deg", "dedeg",
+            "de_icrs"),
+}
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz")
+_NEED = "a catalogue needs columns name, ra, dec [deg] (or e.g. Source_Name, RAJ2000, DEJ2000)"
+
+
+def _columns(names: list[str]) -> dict[str, str] | None:
+    """Which of ``names`` serves as name, ra and dec (case-insensitive aliases)."""
+    lower = {n.strip().lower(): n for n in names}
+    out = {}
+    for key, aliases in ALIASES.items():
+        hit = next((lower[a] for a in aliases if a in lower), None)
+        if hit is None:
+            return None
+        out[key] = hit
+    return out
+
+
+def _check_row(path: Path, where: str, ra: float, dec: float) -> None:
+    if not (math.isfinite(ra) and math.isfinite(dec) and -90 <= dec <= 90):
+        raise UserError(f"{path}: {where}: ({ra}, {dec}) is not a direction")
+
+
+def _read_fits_catalog(path: Path) -> list[tuple[str, float, float]]:
+    """Rows of the first table extension of a FITS file (astropy, imported only here)."""
+    from astropy.io import fits
+
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            tab = next((h for h in hdul[1:] if isinstance(h, (fits.BinTableHDU,
+                                                               fits.TableHDU))), None)
+            if tab is None:
+                raise UserError(f"{path}: no table in this FITS file")
+            if tab.data is None or len(tab.data) > MAX_CATALOG:
+                raise UserError(f"{path}: empty table or more than {MAX_CATALOG} sources")
+            cols = _columns(list(tab.columns.names))
+            if cols is None:
+                raise UserError(f"{path}: {_NEED}")
+            units = {c.name: (c.unit or "").strip().lower() for c in tab.columns}
+            names = [str(x).strip() for x in tab.data[cols["name"]]]
+            radec = []
+            for key in ("ra", "dec"):
+                v = np.asarray(tab.data[cols[key]], dtype=np.float64).reshape(-1)
+                radec.append(np.degrees(v) if units[cols[key]] in ("rad", "radian") else v)
+            if not len(names) == len(radec[0]) == len(radec[1]):
+                raise UserError(f"{path}: ra/dec columns must hold one number per source")
+    except UserError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
+        raise UserError(f"{path}: not a readable FITS catalogue ({exc})") from None
+    rows = []
+    for i, (name, ra, dec) in enumerate(zip(names, *radec, strict=True)):
+        _check_row(path, f"row {i + 1}", float(ra), float(dec))
+        rows.append((name, float(ra), float(dec)))
+    return rows
+
+
 def read_catalog(path: str | Path) -> list[tuple[str, float, float]]:
-    """(name, ra [deg], dec [deg]) rows of a CSV file with columns ``name, ra, dec``."""
+    """(name, ra [deg], dec [deg]) rows of a catalogue: a CSV file with columns
+    ``name, ra, dec`` or a FITS table (e.g. 4FGL: ``Source_Name, RAJ2000, DEJ2000``)."""
     path = Path(path)
+    if path.name.lower().endswith(FITS_SUFFIXES):
+        if not path.is_file():
+            raise UserError(f"{path}: no such file")
+        return _read_fits_catalog(path)
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
-            cols = {c.strip().lower(): c for c in (reader.fieldnames or [])}
-            if not {"name", "ra", "dec"} <= set(cols):
-                raise UserError(f"{path}: a catalogue needs the columns name, ra, dec [deg]")
+            found = _columns(list(reader.fieldnames or []))
+            if found is None:
+                raise UserError(f"{path}: {_NEED}")
+            cols = {key: found[key] for key in ("name", "ra", "dec")}
             rows = []
             for i, row in enumerate(reader, start=2):
                 if len(rows) >= MAX_CATALOG:
@@ -107,8 +176,7 @@ def read_catalog(path: str | Path) -> list[tuple[str, float, float]]:
                     ra, dec = float(row[cols["ra"]]), float(row[cols["dec"]])
                 except (TypeError, ValueError):
                     raise UserError(f"{path}: line {i}: ra/dec are not numbers") from None
-                if not (math.isfinite(ra) and math.isfinite(dec) and -90 <= dec <= 90):
-                    raise UserError(f"{path}: line {i}: ({ra}, {dec}) is not a direction")
+                _check_row(path, f"line {i}", ra, dec)
                 rows.append((str(row[cols["name"]]).strip(), ra, dec))
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a UTF-8 text file") from None

@@ -228,7 +228,8 @@ class ScanResult:
         # alert products (multi-order FITS probability map, GCN-style text): stats.py
         from skyscan_tui.products import write_products
 
-        paths.update(write_products(self, outdir, self.stats(), self.basename()))
+        paths.update(write_products(self, outdir, self.stats(), self.basename(),
+                                    flat_nside=self.meta.get("flat_nside")))
         summary = self.summary(files={k: str(v) for k, v in paths.items()})
         atomic_write_text(paths["summary"], json.dumps(summary, indent=2) + "\n")
         atomic_write_text(paths["summary_txt"], format_summary(summary) + "\n")
