@@ -144,8 +144,10 @@ def _read_fits_catalog(path: Path) -> list[tuple[str, float, float]]:
                 raise UserError(f"{path}: ra/dec columns must hold one number per source")
     except UserError:
         raise
-    except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
-        raise UserError(f"{path}: not a readable FITS catalogue ({exc})") from None
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError, EOFError,
+            OverflowError, fits.VerifyError) as exc:  # what a damaged file makes astropy raise
+        first = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path}: not a readable FITS catalogue ({first})") from None
     rows = []
     for i, (name, ra, dec) in enumerate(zip(names, *radec, strict=True)):
         _check_row(path, f"row {i + 1}", float(ra), float(dec))
