@@ -12,8 +12,9 @@ Instead a direct sum over the pixels that matter, on the multi-order pixels as t
 
 * **Sources** are the pixels with ΔLLH ≤ ``cut`` (the rest holds less than e^{−cut} of the
   peak density and keeps its probability where it is). A source pixel coarser than the
-  working resolution ``nside_w`` (pixels ≤ σ/2 across) is split into its ``nside_w``
-  children, each with an equal share of its probability.
+  working resolution ``nside_w`` (pixels ≤ σ/2 across, at most twice finer than the map's
+  finest, coarser when the sum would take more than ``MAX_PAIRS`` pairs) is split into its
+  ``nside_w`` children, each with an equal share of its probability.
 * **Targets** are the known pixels within reach R = sqrt(2 cut) σ of a source (beyond it a
   source contributes less than e^{−cut}); a coarse one is split, level by level, into the
   children still within reach, and its smoothed probability is the sum over them.
@@ -39,8 +40,10 @@ __all__ = ["MAX_ERROR_FLOOR_DEG", "Smoothing", "check_error_floor", "working_nsi
 
 #: A floor wider than this is not a pointing systematic any more.
 MAX_ERROR_FLOOR_DEG = 45.0
-#: Points (sources or targets) the sum may use; past it the working resolution halves.
-MAX_POINTS = 1_500_000
+#: Source-target pairs the sum may take (~1 s per 10⁷); past it the working pixels are
+#: coarsened: only when the floor is much narrower than the wide map it smooths, where it
+#: changes little (a 20° × 15° map: 0.1° floor 1.4·10⁸ pairs, 20 s, before this cap).
+MAX_PAIRS = 20_000_000
 #: ΔLLH margin past the largest threshold in use: a contribution below e^{−margin} of the
 #: density at a contour changes its 2ΔLLH by < 1e−5.
 MARGIN = 12.0
@@ -168,7 +171,10 @@ def smooth_map(mo, dllh: np.ndarray, prob: np.ndarray, sigma_deg: float,
     nside_w = working_nside(sigma, mo.max_nside, finer, oversample)
     while True:  # sources: active pixels, coarse ones split into nside_w children
         f = np.where(mo.nside[active] < nside_w, (nside_w // mo.nside[active]) ** 2, 1)
-        if int(f.sum()) <= MAX_POINTS or nside_w <= mo.nside[active].min():
+        n_src = int(f.sum())
+        # each target meets about the sources in a disc of radius R (pixels ≥ nside_w's)
+        per_target = min(n_src, math.pi * reach ** 2 / (math.pi / (3.0 * nside_w ** 2)) + 1)
+        if n_src * per_target <= MAX_PAIRS or nside_w <= mo.nside[active].min():
             break
         nside_w //= 2
     split = mo.nside[active] < nside_w

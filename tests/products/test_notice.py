@@ -70,15 +70,16 @@ def test_notice_has_the_schema_example_layout(scan, tmp_path):
     assert n["ra"] == pytest.approx(math.degrees(1.0), abs=0.1)
     assert n["ra_dec_error"] == pytest.approx(st.region(0.9).radius_deg, abs=1e-3)
     assert n["systematic_included"] is False and n["alert_tense"] == "test"
-    scan.event_type = "GOLD"
+    scan.event_type, scan.is_real_event = "GOLD", True
     try:
         full = notice(scan, analyse(scan, error_floor_deg=1.0), "m.fits", ".",
                       event_name="IceCube-230416A",
                       extra={"nu_energy": 127.29, "p_astro": 0.34, "far": 8.0e-8})
     finally:
-        scan.event_type = "SIM"
+        scan.event_type, scan.is_real_event = "SIM", False
     _check_layout(full, full=True)
     assert full["pipeline"] == "Gold Track Alert" and full["systematic_included"] is True
+    assert full["alert_tense"] == "current" and full["event_name"] == ["IceCube-230416A"]
     assert full["ra_dec_error"] > n["ra_dec_error"] + 0.5
 
 
