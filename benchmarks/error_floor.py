@@ -54,7 +54,7 @@ def main() -> None:
         cut = dllh_cut(st.thresholds.ts90)
         t0 = time.perf_counter()
         ref_p, ref_d, _ = smooth_map(plain.mo, plain.dllh, plain.prob, s_f, cut, finer=8,
-                                     oversample=2)
+                                     oversample=2, max_pairs=math.inf)
         t_ref = time.perf_counter() - t0
         in99 = ref_d <= wilks_ts(0.99) / 2
         d_ts = float(np.max(np.abs(2 * (st.dllh[in99] - ref_d[in99]))))

@@ -155,8 +155,8 @@ def _targets(mo, idx: np.ndarray, nside_w: int, tree, reach: float):
 
 
 def smooth_map(mo, dllh: np.ndarray, prob: np.ndarray, sigma_deg: float,
-               cut: float, finer: int = FINER,
-               oversample: int = 1) -> tuple[np.ndarray, np.ndarray, Smoothing]:
+               cut: float, finer: int = FINER, oversample: int = 1,
+               max_pairs: float = MAX_PAIRS) -> tuple[np.ndarray, np.ndarray, Smoothing]:
     """(probability per pixel, ΔLLH-equivalent per pixel, what was done) after convolving
     ``prob`` (per pixel of the multi-order map ``mo``, sums to 1) with the kernel of width
     ``sigma_deg``. ΔLLH is −ln of the density relative to its maximum; unknown pixels
@@ -174,7 +174,7 @@ def smooth_map(mo, dllh: np.ndarray, prob: np.ndarray, sigma_deg: float,
         n_src = int(f.sum())
         # each target meets about the sources in a disc of radius R (pixels ≥ nside_w's)
         per_target = min(n_src, math.pi * reach ** 2 / (math.pi / (3.0 * nside_w ** 2)) + 1)
-        if n_src * per_target <= MAX_PAIRS or nside_w <= mo.nside[active].min():
+        if n_src * per_target <= max_pairs or nside_w <= mo.nside[active].min():
             break
         nside_w //= 2
     split = mo.nside[active] < nside_w
