@@ -94,6 +94,10 @@ def test_cli_products_say_systematic_included(tmp_path):
         assert hdul[1].header["SYSTEMAT"] is True and hdul[1].header["ERRFLOOR"] == 1.0
     r = run_cli("query", paths["npz"], "--radec", "57.3", "17.2", "--error-floor", "1")
     assert r.returncode == 0 and "error floor of 1 deg" in r.stdout
+    r = run_cli("plot", paths["npz"], "--error-floor", "1", "--format", "png",
+                "-o", tmp_path / "p")
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "p").glob("*.png"))) == 2
 
 
 @pytest.mark.parametrize("command", ["summary", "contours", "flatmaps", "query", "plot"])
