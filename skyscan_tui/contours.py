@@ -224,6 +224,8 @@ class Contour:
     level: float
     region: Region
     rings: list[np.ndarray]
+    #: which systematic treatment the region includes (``SkyStats.systematic``)
+    note: str = ""
 
     @property
     def label(self) -> str:
@@ -245,7 +247,8 @@ def contours(stats: SkyStats, levels: list[float] | tuple[float, ...] = (0.5, 0.
             reg = likelihood_region(stats, level)
         else:
             raise UserError(f"contour kind {kind!r}: use likelihood or credible")
-        out.append(Contour(reg.method, level, reg, region_rings(stats.mo, reg.mask, step)))
+        out.append(Contour(reg.method, level, reg, region_rings(stats.mo, reg.mask, step),
+                           stats.systematic))
     return out
 
 
@@ -258,7 +261,8 @@ def contour_text(c: Contour) -> str:
     columns are degrees (named so), every ring is written, each repeating its first point,
     with a ``# ring i of n`` comment before it; ``astropy.io.ascii.read`` reads the file.
     """
-    lines = ['"ra (deg)" "dec (deg)"']
+    lines = [f"# {c.note}"] if c.note else []
+    lines.append('"ra (deg)" "dec (deg)"')
     for i, ring in enumerate(c.rings):
         lines.append(f"# ring {i + 1} of {len(c.rings)}")
         lon, lat = _lonlat(ring)
@@ -271,7 +275,7 @@ def contour_text(c: Contour) -> str:
 def ds9_text(c: Contour) -> str:
     """ds9 region file: one ``polygon`` per ring in fk5 [deg]."""
     lines = ["# Region file format: DS9 version 4.1",
-             f"# skyscan-tui {c.kind} {c.label}% contour",
+             f"# skyscan-tui {c.kind} {c.label}% contour" + (f"; {c.note}" if c.note else ""),
              "fk5"]
     for ring in c.rings:
         lon, lat = _lonlat(ring)
@@ -448,6 +452,7 @@ def geojson(c: Contour, properties: dict[str, Any] | None = None) -> dict[str, A
                 else {"type": "MultiPolygon", "coordinates": polys})
     props = {"kind": c.kind, "level": c.level, "area_deg2": c.region.area_deg2,
              "ts_threshold": None if math.isnan(c.region.ts) else c.region.ts,
+             "systematic": c.note,
              "coordinates": "RA/Dec J2000 [deg], lon = RA wrapped to [-180, 180]"}
     return {"type": "Feature", "geometry": geom, "properties": {**props, **(properties or {})}}
 

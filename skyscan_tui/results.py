@@ -239,22 +239,26 @@ class ScanResult:
         # alert products (multi-order FITS probability map, GCN-style text): stats.py
         from skyscan_tui.products import write_products
 
-        paths.update(write_products(self, outdir, self.stats(), self.basename()))
+        paths.update(write_products(self, outdir, self.stats(), self.basename(),
+                                    flat_nside=self.meta.get("flat_nside")))
         summary = self.summary(files={k: str(v) for k, v in paths.items()})
         atomic_write_text(paths["summary"], json.dumps(summary, indent=2) + "\n")
         atomic_write_text(paths["summary_txt"], format_summary(summary) + "\n")
         return paths
 
-    def stats(self, thresholds: Any = None):
+    def stats(self, thresholds: Any = None, error_floor_deg: float | None = None):
         """Contours, areas and errors (``skyscan_tui.stats.SkyStats``); None without a fit.
 
-        ``thresholds`` defaults to ``meta["thresholds"]`` (set by ``--thresholds``), else Wilks.
+        ``thresholds`` defaults to ``meta["thresholds"]`` (set by ``--thresholds``), else Wilks;
+        ``error_floor_deg`` to ``meta["error_floor_deg"]`` (``--error-floor``), else none.
         """
         from skyscan_tui.stats import analyse
 
         spec = thresholds or self.meta.get("thresholds") or "wilks"
-        # save() and summary() both need it: memoised on the thresholds and the maps' content
-        digest = hashlib.blake2b(repr((spec, self.mjd)).encode(), digest_size=16)
+        floor = float(error_floor_deg if error_floor_deg is not None
+                      else self.meta.get("error_floor_deg") or 0.0)
+        # save() and summary() both need it: memoised on the settings and the maps' content
+        digest = hashlib.blake2b(repr((spec, floor, self.mjd)).encode(), digest_size=16)
         for n, lv in sorted(self.levels.items()):
             digest.update(np.int64(n).tobytes())
             digest.update(np.ascontiguousarray(lv["ipix"]).tobytes())
@@ -263,7 +267,7 @@ class ScanResult:
         memo = self.__dict__.setdefault("_stats_memo", {})
         if key not in memo:
             memo.clear()
-            memo[key] = analyse(self, spec)
+            memo[key] = analyse(self, spec, floor)
         return memo[key]
 
     def summary(self, files: dict[str, str] | None = None) -> dict[str, Any]:
@@ -316,6 +320,8 @@ def format_summary(summary: dict[str, Any]) -> str:
                      f"{c['90%']['area_deg2']:.3f} deg2 (r {c['90%']['radius_deg']:.2f} deg); "
                      f"credible 50% {p['50%']['area_deg2']:.3f} deg2, 90% "
                      f"{p['90%']['area_deg2']:.3f} deg2")
+        if st.get("systematic"):  # results saved before the error floor existed have none
+            lines.append("Errors: " + st["systematic"])
     if summary.get("truth"):
         from skyscan_tui.overlays import format_truth
 

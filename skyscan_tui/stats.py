@@ -397,6 +397,29 @@ class SkyStats:
     regions: list[Region]  # likelihood regions at thresholds.ts50, ts90
     credible: list[Region]  # probability-map regions at 50 %, 90 %
     coverage_deg2: float  # sky area with a finite value
+    #: [deg] Gaussian error floor convolved into ``prob`` (and ``dllh``: −ln of the smoothed
+    #: density relative to its peak); 0 = the statistical map as scanned
+    error_floor_deg: float = 0.0
+    smoothing: Any = None  # errorfloor.Smoothing when a floor was applied
+
+    @property
+    def systematic_included(self) -> bool:
+        """A floor was convolved in, or calibrated (non-Wilks) thresholds were used."""
+        return self.error_floor_deg > 0 or self.thresholds.name != "wilks"
+
+    @property
+    def systematic(self) -> str:
+        """One phrase saying which systematic treatment the regions include."""
+        parts = []
+        if self.error_floor_deg > 0:
+            parts.append(f"a Gaussian error floor of {self.error_floor_deg:g} deg convolved "
+                         "into the map")
+        if self.thresholds.name != "wilks":
+            parts.append(f"thresholds {self.thresholds.description} "
+                         f"({self.thresholds.ts50:g}, {self.thresholds.ts90:g})")
+        if not parts:
+            return "statistical only (Wilks' thresholds, no error floor)"
+        return "systematic included: " + " and ".join(parts)
 
     @property
     def ts(self) -> np.ndarray:
@@ -428,6 +451,10 @@ class SkyStats:
             "multiorder_pixels": len(self.mo),
             "multiorder_nsides": sorted(int(n) for n in np.unique(self.mo.nside)),
             "coverage_deg2": self.coverage_deg2,
+            "error_floor_deg": self.error_floor_deg,
+            "systematic_included": self.systematic_included,
+            "systematic": self.systematic,
+            "smoothing": None if self.smoothing is None else self.smoothing.to_dict(),
         }
 
 
@@ -447,9 +474,17 @@ def _credible(mo: MultiOrderMap, prob: np.ndarray, dllh: np.ndarray,
     return mask, area_sr * SR_TO_DEG2
 
 
-def analyse(result: Any, thresholds: str | Thresholds | None = "wilks") -> SkyStats | None:
-    """Statistics of a ``ScanResult``; None when no pixel has a finite −ln L."""
+def analyse(result: Any, thresholds: str | Thresholds | None = "wilks",
+            error_floor_deg: float | None = 0.0) -> SkyStats | None:
+    """Statistics of a ``ScanResult``; None when no pixel has a finite −ln L.
+
+    ``error_floor_deg`` > 0 convolves the probability map with a Gaussian of that width
+    (``skyscan_tui.errorfloor``); every region is then one of the smoothed map.
+    """
+    from skyscan_tui.errorfloor import check_error_floor
+
     th = parse_thresholds(thresholds)
+    floor = check_error_floor(error_floor_deg)
     mo = multiorder_map(result)
     best = result.best()
     finite = np.isfinite(mo.llh)
@@ -460,6 +495,12 @@ def analyse(result: Any, thresholds: str | Thresholds | None = "wilks") -> SkySt
     area = mo.area
     w = np.where(finite, np.exp(-np.where(finite, dllh, 0.0)) * area, 0.0)
     prob = w / w.sum()
+    smoothing = None
+    if floor > 0:
+        from skyscan_tui.errorfloor import dllh_cut, smooth_map
+
+        prob, dllh, smoothing = smooth_map(mo, dllh, prob, floor, dllh_cut(th.ts90))
+        finite = np.isfinite(dllh)
     ra, dec = mo.radec()
     ra0, dec0 = best.ra, best.dec
     ts = np.where(finite, 2.0 * dllh, np.inf)
@@ -485,6 +526,7 @@ def analyse(result: Any, thresholds: str | Thresholds | None = "wilks") -> SkySt
         l_deg=float(np.degrees(gl)), b_deg=float(np.degrees(gb)), thresholds=th,
         regions=regions, credible=credible,
         coverage_deg2=float(area[finite].sum() * SR_TO_DEG2),
+        error_floor_deg=floor, smoothing=smoothing,
     )
 
 
