@@ -36,8 +36,10 @@ TRANSIENT_HOLD_CODES = (12, 13)
 
 @dataclass(frozen=True)
 class CondorOptions:
-    """Submit-file settings, named as in the submit file (from the executor options cpus,
-    memory, disk, extra_directives and max_releases, and job_timeout)."""
+    """Submit-file settings, named as in the submit file.
+
+    From the executor options cpus, memory, disk, extra_directives and max_releases, and
+    job_timeout."""
 
     request_cpus: int = 1
     request_memory: str = "2GB"  # MB if a bare number, else with unit
@@ -127,6 +129,8 @@ def parse_condor_q_json(text: str) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- event log
 @dataclass(frozen=True)
 class LogEvent:
+    """One event of an HTCondor job event log (``code``: the event number, e.g. 5)."""
+
     code: int
     cluster: int
     proc: int

@@ -42,8 +42,10 @@ _OWNED = ("--array", "-a", "--output", "-o", "--error", "-e", "--chdir", "-D", "
 
 @dataclass(frozen=True)
 class SlurmOptions:
-    """Batch-script settings, named as sbatch names them (from the executor options
-    partition, account, walltime, cpus, memory, extra_directives and max_releases)."""
+    """Batch-script settings, named as sbatch names them.
+
+    From the executor options partition, account, walltime, cpus, memory, extra_directives and
+    max_releases."""
 
     partition: str | None = None
     account: str | None = None

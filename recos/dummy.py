@@ -39,6 +39,8 @@ def hash_uniform(*keys: np.ndarray) -> np.ndarray:
 
 
 class DummyReco(Reco):
+    """Analytic test likelihood: ½ (angle to the seed / ``sigma_deg``)² plus seeded noise."""
+
     name = "dummy"
     description = "analytic test likelihood: ½(angle to seed / sigma)² + seeded noise"
     likelihood = "analytic Gaussian in angle (no physics)"

@@ -1,4 +1,4 @@
-"""Are two scan results the same within tolerances? (``skyscan-tui compare A B``)
+"""Whether two scan results are the same within tolerances (``skyscan-tui compare A B``).
 
 Like skyreader's ``SkyScanResult.is_close``: the pixel sets of every nside must be equal, the
 numbers close with per-field relative tolerances (the same defaults: llh 1e-4, energies 1e-2,
@@ -25,14 +25,18 @@ MAX_LISTED = 5
 
 @dataclass
 class Comparison:
+    """What differs between two result files (``differences``) and what is only noted."""
+
     differences: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
     def same(self) -> bool:
+        """Whether nothing differs."""
         return not self.differences
 
     def report(self) -> str:
+        """The differences and notes, one per line, and the verdict."""
         lines = [f"differ: {d}" for d in self.differences] + [f"note: {n}" for n in self.notes]
         lines.append("results differ" if self.differences else "results are the same within "
                      "tolerances")

@@ -227,6 +227,7 @@ class Contour:
 
     @property
     def label(self) -> str:
+        """The region's level as shown to users, e.g. ``90%``."""
         return level_label(self.level)
 
 
@@ -453,7 +454,7 @@ def geojson(c: Contour, properties: dict[str, Any] | None = None) -> dict[str, A
 
 
 def point_in_geojson(geometry: dict[str, Any] | None, ra_deg: float, dec_deg: float) -> bool:
-    """Is (ra, dec) [deg] inside a GeoJSON Polygon/MultiPolygon (planar lon/lat test)?"""
+    """Whether (ra, dec) [deg] is inside a GeoJSON Polygon/MultiPolygon (planar lon/lat test)."""
     if geometry is None:
         return False
     lon = (ra_deg + 180.0) % 360.0 - 180.0
@@ -516,8 +517,10 @@ def write_contours(result: Any, stats: SkyStats, outdir: str | Path,
                    levels: list[float] | tuple[float, ...] = (0.5, 0.9),
                    formats: tuple[str, ...] = ("txt", "geojson"), kind: str = "likelihood",
                    basename: str | None = None) -> dict[str, Path]:
-    """Write ``BASENAME.contour_50.txt``, ``.contour_50.geojson``, ``.contour_50.reg``,
-    ``.contour_50.moc.fits`` per level (credible regions: ``credible_50``); returns paths."""
+    """Write the contour files of each level; returns their paths.
+
+    ``BASENAME.contour_50.txt``, ``.contour_50.geojson``, ``.contour_50.reg`` and
+    ``.contour_50.moc.fits`` per level (credible regions: ``credible_50``)."""
     bad = set(formats) - set(FORMATS)
     if bad:
         raise UserError(f"contour formats {sorted(bad)}: use {', '.join(FORMATS)}")

@@ -57,6 +57,7 @@ def event_info(event: Any) -> dict[str, Any]:
 
 
 def format_event_info(info: dict[str, Any]) -> str:
+    """The lines ``skyscan-tui info`` prints for the event summary ``info``."""
     lines = [
         f"Run {info['run_id']} event {info['event_id']} ({info['event_type'] or 'simulated'})"
         + ("" if info["is_real_event"] else ", simulated"),

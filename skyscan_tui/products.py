@@ -169,8 +169,10 @@ def alert_text(result: Any, stats: SkyStats | None) -> str:
 
 def write_products(result: Any, outdir: str | Path, stats: SkyStats | None,
                    basename: str) -> dict[str, Path]:
-    """Write ``BASENAME.multiorder.fits``, the 50/90 % contours ``BASENAME.contour_50.txt``
-    and ``.geojson`` (if there is a map) and ``alert.txt`` atomically."""
+    """Write the alert products atomically; returns their paths.
+
+    ``BASENAME.multiorder.fits``, the 50/90 % contours ``BASENAME.contour_50.txt`` and
+    ``.geojson`` (if there is a map) and ``alert.txt``."""
     outdir = Path(outdir)
     paths: dict[str, Path] = {}
     if stats is not None:

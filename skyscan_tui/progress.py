@@ -21,6 +21,7 @@ __all__ = ["ProgressPrinter", "format_eta"]
 
 
 def format_eta(seconds: float) -> str:
+    """A duration [s] as ``H:MM:SS`` or ``M:SS``; ``--:--`` when unknown."""
     if not math.isfinite(seconds) or seconds < 0:
         return "--:--"
     seconds = int(round(seconds))
@@ -42,6 +43,7 @@ class ProgressPrinter:
         self._nside = 0
 
     def __call__(self, update: ScanUpdate) -> None:
+        """Print one scan update in this reporter's mode."""
         if self.mode == "jsonl":
             self._jsonl(update)
         elif isinstance(update, RoundStarted):

@@ -76,6 +76,7 @@ class Thresholds:
 
     @property
     def description(self) -> str:
+        """The method in words, for result headers and reports."""
         if self.name == "wilks":
             return "Wilks' theorem, 2 dof"
         if self.name == "ic160427a":
@@ -123,6 +124,7 @@ class MultiOrderMap:
 
     @property
     def max_nside(self) -> int:
+        """The finest nside in the table (1 if it is empty)."""
         return int(self.nside.max()) if len(self) else 1
 
     @property
@@ -266,9 +268,11 @@ class Region:
 
     @property
     def label(self) -> str:
+        """The level as a percentage, e.g. ``90%``."""
         return f"{round(self.level * 100)}%"
 
     def to_dict(self) -> dict[str, Any]:
+        """The region as a JSON-ready dict (areas [deg²], radius and errors [deg])."""
         return {
             "method": self.method, "level": self.level,
             "ts_threshold": None if math.isnan(self.ts) else self.ts,
@@ -409,9 +413,11 @@ class SkyStats:
         return self.prob / self.mo.area
 
     def region(self, level: float) -> Region:
+        """The region at containment ``level`` (a fraction, e.g. 0.9)."""
         return next(r for r in self.regions if abs(r.level - level) < 1e-9)
 
     def to_dict(self) -> dict[str, Any]:
+        """The statistics as a JSON-ready dict (angles [deg], areas [deg²])."""
         r90 = self.region(0.9)
         return {
             "ra_deg": self.ra_deg, "dec_deg": self.dec_deg,

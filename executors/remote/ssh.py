@@ -69,6 +69,7 @@ class SSHTarget:
 
     @property
     def label(self) -> str:
+        """The host as shown to users (``alias``, or ``alias:port`` off port 22)."""
         return self.alias if self.port == 22 else f"{self.alias}:{self.port}"
 
 
@@ -161,12 +162,15 @@ def _host_key_policy(target: SSHTarget, hostname: str, port: int):
 # --------------------------------------------------------------------------- connection
 @dataclass(frozen=True)
 class RunResult:
+    """Exit code and output bytes of one remote command."""
+
     code: int
     out: bytes
     err: bytes
 
     @property
     def text(self) -> str:
+        """Standard output as text (undecodable bytes replaced)."""
         return self.out.decode("utf-8", "replace")
 
     def err_line(self) -> str:
@@ -273,6 +277,7 @@ class RemoteConnection:
                                   f"{_describe(exc)}") from None
 
     def alive(self) -> bool:
+        """Whether the SSH connection is up."""
         if self._client is None:
             return False
         tr = self._client.get_transport()
@@ -503,6 +508,7 @@ class RemoteConnection:
         self._with_retry("upload", self._retry_sftp(do))
 
     def get_bytes(self, path: str) -> bytes:
+        """The content of the remote file ``path`` (over SFTP, retried on a dropped link)."""
         def do() -> bytes:
             buf = io.BytesIO()
             self._sftp_client().getfo(path, buf)
@@ -519,6 +525,7 @@ class RemoteConnection:
         return wrapped
 
     def close(self) -> None:
+        """Close the SFTP session, the shell and the connection."""
         self._drop()
 
 

@@ -42,8 +42,9 @@ LOG_PULL2: dict[str, tuple[float, ...]] = {
 
 
 def curve_log_pull2(values, n_bright: int | np.ndarray) -> np.ndarray:
-    """log p² at brightness M of the curve with ``values`` at PULL_KNOTS: linear in log M
-    between the knots, constant beyond them."""
+    """log p² [1] at brightness M of the curve with ``values`` at PULL_KNOTS.
+
+    Linear in log M between the knots, constant beyond them."""
     x = np.log(np.maximum(np.asarray(n_bright, float), 1.0))
     return np.interp(x, np.log(PULL_KNOTS), values)
 

@@ -1,6 +1,7 @@
-"""The results screen: a finished (or re-opened) result's maps, best fit, contour areas and
-files. Like the other screens it holds no physics: maps come from :mod:`skyscan_tui.raster`,
-areas from :mod:`skyscan_tui.stats`."""
+"""The results screen: maps, best fit, contour areas and files of a result.
+
+Of a finished (or re-opened) result. Like the other screens it holds no physics: maps come
+from :mod:`skyscan_tui.raster`, areas from :mod:`skyscan_tui.stats`."""
 
 from __future__ import annotations
 
