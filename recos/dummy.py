@@ -20,7 +20,7 @@ __all__ = ["DummyReco", "RECO", "hash_uniform", "direction_vector"]
 
 
 def direction_vector(zenith, azimuth) -> np.ndarray:
-    """Unit vector pointing to where the particle comes from (n, 3)."""
+    """Unit vectors (n, 3) [1] to where the particle comes from, at (zenith, azimuth) [rad]."""
     st = np.sin(zenith)
     return np.stack([st * np.cos(azimuth), st * np.sin(azimuth), np.cos(zenith)], axis=-1)
 

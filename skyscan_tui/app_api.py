@@ -98,6 +98,19 @@ def scan_settings(reco: str | None = None, reco_options: Mapping[str, Any] | Non
     value that would change the result); how to run (``batch_size``, ``max_retries``,
     ``pixel_timeout``) may change: given values win, else the checkpoint's, else defaults.
     A new scan takes the defaults: :func:`best_reco` and :data:`DEFAULT_PROGRESSION`.
+
+    Parameters
+    ----------
+    reco : str or None
+        The reco's name.
+    reco_options : mapping or None
+        Its options by name (text or values; :func:`parse_reco_options` makes them).
+    progression : str or None
+        The nside progression as text, e.g. ``"8:0,64:12,512:24"``.
+    run_options : mapping or None
+        How to run: ``batch_size`` [pixels], ``max_retries``, ``pixel_timeout`` [s].
+    resume : CheckpointInfo or None
+        The checkpoint being resumed (:func:`resume_info`).
     """
     from skyscan_tui import sky
     from skyscan_tui.engine import ScanSettings
@@ -131,7 +144,21 @@ def open_scan(event: Any, settings: ScanSettings, executor: Executor, outdir: Pa
     """A ready :class:`~skyscan_tui.engine.ScanEngine` (it locks ``outdir``).
 
     The executor is closed if that fails (a busy or unusable folder, another event, other
-    settings)."""
+    settings).
+
+    Parameters
+    ----------
+    event : Event
+        The event to scan.
+    settings : ScanSettings
+        What to scan and how (:func:`scan_settings`).
+    executor : Executor
+        Where the pixel batches run; the engine owns it from now on.
+    outdir : Path or None
+        The output folder (checkpoint and results); None: no checkpoint.
+    resume : bool
+        Continue the checkpoint in ``outdir`` instead of starting a new scan.
+    """
     from skyscan_tui.engine import ScanEngine
 
     if outdir is not None and outdir.exists() and not outdir.is_dir():

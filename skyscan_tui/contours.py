@@ -235,8 +235,23 @@ def contours(stats: SkyStats, levels: list[float] | tuple[float, ...] = (0.5, 0.
              kind: str = "likelihood", step: int | None = None) -> list[Contour]:
     """Regions and boundary rings at ``levels`` (fractions).
 
-    ``kind="likelihood"``: 2ΔLLH ≤ k, with the scan's thresholds at 50 % / 90 % and Wilks'
-    k = −2 ln(1 − level) at any other level; ``kind="credible"``: credible regions.
+    Parameters
+    ----------
+    stats : SkyStats
+        The statistics of the scan (:func:`skyscan_tui.stats.analyse`).
+    levels : sequence of float
+        Containment levels as fractions, e.g. ``(0.5, 0.9)``.
+    kind : str
+        ``"likelihood"``: 2ΔLLH ≤ k, with the scan's thresholds at 50 % / 90 % and Wilks'
+        k = −2 ln(1 − level) at any other level; ``"credible"``: credible regions.
+    step : int or None
+        Points per finest-pixel edge of the rings (see :func:`region_rings`); None: its
+        default.
+
+    Returns
+    -------
+    list of Contour
+        One per level, in the order of ``levels``.
     """
     out = []
     for level in levels:
@@ -520,7 +535,31 @@ def write_contours(result: Any, stats: SkyStats, outdir: str | Path,
     """Write the contour files of each level; returns their paths.
 
     ``BASENAME.contour_50.txt``, ``.contour_50.geojson``, ``.contour_50.reg`` and
-    ``.contour_50.moc.fits`` per level (credible regions: ``credible_50``)."""
+    ``.contour_50.moc.fits`` per level (credible regions: ``credible_50``).
+
+    Parameters
+    ----------
+    result : ScanResult
+        The scan (its :meth:`basename` names the files unless ``basename`` is given).
+    stats : SkyStats
+        Its statistics (:func:`skyscan_tui.stats.analyse`).
+    outdir : str or Path
+        The folder to write into (created if missing).
+    levels : sequence of float
+        Containment levels as fractions.
+    formats : tuple of str
+        Any of ``txt``, ``geojson``, ``ds9`` (a ``.reg`` file) and ``moc``; UserError for
+        others.
+    kind : str
+        ``"likelihood"`` or ``"credible"`` regions (see :func:`contours`).
+    basename : str or None
+        The start of the file names.
+
+    Returns
+    -------
+    dict of str to Path
+        The files written, by key (e.g. ``"contour_50_txt"``).
+    """
     bad = set(formats) - set(FORMATS)
     if bad:
         raise UserError(f"contour formats {sorted(bad)}: use {', '.join(FORMATS)}")

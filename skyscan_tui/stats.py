@@ -454,7 +454,21 @@ def _credible(mo: MultiOrderMap, prob: np.ndarray, dllh: np.ndarray,
 
 
 def analyse(result: Any, thresholds: str | Thresholds | None = "wilks") -> SkyStats | None:
-    """Statistics of a ``ScanResult``; None when no pixel has a finite −ln L."""
+    """Statistics of a ``ScanResult`` [deg, deg²]; None when no pixel has a finite −ln L.
+
+    Parameters
+    ----------
+    result : ScanResult
+        The scan, any nsides (merged into one multi-order map).
+    thresholds : str or Thresholds or None
+        2ΔLLH thresholds of the 50 %/90 % likelihood regions: ``"wilks"`` (default),
+        ``"ic160427a"`` or ``"TS50,TS90"`` (see :func:`parse_thresholds`).
+
+    Returns
+    -------
+    SkyStats or None
+        Best fit and errors [deg], likelihood and credible regions (areas [deg²]).
+    """
     th = parse_thresholds(thresholds)
     mo = multiorder_map(result)
     best = result.best()

@@ -343,6 +343,24 @@ class RemoteConnection:
         Reads stdout and stderr together until the command exits or ``timeout`` [s] passes
         (then the channel is closed and :class:`RemoteError` raised). With ``retry`` the
         command is run again after a reconnect, so it must be idempotent.
+
+        Parameters
+        ----------
+        cmd : str
+            The command line, run by the remote user's shell.
+        timeout : float
+            Longest wait for the command to end [s].
+        check : bool
+            Raise :class:`RemoteError` (with the last line of stderr) on a non-zero exit.
+        stdin : bytes or None
+            Data for the command's standard input (then it runs on its own channel).
+        retry : bool
+            Run the command again after a dropped connection is re-established.
+
+        Returns
+        -------
+        RunResult
+            The exit code and the output bytes.
         """
         result = self._with_retry(f"command {cmd.split()[0] if cmd else ''!r}",
                                   lambda: self._run_once(cmd, timeout, stdin), retry)

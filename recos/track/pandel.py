@@ -68,7 +68,9 @@ def pandel_logpdf(t, xi, rho: float = PANDEL_RHO) -> np.ndarray:
 
 
 def plain_logsf(t, xi, rho: float = PANDEL_RHO) -> np.ndarray:
-    """log of the plain Pandel survival function Q(ξ, ρt) (regularised upper incomplete Γ).
+    """log Q(ξ, ρt) [1] of the plain Pandel at residual ``t`` [ns], ``rho`` [1/ns].
+
+    Q is the survival function, the regularised upper incomplete Γ.
 
     Where ``gammaincc`` underflows, its asymptotic series
     ``Γ(ξ,x)/Γ(ξ) ≈ x^(ξ-1) e^(-x) (1 + (ξ-1)/x + (ξ-1)(ξ-2)/x²)/Γ(ξ)`` is used in log form.

@@ -228,7 +228,7 @@ class PandelTable:
         return (out, sf) if logsf else out
 
     def logsf(self, t, logxi) -> np.ndarray:
-        """Interpolated log survival log S_c(t; ξ) = log(1 - P_c(t; ξ))."""
+        """Interpolated log survival log S_c(t; ξ) = log(1 - P_c(t; ξ)) [1], ``t`` [ns]."""
         return self.logpdf(t, logxi, logsf=True)[1]
 
 
