@@ -105,7 +105,11 @@ _TERSE = re.compile(r"^(\d+)\.(\d+) - (\d+)\.(\d+)$")
 
 
 def parse_terse(text: str) -> tuple[int, int, int]:
-    """``condor_submit -terse`` output -> (cluster, first proc, last proc)."""
+    """``condor_submit -terse`` output -> (cluster, first proc, last proc).
+
+    >>> parse_terse("12.0 - 12.3")
+    (12, 0, 3)
+    """
     for line in text.splitlines():
         m = _TERSE.match(line.strip())
         if m:

@@ -41,7 +41,11 @@ _MAX_SEGMENT_DEG = 0.5
 
 
 def parse_levels(text: str | None, default: tuple[float, ...] = (0.5, 0.9)) -> list[float]:
-    """Containment levels from ``"50,90,99.7"`` [per cent] (or fractions below 1) → fractions."""
+    """Containment levels from ``"50,90,99.7"`` [per cent] (or fractions below 1) → fractions.
+
+    >>> parse_levels("90,50,99.7"), parse_levels("0.68"), parse_levels(None)
+    ([0.5, 0.9, 0.997], [0.68], [0.5, 0.9])
+    """
     if text is None or not str(text).strip():
         return list(default)
     out = []
@@ -58,7 +62,11 @@ def parse_levels(text: str | None, default: tuple[float, ...] = (0.5, 0.9)) -> l
 
 
 def level_label(level: float) -> str:
-    """``0.5`` → ``"50"``, ``0.997`` → ``"99.7"`` (for file names and keys)."""
+    """``0.5`` → ``"50"``, ``0.997`` → ``"99.7"`` (for file names and keys).
+
+    >>> level_label(0.5), level_label(0.997)
+    ('50', '99.7')
+    """
     return f"{level * 100:.6g}"
 
 

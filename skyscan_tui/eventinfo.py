@@ -12,7 +12,11 @@ __all__ = ["event_info", "format_event_info", "mjd_to_utc"]
 
 
 def mjd_to_utc(mjd: float) -> str:
-    """[UTC days] MJD → ``YYYY-MM-DD hh:mm:ss.ffffff`` (no leap-second smearing)."""
+    """[UTC days] MJD → ``YYYY-MM-DD hh:mm:ss.ffffff`` (no leap-second smearing).
+
+    >>> mjd_to_utc(58849.5)
+    '2020-01-01 12:00:00.000000'
+    """
     day = math.floor(mjd)
     micro = round((mjd - day) * 86400e6)
     stamp = _dt.datetime(1858, 11, 17) + _dt.timedelta(days=day, microseconds=micro)

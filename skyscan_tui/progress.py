@@ -21,7 +21,11 @@ __all__ = ["ProgressPrinter", "format_eta"]
 
 
 def format_eta(seconds: float) -> str:
-    """A duration [s] as ``H:MM:SS`` or ``M:SS``; ``--:--`` when unknown."""
+    """A duration [s] as ``H:MM:SS`` or ``MM:SS``; ``--:--`` when unknown.
+
+    >>> format_eta(75), format_eta(3725.4), format_eta(float("nan"))
+    ('01:15', '1:02:05', '--:--')
+    """
     if not math.isfinite(seconds) or seconds < 0:
         return "--:--"
     seconds = int(round(seconds))

@@ -85,7 +85,11 @@ class Thresholds:
 
 
 def parse_thresholds(spec: str | Thresholds | None) -> Thresholds:
-    """``"wilks"``, ``"ic160427a"`` or ``"TS50,TS90"`` (two values of 2ΔLLH) → Thresholds."""
+    """``"wilks"``, ``"ic160427a"`` or ``"TS50,TS90"`` (two values of 2ΔLLH) → Thresholds.
+
+    >>> parse_thresholds("1.5,5")
+    Thresholds(name='custom', ts50=1.5, ts90=5.0)
+    """
     if isinstance(spec, Thresholds):
         return spec
     text = (spec or "wilks").strip().lower()

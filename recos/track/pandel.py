@@ -42,7 +42,11 @@ _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 
 
 def pandel_rho(tau: float = PANDEL_TAU, lambda_a: float = PANDEL_LAMBDA_A) -> float:
-    """Pandel rate ρ = 1/τ + c_g/λ_a [1/ns] for τ [ns] and absorption length λ_a [m]."""
+    """Pandel rate ρ = 1/τ + c_g/λ_a [1/ns] for τ [ns] and absorption length λ_a [m].
+
+    >>> round(pandel_rho(), 7)
+    0.0040517
+    """
     return 1.0 / tau + C_GROUP / lambda_a
 
 
