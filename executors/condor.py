@@ -121,6 +121,7 @@ class CondorBackend(GroupedBackend):
 
     @property
     def clusters(self) -> dict[int, Group]:
+        """The scan's HTCondor clusters by cluster id (the groups under their own name)."""
         return self.groups
 
     def member_id(self, key: tuple[int, int]) -> str:
@@ -420,6 +421,8 @@ class CondorBackend(GroupedBackend):
 
 
 class CondorExecutor(RemoteBatchExecutor):
+    """HTCondor jobs submitted over SSH, one cluster per submission."""
+
     name: ClassVar[str] = "condor"
     description: ClassVar[str] = "HTCondor jobs submitted over SSH (--profile NAME)"
     OPTIONS: ClassVar[tuple[Option, ...]] = REMOTE_OPTIONS + (

@@ -61,9 +61,11 @@ DEFAULT_DISK = "1GB"
 
 @dataclass(frozen=True)
 class CondorOptions:
-    """Submit-file settings, named as in the submit file (from the executor options cpus,
-    memory, disk, extra_directives and max_releases, and job_timeout), how often the
-    backend asks ``condor_q``, and how far out-of-memory/disk holds may raise a request."""
+    """Submit-file settings, named as in the submit file.
+
+    From the executor options cpus, memory, disk, extra_directives and max_releases, and
+    job_timeout; also how often the backend asks ``condor_q``, and how far out-of-memory/disk
+    holds may raise a request."""
 
     request_cpus: int = 1
     request_memory: str = "2GB"  # MB if a bare number, else with unit
@@ -229,7 +231,11 @@ _TERSE = re.compile(r"^(\d+)\.(\d+) - (\d+)\.(\d+)$")
 
 
 def parse_terse(text: str) -> tuple[int, int, int]:
-    """``condor_submit -terse`` output -> (cluster, first proc, last proc)."""
+    """``condor_submit -terse`` output -> (cluster, first proc, last proc).
+
+    >>> parse_terse("12.0 - 12.3")
+    (12, 0, 3)
+    """
     for line in text.splitlines():
         m = _TERSE.match(line.strip())
         if m:

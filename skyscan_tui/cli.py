@@ -29,8 +29,10 @@ EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
-    """One-line errors; ``late`` adds arguments on first use (parse or help), so flags
-    generated from plug-ins are imported only by the commands that take them."""
+    """The argument parser with one-line errors and late arguments.
+
+    ``late`` adds arguments on first use (parse or help), so flags generated from plug-ins are
+    imported only by the commands that take them."""
 
     def __init__(self, *args: Any, late: Any = None, **kw: Any) -> None:
         super().__init__(*args, **kw)
@@ -227,6 +229,7 @@ def _overlays(args: argparse.Namespace) -> tuple[tuple, tuple]:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``skyscan-tui`` command and its sub-commands."""
     p = _Parser(prog="skyscan-tui", description=__doc__.split("\n\n")[0])
     p.add_argument("--version", action="version", version=f"skyscan-tui {__version__}")
     p.add_argument("--loglevel", default="WARNING",
@@ -633,6 +636,7 @@ def _route_bare(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); the exit code."""
     ctrl_c = CtrlC()
     ctrl_c.install()
     try:

@@ -41,7 +41,11 @@ _MAX_SEGMENT_DEG = 0.5
 
 
 def parse_levels(text: str | None, default: tuple[float, ...] = (0.5, 0.9)) -> list[float]:
-    """Containment levels from ``"50,90,99.7"`` [per cent] (or fractions below 1) → fractions."""
+    """Containment levels from ``"50,90,99.7"`` [per cent] (or fractions below 1) → fractions.
+
+    >>> parse_levels("90,50,99.7"), parse_levels("0.68"), parse_levels(None)
+    ([0.5, 0.9, 0.997], [0.68], [0.5, 0.9])
+    """
     if text is None or not str(text).strip():
         return list(default)
     out = []
@@ -58,7 +62,11 @@ def parse_levels(text: str | None, default: tuple[float, ...] = (0.5, 0.9)) -> l
 
 
 def level_label(level: float) -> str:
-    """``0.5`` → ``"50"``, ``0.997`` → ``"99.7"`` (for file names and keys)."""
+    """``0.5`` → ``"50"``, ``0.997`` → ``"99.7"`` (for file names and keys).
+
+    >>> level_label(0.5), level_label(0.997)
+    ('50', '99.7')
+    """
     return f"{level * 100:.6g}"
 
 
@@ -229,6 +237,7 @@ class Contour:
 
     @property
     def label(self) -> str:
+        """The region's level as shown to users, e.g. ``90%``."""
         return level_label(self.level)
 
 
@@ -236,8 +245,23 @@ def contours(stats: SkyStats, levels: list[float] | tuple[float, ...] = (0.5, 0.
              kind: str = "likelihood", step: int | None = None) -> list[Contour]:
     """Regions and boundary rings at ``levels`` (fractions).
 
-    ``kind="likelihood"``: 2ΔLLH ≤ k, with the scan's thresholds at 50 % / 90 % and Wilks'
-    k = −2 ln(1 − level) at any other level; ``kind="credible"``: credible regions.
+    Parameters
+    ----------
+    stats : SkyStats
+        The statistics of the scan (:func:`skyscan_tui.stats.analyse`).
+    levels : sequence of float
+        Containment levels as fractions, e.g. ``(0.5, 0.9)``.
+    kind : str
+        ``"likelihood"``: 2ΔLLH ≤ k, with the scan's thresholds at 50 % / 90 % and Wilks'
+        k = −2 ln(1 − level) at any other level; ``"credible"``: credible regions.
+    step : int or None
+        Points per finest-pixel edge of the rings (see :func:`region_rings`); None: its
+        default.
+
+    Returns
+    -------
+    list of Contour
+        One per level, in the order of ``levels``.
     """
     out = []
     for level in levels:
@@ -458,7 +482,7 @@ def geojson(c: Contour, properties: dict[str, Any] | None = None) -> dict[str, A
 
 
 def point_in_geojson(geometry: dict[str, Any] | None, ra_deg: float, dec_deg: float) -> bool:
-    """Is (ra, dec) [deg] inside a GeoJSON Polygon/MultiPolygon (planar lon/lat test)?"""
+    """Whether (ra, dec) [deg] is inside a GeoJSON Polygon/MultiPolygon (planar lon/lat test)."""
     if geometry is None:
         return False
     lon = (ra_deg + 180.0) % 360.0 - 180.0
@@ -521,8 +545,34 @@ def write_contours(result: Any, stats: SkyStats, outdir: str | Path,
                    levels: list[float] | tuple[float, ...] = (0.5, 0.9),
                    formats: tuple[str, ...] = ("txt", "geojson"), kind: str = "likelihood",
                    basename: str | None = None) -> dict[str, Path]:
-    """Write ``BASENAME.contour_50.txt``, ``.contour_50.geojson``, ``.contour_50.reg``,
-    ``.contour_50.moc.fits`` per level (credible regions: ``credible_50``); returns paths."""
+    """Write the contour files of each level; returns their paths.
+
+    ``BASENAME.contour_50.txt``, ``.contour_50.geojson``, ``.contour_50.reg`` and
+    ``.contour_50.moc.fits`` per level (credible regions: ``credible_50``).
+
+    Parameters
+    ----------
+    result : ScanResult
+        The scan (its :meth:`basename` names the files unless ``basename`` is given).
+    stats : SkyStats
+        Its statistics (:func:`skyscan_tui.stats.analyse`).
+    outdir : str or Path
+        The folder to write into (created if missing).
+    levels : sequence of float
+        Containment levels as fractions.
+    formats : tuple of str
+        Any of ``txt``, ``geojson``, ``ds9`` (a ``.reg`` file) and ``moc``; UserError for
+        others.
+    kind : str
+        ``"likelihood"`` or ``"credible"`` regions (see :func:`contours`).
+    basename : str or None
+        The start of the file names.
+
+    Returns
+    -------
+    dict of str to Path
+        The files written, by key (e.g. ``"contour_50_txt"``).
+    """
     bad = set(formats) - set(FORMATS)
     if bad:
         raise UserError(f"contour formats {sorted(bad)}: use {', '.join(FORMATS)}")

@@ -176,10 +176,11 @@ def alert_text(result: Any, stats: SkyStats | None) -> str:
 
 def write_products(result: Any, outdir: str | Path, stats: SkyStats | None,
                    basename: str, flat_nside: int | None = None) -> dict[str, Path]:
-    """Write ``BASENAME.multiorder.fits``, the 50/90 % contours ``BASENAME.contour_50.txt``
-    and ``.geojson``, the flat ``…skymap_nside_N_{llh,probability}.fits.gz`` maps when
-    ``flat_nside`` is given (> 0), ``notice.json`` (if there is a map) and ``alert.txt``,
-    each atomically."""
+    """Write the alert products atomically; returns their paths.
+
+    ``BASENAME.multiorder.fits``, the 50/90 % contours ``BASENAME.contour_50.txt`` and
+    ``.geojson``, the flat ``…skymap_nside_N_{llh,probability}.fits.gz`` maps when
+    ``flat_nside`` is given (> 0), ``notice.json`` (if there is a map) and ``alert.txt``."""
     outdir = Path(outdir)
     paths: dict[str, Path] = {}
     if stats is not None:

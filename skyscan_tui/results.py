@@ -45,6 +45,7 @@ _SR_COLUMNS = list(SKYREADER_DTYPE.names or ())
 
 
 def empty_level(ipix: np.ndarray) -> np.ndarray:
+    """Level rows for the NESTED pixels ``ipix`` with every fitted value NaN (not fitted)."""
     out = np.zeros(len(ipix), dtype=LEVEL_DTYPE)
     out["ipix"] = ipix
     for f in ("llh", "E_in", "E_tot", "x", "y", "z", "t"):
@@ -55,6 +56,8 @@ def empty_level(ipix: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class BestFit:
+    """The best pixel: ``ra``/``dec`` and ``zenith``/``azimuth`` [rad], vertex [m] and time [ns]."""
+
     nside: int
     ipix: int  # NESTED
     llh: float
@@ -68,6 +71,7 @@ class BestFit:
     t: float
 
     def to_dict(self) -> dict[str, Any]:
+        """The best fit as a JSON-ready dict (angles [rad], vertex [m], time [ns])."""
         return {
             "nside": self.nside, "ipix_nest": self.ipix, "llh": self.llh,
             "ra_deg": math.degrees(self.ra), "dec_deg": math.degrees(self.dec),
@@ -92,13 +96,16 @@ class ScanResult:
 
     @property
     def nsides(self) -> list[int]:
+        """The scanned nsides, ascending."""
         return sorted(self.levels)
 
     @property
     def n_failed(self) -> int:
+        """Number of failed fits (NaN −log L) over all levels."""
         return int(sum(int(np.isnan(lv["llh"]).sum()) for lv in self.levels.values()))
 
     def finite_levels(self) -> dict[int, np.ndarray]:
+        """Each level without its failed (NaN) rows."""
         return {n: lv[np.isfinite(lv["llh"])] for n, lv in self.levels.items()}
 
     def best(self) -> BestFit | None:
@@ -125,6 +132,7 @@ class ScanResult:
 
     # ------------------------------------------------------------------ skyreader files
     def basename(self) -> str:
+        """The base of the result file names: run, event, event type and nsides."""
         nsides = "_".join(str(n) for n in self.nsides)
         # the type ends up in a file name: keep it to safe characters whatever its source
         etype = "".join(c if c.isascii() and (c.isalnum() or c in "_-") else "_"
@@ -156,8 +164,10 @@ class ScanResult:
         return {"overlays": overlays_json(ov)}
 
     def _topology_fields(self) -> dict[str, Any]:
-        """Header fields of a cascade-like verdict (none for track-like events, whose files
-        stay as before): a file scanned with ``--allow-cascade`` keeps its warning."""
+        """Header fields of a cascade-like verdict (none for track-like events).
+
+        Files of track-like events stay as before; a file scanned with ``--allow-cascade`` keeps
+        its warning."""
         topo = self.meta.get("topology")
         if not (isinstance(topo, dict) and topo.get("cascade_like")):
             return {}
@@ -176,6 +186,7 @@ class ScanResult:
         return out[np.argsort(out["index"], kind="stable")]
 
     def to_npz_bytes(self) -> bytes:
+        """The result as skyreader ``.npz`` bytes."""
         first = self._header_fields(self.nsides[0])
         hdr_dtype = np.dtype([
             (k, f"U{max(1, max(len(str(self._header_fields(n)[k])) for n in self.nsides))}")
@@ -190,6 +201,7 @@ class ScanResult:
         return buf.getvalue()
 
     def to_json_dict(self) -> dict[str, Any]:
+        """The result as a JSON-ready dict (NaN written as a sentinel)."""
         def friendly(v: Any) -> Any:
             return NAN_SENTINEL if isinstance(v, float) and math.isnan(v) else v
 
@@ -205,8 +217,9 @@ class ScanResult:
         return out
 
     def to_json_text(self, chunk: int = 4096) -> str:
-        """``json.dumps(self.to_json_dict())``, built ``chunk`` rows at a time so a large
-        skymap never exists as millions of Python objects at once (flat memory)."""
+        """``json.dumps(self.to_json_dict())``, built ``chunk`` rows at a time.
+
+        So a large skymap never exists as millions of Python objects at once (flat memory)."""
         def friendly(v: Any) -> Any:
             return NAN_SENTINEL if isinstance(v, float) and math.isnan(v) else v
 
@@ -271,6 +284,7 @@ class ScanResult:
         return memo[key]
 
     def summary(self, files: dict[str, str] | None = None) -> dict[str, Any]:
+        """The figures of ``summary.json``: best fit, errors, areas, and the ``files`` written."""
         from skyscan_tui.overlays import truth_report
 
         best = self.best()

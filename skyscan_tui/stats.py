@@ -76,6 +76,7 @@ class Thresholds:
 
     @property
     def description(self) -> str:
+        """The method in words, for result headers and reports."""
         if self.name == "wilks":
             return "Wilks' theorem, 2 dof"
         if self.name == "ic160427a":
@@ -84,7 +85,11 @@ class Thresholds:
 
 
 def parse_thresholds(spec: str | Thresholds | None) -> Thresholds:
-    """``"wilks"``, ``"ic160427a"`` or ``"TS50,TS90"`` (two values of 2ΔLLH) → Thresholds."""
+    """``"wilks"``, ``"ic160427a"`` or ``"TS50,TS90"`` (two values of 2ΔLLH) → Thresholds.
+
+    >>> parse_thresholds("1.5,5")
+    Thresholds(name='custom', ts50=1.5, ts90=5.0)
+    """
     if isinstance(spec, Thresholds):
         return spec
     text = (spec or "wilks").strip().lower()
@@ -123,6 +128,7 @@ class MultiOrderMap:
 
     @property
     def max_nside(self) -> int:
+        """The finest nside in the table (1 if it is empty)."""
         return int(self.nside.max()) if len(self) else 1
 
     @property
@@ -266,9 +272,11 @@ class Region:
 
     @property
     def label(self) -> str:
+        """The level as a percentage, e.g. ``90%``."""
         return f"{round(self.level * 100)}%"
 
     def to_dict(self) -> dict[str, Any]:
+        """The region as a JSON-ready dict (areas [deg²], radius and errors [deg])."""
         return {
             "method": self.method, "level": self.level,
             "ts_threshold": None if math.isnan(self.ts) else self.ts,
@@ -432,9 +440,11 @@ class SkyStats:
         return self.prob / self.mo.area
 
     def region(self, level: float) -> Region:
+        """The region at containment ``level`` (a fraction, e.g. 0.9)."""
         return next(r for r in self.regions if abs(r.level - level) < 1e-9)
 
     def to_dict(self) -> dict[str, Any]:
+        """The statistics as a JSON-ready dict (angles [deg], areas [deg²])."""
         r90 = self.region(0.9)
         return {
             "ra_deg": self.ra_deg, "dec_deg": self.dec_deg,
@@ -476,10 +486,23 @@ def _credible(mo: MultiOrderMap, prob: np.ndarray, dllh: np.ndarray,
 
 def analyse(result: Any, thresholds: str | Thresholds | None = "wilks",
             error_floor_deg: float | None = 0.0) -> SkyStats | None:
-    """Statistics of a ``ScanResult``; None when no pixel has a finite −ln L.
+    """Statistics of a ``ScanResult`` [deg, deg²]; None when no pixel has a finite −ln L.
 
-    ``error_floor_deg`` > 0 convolves the probability map with a Gaussian of that width
-    (``skyscan_tui.errorfloor``); every region is then one of the smoothed map.
+    Parameters
+    ----------
+    result : ScanResult
+        The scan, any nsides (merged into one multi-order map).
+    thresholds : str or Thresholds or None
+        2ΔLLH thresholds of the 50 %/90 % likelihood regions: ``"wilks"`` (default),
+        ``"ic160427a"`` or ``"TS50,TS90"`` (see :func:`parse_thresholds`).
+    error_floor_deg : float or None
+        > 0 convolves the probability map with a Gaussian of that width [deg]
+        (:mod:`skyscan_tui.errorfloor`); every region is then one of the smoothed map.
+
+    Returns
+    -------
+    SkyStats or None
+        Best fit and errors [deg], likelihood and credible regions (areas [deg²]).
     """
     from skyscan_tui.errorfloor import check_error_floor
 

@@ -447,8 +447,9 @@ class RemoteBatchExecutor(Resumable, Executor):
         self._submit(sub)
 
     def _submit(self, sub: Submission) -> None:
-        """Submit; on failure keep ``sub`` as is (same id and tag, so a submission whose
-        reply was lost is found again, not repeated) and retry at the next poll."""
+        """Submit ``sub``; on failure keep it as is and retry at the next poll.
+
+        Same id and tag, so a submission whose reply was lost is found again, not repeated."""
         try:
             handle = self.backend.submit(sub)
         except RemoteError as exc:
@@ -672,8 +673,9 @@ class RemoteBatchExecutor(Resumable, Executor):
     # ---------------------------------------------------------------- resume
 
 def _remote_path_expr(path: str) -> str:
-    """Shell text for a remote path: ``~/x`` and relative paths start at "$HOME", the rest
-    is quoted (so spaces and quotes in names are safe)."""
+    """Shell text for a remote path, safe with spaces and quotes in names.
+
+    ``~/x`` and relative paths start at "$HOME"; the rest is quoted."""
     if path == "~":
         return '"$HOME"'
     if path.startswith("~/"):

@@ -49,6 +49,7 @@ def task_keys(batch: TaskBatch) -> list[str]:
 
 
 def context_digest(context: ScanContext) -> str:
+    """Digest of what a scan fits (event, reco and its options), to match saved state."""
     from skyscan_tui.events import event_digest
 
     blob = json.dumps([event_digest(context.event), context.reco_name,
@@ -81,20 +82,24 @@ class Job:
 
     @property
     def ref(self) -> JobRef:
+        """The job's current attempt."""
         return JobRef(self.job_id, self.attempt)
 
     @property
     def input(self) -> str:
+        """The job's input file, relative to the scan folder."""
         return f"jobs/job_{self.job_id:06d}.npz"
 
     @property
     def output(self) -> str:
+        """The job's result file, relative to the scan folder."""
         return f"results/result_{self.job_id:06d}.npz"
 
 
 class Resumable:
-    """The resume half of :class:`~executors.remote.batch.RemoteBatchExecutor` (see the
-    module docstring); it works on the executor's jobs, counters and backend."""
+    """The resume half of :class:`~executors.remote.batch.RemoteBatchExecutor`.
+
+    See the module docstring; it works on the executor's jobs, counters and backend."""
 
     def _init_resume(self) -> None:
         self._state_paths: list[Path] = []  # where the resume state is kept (bind/hook)

@@ -52,6 +52,8 @@ __all__ = ["JobRef", "JobSpec", "Submission", "JobStatus", "HoldAction", "Schedu
 
 @dataclass(frozen=True)
 class JobRef:
+    """One attempt (``attempt``, from 0) of the job ``job_id``."""
+
     job_id: int
     attempt: int
 
@@ -70,6 +72,7 @@ class JobSpec:
 
     @property
     def ref(self) -> JobRef:
+        """The job's current attempt."""
         return JobRef(self.job_id, self.attempt)
 
 
@@ -90,6 +93,8 @@ QUEUED, RUNNING, DONE, FAILED, HELD, LOST = "queued", "running", "done", "failed
 
 @dataclass(frozen=True)
 class JobStatus:
+    """What the scheduler says about one job attempt (``detail``: its words, for users)."""
+
     ref: JobRef
     state: str  # QUEUED | RUNNING | DONE | FAILED | HELD | LOST
     detail: str = ""
@@ -121,8 +126,10 @@ _RESULT_FILE = re.compile(r"^results/result_(\w+)\.npz$")
 
 
 def job_stems(sub: Submission) -> list[str]:
-    """The ``J`` of each job's ``jobs/job_J.npz``, in order; ValueError for an empty
-    submission or names the executor does not write (they go into scheduler files)."""
+    """The ``J`` of each job's ``jobs/job_J.npz``, in order.
+
+    ValueError for an empty submission or for names the executor does not write (they go into
+    scheduler files)."""
     if not sub.jobs:
         raise ValueError("empty submission")
     stems = []
@@ -150,6 +157,7 @@ class SchedulerBackend(ABC):
     max_releases: int = 0
 
     def bind(self, conn: RemoteConnection, scan_dir: str, settings: RemoteSettings) -> None:
+        """Use ``conn`` and the remote scan folder ``scan_dir`` from now on."""
         self.conn, self.scan_dir, self.settings = conn, scan_dir, settings
 
     def check(self) -> None:
@@ -165,22 +173,32 @@ class SchedulerBackend(ABC):
                 f"{self.login_node}? Add them to PATH in ~/.bashrc or ~/.ssh/environment")
 
     @abstractmethod
-    def submit(self, sub: Submission) -> str | None: ...
+    def submit(self, sub: Submission) -> str | None:
+        """Submit all jobs of ``sub`` at once (idempotent per ``sub.id``).
+
+        Returns
+        -------
+        str or None
+            A label for messages, e.g. ``"cluster 12"``."""
 
     @abstractmethod
-    def poll(self) -> list[JobStatus]: ...
+    def poll(self) -> list[JobStatus]:
+        """The current state of the jobs this backend knows (any order; repeats are fine)."""
 
     @abstractmethod
-    def remove(self, jobs: Sequence[JobRef]) -> None: ...
+    def remove(self, jobs: Sequence[JobRef]) -> None:
+        """Cancel the job attempts ``jobs`` (best effort, idempotent)."""
 
     def remove_all(self) -> None:
         """Remove every job this backend submitted for the scan (cancel)."""
         self.remove(self.active())
 
     def active(self) -> list[JobRef]:
+        """The job attempts submitted and not yet finished (default: none known)."""
         return []
 
     def release(self, jobs: Sequence[JobRef]) -> None:
+        """Let the held jobs ``jobs`` run again (default: no holds, nothing to do)."""
         return None
 
     def releasable(self, status: JobStatus) -> bool:
@@ -188,8 +206,10 @@ class SchedulerBackend(ABC):
         return False
 
     def hold_action(self, status: JobStatus, releases: int) -> HoldAction:
-        """Release a held job while its hold is releasable and releases are left; else
-        remove it and resubmit."""
+        """What to do with a held job: release it, or remove it and resubmit.
+
+        Release it while its hold is releasable and releases are left; else remove it and
+        resubmit."""
         if releases < self.max_releases and self.releasable(status):
             return HoldAction(RELEASE)
         return HoldAction(RESUBMIT)
@@ -209,9 +229,11 @@ class SchedulerBackend(ABC):
         return None
 
     def state(self) -> dict[str, Any]:
+        """What the backend must keep to re-attach after a resume (JSON-ready)."""
         return {}
 
     def attach(self, state: dict[str, Any]) -> None:
+        """Take back the ``state`` saved by :meth:`state` (resume)."""
         return None
 
     # ---------------------------------------------------------------- shared helpers
@@ -251,9 +273,11 @@ class SchedulerBackend(ABC):
     query_mark: ClassVar[str] = "==skyscan-query-rc=="
 
     def _query_then(self, query: str, then: str) -> tuple[bytes | None, bytes, RunResult]:
-        """Run ``query`` and then ``then`` in one command: the query's output (None if it
-        failed), the output of ``then`` and the whole result. The order matters: what
-        ``then`` reads (logs, markers) is at least as new as the queue."""
+        """Run ``query`` and then ``then`` in one command.
+
+        Returns the query's output (None if it failed), the output of ``then`` and the whole
+        result. The order matters: what ``then`` reads (logs, markers) is at least as new as the
+        queue."""
         res = self._run(f"{query}; echo \"{self.query_mark} $?\"; {then}")
         head, _, rest = res.out.partition(f"{self.query_mark} ".encode())
         rc, _, rest = rest.partition(b"\n")
@@ -276,6 +300,7 @@ class Group:
 
     @property
     def indices(self) -> range:
+        """The scheduler indices of the group's jobs (proc or array task ids)."""
         return range(self.first, self.first + len(self.refs))
 
 
@@ -323,15 +348,18 @@ class GroupedBackend(SchedulerBackend):
         return [k for k, m in self.members.items() if m.ref in wanted and not m.terminal]
 
     def active(self) -> list[JobRef]:
+        """The job attempts of every group that have not ended."""
         return [m.ref for m in self.members.values() if not m.terminal]
 
     def remove(self, jobs: Sequence[JobRef]) -> None:
+        """Cancel ``jobs``, one scheduler command per group (best effort)."""
         keys = self._keys(jobs)
         for k in keys:
             self.members[k].removed = self.members[k].terminal = True
         self._run_quiet(self.cancel_command, [self.member_id(k) for k in keys])
 
     def release(self, jobs: Sequence[JobRef]) -> None:
+        """Release the held ``jobs`` (errors are only logged)."""
         self._run_quiet(self.release_command, [self.member_id(k) for k in self._keys(jobs)])
 
     def remove_all(self) -> None:

@@ -69,6 +69,7 @@ class SSHTarget:
 
     @property
     def label(self) -> str:
+        """The host as shown to users (``alias``, or ``alias:port`` off port 22)."""
         return self.alias if self.port == 22 else f"{self.alias}:{self.port}"
 
 
@@ -161,12 +162,15 @@ def _host_key_policy(target: SSHTarget, hostname: str, port: int):
 # --------------------------------------------------------------------------- connection
 @dataclass(frozen=True)
 class RunResult:
+    """Exit code and output bytes of one remote command."""
+
     code: int
     out: bytes
     err: bytes
 
     @property
     def text(self) -> str:
+        """Standard output as text (undecodable bytes replaced)."""
         return self.out.decode("utf-8", "replace")
 
     def err_line(self) -> str:
@@ -273,6 +277,7 @@ class RemoteConnection:
                                   f"{_describe(exc)}") from None
 
     def alive(self) -> bool:
+        """Whether the SSH connection is up."""
         if self._client is None:
             return False
         tr = self._client.get_transport()
@@ -338,6 +343,24 @@ class RemoteConnection:
         Reads stdout and stderr together until the command exits or ``timeout`` [s] passes
         (then the channel is closed and :class:`RemoteError` raised). With ``retry`` the
         command is run again after a reconnect, so it must be idempotent.
+
+        Parameters
+        ----------
+        cmd : str
+            The command line, run by the remote user's shell.
+        timeout : float
+            Longest wait for the command to end [s].
+        check : bool
+            Raise :class:`RemoteError` (with the last line of stderr) on a non-zero exit.
+        stdin : bytes or None
+            Data for the command's standard input (then it runs on its own channel).
+        retry : bool
+            Run the command again after a dropped connection is re-established.
+
+        Returns
+        -------
+        RunResult
+            The exit code and the output bytes.
         """
         result = self._with_retry(f"command {cmd.split()[0] if cmd else ''!r}",
                                   lambda: self._run_once(cmd, timeout, stdin), retry)
@@ -503,6 +526,7 @@ class RemoteConnection:
         self._with_retry("upload", self._retry_sftp(do))
 
     def get_bytes(self, path: str) -> bytes:
+        """The content of the remote file ``path`` (over SFTP, retried on a dropped link)."""
         def do() -> bytes:
             buf = io.BytesIO()
             self._sftp_client().getfo(path, buf)
@@ -519,6 +543,7 @@ class RemoteConnection:
         return wrapped
 
     def close(self) -> None:
+        """Close the SFTP session, the shell and the connection."""
         self._drop()
 
 

@@ -42,6 +42,7 @@ __all__ = ["ScanRunner", "drive_engine", "one_line", "start_loky_tracker"]
 
 
 def one_line(exc: BaseException) -> str:
+    """An exception as one line for the app's log: ``Type: first line of the message``."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
@@ -157,6 +158,7 @@ class ScanRunner:
 
     @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
     def run_scan(self, engine: ScanEngine) -> None:
+        """Drive ``engine`` to the end in a worker thread, posting its updates as messages."""
         worker = get_current_worker()
         try:
             drive_engine(engine, self.post_message,  # type: ignore[attr-defined]
@@ -166,6 +168,7 @@ class ScanRunner:
 
     @work(thread=True, group="save", exit_on_error=False)
     def save_result(self, result: Any, outdir: Any, final: bool) -> None:
+        """Write ``result``'s files into ``outdir`` in a worker thread; post what happened."""
         try:
             paths = result.save(outdir)
             if final and self.engine is not None:  # progress.json names the files

@@ -1,5 +1,7 @@
-"""The three screens: start (event, reco, executor, progression), scan (live maps, progress,
-log, controls) and results (best fit, areas, files). Screens hold no physics: maps come from
+"""The three screens: start, scan and results.
+
+Start (event, reco, executor, progression), scan (live maps, progress, log, controls) and
+results (best fit, areas, files). Screens hold no physics: maps come from
 :mod:`skyscan_tui.raster`, scans from :mod:`skyscan_tui.engine` through ``runner``."""
 
 from __future__ import annotations
@@ -131,6 +133,7 @@ class StartScreen(Screen):
 
     # ---------------------------------------------------------------- event
     def set_event(self, event: Any, label: str, source: str) -> None:
+        """Show ``event`` (named ``label``, read ``source``) and its topology verdict."""
         from skyscan_tui.app_api import topology_check
 
         self.event, self.event_label = event, label
@@ -143,6 +146,7 @@ class StartScreen(Screen):
         outdir.placeholder = str(self._default_outdir())
 
     def load_path(self, path: Path) -> bool:
+        """Load the event file ``path``; False (and the error shown) if it cannot be read."""
         from skyscan_tui.eventfiles import load_event
 
         try:
@@ -158,6 +162,7 @@ class StartScreen(Screen):
         return True
 
     def show_event_error(self, msg: str) -> None:
+        """Show why the event could not be opened, and log it."""
         summary = self.query_one("#event-summary", Static)
         summary.update(f"[b]Cannot open the event[/b]\n{msg}")
         summary.add_class("error")
@@ -398,6 +403,7 @@ class ScanScreen(ScanRunner, Screen):
                 self.redraws += 1
 
     def write_log(self, text: str, level: str = "info") -> None:
+        """Append ``text`` to the scan log, coloured by ``level`` (info, warning, error)."""
         style = {"warning": "yellow", "error": "bold red"}.get(level)
         self.query_one("#log", RichLog).write(f"[{style}]{text}[/]" if style else text)
 
@@ -506,6 +512,7 @@ class ScanScreen(ScanRunner, Screen):
     # ---------------------------------------------------------------- controls
     @property
     def running(self) -> bool:
+        """Whether a scan runs on this screen."""
         return self.engine is not None and not self.scan_finished.is_set()
 
     def action_pause(self) -> None:
