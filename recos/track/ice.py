@@ -144,3 +144,25 @@ def uniform_ice(b_e: float = 1.0 / 25.0, a: float = 1.0 / 98.0) -> IceModel:
     edges = np.arange(-800.0, 801.0, 10.0)
     n = edges.size - 1
     return IceModel("uniform", edges, np.full(n, float(b_e)), np.full(n, float(a)))
+
+
+def track_emission_z(pos: np.ndarray, point: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Height z [m] (P, K) of the Cherenkov emission point seen by each DOM ``pos`` (K, 3)
+    for P tracks through ``point`` (P, 3) along ``u`` (P, 3): ``l - d cot θ_c`` along the
+    track from its closest approach."""
+    from recos.track.constants import N_PHASE
+
+    rel = pos[None, :, :] - point[:, None, :]
+    along = np.einsum("pkj,pj->pk", rel, u)
+    perp = rel - along[..., None] * u[:, None, :]
+    d = np.sqrt(np.einsum("pkj,pkj->pk", perp, perp))
+    l_emit = along - d / np.sqrt(N_PHASE**2 - 1.0)
+    return point[:, 2:3] + l_emit * u[:, 2:3]
+
+
+def layered_pandel(ice: IceModel, pos: np.ndarray, point: np.ndarray, u: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Per track and DOM (P, K) the scaled Pandel λ and λ_a [m] along the path from the
+    emission point of the track (``point``, ``u``: (P, 3)) to each DOM (``pos``: (K, 3))."""
+    z_em = track_emission_z(pos, point, u)
+    return ice.scaled_pandel(z_em, np.broadcast_to(pos[None, :, 2], z_em.shape))
