@@ -8,7 +8,6 @@ import pytest
 from recos import get_reco
 from recos.track.constants import PANDEL_LAMBDA, PANDEL_RHO
 from recos.track.ice import track_emission_z, uniform_ice
-from recos.track.objective import TrackObjective
 from recos.track.pandel import convoluted_logpdf
 from skyscan_tui.errors import UserError
 from skyscan_tui.simulate import SimConfig, simulate_event
@@ -94,5 +93,3 @@ def test_option_checked():
         get_reco("spe")(ice="layered", kernel="numba")
     assert "layered ice" in get_reco("spe")(ice="layered").likelihood
     assert "layered" not in get_reco("spe")().likelihood
-    obj_args = TrackObjective.__init__.__code__.co_varnames
-    assert "layers" in obj_args
