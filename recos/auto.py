@@ -25,11 +25,16 @@ import dataclasses
 
 from recos.base import Option
 from recos.track.options import mpe_options
-from recos.track.prepare import PreparedTrack, prepare_track
+from recos.track.prepare import PreparedTrack, prepare_track, real_detector
 from recos.track.reco import TrackReco
 from skyscan_tui.events import Event
 
 __all__ = ["AutoReco", "RECO"]
+
+
+def _ice_auto(option: Option) -> Option:
+    """The ``ice`` option with default ``auto``: layered ice on the real-detector path."""
+    return dataclasses.replace(option, default="auto") if option.name == "ice" else option
 
 
 class AutoReco(TrackReco):
@@ -37,20 +42,21 @@ class AutoReco(TrackReco):
 
     name = "auto"
     description = ("Pandel track fit choosing MPE for events with many multi-photon DOMs, "
-                   "SPE1st otherwise")
+                   "SPE1st otherwise; layered ice and the realistic pull calibration on real "
+                   "events")
     likelihood = "SPE1st or MPE per event, Gauss-convoluted Pandel, noise floor"
-    OPTIONS = TrackReco.COMMON_OPTIONS + mpe_options() + (
+    OPTIONS = tuple(_ice_auto(o) for o in TrackReco.COMMON_OPTIONS) + mpe_options() + (
         Option("min_multi", int, 30, "MPE when at least this many cleaned DOMs saw >= 2 "
                "photons, SPE1st otherwise", min=0, max=100_000),
-        Option("real_mpe", bool, False, "allow MPE on real events too (their ice is not the "
-               "model's: MPE's contours are then too small)"),
+        Option("real_mpe", bool, True, "allow MPE on real events (false: SPE1st on every "
+               "real event, as before the realistic calibration)"),
     )
     # the objective uses MPE whenever the prepared event carries multi-photon DOMs; an event
     # prepared for SPE1st has none (every N is 1), so TrackReco.uses_mpe tells which ran
     use_charge = True
 
     def _real_spe(self, event: Event) -> bool:
-        return bool(event.meta.get("is_real_event")) and not self.options["real_mpe"]
+        return real_detector(event) and not self.options["real_mpe"]
 
     def prepare(self, event: Event) -> PreparedTrack:
         if not self._real_spe(event):
@@ -64,7 +70,7 @@ class AutoReco(TrackReco):
     def likelihood_for(self, prepared: PreparedTrack) -> str:
         mpe = self.uses_mpe(prepared)
         if prepared.real_event:
-            why = "real event: MPE's regions shrink too much under ice-model mismatch"
+            why = "real event and real_mpe=false"
         else:
             why = f"{'>=' if mpe else '<'} {self.options['min_multi']} DOMs with >= 2 photons"
         return (f"auto chose {'MPE' if mpe else 'SPE1st'} ({why}): "

@@ -36,12 +36,17 @@ from skyscan_tui.errors import UserError
 __all__ = [
     "WILKS", "NAMED_THRESHOLDS", "CREDIBLE_LEVELS", "Thresholds", "parse_thresholds",
     "MultiOrderMap", "multiorder_map", "Region", "SkyStats", "analyse", "SR_TO_DEG2",
-    "wilks_ts", "likelihood_region", "credible_region", "levels_summary",
+    "wilks_ts", "likelihood_region", "credible_region", "levels_summary", "REALISTIC_PULL",
 ]
 
 SR_TO_DEG2 = (180.0 / math.pi) ** 2
 #: 2ΔLLH for 50 % / 90 % coverage of a χ² with two degrees of freedom (2 ln 2, 2 ln 10).
 WILKS = (2.0 * math.log(2.0), 2.0 * math.log(10.0))
+#: How a reco's likelihood text names the pull calibration fitted on the realistic
+#: simulation (``recos/track/pull.py``): a systematic treatment of the ice and detector, so
+#: the regions of such a scan are reported as "systematic included"
+REALISTIC_PULL = "pull calibrated on the realistic simulation (SPICE Mie)"
+
 #: Named 50 % / 90 % thresholds on 2ΔLLH. "ic160427a" are IceCube's millipede-with-systematics
 #: values (skyreader: "from Pan-Starrs event 127852", event IC160427A); they are an empirical
 #: calibration of *their* likelihood, not of ours; calibrating our own: docs/validation.md.
@@ -409,16 +414,20 @@ class SkyStats:
     #: density relative to its peak); 0 = the statistical map as scanned
     error_floor_deg: float = 0.0
     smoothing: Any = None  # errorfloor.Smoothing when a floor was applied
+    #: the reco's pull calibration when it carries a systematic (REALISTIC_PULL), else ""
+    pull_calibration: str = ""
 
     @property
     def systematic_included(self) -> bool:
-        """A floor was convolved in, or calibrated (non-Wilks) thresholds were used."""
-        return self.error_floor_deg > 0 or self.thresholds.name != "wilks"
+        """A floor was convolved in, calibrated (non-Wilks) thresholds were used, or the
+        surface was pull-corrected on the realistic simulation."""
+        return (self.error_floor_deg > 0 or self.thresholds.name != "wilks"
+                or bool(self.pull_calibration))
 
     @property
     def systematic(self) -> str:
         """One phrase saying which systematic treatment the regions include."""
-        parts = []
+        parts = [self.pull_calibration] if self.pull_calibration else []
         if self.error_floor_deg > 0:
             parts.append(f"a Gaussian error floor of {self.error_floor_deg:g} deg convolved "
                          "into the map")
@@ -550,6 +559,8 @@ def analyse(result: Any, thresholds: str | Thresholds | None = "wilks",
         regions=regions, credible=credible,
         coverage_deg2=float(area[finite].sum() * SR_TO_DEG2),
         error_floor_deg=floor, smoothing=smoothing,
+        pull_calibration=REALISTIC_PULL if REALISTIC_PULL in str(
+            getattr(result, "likelihood", "") or "") else "",
     )
 
 

@@ -43,6 +43,10 @@ class PreparedTrack:
     n_doms_in: int
     n_bright: int  # cleaned DOMs with round(charge) >= 2, whether or not the fit uses charge
     real_event: bool = False  # set by ``auto`` when it chose SPE1st because the event is real
+    #: the event comes from the real detector, or from its realistic simulation
+    #: (``simulate --ice spice_mie``, ``sim_ice`` in the metadata): both take the real path
+    #: (``ice=auto`` fits layered ice, the pull is the realistic calibration)
+    real_detector: bool = False
 
 
 def line_fit(pos: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, float, float, float]:
@@ -60,6 +64,12 @@ def line_fit(pos: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, float, float, 
     zen = float(np.arccos(np.clip(o[2], -1.0, 1.0)))
     azi = float(np.mod(np.arctan2(o[1], o[0]), 2 * np.pi))
     return r_mean, t_mean, zen, azi
+
+
+def real_detector(event: Event) -> bool:
+    """A real event, or one of the realistic simulation (``sim_ice`` in its metadata)."""
+    meta = event.meta or {}
+    return bool(meta.get("is_real_event")) or bool(meta.get("sim_ice"))
 
 
 def prepare_track(event: Event, use_charge: bool, max_npe: int) -> PreparedTrack:
@@ -112,4 +122,5 @@ def prepare_track(event: Event, use_charge: bool, max_npe: int) -> PreparedTrack
     return PreparedTrack(pos=np.ascontiguousarray(pos), time=t, npe=npe,
                          n_multi=int((npe > 1).sum()), cog=cog, seed=seed, seed_dir=seed_dir,
                          seed_name=name, n_pulses_in=len(p), n_doms_in=int(f_t.size),
-                         n_bright=int((np.rint(charge) >= 2).sum()))
+                         n_bright=int((np.rint(charge) >= 2).sum()),
+                         real_detector=real_detector(event))

@@ -31,7 +31,7 @@ from recos.track.kernels import get_kernel
 from recos.track.objective import TrackObjective
 from recos.track.options import COMMON_OPTIONS
 from recos.track.prepare import PreparedTrack, prepare_track
-from recos.track.pull import parse_pull, pull_for
+from recos.track.pull import CALIBRATIONS, parse_pull, pull_for
 from recos.track.starts import Passes, round_candidates, variation_starts
 from skyscan_tui.errors import UserError
 from skyscan_tui.events import Event
@@ -57,8 +57,8 @@ class TrackReco(Reco):
             raise UserError("reco option kernel=numba: numba is not installed")
         self._kernel_choice = kernel
         ice = str(self.options["ice"]).strip().lower()
-        if ice not in ("bulk", "layered"):
-            raise UserError(f"reco option ice: {ice!r} is not bulk or layered")
+        if ice not in ("bulk", "layered", "auto"):
+            raise UserError(f"reco option ice: {ice!r} is not bulk, layered or auto")
         if ice == "layered" and kernel == "numba":
             raise UserError("reco option ice=layered: the numba kernel has bulk ice only "
                             "(use kernel=numpy)")
@@ -81,23 +81,42 @@ class TrackReco(Reco):
         The jitter, widened by the timing error when the fit is MPE."""
         return self._mpe_sigma() if self.uses_mpe(prepared) else float(self.options["jitter"])
 
+    def layered(self, prepared: PreparedTrack) -> bool:
+        """Whether this event is fitted with layered ice.
+
+        ``ice=auto``: on real events and the realistic simulation."""
+        if self._ice_choice == "auto":
+            return prepared.real_detector
+        return self._ice_choice == "layered"
+
+    def calibration(self, prepared: PreparedTrack) -> str:
+        """The pull calibration of this event: ``realistic`` or ``matched``.
+
+        ``pull=calibrated``: ``realistic`` for a real-detector event fitted with layered ice,
+        as that curve was fitted, else ``matched``; ``pull=matched|realistic`` forces one."""
+        if isinstance(self._pull_setting, str):
+            return self._pull_setting
+        return "realistic" if prepared.real_detector and self.layered(prepared) else "matched"
+
     def pull(self, prepared: PreparedTrack) -> float:
         """The pull p [1] of this event.
 
         The fit's −log L is divided by p² (:mod:`recos.track.pull`)."""
         kind = "MPE" if self.uses_mpe(prepared) else "SPE1st"
-        return pull_for(self._pull_setting, kind, prepared.n_bright)
+        return pull_for(self._pull_setting, kind, prepared.n_bright,
+                        self.calibration(prepared))
 
     def likelihood_for(self, prepared: PreparedTrack) -> str:
         return self._likelihood_text(self.uses_mpe(prepared), prepared)
 
     def _pull_text(self, prepared: PreparedTrack | None) -> str:
-        if self._pull_setting is None:
-            how = "calibrated on simulated tracks"
+        if self._pull_setting is None or isinstance(self._pull_setting, str):
             if prepared is None:
-                return f"; -log L / p^2, pull p {how} from the DOMs with >= 2 photons"
-            return (f"; -log L / p^2, pull p={self.pull(prepared):.3g} {how} for "
-                    f"{prepared.n_bright} DOMs with >= 2 photons")
+                return ("; -log L / p^2, pull p calibrated on simulated tracks from the DOMs "
+                        "with >= 2 photons")
+            return (f"; -log L / p^2 with p={self.pull(prepared):.3g} for "
+                    f"{prepared.n_bright} DOMs with >= 2 photons: "
+                    f"{CALIBRATIONS[self.calibration(prepared)]}")
         if self._pull_setting == 1.0:
             return "; no pull correction"
         return f"; -log L / p^2, pull p={self._pull_setting:g} (fixed)"
@@ -114,7 +133,8 @@ class TrackReco(Reco):
                  f"error {o['timing_error']:.3g} ns in quadrature"
                  if mpe and o["timing_error"] > 0 else f"sigma={o['jitter']:g} ns")
         ice = (f"lambda={PANDEL_LAMBDA:g} m, lambda_a={PANDEL_LAMBDA_A:g} m"
-               if self._ice_choice == "bulk" else
+               if not (self._ice_choice == "layered" if prepared is None
+                       else self.layered(prepared)) else
                f"layered ice: lambda={PANDEL_LAMBDA:g} m, lambda_a={PANDEL_LAMBDA_A:g} m per "
                "DOM scaled by SPICE Mie path averages")
         return (f"{head}, Gauss-convoluted Pandel ({sigma}; tau={PANDEL_TAU:g} ns, {ice}, "
@@ -166,8 +186,12 @@ class TrackReco(Reco):
         the path from the pixel's starting track (through ``r_ref`` along ``u``: the seed
         vertex in the first round, the parent pixel's fitted vertex when refining) to the
         DOM; held during that pixel's descents. ``None`` for bulk ice."""
-        if self._ice_choice == "bulk":
+        if not self.layered(prepared):
             return None
+        if self._kernel_choice == "numba":
+            raise UserError("reco option kernel=numba: the numba kernel has bulk ice only, and "
+                            "this event is fitted with layered ice (ice=auto on a real event); "
+                            "use kernel=numpy or ice=bulk")
         lam, lam_a = layered_pandel(self.ice_model(), prepared.pos, r_ref, u)
         return lam, 1.0 / PANDEL_TAU + C_GROUP / lam_a
 

@@ -106,3 +106,30 @@ def test_bad_error_floor(tmp_path, command, value):
     r = run_cli(command, tmp_path / "none.npz", "--error-floor", value)
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1 and "--error-floor" in r.stderr
+
+
+def test_realistic_pull_calibration_is_a_systematic(tmp_path):
+    """A scan whose reco applied the realistic pull calibration (real events, recos/auto.py)
+    says so wherever the errors are described: stats, alert.txt, the summary."""
+    import dataclasses
+
+    from skyscan_tui.products import alert_text
+    from skyscan_tui.stats import REALISTIC_PULL
+
+    plain = synthetic_scan(1.0, 0.3, 0.3, 0.3)
+    res = dataclasses.replace(plain, likelihood=f"MPE ...; -log L / p^2 with p=1.1: "
+                              f"{REALISTIC_PULL}")
+    st = analyse(res)
+    assert st.systematic_included and st.pull_calibration == REALISTIC_PULL
+    assert st.systematic == ("systematic included: pull calibrated on the realistic "
+                             "simulation (SPICE Mie)")
+    both = analyse(res, error_floor_deg=0.5).systematic
+    assert REALISTIC_PULL in both and "0.5 deg" in both
+    assert "pull calibrated on the realistic simulation" in " ".join(
+        alert_text(res, st).split())
+    assert not analyse(plain).systematic_included  # the matched calibration is not one
+    paths = res.save(tmp_path / "scan")
+    r = run_cli("summary", paths["npz"])
+    assert r.returncode == 0, r.stderr
+    assert "systematic included: pull calibrated on the realistic simulation" in " ".join(
+        r.stdout.split())

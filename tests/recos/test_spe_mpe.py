@@ -335,7 +335,8 @@ def test_pull_only_rescales_the_surface(name):
     np.testing.assert_allclose(b["llh"], a["llh"] / p**2, rtol=1e-12)
     for field in ("x", "y", "z", "t"):  # same fits: the best fit does not move
         assert np.array_equal(a[field], b[field])
-    assert f"pull p={p:.3g} calibrated" in pulled.likelihood_for(prep)
+    assert (f"p={p:.3g} for {prep.n_bright} DOMs with >= 2 photons: pull calibrated on the "
+            "matched simulation (bulk ice)") in pulled.likelihood_for(prep)
     assert "no pull correction" in plain.likelihood_for(prep)
 
 
@@ -401,18 +402,37 @@ def test_auto_fits_exactly_as_the_reco_it_chooses(energy, chosen):
         assert np.array_equal(got[field], want[field], equal_nan=got[field].dtype.kind == "f"), field
 
 
-def test_auto_uses_spe_on_real_events_unless_asked():
+def test_auto_real_detector_path():
+    """Real events and the realistic simulation take one path: layered ice, the brightness
+    cut, the realistic pull calibration; the matched simulation keeps bulk ice."""
     sim = simulate_event(SimConfig(seed=21, energy=1e5))
     real = dataclasses.replace(sim, meta={**sim.meta, "is_real_event": True})
+    realistic = simulate_event(SimConfig(seed=21, energy=1e5, ice="spice_mie"))
+    assert realistic.meta["sim_ice"] == "spice_mie"
     auto = get_reco("auto")()
-    assert auto.uses_mpe(auto.prepare(sim))
-    prep = auto.prepare(real)
-    assert not auto.uses_mpe(prep)
-    assert auto.likelihood_for(prep).startswith("auto chose SPE1st (real event")
+    p_sim = auto.prepare(sim)
+    assert auto.uses_mpe(p_sim) and not auto.layered(p_sim)
+    assert auto.calibration(p_sim) == "matched"
+    for event in (real, realistic):
+        prep = auto.prepare(event)
+        assert prep.real_detector and auto.layered(prep) and auto.uses_mpe(prep)
+        assert auto.calibration(prep) == "realistic"
+        text = auto.likelihood_for(prep)
+        assert "layered ice" in text
+        assert text.endswith("pull calibrated on the realistic simulation (SPICE Mie)")
+    # ice=bulk on a real event: the realistic curve was not fitted so, the matched one applies
+    bulk = get_reco("auto")(ice="bulk")
+    prep = bulk.prepare(real)
+    assert not bulk.layered(prep) and bulk.calibration(prep) == "matched"
+    # the old behaviour on request: SPE1st on every real event
+    spe_only = get_reco("auto")(real_mpe="false")
+    prep = spe_only.prepare(real)
+    assert not spe_only.uses_mpe(prep)
+    assert spe_only.likelihood_for(prep).startswith("auto chose SPE1st (real event")
     spe_prep = get_reco("spe")().prepare(real)
     assert np.array_equal(prep.time, spe_prep.time) and np.array_equal(prep.pos, spe_prep.pos)
-    allowed = get_reco("auto")(real_mpe="true")
-    assert allowed.uses_mpe(allowed.prepare(real))
+    with pytest.raises(UserError, match="reco option ice"):
+        get_reco("auto")(ice="deep")
 
 
 def test_auto_cut_option():
