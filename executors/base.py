@@ -169,16 +169,18 @@ class Executor(ABC):
         return None
 
     def set_log_dir(self, path: Path) -> None:
-        """Where the executor may keep logs for the user (``OUTDIR/logs``, not created yet),
-        e.g. the stderr of failed remote jobs. The engine calls it when the scan has an
-        output folder. Default: nothing to keep."""
+        """Where the executor may keep logs for the user (``OUTDIR/logs``, not created yet).
+
+        E.g. the stderr of failed remote jobs. The engine calls it when the scan has an output
+        folder. Default: nothing to keep."""
         return None
 
     def status(self) -> dict[str, Any]:
-        """What the executor can tell about its work, as JSON-ready plain data, for
-        ``progress.json`` and the summary (e.g. remote job counts: ``{"jobs": {"queued": 3,
-        "running": 2, ...}}``). Must be cheap (no remote call): the engine asks every
-        second. Default: nothing."""
+        """What the executor can tell about its work, as JSON-ready plain data.
+
+        For ``progress.json`` and the summary (e.g. remote job counts: ``{"jobs": {"queued": 3,
+        "running": 2, ...}}``). Must be cheap (no remote call): the engine asks every second.
+        Default: nothing."""
         return {}
 
     def interrupt(self) -> None:

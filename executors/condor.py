@@ -363,8 +363,9 @@ class CondorBackend(GroupedBackend):
         return status.code in TRANSIENT_HOLD_CODES
 
     def hold_action(self, status: JobStatus, releases: int) -> HoldAction:
-        """The hold's meaning by code and subcode (condor_format.hold_meaning); a transient
-        hold is released while releases are left, then resubmitted."""
+        """The hold's meaning by code and subcode (condor_format.hold_meaning).
+
+        A transient hold is released while releases are left, then resubmitted."""
         where = self._where.get(status.ref)
         ran = where is not None and self.members[where].ran
         meaning = hold_meaning(status.code, status.subcode, status.detail, ran)

@@ -90,9 +90,10 @@ _UNITS = "KMGTP"
 
 
 def size_amount(text: str | None, bare: str) -> int | None:
-    """A submit-file size (``2GB``, ``512M``, ``4096``: ``bare`` is the unit of a bare number,
-    "M" for request_memory, "K" for request_disk) in that unit; None if it is not a plain
-    size (an expression, say)."""
+    """A submit-file size (``2GB``, ``512M``, ``4096``) in the unit ``bare``.
+
+    ``bare`` is the unit of a bare number: "M" for request_memory, "K" for request_disk.
+    None if it is not a plain size (an expression, say)."""
     m = _SIZE.match(str(text or ""))
     if m is None:
         return None
@@ -101,9 +102,10 @@ def size_amount(text: str | None, bare: str) -> int | None:
 
 
 def request_amount(opts: CondorOptions, resource: str, factor: int = 1) -> int | None:
-    """request_<resource> at ``factor`` x the profile's, capped by ``<resource>_cap`` (never
-    below the profile's own), in MB (memory) or KB (disk); None when it cannot be scaled (not
-    a plain size, or set by an extra submit line, which would override ours)."""
+    """request_<resource> at ``factor`` x the profile's, in MB (memory) or KB (disk).
+
+    Capped by ``<resource>_cap`` (never below the profile's own). None when it cannot be
+    scaled (not a plain size, or set by an extra submit line, which would override ours)."""
     key, unit = RESOURCES[resource]
     if any(re.match(rf"(?i)^\s*{key}\s*=", line) for line in opts.extra_submit_lines):
         return None
@@ -121,8 +123,10 @@ def format_amount(amount: int, resource: str) -> str:
 
 
 def _hold_resource(subcode: int | None, reason: str) -> str:
-    """The resource a hold says ran out ("" if none): the subcode (25.x: 102 memory, 104
-    disk), else the reason text (older pools write 0; site policies write their own)."""
+    """The resource a hold says ran out ("" if none).
+
+    Read from the subcode (25.x: 102 memory, 104 disk), else from the reason text (older pools
+    write 0; site policies write their own)."""
     if subcode == SUBCODE_MEMORY:
         return "memory"
     if subcode == SUBCODE_DISK:

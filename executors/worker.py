@@ -161,8 +161,10 @@ def job_from_npz(data: bytes) -> list[TaskBatch]:
 
 def job_results_to_npz(batches: list[TaskBatch], answers: list[np.ndarray | str],
                        cpu_s: list[float] | None = None) -> bytes:
-    """Results of a job: per batch either result rows or an error message, and the CPU
-    seconds its fit took (NaN where unknown)."""
+    """Results of a job as ``.npz`` bytes.
+
+    Per batch either result rows or an error message, and the CPU seconds its fit took (NaN
+    where unknown)."""
     import io
 
     ok = np.array([not isinstance(a, str) for a in answers], dtype=bool)
@@ -185,8 +187,9 @@ def job_results_from_npz(data: bytes) -> list[tuple[int, int, np.ndarray | None,
 
 def job_results_with_cpu(data: bytes
                          ) -> list[tuple[int, int, np.ndarray | None, str, float]]:
-    """``[(batch_id, n_tasks, rows or None, error, cpu_s), ...]``; ``cpu_s`` is NaN for
-    files of workers that do not record it."""
+    """``[(batch_id, n_tasks, rows or None, error, cpu_s), ...]`` of a job's results.
+
+    ``cpu_s`` [s] is NaN for files of workers that do not record it."""
     import io
 
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:

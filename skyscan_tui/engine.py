@@ -154,8 +154,9 @@ class ScanEngine:
             self._folder_lock.release()
 
     def record_saved(self, paths: dict[str, Any]) -> None:
-        """The front end saved the final result to ``paths``: ``progress.json`` names them
-        and ``partial.npz`` goes (call before :meth:`close`)."""
+        """The front end saved the final result to ``paths``.
+
+        ``progress.json`` names them and ``partial.npz`` goes (call before :meth:`close`)."""
         if self._observer is not None:
             self._observer.saved(paths)
 
@@ -209,8 +210,10 @@ class ScanEngine:
         return int(getattr(self, "_computed", 0))
 
     def partial_result(self) -> ScanResult | None:
-        """The result so far: the finished rounds plus the pixels of the running round whose
-        every fit is done (a subset of that level). None before anything finished."""
+        """The result so far; None before anything finished.
+
+        The finished rounds plus the pixels of the running round whose every fit is done (a
+        subset of that level)."""
         base = self.result
         if base is None:
             return None
@@ -567,8 +570,9 @@ class ScanEngine:
         self._live["round"] = None
 
     def _record_timing(self, result: ScanResult, elapsed: float, t_work: float | None) -> None:
-        """Per-round and total timing, CPU seconds and the executor's status, in
-        ``result.meta`` (the summary files show them)."""
+        """Per-round and total timing [s] and the executor's status, in ``result.meta``.
+
+        The timing includes CPU seconds; the summary files show them."""
         rounds = [{k: v for k, v in r.items() if not k.startswith("_")}
                   for r in self._rounds_info]
         for r in rounds:

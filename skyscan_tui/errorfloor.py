@@ -67,6 +67,7 @@ class Smoothing:
     n_pairs: int
 
     def to_dict(self) -> dict[str, float | int]:
+        """These numbers as a plain dict (``working_nside`` is ``nside_w``) for ``SkyStats``."""
         return {"sigma_deg": self.sigma_deg, "working_nside": self.nside_w,
                 "dllh_cut": self.cut, "reach_deg": self.reach_deg,
                 "sources": self.n_sources, "targets": self.n_targets, "pairs": self.n_pairs}
@@ -89,8 +90,9 @@ def dllh_cut(ts_max: float) -> float:
 
 def working_nside(sigma_rad: float, max_nside: int, finer: int = FINER,
                   oversample: int = 1) -> int:
-    """Smallest power of two with pixels ≤ σ/(2 ``oversample``) across, at most ``finer`` ×
-    the map's finest."""
+    """Smallest power of two with pixels ≤ σ/(2 ``oversample``) across.
+
+    At most ``finer`` × the map's finest."""
     need = 2.0 * oversample * math.sqrt(math.pi / 3.0) / sigma_rad
     n = 1 << max(0, math.ceil(math.log2(max(need, 1.0))))
     return int(min(n, finer * max(int(max_nside), 1)))
@@ -157,10 +159,11 @@ def _targets(mo, idx: np.ndarray, nside_w: int, tree, reach: float):
 def smooth_map(mo, dllh: np.ndarray, prob: np.ndarray, sigma_deg: float,
                cut: float, finer: int = FINER, oversample: int = 1,
                max_pairs: float = MAX_PAIRS) -> tuple[np.ndarray, np.ndarray, Smoothing]:
-    """(probability per pixel, ΔLLH-equivalent per pixel, what was done) after convolving
-    ``prob`` (per pixel of the multi-order map ``mo``, sums to 1) with the kernel of width
-    ``sigma_deg``. ΔLLH is −ln of the density relative to its maximum; unknown pixels
-    (NaN in ``dllh``) stay unknown with probability 0."""
+    """(probability, ΔLLH-equivalent) per pixel and what was done, after smoothing ``prob``.
+
+    ``prob`` (per pixel of the multi-order map ``mo``, sums to 1) is convolved with the kernel
+    of width ``sigma_deg`` [deg]. ΔLLH is −ln of the density relative to its maximum; unknown
+    pixels (NaN in ``dllh``) stay unknown with probability 0."""
     from scipy.spatial import cKDTree  # only when a floor is asked for
 
     sigma = math.radians(sigma_deg)

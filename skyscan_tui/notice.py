@@ -76,8 +76,9 @@ def check_extra(nu_energy: float | None = None, p_astro: float | None = None,
 
 
 def probability_file(outdir: Path, basename: str) -> Path | None:
-    """The probability FITS a scan wrote in ``outdir``: flat if there is one, else
-    multi-order; None when neither exists."""
+    """The probability FITS a scan wrote in ``outdir``.
+
+    Flat if there is one, else multi-order; None when neither exists."""
     flat = sorted(outdir.glob(f"{basename}.skymap_nside_*_probability.fits.gz"),
                   key=lambda p: (len(p.name), p.name))
     if flat:

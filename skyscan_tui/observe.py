@@ -187,6 +187,7 @@ class ScanObserver:
 
     # ---------------------------------------------------------------- files
     def document(self) -> dict[str, Any]:
+        """The ``progress.json`` content: state, timing, scan numbers, executor status, files."""
         snap = self._snapshot()
         try:
             executor = self._executor_status()
@@ -206,6 +207,7 @@ class ScanObserver:
         return _clean(doc)
 
     def write(self) -> None:
+        """Write ``progress.json`` now, atomically (a failure is logged once, never raised)."""
         self._last_write = time.monotonic()
         self._dirty = False
         try:
@@ -216,6 +218,7 @@ class ScanObserver:
             self._warn(exc)
 
     def write_partial(self) -> None:
+        """Write the result so far, if any, to ``partial.npz`` atomically (failures logged)."""
         try:
             result = self._partial()
             if result is None or not result.levels:
@@ -240,8 +243,10 @@ class ScanObserver:
 
 # ---------------------------------------------------------------------- summary lines
 def run_lines(meta: dict[str, Any]) -> list[str]:
-    """The summary's lines on how the scan ran: per-round wall time, pixels/s, CPU seconds,
-    and the remote job counts (empty for results that do not record them)."""
+    """The summary's lines on how the scan ran.
+
+    Per-round wall time [s], pixels/s, CPU seconds, and the remote job counts (empty for
+    results that do not record them)."""
     lines: list[str] = []
     for r in meta.get("rounds") or []:
         cpu = r.get("cpu_s")
@@ -279,8 +284,9 @@ _HOLD_ACTIONS = {"wait": "waiting for its release", "release": "released",
 
 
 def job_status_lines(status: dict[str, Any], max_holds: int = 3) -> list[str]:
-    """A remote executor's ``status()`` in a few short lines (the app's scan status): the
-    jobs by state, each current hold with its cause and what is done about it, and the
+    """A remote executor's ``status()`` in a few short lines (the app's scan status).
+
+    The jobs by state, each current hold with its cause and what is done about it, and the
     latest hold or failure; empty for executors without jobs."""
     jobs = status.get("jobs")
     if not isinstance(jobs, dict):

@@ -109,8 +109,9 @@ def overlays_from_json(text: Any) -> dict[str, Any] | None:
 
 
 def overlay_markers(ov: Any, real: bool = False) -> list[Marker]:
-    """Markers of ``event_overlays``-shaped data: seeds first, then the truth (not for a
-    ``real`` event)."""
+    """Markers of ``event_overlays``-shaped data.
+
+    Seeds first, then the truth (not for a ``real`` event)."""
     if not isinstance(ov, dict):
         return []
     out = [Marker(short_name(s["name"]), float(s["ra_deg"]), float(s["dec_deg"]), "seed")

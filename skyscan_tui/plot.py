@@ -65,9 +65,10 @@ def _ts_at(stats: SkyStats, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
 
 def _draw_marker(ax: Any, x: float, y: float, m: Any, label: bool = True,
                  placed: list | None = None) -> None:
-    """One overlay marker (gid ``marker:KIND:LABEL``) with its label beside it; ``placed``
-    (label anchors so far, display units) stacks labels of nearby markers (e.g. SplineMPE
-    and BestFit a few arcminutes apart) instead of printing them over each other."""
+    """One overlay marker (gid ``marker:KIND:LABEL``) with its label beside it.
+
+    ``placed`` (label anchors so far, display units) stacks labels of nearby markers (e.g.
+    SplineMPE and BestFit a few arcminutes apart) instead of printing them over each other."""
     shape, face, size = _MARKER_STYLE.get(m.kind, _MARKER_STYLE["mark"])
     edge = _SOURCE_EDGE if m.kind == "source" else "k"
     ax.plot([x], [y], marker=shape, ms=size, mfc=face, mec=edge, mew=1.2 if
@@ -101,8 +102,10 @@ def _marker_legend(markers: list) -> list:
 
 
 def plot_markers(result: Any, marks: tuple = (), sources: tuple = ()) -> list:
-    """What plots draw over the map: the result's seeds and truth, ``marks`` (Markers) and
-    catalogue ``sources`` ((name, ra, dec) [deg] rows of ``query.read_catalog``)."""
+    """What plots draw over the map.
+
+    The result's seeds and truth, ``marks`` (Markers) and catalogue ``sources`` ((name, ra,
+    dec) [deg] rows of ``query.read_catalog``)."""
     from skyscan_tui.overlays import Marker, result_markers
 
     return [*result_markers(result), *marks,

@@ -204,8 +204,9 @@ def write_products(result: Any, outdir: str | Path, stats: SkyStats | None,
 
 def write_notice(result: Any, stats: SkyStats, outdir: str | Path, basename: str,
                  healpix: Path | None = None, **kw: Any) -> dict[str, Path]:
-    """Write ``notice.json`` (``skyscan_tui.notice``) in ``outdir``; ``healpix`` defaults to
-    the probability FITS found there."""
+    """Write ``notice.json`` (``skyscan_tui.notice``) in ``outdir``.
+
+    ``healpix`` defaults to the probability FITS found there."""
     import json
 
     from skyscan_tui.notice import NOTICE_NAME, notice, probability_file

@@ -156,8 +156,10 @@ def _read_fits_catalog(path: Path) -> list[tuple[str, float, float]]:
 
 
 def read_catalog(path: str | Path) -> list[tuple[str, float, float]]:
-    """(name, ra [deg], dec [deg]) rows of a catalogue: a CSV file with columns
-    ``name, ra, dec`` or a FITS table (e.g. 4FGL: ``Source_Name, RAJ2000, DEJ2000``)."""
+    """(name, ra [deg], dec [deg]) rows of a catalogue.
+
+    The catalogue is a CSV file with columns ``name, ra, dec`` or a FITS table (e.g. 4FGL:
+    ``Source_Name, RAJ2000, DEJ2000``)."""
     path = Path(path)
     if path.name.lower().endswith(FITS_SUFFIXES):
         if not path.is_file():

@@ -154,8 +154,9 @@ class ScanResult:
         }
 
     def _overlay_fields(self) -> dict[str, Any]:
-        """The seed fits and truth (``meta["overlays"]``) as one JSON text, when there are
-        any, so a saved result still knows what to draw over its map."""
+        """The seed fits and truth (``meta["overlays"]``) as one JSON text, when there are any.
+
+        So a saved result still knows what to draw over its map."""
         ov = self.meta.get("overlays")
         if not (isinstance(ov, dict) and (ov.get("seeds") or ov.get("truth"))):
             return {}

@@ -123,6 +123,7 @@ class SimConfig:
 
     @property
     def realistic(self) -> bool:
+        """Whether the simulated ice is a realistic one (anything but ``bulk``)."""
         return self.ice != "bulk"
 
     def meta(self) -> dict:

@@ -76,9 +76,10 @@ def orientation_a0(cos_eta: np.ndarray) -> np.ndarray:
 def _photons(det: Detector, mu: np.ndarray, t_direct: np.ndarray, d: np.ndarray,
              src: np.ndarray, pos: np.ndarray, jitter: float,
              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Poisson photoelectrons per DOM and their times [ns]: direct time plus a Pandel delay
-    with the path's ice and the DOM-orientation effective distance, plus jitter. ``src``
-    (n_dom, 3) is each DOM's emission point [m]."""
+    """Poisson photoelectrons per DOM and their times [ns].
+
+    Direct time plus a Pandel delay with the path's ice and the DOM-orientation effective
+    distance, plus jitter. ``src`` (n_dom, 3) is each DOM's emission point [m]."""
     n_pe = rng.poisson(mu)
     dom = np.repeat(np.arange(mu.size), n_pe)
     s, p = src[dom], pos[dom]
@@ -96,8 +97,9 @@ def track_photons(geo: Geometry, det: Detector, vertex: np.ndarray, u: np.ndarra
                   t_geo: np.ndarray, l_along: np.ndarray, d: np.ndarray, light_per_m: float,
                   a_eff: float, att_length: float, jitter: float, rng: np.random.Generator,
                   starting: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Photoelectrons (DOM index, time [ns]) of a muon through ``vertex`` along ``u`` (light
-    only downstream of the vertex when ``starting``): cylindrical spreading with the
+    """Photoelectrons (DOM index, time [ns]) of a muon through ``vertex`` along ``u``.
+
+    Light only downstream of the vertex when ``starting``; cylindrical spreading with the
     path's attenuation length."""
     l_emit = l_along - d * _COT_C
     src = vertex[None, :] + l_emit[:, None] * u[None, :]
@@ -112,8 +114,9 @@ def track_photons(geo: Geometry, det: Detector, vertex: np.ndarray, u: np.ndarra
 def cascade_photons(geo: Geometry, det: Detector, vertex: np.ndarray, t0: float,
                     photons: float, a_eff: float, att_length: float, jitter: float,
                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Photoelectrons (DOM index, time [ns]) of ``photons`` emitted isotropically at
-    ``vertex``, ``t0``: spherical spreading with the path's attenuation length."""
+    """Photoelectrons (DOM index, time [ns]) of ``photons`` emitted isotropically.
+
+    Emitted at ``vertex``, ``t0``; spherical spreading with the path's attenuation length."""
     d = np.linalg.norm(geo.pos - vertex, axis=1)
     src = np.broadcast_to(vertex, geo.pos.shape)
     att = att_length * det.ice.attenuation_ratio(np.full(geo.n_dom, vertex[2]), geo.pos[:, 2])

@@ -177,8 +177,10 @@ class RemoteBatchExecutor(Resumable, Executor):
 
     def _note(self, job: Job, kind: str, reason: str, log_file: str, action: str = "",
               cause: str = "") -> None:
-        """Count a failure or hold and keep it for :meth:`status` (``action``: what was done
-        about a hold, e.g. "waiting for its release"; ``cause``: the hold's in words)."""
+        """Count a failure or hold and keep it for :meth:`status`.
+
+        ``action``: what was done about a hold, e.g. "waiting for its release"; ``cause``: the
+        hold's cause in words."""
         self.stats["holds" if kind == HELD else "failures"] += 1
         self._events.append({"job": job.job_id, "attempt": job.attempt + 1, "kind": kind,
                              "reason": reason[:500], "time": round(time.time(), 3),
@@ -193,8 +195,10 @@ class RemoteBatchExecutor(Resumable, Executor):
         return text + (f" (stderr in {saved})" if saved else "")
 
     def _save_stderr(self, job: Job, kind: str) -> tuple[str, str]:
-        """Fetch the stderr of ``job``'s current attempt into ``OUTDIR/logs/`` (its last
-        MAX_STDERR_BYTES); returns (its last non-empty line, the local file or "")."""
+        """Fetch the stderr of ``job``'s current attempt into ``OUTDIR/logs/``.
+
+        Only its last MAX_STDERR_BYTES are kept. Returns (its last non-empty line, the local file
+        or "")."""
         path = self.backend.stderr_file(job.ref)
         if path is None:
             try:
@@ -534,8 +538,9 @@ class RemoteBatchExecutor(Resumable, Executor):
         return out
 
     def _held(self, job: Job, st: JobStatus) -> list[Update]:
-        """A hold, handled by its cause (the backend's :meth:`hold_action`): released,
-        waited for, a failure of the job, or resubmitted (with a raised request)."""
+        """A hold, handled by its cause (the backend's :meth:`hold_action`).
+
+        Released, waited for, a failure of the job, or resubmitted (with a raised request)."""
         decision: HoldAction = self.backend.hold_action(st, job.releases)
         detail = st.detail or "held"
         tail, saved = self._save_stderr(job, HELD)
@@ -588,8 +593,10 @@ class RemoteBatchExecutor(Resumable, Executor):
         return self._retry(job, what + stderr, how=how, grow=grow)
 
     def _retry(self, job: Job, reason: str, how: str = "", grow: bool = False) -> list[Update]:
-        """Resubmit ``job`` (``how``: e.g. " with memory 4096MB") while retries are left;
-        a resubmission that raised a request (``grow``) is not counted as a failure."""
+        """Resubmit ``job`` while retries are left.
+
+        ``how``: e.g. " with memory 4096MB". A resubmission that raised a request (``grow``) is
+        not counted as a failure."""
         if grow or job.attempt - job.grows < self.settings.max_retries:
             job.attempt += 1
             job.state = QUEUED

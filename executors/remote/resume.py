@@ -77,6 +77,7 @@ class Job:
 
     @property
     def spec(self) -> JobSpec:
+        """The ``JobSpec`` to submit for the current attempt (files and raised requests)."""
         return JobSpec(self.job_id, self.attempt, self.input, self.output,
                        tuple(sorted(self.scale.items())))
 

@@ -215,8 +215,9 @@ class SchedulerBackend(ABC):
         return HoldAction(RESUBMIT)
 
     def grow(self, resource: str, factor: int) -> tuple[str, str] | None:
-        """(request now, request at ``factor`` x the profile's) of ``resource``, capped; None
-        when it cannot grow (at its cap, or not a plain size). Default: never."""
+        """(request now, request at ``factor`` x the profile's) of ``resource``, capped.
+
+        None when it cannot grow (at its cap, or not a plain size). Default: never."""
         return None
 
     def error_tail(self, job: JobRef) -> str:
@@ -224,8 +225,9 @@ class SchedulerBackend(ABC):
         return ""
 
     def stderr_file(self, job: JobRef) -> str | None:
-        """The stderr file of attempt ``job``, relative to the scan folder (None: unknown);
-        the executor fetches it into ``OUTDIR/logs/`` when the job fails or is held."""
+        """The stderr file of attempt ``job``, relative to the scan folder (None: unknown).
+
+        The executor fetches it into ``OUTDIR/logs/`` when the job fails or is held."""
         return None
 
     def state(self) -> dict[str, Any]:

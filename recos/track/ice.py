@@ -46,8 +46,10 @@ ICE_MODELS = ("spice_mie",)
 
 @dataclass(frozen=True)
 class IceModel:
-    """Coefficients per layer, in increasing z [m]: ``z_edges`` (n+1,), ``b_e`` and ``a``
-    (n,) [1/m]. Beyond the table the end layers continue."""
+    """Coefficients b_e and a [1/m] per layer, in increasing z [m].
+
+    ``z_edges`` (n+1,) [m], ``b_e`` and ``a`` (n,) [1/m]. Beyond the table the end layers
+    continue."""
 
     name: str
     z_edges: np.ndarray
@@ -76,8 +78,9 @@ class IceModel:
 
     def path_average(self, z_from: np.ndarray, z_to: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray]:
-        """Mean (b_e, a) [1/m] along straight paths between heights z_from and z_to [m]
-        (any broadcastable shapes)."""
+        """Mean (b_e, a) [1/m] along straight paths between heights z_from and z_to [m].
+
+        The heights may have any broadcastable shapes."""
         z1, z2 = np.broadcast_arrays(np.asarray(z_from, float), np.asarray(z_to, float))
         dz = z2 - z1
         flat = np.abs(dz) < 1e-3  # horizontal path: the layer's own value
@@ -90,8 +93,9 @@ class IceModel:
 
     def scaled_pandel(self, z_from: np.ndarray, z_to: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray]:
-        """Per-path Pandel λ and λ_a [m]: the bulk values scaled by the reference ice over
-        the path's mean (see the module doc)."""
+        """Per-path Pandel λ and λ_a [m].
+
+        The bulk values scaled by the reference ice over the path's mean (see the module doc)."""
         rb, ra = self.ratios(z_from, z_to)
         return PANDEL_LAMBDA * rb, PANDEL_LAMBDA_A * ra
 
@@ -101,8 +105,9 @@ class IceModel:
         return (np.clip(self.b_ref / b, *RATIO_RANGE), np.clip(self.a_ref / a, *RATIO_RANGE))
 
     def attenuation_ratio(self, z_from: np.ndarray, z_to: np.ndarray) -> np.ndarray:
-        """Attenuation length relative to the reference ice, √(λ_a λ_e) / √(λ_a λ_e)_ref
-        (diffusion: λ_att = √(λ_a λ_e / 3))."""
+        """Attenuation length relative to the reference ice [1].
+
+        √(λ_a λ_e) / √(λ_a λ_e)_ref (diffusion: λ_att = √(λ_a λ_e / 3))."""
         rb, ra = self.ratios(z_from, z_to)
         return np.sqrt(rb * ra)
 
@@ -147,9 +152,10 @@ def uniform_ice(b_e: float = 1.0 / 25.0, a: float = 1.0 / 98.0) -> IceModel:
 
 
 def track_emission_z(pos: np.ndarray, point: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Height z [m] (P, K) of the Cherenkov emission point seen by each DOM ``pos`` (K, 3)
-    for P tracks through ``point`` (P, 3) along ``u`` (P, 3): ``l - d cot θ_c`` along the
-    track from its closest approach."""
+    """Height z [m] (P, K) of the Cherenkov emission point seen by each DOM.
+
+    For DOMs at ``pos`` (K, 3) and P tracks through ``point`` (P, 3) along ``u`` (P, 3): the
+    point ``l - d cot θ_c`` along the track from its closest approach."""
     from recos.track.constants import N_PHASE
 
     rel = pos[None, :, :] - point[:, None, :]
@@ -162,7 +168,9 @@ def track_emission_z(pos: np.ndarray, point: np.ndarray, u: np.ndarray) -> np.nd
 
 def layered_pandel(ice: IceModel, pos: np.ndarray, point: np.ndarray, u: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Per track and DOM (P, K) the scaled Pandel λ and λ_a [m] along the path from the
-    emission point of the track (``point``, ``u``: (P, 3)) to each DOM (``pos``: (K, 3))."""
+    """Per track and DOM (P, K) the scaled Pandel λ and λ_a [m].
+
+    Taken along the path from the emission point of the track (``point``, ``u``: (P, 3)) to
+    each DOM (``pos``: (K, 3))."""
     z_em = track_emission_z(pos, point, u)
     return ice.scaled_pandel(z_em, np.broadcast_to(pos[None, :, 2], z_em.shape))

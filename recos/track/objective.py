@@ -290,8 +290,10 @@ class TrackObjective:
         return np.logaddexp(logp, self.log_noise)
 
     def _layered_logl(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """Layered ice: the fast path, or in double precision (raw table, tails, per-DOM
-        ξ shift and time scale) when the noise floor is too low to keep the edge value."""
+        """Layered ice: the fast path, or in double precision.
+
+        Double precision (raw table, tails, per-DOM ξ shift and time scale) when the noise floor
+        is too low to keep the edge value."""
         if self._fold is not None:
             return self._folded32(x, rows)
         k = self.n_multi

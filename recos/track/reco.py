@@ -182,9 +182,10 @@ class TrackReco(Reco):
 
     def layers(self, prepared: PreparedTrack, r_ref: np.ndarray, u: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray] | None:
-        """``ice=layered``: per pixel and DOM (P, K) the Pandel λ [m] and rate ρ [1/ns] along
-        the path from the pixel's starting track (through ``r_ref`` along ``u``: the seed
-        vertex in the first round, the parent pixel's fitted vertex when refining) to the
+        """``ice=layered``: per pixel and DOM (P, K) the Pandel λ [m] and rate ρ [1/ns].
+
+        Taken along the path from the pixel's starting track (through ``r_ref`` along ``u``: the
+        seed vertex in the first round, the parent pixel's fitted vertex when refining) to the
         DOM; held during that pixel's descents. ``None`` for bulk ice."""
         if not self.layered(prepared):
             return None

@@ -58,8 +58,9 @@ class ScanLogged(Message):
 
 
 class ExecutorStatus(Message):
-    """A remote executor's ``status()`` changed (jobs by state, holds and what is done about
-    them); posted at most every ``STATUS_INTERVAL`` and after each executor message."""
+    """A remote executor's ``status()`` changed (jobs by state, holds and what is done about them).
+
+    Posted at most every ``STATUS_INTERVAL`` and after each executor message."""
 
     def __init__(self, status: dict[str, Any]) -> None:
         super().__init__()

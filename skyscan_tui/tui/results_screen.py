@@ -56,8 +56,10 @@ class ResultsScreen(Screen):
     def __init__(self, result: Any, *, files: dict[str, Any] | None = None,
                  outdir: Path | None = None, elapsed: float | None = None,
                  cancelled: bool = False, marks: Any = (), sources: Any = ()) -> None:
-        """``marks``: extra ``overlays.Marker``s (``show --mark``); ``sources``: catalogue
-        rows (name, ra, dec) [deg] (``show --catalog``), drawn on the zoom."""
+        """The results of a scan, with extra markers and catalogue sources.
+
+        ``marks``: extra ``overlays.Marker``s (``show --mark``); ``sources``: catalogue rows
+        (name, ra, dec) [deg] (``show --catalog``), drawn on the zoom."""
         super().__init__()
         self.result, self.files, self.outdir = result, dict(files or {}), outdir
         self.elapsed, self.cancelled = elapsed, cancelled
@@ -69,8 +71,9 @@ class ResultsScreen(Screen):
         self.sub_title = "results"
 
     def _map_markers(self, kind: str) -> list[Any]:
-        """Markers of one map: catalogue sources only on the zoom (a full catalogue would
-        bury the full sky), the last query on both."""
+        """Markers of one map: the last query on both, catalogue sources only on the zoom.
+
+        A full catalogue would bury the full sky."""
         base = [m for m in self.markers if kind == "zoom" or m.kind != "source"]
         return base + ([self.query_marker] if self.query_marker is not None else [])
 
@@ -98,8 +101,9 @@ class ResultsScreen(Screen):
 
     @on(Input.Submitted, "#query-input")
     def _query(self, event: Input.Submitted) -> None:
-        """What the map says at the typed direction (``query.point_query``); a bad entry
-        gives a one-line message, never an exception."""
+        """What the map says at the typed direction (``query.point_query``).
+
+        A bad entry gives a one-line message, never an exception."""
         event.stop()
         answer = self.query_one("#query-answer", Static)
         text, marker, ok = query_text(self.result, event.value)

@@ -99,8 +99,9 @@ def drive_engine(engine: ScanEngine, post: Any, is_cancelled: Any = lambda: Fals
     t_status = 0.0
 
     def post_status(now: bool = False) -> None:
-        """The executor's jobs and holds, when they changed (remote executors only; read in
-        this thread, the one that drives the executor)."""
+        """Post the executor's jobs and holds when they changed (remote executors only).
+
+        They are read in this thread, the one that drives the executor."""
         nonlocal last_status, t_status
         if not now and time.monotonic() - t_status < STATUS_INTERVAL:
             return

@@ -344,8 +344,9 @@ def contour_areas(result: Any) -> tuple[dict[int, float], str, list[str]]:
 
 
 def region_box(result: Any) -> tuple[float, float, float, float] | None:
-    """[rad] the 90 % region's RA/Dec bounding box (ra_lo, ra_hi, dec_lo, dec_hi) for the
-    zoom, from ``skyscan_tui.stats``; None without a map (never raises)."""
+    """[rad] the 90 % region's RA/Dec bounding box (ra_lo, ra_hi, dec_lo, dec_hi) for the zoom.
+
+    From ``skyscan_tui.stats``; None without a map (never raises)."""
     try:
         stats = result.stats()
         if stats is None:
@@ -363,11 +364,12 @@ def region_box(result: Any) -> tuple[float, float, float, float] | None:
 
 def overlay_lines(result: Any, marks: tuple = (), sources: tuple = ()
                   ) -> tuple[list[Any], list[str]]:
-    """The markers to draw (the result's seeds and truth, ``marks``, catalogue ``sources``
-    (name, ra, dec) [deg]) and the lines (rich markup) that describe them: each marker's
-    glyph, RA/Dec and offset from the best fit, the sources inside the 90 % region
-    (``query.catalog_query``), and for a simulated event how well the scan did (the truth
-    in the 50 %/90 % regions). Never raises."""
+    """The markers to draw and the lines (rich markup) that describe them; never raises.
+
+    The markers: the result's seeds and truth, ``marks``, catalogue ``sources`` (name, ra,
+    dec) [deg]. The lines: each marker's glyph, RA/Dec and offset from the best fit, the
+    sources inside the 90 % region (``query.catalog_query``), and for a simulated event how
+    well the scan did (the truth in the 50 %/90 % regions)."""
     from skyscan_tui.overlays import Marker, result_markers, truth_report
     from skyscan_tui.raster import OVERLAY_GLYPHS
 
@@ -418,8 +420,9 @@ def overlay_lines(result: Any, marks: tuple = (), sources: tuple = ()
 
 
 def query_text(result: Any, text: str) -> tuple[str, Any, bool]:
-    """The answer to a typed "RA DEC" (rich markup), a marker for the maps (or None), and
-    whether the entry was good. Bad entries give one line; nothing here raises."""
+    """The answer to a typed "RA DEC": (rich markup, a marker for the maps or None, ok).
+
+    ``ok``: whether the entry was good. Bad entries give one line; nothing here raises."""
     from skyscan_tui.errors import UserError
     from skyscan_tui.overlays import Marker, parse_radec
     from skyscan_tui.query import point_query
