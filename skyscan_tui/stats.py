@@ -419,7 +419,9 @@ class SkyStats:
 
     @property
     def systematic_included(self) -> bool:
-        """A floor was convolved in, calibrated (non-Wilks) thresholds were used, or the
+        """Whether the regions include a systematic.
+
+        A floor was convolved in, calibrated (non-Wilks) thresholds were used, or the
         surface was pull-corrected on the realistic simulation."""
         return (self.error_floor_deg > 0 or self.thresholds.name != "wilks"
                 or bool(self.pull_calibration))
