@@ -338,8 +338,8 @@ def contour_areas(result: Any) -> tuple[dict[int, float], str, list[str]]:
     extra.append(f"  90 % extent: RA {r90.ra_plus_deg:+.2f}/{r90.ra_minus_deg:+.2f}°, "
                  f"Dec {r90.dec_plus_deg:+.2f}/{r90.dec_minus_deg:+.2f}°")
     extra.append(f"  galactic l {st.l_deg:.3f}°, b {st.b_deg:+.3f}°")
-    # which calibration the regions carry ("systematic included: pull calibrated on …")
-    extra.append(f"  errors: {st.systematic}")
+    if st.systematic_included:  # e.g. "systematic included: pull calibrated on the realistic …"
+        extra.append(f"  errors: {st.systematic}")
     return areas, f"{st.thresholds.name} thresholds, skyscan_tui.stats", extra
 
 
