@@ -70,3 +70,36 @@ def test_pull_calibration_recovers_a_known_curve(capsys):
     assert float(cells["100-199"][8]) == pytest.approx(0.9, abs=0.05)
     assert pull_calibration.log_uniform_energy(800_001) == pull_calibration.log_uniform_energy(
         800_001)
+
+
+def test_linear_shape_and_repull(capsys):
+    """--shape linear fits a line in log M through the knots; --repull applies a shipped
+    curve to pull=none rows exactly as the scan would (2Δ / p², the area at 4.605 p²)."""
+    from benchmarks import pull_calibration
+    from recos.track.pull import PULL_KNOTS, pull_for
+
+    rng = np.random.default_rng(6)
+    n_bright = np.exp(rng.uniform(np.log(5), np.log(300), 1500))
+    xk = np.log(PULL_KNOTS) - np.log(PULL_KNOTS).mean()
+    truth = 0.1 - 0.3 * xk  # a line in log M
+    p2 = np.exp(np.interp(np.log(n_bright), np.log(PULL_KNOTS), truth))
+    fitted = pull_calibration.fit_curve(n_bright, p2 * rng.chisquare(2, n_bright.size),
+                                        shape="linear")
+    np.testing.assert_allclose(np.diff(fitted) / np.diff(xk), -0.3, atol=0.08)
+    np.testing.assert_allclose(fitted, truth, atol=0.15)
+    scales = np.array(accuracy.AREA_SCALES)
+    rows = [{"reco": "auto", "mismatch": 0.0, "energy": 1e4, "err": 0.2, "seed": 900 + i,
+             "n_bright": m, "kind": kind, "pull": 1.0, "ts_true": 4.0, "ts_pixel": 5.0,
+             "llh_gain": 0.0, "a90": 1.0, "a90_scaled": list(scales), "ice": "spice_mie",
+             "tasks": 1, "seconds": 1.0}
+            for i, (m, kind) in enumerate([(12, "SPE1st"), (40, "MPE"), (200, "MPE")])]
+    out = accuracy.repull(rows, "matched")
+    for r, o in zip(rows, out, strict=True):
+        q2 = pull_for(None, r["kind"], r["n_bright"], "matched") ** 2
+        assert o["ts_true"] == pytest.approx(4.0 / q2) and o["pull"] == pytest.approx(q2 ** 0.5)
+        assert o["a90"] == pytest.approx(q2, rel=0.01)  # the area grows as the threshold here
+    with pytest.raises(ValueError, match="pull=none"):
+        accuracy.repull([{**rows[0], "pull": 0.8}], "matched")
+    accuracy.tercile_table(out)
+    table = capsys.readouterr().out
+    assert " dim " in table and " bright " in table and " all " in table
