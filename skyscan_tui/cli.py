@@ -409,6 +409,7 @@ def _drive(engine: Any, event: Any, args: argparse.Namespace, outdir: Path,
     # flat FITS maps at --flat-nside (default the finest scanned; 0: none)
     result.meta["flat_nside"] = (args.flat_nside if args.flat_nside is not None
                                  else min(max(result.nsides, default=0), 2048))
+    result.meta["multiorder_llh"] = bool(args.multiorder_llh)
     if verdict is not None:
         result.meta["topology"] = verdict.to_dict()
     paths = result.save(outdir)

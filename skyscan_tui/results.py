@@ -240,7 +240,8 @@ class ScanResult:
         from skyscan_tui.products import write_products
 
         paths.update(write_products(self, outdir, self.stats(), self.basename(),
-                                    flat_nside=self.meta.get("flat_nside")))
+                                    flat_nside=self.meta.get("flat_nside"),
+                                    multiorder_llh=bool(self.meta.get("multiorder_llh"))))
         summary = self.summary(files={k: str(v) for k, v in paths.items()})
         atomic_write_text(paths["summary"], json.dumps(summary, indent=2) + "\n")
         atomic_write_text(paths["summary_txt"], format_summary(summary) + "\n")
