@@ -342,6 +342,7 @@ class ScanScreen(ScanRunner, Screen):
         self.n_errors = 0
         self.rounds: dict[int, str] = {}
         self.last_worker = ""
+        self.jobs_text = ""  # remote job counts (progress.json's executor_status)
         self.redraws = 0
         self.sub_title = f"scan {title}"
         if topology is not None and topology.cascade_like:
@@ -393,6 +394,18 @@ class ScanScreen(ScanRunner, Screen):
         for w in self.query(SkymapWidget):
             if w.redraw():
                 self.redraws += 1
+        jobs = self._jobs_line()
+        if jobs != self.jobs_text:  # remote job counts change at most once a second
+            self.jobs_text = jobs
+            self._update_status_text()
+
+    def _jobs_line(self) -> str:
+        """A remote executor's job counts, as progress.json has them ("" for local ones)."""
+        if self.engine is None or not self.engine.executor.remote:
+            return ""
+        from skyscan_tui.observe import jobs_line
+
+        return jobs_line(self.engine.executor_status)
 
     def write_log(self, text: str, level: str = "info") -> None:
         style = {"warning": "yellow", "error": "bold red"}.get(level)
@@ -407,7 +420,8 @@ class ScanScreen(ScanRunner, Screen):
             f"[b]{state}[/b] · executor {self.executor_label} · workers {workers}\n"
             f"batches done {self.n_batches} · warnings {self.n_warnings} · "
             f"errors {self.n_errors}" + (f"\nlast from {self.last_worker}"
-                                         if self.last_worker else ""))
+                                         if self.last_worker else "")
+            + (f"\n{self.jobs_text}" if self.jobs_text else ""))
         self.query_one("#rounds-label", Static).update("\n".join(
             self.rounds[k] for k in sorted(self.rounds)))
 
