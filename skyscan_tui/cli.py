@@ -190,11 +190,11 @@ def _thresholds_arg(text: str) -> str:
 
 
 def _thresholds_option(g) -> None:
-    g.add_argument("--thresholds", default="wilks", metavar="NAME|TS50,TS90",
+    g.add_argument("--thresholds", default=None, metavar="NAME|TS50,TS90",
                    type=_thresholds_arg,
-                   help="50%%/90%% contour thresholds on 2*dLLH: wilks (1.386,4.605; "
-                        "default), ic160427a (22.2,64.2: IceCube's calibrated millipede "
-                        "values) or two numbers")
+                   help="50%%/90%% contour thresholds on 2*dLLH: wilks (1.386,4.605), "
+                        "ic160427a (22.2,64.2: IceCube's calibrated millipede values) or two "
+                        "numbers (default: a result's own from its scan, else wilks)")
 
 
 def _executor_options(p: argparse.ArgumentParser) -> None:
@@ -524,9 +524,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from skyscan_tui.results import load_result
     from skyscan_tui.stats import parse_thresholds
 
-    thresholds = parse_thresholds(args.thresholds)
     marks, sources = _overlays(args)  # bad input fails before anything is drawn
     result = load_result(args.result)
+    thresholds = parse_thresholds(args.thresholds or result.meta.get("thresholds"))
     cli_products.use_error_floor(result, args)
     outdir = args.output or (args.result if args.result.is_dir() else args.result.parent)
     if outdir.exists() and not outdir.is_dir():
@@ -561,9 +561,10 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     from skyscan_tui.results import load_result
     from skyscan_tui.stats import parse_thresholds
 
-    thresholds = parse_thresholds(args.thresholds)
     result = load_result(args.result)
-    result.meta["thresholds"] = args.thresholds
+    if args.thresholds:  # else the scan's own (kept in the result file), else Wilks
+        result.meta["thresholds"] = args.thresholds
+    thresholds = parse_thresholds(result.meta.get("thresholds"))
     cli_products.use_error_floor(result, args)
     if args.json:
         summary = result.summary()
