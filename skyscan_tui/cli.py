@@ -404,7 +404,7 @@ def _drive(engine: Any, event: Any, args: argparse.Namespace, outdir: Path,
     for key in ("pulse_series", "source_file"):  # provenance of real alerts
         if key in getattr(event, "meta", {}):
             result.meta[key] = event.meta[key]
-    result.meta["thresholds"] = args.thresholds
+    result.meta["thresholds"] = args.thresholds or "wilks"
     result.meta["error_floor_deg"] = args.error_floor or 0.0
     # flat FITS maps at --flat-nside (default the finest scanned; 0: none)
     result.meta["flat_nside"] = (args.flat_nside if args.flat_nside is not None
