@@ -318,14 +318,13 @@ def result_text(result: Any, areas: dict[int, float] | None, area_source: str,
 def contour_areas(result: Any) -> tuple[dict[int, float], str, list[str]]:
     """[deg²] 50 %/90 % contour areas, where they came from, and extra lines to show.
 
-    From :func:`skyscan_tui.stats.analyse` (Wilks regions with refined edges, credible
-    regions, the 90 % RA/Dec extent, galactic coordinates). Never raises on a valid result:
-    if the analysis fails, no areas and the error's first line are returned instead.
+    From ``result.stats()`` (the scan's thresholds and error floor, as its summary: regions
+    with refined edges, credible regions, the 90 % RA/Dec extent, galactic coordinates,
+    which systematic is included). Never raises on a valid result: if the analysis fails,
+    no areas and the error's first line are returned instead.
     """
-    from skyscan_tui.stats import analyse
-
     try:
-        st = analyse(result)
+        st = result.stats()
     except Exception as exc:  # a stats bug must not hide the maps; say what went wrong
         text = str(exc).strip().splitlines()
         return {}, f"contour areas failed: {text[0] if text else type(exc).__name__}", []
@@ -338,6 +337,7 @@ def contour_areas(result: Any) -> tuple[dict[int, float], str, list[str]]:
     extra.append(f"  90 % extent: RA {r90.ra_plus_deg:+.2f}/{r90.ra_minus_deg:+.2f}°, "
                  f"Dec {r90.dec_plus_deg:+.2f}/{r90.dec_minus_deg:+.2f}°")
     extra.append(f"  galactic l {st.l_deg:.3f}°, b {st.b_deg:+.3f}°")
+    extra.append(f"  errors: {st.systematic}")  # the summary's line: floor, thresholds
     return areas, f"{st.thresholds.name} thresholds, skyscan_tui.stats", extra
 
 
