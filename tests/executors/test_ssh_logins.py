@@ -1,0 +1,390 @@
+"""Logins real sites use, against loopback sshd instances: a key *and* a one-time code
+(``AuthenticationMethods publickey,keyboard-interactive`` through PAM), ProxyJump chains
+``a,b`` (each hop checks its host key), an OpenSSH ControlMaster left open.
+
+The keyboard-interactive sshd writes a PAM service file to /etc/pam.d, so it needs root (CI
+runs as root; elsewhere these tests skip, and with ``CI`` set they fail).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.executors.test_condor_integration import (  # noqa: F401 (local_levels: fixture)
+    BATCH,
+    FAKEBIN,
+    PROG,
+    _kill_runners,
+    local_levels,
+    write_config,
+)
+from tests.helpers.scans import assert_same_levels, levels_of
+from tests.helpers.services import service_unavailable
+
+pytestmark = pytest.mark.integration
+
+CODE = "314159"  # the one-time answer the test sshd's PAM step accepts
+
+
+def start_kbd_sshd(root: Path):
+    """A keyboard-interactive sshd (key, then CODE) with the HTCondor stand-in on its PATH."""
+    from tests.helpers.sshfx import start_sshd
+
+    spool = root / "spool"
+    spool.mkdir(parents=True)
+    try:
+        server = start_sshd(root / "server", one_time_code=CODE, setenv={
+            "PATH": f"{FAKEBIN}:/usr/local/bin:/usr/bin:/bin",
+            "FAKECONDOR_SPOOL": str(spool), "FAKECONDOR_PYTHON": sys.executable,
+            "FAKECONDOR_SLOTS": "2"})
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        failure = f"cannot start a keyboard-interactive loopback sshd: {exc}"
+    else:
+        failure = ""
+    if failure:
+        service_unavailable(failure)
+    server.spool = spool
+    return server
+
+
+@pytest.fixture(scope="module")
+def kbd_sshd(tmp_path_factory):
+    server = start_kbd_sshd(tmp_path_factory.mktemp("kbd-sshd"))
+    yield server
+    server.stop()
+    _kill_runners(server.spool)
+
+
+def _start_plain(root: Path):
+    from tests.helpers.sshfx import start_sshd
+
+    try:
+        return start_sshd(root)
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        failure = f"cannot start a loopback sshd: {exc}"
+    service_unavailable(failure)
+
+
+@pytest.fixture(scope="module")
+def two_sshd(tmp_path_factory):
+    """Two key-only sshd instances (own ports and host keys): the hops of a chain."""
+    root = tmp_path_factory.mktemp("hops")
+    a = _start_plain(root / "a")
+    try:
+        b = _start_plain(root / "b")
+    except BaseException:
+        a.stop()
+        raise
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+class Answers:
+    """A prompt handler that records the questions and answers from a list."""
+
+    def __init__(self, *answers: str) -> None:
+        self.answers = list(answers)
+        self.asked: list[tuple[str, str, list[tuple[str, bool]]]] = []
+
+    def __call__(self, title, instructions, prompts):
+        self.asked.append((title, instructions, list(prompts)))
+        return [self.answers.pop(0) for _ in prompts]
+
+
+def _target(sshd, **kw):
+    from executors.remote import resolve_ssh_target
+
+    args = dict(user=sshd.user, port=sshd.port, identity=[str(sshd.client_key)],
+                known_hosts=str(sshd.known_hosts), ssh_config="/nonexistent")
+    args.update(kw)
+    return resolve_ssh_target("127.0.0.1", **args)
+
+
+# --------------------------------------------------------------------------- key + code
+def test_key_then_one_time_code_logs_in(kbd_sshd):
+    from executors.remote import RemoteConnection
+
+    before = kbd_sshd.pam_attempts()
+    answers = Answers(CODE)
+    conn = RemoteConnection(_target(kbd_sshd), prompt=answers)
+    conn.connect()
+    try:
+        assert conn.run("echo in").text.strip() == "in"
+    finally:
+        conn.close()
+    # one question: PAM's info line and its no-echo prompt, after the key was accepted
+    prompts = [p for _, _, ps in answers.asked for p in ps]
+    assert len(prompts) == 1 and prompts[0][1] is False
+    assert "One-time code" in prompts[0][0] + answers.asked[0][1]
+    assert kbd_sshd.pam_attempts()[len(before):] == ["ok"]
+
+
+def test_key_alone_is_not_enough(kbd_sshd):
+    """Without an answer handler that answers, the login stops at the second factor."""
+    from executors.remote import AuthError, RemoteConnection
+    from skyscan_tui.prompts import PromptCancelled
+
+    def decline(title, instructions, prompts):
+        raise PromptCancelled("no")
+
+    with pytest.raises(AuthError, match="login cancelled"):
+        RemoteConnection(_target(kbd_sshd), prompt=decline).connect()
+
+
+def test_wrong_code_is_one_auth_error_without_the_secret(kbd_sshd):
+    from executors.remote import AuthError, RemoteConnection
+
+    before = kbd_sshd.pam_attempts()
+    with pytest.raises(AuthError, match="not accepted") as info:
+        RemoteConnection(_target(kbd_sshd), prompt=Answers("271828")).connect()
+    assert "271828" not in str(info.value) and "\n" not in str(info.value)
+    assert kbd_sshd.pam_attempts()[len(before):] == ["bad"]  # asked once, not retried
+
+
+def test_no_usable_key_is_refused_before_any_prompt(kbd_sshd, tmp_path):
+    from executors.remote import AuthError, RemoteConnection
+
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)],
+                   check=True)
+    answers = Answers(CODE)
+    with pytest.raises(AuthError, match="authentication failed"):
+        RemoteConnection(_target(kbd_sshd, identity=[str(other)]), prompt=answers).connect()
+    assert answers.asked == []  # the server offers the code step only after a key
+
+
+def _scan_args(event, cfg: Path, out: Path) -> list:
+    return ["scan", event, "--reco", "dummy", "--executor", "condor", "--config", cfg,
+            "--profile", "test", "--nside-progression", PROG, "--batch-size", BATCH,
+            "-o", out, "--progress", "lines"]
+
+
+def test_cli_scan_with_the_code_typed_on_stdin(kbd_sshd, tmp_path, sim_event_file,
+                                               local_levels):  # noqa: F811
+    cfg = write_config(tmp_path / "config.toml", kbd_sshd, tmp_path / "remote")
+    out = tmp_path / "out"
+    before = kbd_sshd.pam_attempts()
+    r = run_cli(*_scan_args(sim_event_file, cfg, out), input=f"{CODE}\n", timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert_same_levels(levels_of(out), local_levels)
+    assert "One-time code" in r.stderr  # the prompt was shown (on stderr)
+    assert kbd_sshd.pam_attempts()[len(before):] == ["ok"]
+    # the answer is nowhere: not in the output, the log lines or any file of the scan
+    assert CODE not in r.stdout + r.stderr
+    for path in [*out.rglob("*"), *(tmp_path / "remote").rglob("*")]:
+        if path.is_file():
+            assert CODE.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.parametrize("typed", ["999999\n", ""], ids=["wrong", "stdin-closed"])
+def test_cli_wrong_or_missing_code_is_one_line_exit_2(kbd_sshd, tmp_path, sim_event_file,
+                                                      typed):
+    cfg = write_config(tmp_path / "config.toml", kbd_sshd, tmp_path / "remote")
+    r = run_cli(*_scan_args(sim_event_file, cfg, tmp_path / "out"), input=typed, timeout=120)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if "error" in ln.lower()]
+    assert len(errors) == 1, r.stderr
+    assert ("not accepted" if typed else "stdin is closed") in errors[0]
+    assert "999999" not in r.stderr
+
+
+# --------------------------------------------------------------------------- ProxyJump a,b
+def _chain_config(path: Path, a, b, *, hop2_known: Path | None = None,
+                  extra: str = "") -> Path:
+    hop2_kh = f"    UserKnownHostsFile {hop2_known}\n" if hop2_known else ""
+    path.write_text(f"""Host jump1
+    HostName 127.0.0.1
+    Port {a.port}
+    User {a.user}
+    IdentityFile {a.client_key}
+
+Host jump2
+    HostName 127.0.0.1
+    Port {b.port}
+    User {b.user}
+    IdentityFile {b.client_key}
+    ProxyJump jump-that-is-ignored-inside-a-chain
+{hop2_kh}
+Host cluster
+    HostName 127.0.0.1
+    Port {a.port}
+    User {a.user}
+    IdentityFile {a.client_key}
+    ProxyJump jump1,ssh://{b.user}@jump2
+{extra}""")
+    return path
+
+
+def _known_both(tmp_path: Path, a, b) -> Path:
+    kh = tmp_path / "known_hosts"
+    kh.write_text(a.known_hosts.read_text() + b.known_hosts.read_text())
+    return kh
+
+
+def test_two_hop_proxyjump_chain_connects_through_both(two_sshd, tmp_path):
+    from executors.remote import RemoteConnection, resolve_ssh_target
+
+    a, b = two_sshd
+    cfg = _chain_config(tmp_path / "ssh_config", a, b)
+    t = resolve_ssh_target("cluster", known_hosts=str(_known_both(tmp_path, a, b)),
+                           ssh_config=str(cfg))
+    assert t.proxy_jump == f"jump1,ssh://{b.user}@jump2"
+    conn = RemoteConnection(t)
+    conn.connect()
+    try:
+        assert [j.target.port for j in conn._jumps] == [a.port, b.port]
+        hop1, hop2 = (j._client.get_transport() for j in conn._jumps)
+        # hop 2 is reached through a channel of hop 1, the target through one of hop 2
+        assert hop2.sock.get_transport() is hop1
+        assert conn._client.get_transport().sock.get_transport() is hop2
+        assert conn.run("echo via-two-hops").text.strip() == "via-two-hops"
+        conn.put_bytes(b"abc", str(tmp_path / "via chain.txt"))
+        assert conn.get_bytes(str(tmp_path / "via chain.txt")) == b"abc"
+    finally:
+        conn.close()
+
+
+def test_each_hop_checks_its_host_key(two_sshd, tmp_path):
+    from executors.remote import HostKeyError, RemoteConnection, resolve_ssh_target
+
+    a, b = two_sshd
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    cfg = _chain_config(tmp_path / "ssh_config", a, b, hop2_known=empty)
+    t = resolve_ssh_target("cluster", known_hosts=str(_known_both(tmp_path, a, b)),
+                           ssh_config=str(cfg))
+    with pytest.raises(HostKeyError, match=rf"unknown host key for \[127.0.0.1\]:{b.port}"):
+        RemoteConnection(t).connect()
+
+
+def test_proxyjump_that_names_itself_is_a_clear_error(two_sshd, tmp_path):
+    from executors.remote import RemoteConnection, RemoteError, resolve_ssh_target
+
+    a, _ = two_sshd
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text(f"Host *\n    HostName 127.0.0.1\n    Port {a.port}\n"
+                   f"    IdentityFile {a.client_key}\n    ProxyJump loop\n")
+    t = resolve_ssh_target("cluster", known_hosts=str(a.known_hosts), ssh_config=str(cfg))
+    with pytest.raises(RemoteError, match="ProxyJump nests more than"):
+        RemoteConnection(t).connect()
+
+
+def _ssh_G(cfg: Path, host: str) -> dict[str, str]:
+    try:
+        res = subprocess.run(["ssh", "-G", "-F", str(cfg), host], capture_output=True,
+                             text=True, timeout=30)
+    except FileNotFoundError:
+        service_unavailable("the OpenSSH client `ssh` is not installed")
+    assert res.returncode == 0, res.stderr
+    return dict(ln.split(" ", 1) for ln in res.stdout.splitlines() if " " in ln)
+
+
+CONTROL = """    ControlMaster auto
+    ControlPath {path}/cm-%C
+    ControlPersist 60
+"""
+
+
+def test_ssh_config_parsing_matches_openssh(two_sshd, tmp_path):
+    """paramiko reads ProxyJump a,b and the ControlMaster lines as `ssh -G` does."""
+    from executors.remote import resolve_ssh_target
+
+    a, b = two_sshd
+    cfg = _chain_config(tmp_path / "ssh_config", a, b,
+                        extra=CONTROL.format(path=tmp_path))
+    ref = _ssh_G(cfg, "cluster")
+    t = resolve_ssh_target("cluster", ssh_config=str(cfg))
+    # the same hops (`ssh -G` prints the ssh:// form without its scheme)
+    assert t.proxy_jump.replace("ssh://", "") == ref["proxyjump"] == f"jump1,{b.user}@jump2"
+    assert (t.hostname, str(t.port), t.user) == (ref["hostname"], ref["port"], ref["user"])
+    assert ref["controlmaster"] == "auto" and t.proxy_command is None
+
+
+def test_open_controlmaster_does_not_get_in_the_way(two_sshd, tmp_path):
+    """An OpenSSH master connection for the same host (ControlMaster/ControlPath in the
+    config) is left alone: the executor makes its own connection next to it."""
+    from executors.remote import RemoteConnection, resolve_ssh_target
+
+    a, _ = two_sshd
+    # a socket path must fit in 108 bytes: a short folder, not pytest's
+    sockets = Path(tempfile.mkdtemp(prefix="cm", dir="/tmp"))
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text(f"Host cluster\n    HostName 127.0.0.1\n    Port {a.port}\n"
+                   f"    User {a.user}\n    IdentityFile {a.client_key}\n"
+                   f"    UserKnownHostsFile {a.known_hosts}\n    BatchMode yes\n"
+                   f"    StrictHostKeyChecking yes\n" + CONTROL.format(path=sockets))
+    base = ["ssh", "-F", str(cfg)]
+    log = tmp_path / "master.log"
+    try:
+        # the master forks into the background and keeps its stdio: a file, not a pipe
+        with log.open("w") as err:
+            master = subprocess.run([*base, "-f", "-N", "cluster"], stdout=err, stderr=err,
+                                    timeout=30, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        service_unavailable("the OpenSSH client `ssh` is not installed")
+    assert master.returncode == 0, log.read_text()
+    try:
+        check = subprocess.run([*base, "-O", "check", "cluster"], capture_output=True,
+                               text=True, timeout=30)
+        assert check.returncode == 0, check.stderr  # the master is really open
+        conn = RemoteConnection(resolve_ssh_target("cluster", ssh_config=str(cfg)))
+        conn.connect()
+        try:
+            assert conn.run("echo beside-the-master").text.strip() == "beside-the-master"
+        finally:
+            conn.close()
+        again = subprocess.run([*base, "-O", "check", "cluster"], capture_output=True,
+                               text=True, timeout=30)
+        assert again.returncode == 0  # ... and it is still there
+    finally:
+        subprocess.run([*base, "-O", "exit", "cluster"], capture_output=True, timeout=30)
+        shutil.rmtree(sockets, ignore_errors=True)
+
+
+def test_terminal_prompt_reads_a_pipe_and_hides_typing_on_a_terminal(tmp_path):
+    """The CLI's handler: a line of stdin when it is a pipe; no echo on a terminal."""
+    import pty
+    import select
+    import time
+
+    code = ("import sys; from skyscan_tui.prompts import terminal_prompt; "
+            "print(terminal_prompt('', 'Enter the code', [('Code: ', False)])[0][::-1])")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    piped = subprocess.run([sys.executable, "-c", code], input="12345\n",
+                           capture_output=True, text=True, env=env, timeout=60)
+    assert piped.returncode == 0 and piped.stdout.strip() == "54321"
+    assert "Code: " in piped.stderr and "12345" not in piped.stderr
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=slave, stderr=slave,
+                            stdout=subprocess.PIPE, env=env)
+    os.close(slave)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"Code: " not in seen and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.5)[0]:
+                seen += os.read(master, 1024)
+        os.write(master, b"12345\n")
+        out, _ = proc.communicate(timeout=60)
+        while select.select([master], [], [], 0.2)[0]:
+            try:
+                seen += os.read(master, 1024)
+            except OSError:  # the child closed the terminal
+                break
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert out.decode().strip() == "54321"
+    assert b"Enter the code" in seen and b"12345" not in seen  # typed, never echoed
