@@ -201,7 +201,10 @@ class _Login:
         label = f"{self.user}@{self.target.label}"
         allowed: list[str] | None = None  # methods the server still accepts
         encrypted: list[str] = []
-        agent = paramiko.Agent()
+        try:
+            agent = paramiko.Agent()
+        except (paramiko.SSHException, OSError):  # a stale SSH_AUTH_SOCK: no agent
+            agent = None
         try:
             for key in self._keys(agent, encrypted):
                 try:
@@ -216,7 +219,8 @@ class _Login:
                 allowed = list(remaining)  # partial success: the key was one step of two
                 break
         finally:
-            agent.close()
+            if agent is not None:
+                agent.close()
         if allowed is None:
             allowed = self._methods(transport)
         for _ in range(4):  # a server may chain a few steps (e.g. password, then a code)
@@ -250,7 +254,7 @@ class _Login:
             if key is not None:
                 yield key
         try:
-            yield from agent.get_keys()
+            yield from agent.get_keys() if agent is not None else ()
         except paramiko.SSHException:  # a broken agent socket: go on without it
             pass
         for path in defaults:

@@ -128,6 +128,47 @@ def test_key_then_one_time_code_logs_in(kbd_sshd):
     assert kbd_sshd.pam_attempts()[len(before):] == ["ok"]
 
 
+def test_lost_link_logs_in_again_with_a_new_answer(kbd_sshd):
+    """A reconnect is a new login: the second factor is asked again."""
+    from executors.remote import RemoteConnection
+
+    answers = Answers(CODE, CODE)
+    conn = RemoteConnection(_target(kbd_sshd), prompt=answers, reconnect_timeout=30)
+    conn.connect()
+    try:
+        kbd_sshd.restart()  # drops the link
+        assert conn.run("echo again").text.strip() == "again"
+        assert conn.reconnects == 1
+    finally:
+        conn.close()
+    assert sum(len(ps) for _, _, ps in answers.asked) == 2 and answers.answers == []
+
+
+def test_password_after_key_is_asked_the_same_way(tmp_path):
+    """A server with ``AuthenticationMethods publickey,password``: a Password: question."""
+    from executors.remote import RemoteConnection
+    from tests.helpers.sshfx import start_sshd
+
+    try:
+        server = start_sshd(tmp_path / "pw", one_time_code=CODE, second_factor="password")
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        failure = f"cannot start a password loopback sshd: {exc}"
+    else:
+        failure = ""
+    if failure:
+        service_unavailable(failure)
+    try:
+        answers = Answers(CODE)
+        conn = RemoteConnection(_target(server), prompt=answers)
+        conn.connect()
+        assert conn.run("echo pw").text.strip() == "pw"
+        conn.close()
+        assert [ps for _, _, ps in answers.asked] == [[("Password: ", False)]]
+        assert server.pam_attempts() == ["ok"]
+    finally:
+        server.stop()
+
+
 def test_key_alone_is_not_enough(kbd_sshd):
     """Without an answer handler that answers, the login stops at the second factor."""
     from executors.remote import AuthError, RemoteConnection

@@ -134,10 +134,12 @@ def _descendants(pid: int) -> list[int]:
 
 
 def start_sshd(root: Path, setenv: dict[str, str] | None = None, *,
-               one_time_code: str | None = None) -> SSHD:
+               one_time_code: str | None = None,
+               second_factor: str = "keyboard-interactive") -> SSHD:
     """Generate keys and config under ``root`` and start sshd; raises RuntimeError if it can't.
 
-    ``one_time_code``: also require that keyboard-interactive answer after the key (PAM).
+    ``one_time_code``: also require that answer after the key (PAM), asked as
+    ``second_factor``: ``keyboard-interactive`` or ``password``.
     """
     binary = find_sshd()
     if binary is None:
@@ -170,10 +172,14 @@ def start_sshd(root: Path, setenv: dict[str, str] | None = None, *,
     pam_file = None
     if one_time_code is not None:
         binary, pam_file, pam_lines = _pam_service(root, binary, one_time_code)
+        kbd = second_factor == "keyboard-interactive"
         lines = [ln for ln in lines if not ln.startswith(
-            ("KbdInteractiveAuthentication", "UsePAM", "PermitRootLogin"))]
-        lines += ["KbdInteractiveAuthentication yes", "UsePAM yes", "PermitRootLogin yes",
-                  "AuthenticationMethods publickey,keyboard-interactive", *pam_lines]
+            ("KbdInteractiveAuthentication", "PasswordAuthentication", "UsePAM",
+             "PermitRootLogin"))]
+        lines += [f"KbdInteractiveAuthentication {'yes' if kbd else 'no'}",
+                  f"PasswordAuthentication {'no' if kbd else 'yes'}", "UsePAM yes",
+                  "PermitRootLogin yes", f"AuthenticationMethods publickey,{second_factor}",
+                  *pam_lines]
     config = root / "sshd_config"
     config.write_text("\n".join(lines) + "\n")
     chk = subprocess.run([binary, "-t", "-f", str(config)], capture_output=True, text=True)

@@ -58,6 +58,13 @@ async def test_dialog_hides_the_code_and_returns_the_answers(app_factory):
         thread.join(5)
         assert box == {"answers": ["123456", "abc"]}
         assert isinstance(app.screen, StartScreen)
+        # a message without a question: a notification, and no waiting
+        thread, box = _ask_in_thread([], title="", instructions="Duo push sent to your phone")
+        await wait_for(pilot, lambda: bool(box), 10, "the handler to return")
+        assert box == {"answers": []}
+        await wait_for(pilot, lambda: any("Duo push sent" in str(n.message)
+                                          for n in app._notifications), 10, "the notice")
+        assert isinstance(app.screen, StartScreen)
         # Escape: the asking thread gets PromptCancelled
         thread, box = _ask_in_thread([("Code: ", False)])
         await wait_for(pilot, lambda: isinstance(app.screen, LoginDialog), 10, "the dialog")
