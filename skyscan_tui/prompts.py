@@ -13,13 +13,16 @@ Answers are secrets: nothing here logs them, and callers must keep them out of m
 from __future__ import annotations
 
 import atexit
+import os
+import select
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from skyscan_tui.errors import UserError
 
-__all__ = ["PromptHandler", "PromptCancelled", "ask", "set_prompt_handler",
+__all__ = ["PromptHandler", "PromptCancelled", "ask", "cancelled_by", "set_prompt_handler",
            "terminal_prompt"]
 
 #: ``handler(title, instructions, [(prompt, echo), ...]) -> [answer, ...]``; raises
@@ -57,33 +60,71 @@ def terminal_prompt(title: str, instructions: str,
                     prompts: Sequence[tuple[str, bool]]) -> list[str]:
     """The CLI's handler: text on stderr; answers read from the terminal without echo (for
     prompts that ask so), or one line each from stdin when stdin is not a terminal (a pipe,
-    a here-document), so scripts and tests can answer."""
+    a here-document), so scripts and tests can answer. Gives up with
+    :class:`PromptCancelled` when the event of :func:`cancelled_by` is set (a Ctrl-C)."""
     for text in (title, instructions):
         if text.strip():
             print(text.strip(), file=sys.stderr, flush=True)
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, ValueError, OSError):
+        fd = -1
     answers = []
     for prompt, echo in prompts:
-        if sys.stdin is not None and sys.stdin.isatty():
-            answers.append(_read_tty(prompt, echo))
-            continue
-        sys.stderr.write(prompt)
-        sys.stderr.flush()
-        line = sys.stdin.readline() if sys.stdin is not None else ""
-        if not line:
+        if fd < 0:
+            line = None
+        elif os.isatty(fd):
+            line = _read_tty(fd, prompt, echo)
+        else:
+            sys.stderr.write(prompt)
+            sys.stderr.flush()
+            line = _read_line(fd)
+        if line is None:
             sys.stderr.write("\n")
             raise PromptCancelled(f"no answer to the login prompt {prompt.strip()!r} "
                                   "(stdin is closed); run from a terminal or type it on stdin")
-        answers.append(line.rstrip("\r\n"))
+        answers.append(line)
     return answers
 
 
-def _read_tty(prompt: str, echo: bool) -> str:
-    """One answer from the terminal on stdin; echo off unless the prompt allows it. A Ctrl-C
-    may end the program while this thread waits here, so the terminal's mode is restored at
-    exit too."""
+@contextmanager
+def cancelled_by(event: threading.Event | None) -> Iterator[None]:
+    """While inside, a terminal prompt on this thread gives up once ``event`` is set."""
+    previous = getattr(_local, "cancel", None)
+    _local.cancel = event
+    try:
+        yield
+    finally:
+        _local.cancel = previous
+
+
+_local = threading.local()
+
+
+def _read_line(fd: int) -> str | None:
+    """One line from ``fd``, byte by byte (what follows stays for the next question, and no
+    buffered reader is left locked if the program ends meanwhile); None at end of input.
+    Polls, so a set :func:`cancelled_by` event ends the wait."""
+    cancel: threading.Event | None = getattr(_local, "cancel", None)
+    data = bytearray()
+    while True:
+        if cancel is not None and cancel.is_set():
+            raise PromptCancelled("interrupted")
+        if not select.select([fd], [], [], 0.2)[0]:
+            continue
+        byte = os.read(fd, 1)
+        if not byte:
+            return data.decode("utf-8", "replace") if data else None
+        if byte == b"\n":
+            return data.decode("utf-8", "replace").rstrip("\r")
+        data += byte
+
+
+def _read_tty(fd: int, prompt: str, echo: bool) -> str | None:
+    """One answer from the terminal on ``fd``; echo off unless the prompt allows it. Should
+    the program end while this waits, the terminal's mode is restored at exit."""
     import termios
 
-    fd = sys.stdin.fileno()
     saved = termios.tcgetattr(fd)
 
     def restore() -> None:
@@ -94,15 +135,15 @@ def _read_tty(prompt: str, echo: bool) -> str:
         if not echo:  # echo off before the prompt shows: nothing typed after it is echoed
             quiet = termios.tcgetattr(fd)
             quiet[3] &= ~termios.ECHO
-            termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
+            # TCSADRAIN, not getpass's TCSAFLUSH: typed-ahead input is kept, and in runs on
+            # a loopback pty the flush variant sometimes lost the title line (cause unclear)
+            termios.tcsetattr(fd, termios.TCSADRAIN, quiet)
         sys.stderr.write(prompt)
         sys.stderr.flush()
-        line = sys.stdin.readline()
+        return _read_line(fd)
     finally:
         restore()
         atexit.unregister(restore)
         if not echo:
             sys.stderr.write("\n")
-    if not line:
-        raise PromptCancelled(f"no answer to the login prompt {prompt.strip()!r}")
-    return line.rstrip("\r\n")
+            sys.stderr.flush()

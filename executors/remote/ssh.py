@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from skyscan_tui.errors import UserError
-from skyscan_tui.prompts import PromptCancelled, PromptHandler, ask
+from skyscan_tui.prompts import PromptCancelled, PromptHandler, ask, cancelled_by
 
 __all__ = ["RemoteError", "HostKeyError", "AuthError", "SSHTarget", "resolve_ssh_target",
            "RunResult", "RemoteConnection"]
@@ -190,10 +190,16 @@ class _Login:
     :class:`AuthError` (a one-time code is not retried blindly).
     """
 
-    def __init__(self, target: SSHTarget, prompt: PromptHandler) -> None:
+    def __init__(self, target: SSHTarget, prompt: PromptHandler,
+                 interrupted: threading.Event | None = None) -> None:
         self.target = target
-        self.prompt = prompt
+        self._prompt = prompt
+        self.interrupted = interrupted  # a Ctrl-C: a terminal prompt stops waiting
         self.user = target.user or getpass.getuser()
+
+    def prompt(self, title: str, instructions: str, prompts: list) -> list[str]:
+        with cancelled_by(self.interrupted):
+            return self._prompt(title, instructions, prompts)
 
     def authenticate(self, transport: Any) -> list:
         import paramiko
@@ -397,7 +403,7 @@ class RemoteConnection:
             client.connect(t.hostname, port=t.port, username=t.user,
                            timeout=t.connect_timeout, banner_timeout=t.connect_timeout,
                            auth_timeout=t.connect_timeout, sock=sock,
-                           auth_strategy=_Login(t, self.prompt))
+                           auth_strategy=_Login(t, self.prompt, self.interrupted))
         except BaseException as exc:
             client.close()
             for jump in reversed(jumps):
@@ -429,6 +435,7 @@ class RemoteConnection:
             for hop in hops:
                 jump = RemoteConnection(self._hop_target(hop), reconnect_timeout=0,
                                         on_log=self.on_log, prompt=self.prompt)
+                jump.interrupted = self.interrupted  # a Ctrl-C also ends a hop's prompt
                 # the first hop is reached as its own ssh config says (even through its own
                 # jump hosts); each later one through a channel from the hop before
                 sock = jumps[-1]._channel_to(jump.target) if jumps else None

@@ -429,3 +429,100 @@ def test_terminal_prompt_reads_a_pipe_and_hides_typing_on_a_terminal(tmp_path):
             proc.wait()
     assert out.decode().strip() == "54321"
     assert b"Enter the code" in seen and b"12345" not in seen  # typed, never echoed
+
+
+def test_terminal_prompt_gives_up_when_interrupted():
+    """A Ctrl-C (the connection's interrupt event) ends a wait for an answer on stdin."""
+    import threading
+    import time
+
+    from skyscan_tui import prompts
+
+    read_end, write_end = os.pipe()
+    stop = threading.Event()
+    box: dict = {}
+    saved = sys.stdin
+
+    def wait() -> None:
+        with prompts.cancelled_by(stop):
+            try:
+                box["answers"] = prompts.terminal_prompt("", "", [("Code: ", False)])
+            except prompts.PromptCancelled as exc:
+                box["error"] = str(exc)
+
+    try:
+        sys.stdin = os.fdopen(read_end, "r")
+        thread = threading.Thread(target=wait, daemon=True)
+        thread.start()
+        time.sleep(0.5)
+        assert thread.is_alive()  # waits for a line that does not come
+        stop.set()
+        thread.join(5)
+        assert box == {"error": "interrupted"}
+        # two answers in one write: each question takes its own line
+        stop.clear()
+        os.write(write_end, b"first\nsecond\n")
+        assert prompts.terminal_prompt("", "", [("A: ", True), ("B: ", False)]) == [
+            "first", "second"]
+    finally:
+        sys.stdin.close()
+        sys.stdin = saved
+        os.close(write_end)
+
+
+def _cli_on_a_terminal(args: list, answer: bytes, timeout: float = 180):
+    """Run the CLI with a pseudo-terminal as its controlling terminal (stdin, stdout,
+    stderr); ``answer`` is typed as soon as the code prompt shows. Returns (exit status,
+    everything the terminal showed)."""
+    import fcntl
+    import pty
+    import select
+    import termios
+    import time
+
+    from tests.conftest import cli_env
+
+    master, slave = pty.openpty()
+
+    def own_terminal() -> None:  # so that Ctrl-C on the terminal is a SIGINT to the CLI
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen([sys.executable, "-m", "skyscan_tui", *map(str, args)],
+                            stdin=slave, stdout=slave, stderr=slave, env=cli_env(),
+                            preexec_fn=own_terminal)
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while b"Password: " not in seen and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                seen += os.read(master, 4096)
+        os.write(master, answer)  # at once: the prompt is only shown once echo is off
+        while proc.poll() is None and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(30)
+        os.close(master)
+    return proc.returncode, seen.decode("utf-8", "replace")
+
+
+def test_cli_on_a_terminal_hides_the_code_and_ctrl_c_ends_the_prompt(kbd_sshd, tmp_path,
+                                                                     sim_event_file):
+    cfg = write_config(tmp_path / "config.toml", kbd_sshd, tmp_path / "remote")
+    args = _scan_args(sim_event_file, cfg, tmp_path / "out")[:-2]  # progress: auto (a bar)
+    code, shown = _cli_on_a_terminal(args, f"{CODE}\n".encode())
+    assert code == 0, shown[-2000:]
+    assert "Login to" in shown and "One-time code" in shown  # nothing shown was dropped
+    assert CODE not in shown  # typed, never echoed
+    # Ctrl-C at the prompt: the wait ends at once, one line, exit 2
+    code, shown = _cli_on_a_terminal(_scan_args(sim_event_file, cfg, tmp_path / "out2"),
+                                     b"\x03", timeout=60)
+    assert code == 2, shown[-2000:]
+    assert "login cancelled (interrupted)" in shown and "Traceback" not in shown
