@@ -275,7 +275,8 @@ class _Login:
 
         try:
             return paramiko.PKey.from_path(path)
-        except paramiko.PasswordRequiredException:
+        except (paramiko.PasswordRequiredException, TypeError):
+            # TypeError: cryptography's "Key is password-protected" (OpenSSH format)
             encrypted.append(path)
         except (OSError, paramiko.SSHException, ValueError) as exc:
             if must_exist:

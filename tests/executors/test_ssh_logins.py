@@ -526,3 +526,17 @@ def test_cli_on_a_terminal_hides_the_code_and_ctrl_c_ends_the_prompt(kbd_sshd, t
                                      b"\x03", timeout=60)
     assert code == 2, shown[-2000:]
     assert "login cancelled (interrupted)" in shown and "Traceback" not in shown
+
+
+def test_encrypted_key_outside_the_agent_is_one_clear_error(two_sshd, tmp_path,
+                                                            monkeypatch):
+    from executors.remote import AuthError, RemoteConnection
+
+    a, _ = two_sshd
+    locked = tmp_path / "locked_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "a passphrase", "-f",
+                    str(locked)], check=True)
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    with pytest.raises(AuthError, match="is encrypted; load it into ssh-agent") as info:
+        RemoteConnection(_target(a, identity=[str(locked)])).connect()
+    assert "a passphrase" not in str(info.value)
