@@ -27,8 +27,9 @@ def get_executor(name: str) -> type:
 
 
 def executor_classes() -> dict[str, type | UserError]:
-    """Every installed executor class by name (one read of the metadata); one that cannot
-    be loaded maps to the UserError saying why."""
+    """Every installed executor class by name, from one read of the metadata.
+
+    One that cannot be loaded maps to the UserError saying why."""
     out: dict[str, type | UserError] = {}
     for name, obj in plugins.load_all("executor").items():
         try:

@@ -36,6 +36,8 @@ class ScanContext:
 
 @dataclass(frozen=True, eq=False)
 class BatchDone:
+    """A batch that finished: its ``RESULT_DTYPE`` rows, in batch order."""
+
     batch_id: int
     results: np.ndarray  # RESULT_DTYPE rows
     worker: str = ""
@@ -55,6 +57,8 @@ class BatchFailed:
 
 @dataclass(frozen=True)
 class ExecutorLog:
+    """A message from the executor for the scan log (``level``: a logging level name)."""
+
     level: str
     message: str
 
@@ -117,8 +121,10 @@ class Executor(ABC):
 
     @classmethod
     def profiles(cls) -> list[str]:
-        """Names of the config-file profiles for this executor (none without the profile
-        option): ``[profiles.NAME]`` tables whose ``executor`` key is this one or absent."""
+        """Names of the config-file profiles for this executor.
+
+        ``[profiles.NAME]`` tables whose ``executor`` key is this one or absent; none for an
+        executor without the profile option."""
         if cls.option("profile") is None:
             return []
         from executors.profiles import list_profiles
@@ -134,16 +140,19 @@ class Executor(ABC):
 
     @property
     def workers(self) -> int:
+        """Worker processes this executor uses [1] (by default ``slots``)."""
         return self.slots
 
     def set_pixel_timeout(self, seconds: float | None) -> None:
-        """[s] per pixel: a batch of n pixels may run n × seconds (``enforces_pixel_timeout``
-        executors only; the engine does not call it on the others)."""
+        """Set the time limit per pixel [s]: a batch of n pixels may run n × ``seconds``.
+
+        For ``enforces_pixel_timeout`` executors only; the engine does not call it on the others."""
         raise NotImplementedError(f"executor {self.name!r} cannot enforce a pixel timeout")
 
     def bind_output(self, outdir: Path) -> None:
-        """Keep the resume state in the scan's output folder (``can_resume`` executors; the
-        CLI calls it). Default: nothing to keep."""
+        """Keep the resume state in the scan's output folder ``outdir``.
+
+        For ``can_resume`` executors; the CLI calls it. Default: nothing to keep."""
         return None
 
     def set_state_dir(self, path: Path, resume: bool = False) -> None:
@@ -173,15 +182,19 @@ class Executor(ABC):
         return {}
 
     def interrupt(self) -> None:
-        """Ask a wait inside the executor to give up soon (the engine's ``cancel`` calls it,
-        possibly from a signal handler: it must only set a flag). Default: nothing waits."""
+        """Ask a wait inside the executor to give up soon.
+
+        The engine's ``cancel`` calls it, possibly from a signal handler: it must only set a flag.
+        Default: nothing waits."""
         return None
 
     @abstractmethod
-    def start(self, context: ScanContext) -> None: ...
+    def start(self, context: ScanContext) -> None:
+        """Get ready to run batches of the scan ``context`` (workers, connections)."""
 
     @abstractmethod
-    def submit(self, batches: Sequence[TaskBatch]) -> None: ...
+    def submit(self, batches: Sequence[TaskBatch]) -> None:
+        """Queue ``batches`` and return at once; ``poll`` reports them as they finish."""
 
     @abstractmethod
     def poll(self, timeout: float) -> list[Update]:
@@ -192,7 +205,8 @@ class Executor(ABC):
         """Drop queued work and stop running work (best effort, idempotent)."""
 
     @abstractmethod
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release workers and connections; the executor is not used again."""
 
     def __enter__(self) -> Executor:
         return self

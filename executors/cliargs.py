@@ -22,8 +22,10 @@ DEST = "executor_options"
 
 
 def executor_classes() -> dict[str, type]:
-    """The loadable executors by name (a broken plug-in contributes no flags; choosing it
-    with ``--executor`` reports why it cannot be loaded)."""
+    """The loadable executors by name.
+
+    A broken plug-in contributes no flags; choosing it with ``--executor`` reports why it
+    cannot be loaded."""
     from executors import executor_classes as all_classes
 
     return {name: cls for name, cls in all_classes().items() if isinstance(cls, type)}
@@ -77,8 +79,9 @@ class _Store(argparse.Action):
 
 def add_arguments(parser: argparse.ArgumentParser,
                   classes: dict[str, type] | None = None) -> None:
-    """Add the flags of every executor (or of ``classes``) to ``parser`` (see the module
-    docstring)."""
+    """Add the flags of every executor (or of ``classes``) to ``parser``.
+
+    See the module docstring."""
     classes = executor_classes() if classes is None else classes
     first: dict[str, Option] = {}
     owners: dict[str, dict[str, Any]] = {}  # option name -> {executor: default}
@@ -133,8 +136,9 @@ def given_options(cls: type, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def refuse_foreign(cls: type, args: argparse.Namespace) -> None:
-    """UserError for a flag given that executor class ``cls`` does not declare (it would be
-    silently ignored)."""
+    """UserError for a given flag that executor class ``cls`` does not declare.
+
+    Such a flag would otherwise be silently ignored."""
     given = getattr(args, DEST, None) or {}
     foreign = sorted(set(given) - {o.name for o in cls.OPTIONS})
     if foreign:

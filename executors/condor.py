@@ -17,9 +17,13 @@ pure functions of :mod:`executors.condor_format`):
   ``condor_history`` (retried with back-off while that fails); if it is not there either
   it *vanished* and is resubmitted. With late materialisation (``max_idle``,
   ``max_materialize``) a proc with no event yet and not in the queue is still queued;
-* holds: transient transfer holds (codes 12, 13) are released up to ``max_releases`` times;
-  any other hold (duration limits 46/47, memory 34, failed to execute 6, ...) removes the job
-  and resubmits it. ``allowed_execute_duration = job_timeout`` makes stuck jobs hold;
+* holds by their cause (:func:`~executors.condor_format.hold_meaning`, from HoldReasonCode
+  and HoldReasonSubCode): 1 (``condor_hold`` by you or an administrator) is waited for, never
+  undone; 12/2 (a listed output missing), or 13 after the job ran, is a crash: a failure of
+  the job; other transfer holds (12, 13) are released up to ``max_releases`` times; 34 (out of
+  memory or disk) and 3/26 policy holds naming memory or disk resubmit the job with that
+  request doubled, up to ``memory_cap``/``disk_cap``; 46/47 (duration) and the rest remove the
+  job and resubmit it. ``allowed_execute_duration = job_timeout`` makes stuck jobs hold;
 * ``condor_rm`` for cancel and for jobs replaced by a resubmission.
 """
 
@@ -31,14 +35,18 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from executors.condor_format import (
+    RESOURCES,
     TRANSIENT_HOLD_CODES,
     CondorOptions,
     LogEvent,
     event_status,
+    format_amount,
+    hold_meaning,
     parse_condor_q_json,
     parse_event_log,
     parse_terse,
     render_submit_file,
+    request_amount,
 )
 from executors.remote.batch import RemoteBatchExecutor
 from executors.remote.config import REMOTE_OPTIONS, RemoteSettings
@@ -52,9 +60,12 @@ from executors.remote.scheduler import (
     MAX_RELEASES,
     MEMORY,
     QUEUED,
+    RELEASE,
+    RESUBMIT,
     RUNNING,
     Group,
     GroupedBackend,
+    HoldAction,
     JobRef,
     JobStatus,
     Member,
@@ -72,6 +83,8 @@ __all__ = ["CondorExecutor", "CondorBackend", "CondorOptions", "render_submit_fi
 class _Proc(Member):
     changes: int = 0  # state-changing events seen
     seen: bool = False  # in the log or the queue at least once (materialised)
+    ran: bool = False  # began executing (an execute event was seen)
+    subcode: int | None = None  # of the current hold
 
 
 class CondorBackend(GroupedBackend):
@@ -108,6 +121,7 @@ class CondorBackend(GroupedBackend):
 
     @property
     def clusters(self) -> dict[int, Group]:
+        """The scan's HTCondor clusters by cluster id (the groups under their own name)."""
         return self.groups
 
     def member_id(self, key: tuple[int, int]) -> str:
@@ -120,7 +134,8 @@ class CondorBackend(GroupedBackend):
 
     def _changed(self, p: _Proc) -> None:
         p.changes += 1
-        self._news.append(JobStatus(p.ref, p.state, p.detail, p.code))
+        self._news.append(JobStatus(p.ref, p.state, p.detail, p.code,
+                                    p.subcode if p.state == HELD else None))
 
     def _add_cluster(self, group: Group, terminal: set[int] = frozenset()) -> None:
         self._add(group, _Proc)
@@ -174,7 +189,8 @@ class CondorBackend(GroupedBackend):
             ids = " ".join(str(c.id) for c in live)
             qpart, logpart, _ = self._query_then(
                 f"condor_q -json {ids} -attributes "
-                "ClusterId,ProcId,JobStatus,HoldReasonCode,HoldReason", self._log_command(live))
+                "ClusterId,ProcId,JobStatus,HoldReasonCode,HoldReasonSubCode,HoldReason",
+                self._log_command(live))
             self._last_q, self._quiet_checked, self._q_soon = now, True, None
             self.stats["condor_q"] += 1
             if qpart is not None:
@@ -238,6 +254,10 @@ class CondorBackend(GroupedBackend):
         if meaning is None:
             return
         p.state, p.detail, p.code = meaning
+        if ev.code in (1, 4, 7, 13):  # executing; back to idle (a rerun transfers anew)
+            p.ran = ev.code == 1
+        sub = ev.attrs.get("HoldReasonSubCode") if ev.code == 12 else None
+        p.subcode = int(sub) if isinstance(sub, (int, str)) and str(sub).isdigit() else None
         self._changed(p)
         p.missing = 0
         if ev.code in (5, 9):
@@ -272,9 +292,11 @@ class CondorBackend(GroupedBackend):
                 p.missing, p.seen = 0, True
                 status = int(ad.get("JobStatus", 0))
                 if status == 5 and p.state != HELD:  # held, event not in the log (yet)
-                    code = ad.get("HoldReasonCode")
+                    code, sub = ad.get("HoldReasonCode"), ad.get("HoldReasonSubCode")
                     p.state, p.code = HELD, int(code) if code is not None else None
-                    p.detail = f"{ad.get('HoldReason', 'held')} (code {p.code})"
+                    p.subcode = int(sub) if sub is not None else None
+                    codes = f"{p.code}/{p.subcode}" if p.subcode else f"{p.code}"
+                    p.detail = f"{ad.get('HoldReason', 'held')} (code {codes})"
                     self._changed(p)
                 elif status in (2, 6) and p.state == QUEUED:
                     p.state, p.detail = RUNNING, "running"
@@ -340,6 +362,25 @@ class CondorBackend(GroupedBackend):
     def releasable(self, status: JobStatus) -> bool:
         return status.code in TRANSIENT_HOLD_CODES
 
+    def hold_action(self, status: JobStatus, releases: int) -> HoldAction:
+        """The hold's meaning by code and subcode (condor_format.hold_meaning); a transient
+        hold is released while releases are left, then resubmitted."""
+        where = self._where.get(status.ref)
+        ran = where is not None and self.members[where].ran
+        meaning = hold_meaning(status.code, status.subcode, status.detail, ran)
+        if meaning.action == RELEASE and releases >= self.max_releases:
+            return HoldAction(RESUBMIT, meaning.cause)
+        return meaning
+
+    def grow(self, resource: str, factor: int) -> tuple[str, str] | None:
+        if resource not in RESOURCES:
+            return None
+        old = request_amount(self.opts, resource, max(1, factor // 2))
+        new = request_amount(self.opts, resource, factor)
+        if old is None or new is None:
+            return None
+        return format_amount(old, resource), format_amount(new, resource)
+
     def stderr_file(self, job: JobRef) -> str | None:
         where = self._where.get(job)
         if where is None:
@@ -380,6 +421,8 @@ class CondorBackend(GroupedBackend):
 
 
 class CondorExecutor(RemoteBatchExecutor):
+    """HTCondor jobs submitted over SSH, one cluster per submission."""
+
     name: ClassVar[str] = "condor"
     description: ClassVar[str] = "HTCondor jobs submitted over SSH (--profile NAME)"
     OPTIONS: ClassVar[tuple[Option, ...]] = REMOTE_OPTIONS + (
@@ -387,6 +430,10 @@ class CondorExecutor(RemoteBatchExecutor):
         Option("disk", text, None, "disk per job (HTCondor request_disk; KB if a bare number)",
                flags=("--disk", "--request-disk"), aliases=("request_disk",), metavar="SIZE"),
         EXTRA_DIRECTIVES, MAX_RELEASES,
+        Option("memory_cap", text, "16GB", "largest memory request after out-of-memory holds "
+               "(each doubles the job's request)", metavar="SIZE"),
+        Option("disk_cap", text, "64GB", "largest disk request after out-of-disk holds",
+               metavar="SIZE"),
         Option("queue_check_interval", float, 60.0, "seconds between condor_q checks (job "
                "states come from the event log; condor_q is the watchdog)", min=0.5, unit="s",
                flags=()))
@@ -397,4 +444,5 @@ class CondorExecutor(RemoteBatchExecutor):
             request_cpus=values["cpus"], request_memory=values["memory"],
             request_disk=values["disk"], extra_submit_lines=values["extra_directives"],
             max_releases=values["max_releases"], job_timeout=settings.job_timeout,
-            queue_check_interval=values["queue_check_interval"]))
+            queue_check_interval=values["queue_check_interval"],
+            memory_cap=values["memory_cap"], disk_cap=values["disk_cap"]))

@@ -4,7 +4,9 @@
 ``condor_submit -terse`` (:func:`parse_terse`) and ``condor_q``/``condor_history -json``
 (:func:`parse_condor_q_json`), and the user job event log (:func:`parse_event_log`, read
 incrementally, in the text, JSON or XML format; :func:`event_status`: what an event means
-for its job, the same whatever the format). No SSH here; the
+for its job, the same whatever the format), what a hold means by its code and subcode
+(:func:`hold_meaning`) and the requests raised after out-of-memory or out-of-disk holds
+(:func:`request_amount`). No SSH here; the
 backend that runs the commands is :mod:`executors.condor`. The formats follow the HTCondor
 manual (condor_submit, condor_q, "Job Event Log Codes"); docs/clusters.md says how jobs are
 followed.
@@ -21,27 +23,49 @@ from xml.etree import ElementTree
 
 from executors.remote.scheduler import (
     DONE,
+    FAIL,
     FAILED,
+    GROW,
     HELD,
     LOST,
     QUEUED,
+    RELEASE,
+    RESUBMIT,
     RUNNING,
+    WAIT,
+    HoldAction,
     Submission,
     job_stems,
 )
 from skyscan_tui.errors import UserError
 
 __all__ = ["CondorOptions", "render_submit_file", "parse_terse", "parse_condor_q_json",
-           "LogEvent", "parse_event_log", "event_status", "TRANSIENT_HOLD_CODES"]
+           "LogEvent", "parse_event_log", "event_status", "TRANSIENT_HOLD_CODES",
+           "hold_meaning", "size_amount", "request_amount", "format_amount", "RESOURCES"]
 
-# hold codes that are usually transient (file transfer trouble): release before resubmitting
+# hold codes that are usually transient (file transfer trouble): released before resubmitting,
+# unless the job crashed (see hold_meaning)
 TRANSIENT_HOLD_CODES = (12, 13)
+# HoldReasonCode values (HTCondor's CONDOR_HOLD_CODE, manual: "Hold Reason Codes")
+HOLD_USER = 1  # UserRequest: condor_hold by the owner or an administrator
+HOLD_POLICY = (3, 26)  # JobPolicy (periodic_hold), SystemPolicy (SYSTEM_PERIODIC_HOLD)
+HOLD_OUT_OF_RESOURCES = 34  # JobOutOfResources; subcode 102 memory, 104 disk
+HOLD_DURATION = (46, 47)  # allowed_job_duration, allowed_execute_duration
+SUBCODE_MEMORY, SUBCODE_DISK = 102, 104
+ENOENT = 2  # the subcode of a transfer hold is the errno: a listed output file is missing
+#: the requests a hold can make the executor raise: option name -> (submit key, bare unit)
+RESOURCES = {"memory": ("request_memory", "M"), "disk": ("request_disk", "K")}
+#: request_disk when the profile sets none and a job runs out of disk (HTCondor's own
+#: default is the sandbox size, which the executor does not know)
+DEFAULT_DISK = "1GB"
 
 @dataclass(frozen=True)
 class CondorOptions:
-    """Submit-file settings, named as in the submit file (from the executor options cpus,
-    memory, disk, extra_directives and max_releases, and job_timeout), and how often the
-    backend asks ``condor_q``."""
+    """Submit-file settings, named as in the submit file.
+
+    From the executor options cpus, memory, disk, extra_directives and max_releases, and
+    job_timeout; also how often the backend asks ``condor_q``, and how far out-of-memory/disk
+    holds may raise a request."""
 
     request_cpus: int = 1
     request_memory: str = "2GB"  # MB if a bare number, else with unit
@@ -50,6 +74,86 @@ class CondorOptions:
     max_releases: int = 1  # releases of a transient hold before the job is resubmitted
     job_timeout: float = 3600.0  # [s] -> allowed_execute_duration
     queue_check_interval: float = 60.0  # [s] between condor_q watchdog checks
+    memory_cap: str = "16GB"  # largest request_memory after out-of-memory holds
+    disk_cap: str = "64GB"  # largest request_disk after out-of-disk holds
+
+    def __post_init__(self) -> None:
+        for name, unit in (("memory_cap", "M"), ("disk_cap", "K")):
+            if size_amount(getattr(self, name), unit) is None:
+                raise UserError(f"{name} {getattr(self, name)!r}: expected a size such as "
+                                "16GB")
+
+
+# --------------------------------------------------------------------------- sizes, holds
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([KMGTP]?)B?\s*$", re.IGNORECASE)
+_UNITS = "KMGTP"
+
+
+def size_amount(text: str | None, bare: str) -> int | None:
+    """A submit-file size (``2GB``, ``512M``, ``4096``: ``bare`` is the unit of a bare number,
+    "M" for request_memory, "K" for request_disk) in that unit; None if it is not a plain
+    size (an expression, say)."""
+    m = _SIZE.match(str(text or ""))
+    if m is None:
+        return None
+    unit = (m.group(2) or bare).upper()
+    return int(float(m.group(1)) * 1024 ** (_UNITS.index(unit) - _UNITS.index(bare)))
+
+
+def request_amount(opts: CondorOptions, resource: str, factor: int = 1) -> int | None:
+    """request_<resource> at ``factor`` x the profile's, capped by ``<resource>_cap`` (never
+    below the profile's own), in MB (memory) or KB (disk); None when it cannot be scaled (not
+    a plain size, or set by an extra submit line, which would override ours)."""
+    key, unit = RESOURCES[resource]
+    if any(re.match(rf"(?i)^\s*{key}\s*=", line) for line in opts.extra_submit_lines):
+        return None
+    base_text = opts.request_memory if resource == "memory" else opts.request_disk
+    base = size_amount(base_text or (DEFAULT_DISK if resource == "disk" else None), unit)
+    cap = size_amount(opts.memory_cap if resource == "memory" else opts.disk_cap, unit)
+    if base is None or cap is None:
+        return None
+    return base if factor <= 1 else max(base, min(base * factor, cap))
+
+
+def format_amount(amount: int, resource: str) -> str:
+    """A :func:`request_amount` as a submit value, e.g. ``4096MB``."""
+    return f"{amount}{RESOURCES[resource][1]}B"
+
+
+def _hold_resource(subcode: int | None, reason: str) -> str:
+    """The resource a hold says ran out ("" if none): the subcode (25.x: 102 memory, 104
+    disk), else the reason text (older pools write 0; site policies write their own)."""
+    if subcode == SUBCODE_MEMORY:
+        return "memory"
+    if subcode == SUBCODE_DISK:
+        return "disk"
+    text = reason.lower()
+    return "memory" if "memory" in text else "disk" if "disk" in text else ""
+
+
+def hold_meaning(code: int | None, subcode: int | None, reason: str, ran: bool) -> HoldAction:
+    """What a hold means for the job, by its code and subcode (before any release budget).
+
+    ``ran``: the job began executing in this attempt (an execute event was seen).
+    """
+    if code == HOLD_USER:
+        return HoldAction(WAIT, "held with condor_hold (by you or an administrator)")
+    if (code == 12 and subcode == ENOENT) or (code == 13 and ran):
+        # a listed output file is missing: the job ended without writing it (it crashed);
+        # older pools report the output side as 13 (UploadFileError)
+        return HoldAction(FAIL, "the job ended without its output file (it crashed)")
+    if code in TRANSIENT_HOLD_CODES:
+        return HoldAction(RELEASE, "file transfer failed")
+    if code == HOLD_OUT_OF_RESOURCES or code in HOLD_POLICY:
+        resource = _hold_resource(subcode, reason)
+        if code == HOLD_OUT_OF_RESOURCES and not resource:
+            resource = "memory"  # before disk limits (subcode 104) existed, 34 meant memory
+        if resource:
+            return HoldAction(GROW, f"out of {resource}", resource)
+        return HoldAction(RESUBMIT, "held by a periodic_hold policy")
+    if code in HOLD_DURATION:
+        return HoldAction(RESUBMIT, "over its time limit")
+    return HoldAction(RESUBMIT, "held" if code is None else f"held (code {code})")
 
 
 # --------------------------------------------------------------------------- submit file
@@ -72,6 +176,13 @@ def render_submit_file(sub: Submission, opts: CondorOptions, scan_id: str) -> st
     """
     names = job_stems(sub)
     d = f"subs/{sub.id}"
+    # requests raised for some jobs (out-of-memory holds, ...): one queue column each
+    grown = sorted({r for job in sub.jobs for r, f in job.scale if f > 1 and r in RESOURCES})
+    columns: dict[str, list[str]] = {}
+    for r in grown:
+        amounts = [request_amount(opts, r, dict(job.scale).get(r, 1)) for job in sub.jobs]
+        if all(a is not None for a in amounts):
+            columns[r] = [format_amount(a, r) for a in amounts if a is not None]
     lines = [
         f"# skyscan-tui scan {scan_id}, submission {sub.id}: {len(sub.jobs)} job(s)",
         "universe                 = vanilla",
@@ -89,9 +200,12 @@ def render_submit_file(sub: Submission, opts: CondorOptions, scan_id: str) -> st
         # (DEFAULT_USERLOG_FORMAT_OPTIONS); the reader takes all three anyway
         "log_xml                  = False",
         f"request_cpus             = {int(opts.request_cpus)}",
-        f"request_memory           = {_submit_value(str(opts.request_memory))}",
+        "request_memory           = " + ("$(skyscan_memory)" if "memory" in columns
+                                             else _submit_value(str(opts.request_memory))),
     ]
-    if opts.request_disk:
+    if "disk" in columns:
+        lines.append("request_disk             = $(skyscan_disk)")
+    elif opts.request_disk:
         lines.append(f"request_disk             = {_submit_value(str(opts.request_disk))}")
     if opts.job_timeout and opts.job_timeout > 0:
         lines.append(f"allowed_execute_duration = {int(opts.job_timeout)}")
@@ -106,8 +220,9 @@ def render_submit_file(sub: Submission, opts: CondorOptions, scan_id: str) -> st
                             f"({extra!r}): the executor writes the one queue statement")
         if extra:
             lines.append(extra)
-    lines.append("queue job from (")
-    lines += names
+    lines.append("queue " + ", ".join(["job", *(f"skyscan_{r}" for r in columns)]) + " from (")
+    lines += [" ".join([name, *(columns[r][i] for r in columns)])
+              for i, name in enumerate(names)]
     lines.append(")")
     return "\n".join(lines) + "\n"
 
@@ -116,7 +231,11 @@ _TERSE = re.compile(r"^(\d+)\.(\d+) - (\d+)\.(\d+)$")
 
 
 def parse_terse(text: str) -> tuple[int, int, int]:
-    """``condor_submit -terse`` output -> (cluster, first proc, last proc)."""
+    """``condor_submit -terse`` output -> (cluster, first proc, last proc).
+
+    >>> parse_terse("12.0 - 12.3")
+    (12, 0, 3)
+    """
     for line in text.splitlines():
         m = _TERSE.match(line.strip())
         if m:
@@ -334,5 +453,7 @@ def event_status(ev: LogEvent) -> tuple[str, str, int | None] | None:
         code = a.get("HoldReasonCode")
         code = int(code) if code is not None else None
         reason = str(a.get("HoldReason") or "held")
-        return HELD, f"{reason} (code {code})" if code is not None else reason, code
+        sub = a.get("HoldReasonSubCode")
+        codes = f"{code}/{sub}" if sub not in (None, 0, "0") else f"{code}"
+        return HELD, f"{reason} (code {codes})" if code is not None else reason, code
     return None

@@ -38,6 +38,7 @@ MAX_JOBS = 256
 
 
 def default_jobs() -> int:
+    """Worker processes by default [1]: the CPUs this process may run on."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
@@ -45,6 +46,8 @@ def default_jobs() -> int:
 
 
 class LocalExecutor(Executor):
+    """Batches in worker processes on this machine (a loky pool of ``jobs`` workers)."""
+
     name = "local"
     description = "worker processes on this machine (joblib/loky)"
     OPTIONS = (Option("jobs", int, default_jobs, "worker processes", min=1, max=MAX_JOBS,

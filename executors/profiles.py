@@ -54,8 +54,10 @@ def read_config(path: str | Path | None = None) -> dict[str, Any] | None:
 
 
 def list_profiles(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
-    """All ``[profiles.*]`` of the config file (``{}`` if there is none), e.g. for the app's
-    executor picker; each profile's ``executor`` key says which executor it is for."""
+    """All ``[profiles.*]`` of the config file (``{}`` if there is none).
+
+    E.g. for the app's executor picker; each profile's ``executor`` key says which executor it
+    is for."""
     profiles = (read_config(path) or {}).get("profiles", {})
     return {k: dict(v) for k, v in profiles.items() if isinstance(v, dict)}
 

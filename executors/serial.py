@@ -16,6 +16,8 @@ __all__ = ["SerialExecutor"]
 
 
 class SerialExecutor(Executor):
+    """Batches run one at a time in this process (debugging; the smallest executor)."""
+
     name = "serial"
     description = "in-process, one batch at a time (debugging)"
 

@@ -96,6 +96,7 @@ class SlurmBackend(GroupedBackend):
 
     @property
     def arrays(self) -> dict[int, Group]:
+        """The scan's Slurm job arrays by array job id (the groups under their own name)."""
         return self.groups
 
     def member_id(self, key: tuple[int, int]) -> str:
@@ -214,6 +215,8 @@ MAX_ARRAY_TASKS = 1000  # Slurm's default MaxArraySize is 1001 (indices 0..1000)
 
 
 class SlurmExecutor(RemoteBatchExecutor):
+    """Slurm job arrays submitted over SSH, one array per submission."""
+
     name: ClassVar[str] = "slurm"
     description: ClassVar[str] = "Slurm job arrays submitted over SSH (--profile NAME)"
     OPTIONS: ClassVar[tuple[Option, ...]] = REMOTE_OPTIONS + (

@@ -42,8 +42,10 @@ _OWNED = ("--array", "-a", "--output", "-o", "--error", "-e", "--chdir", "-D", "
 
 @dataclass(frozen=True)
 class SlurmOptions:
-    """Batch-script settings, named as sbatch names them (from the executor options
-    partition, account, walltime, cpus, memory, extra_directives and max_releases)."""
+    """Batch-script settings, named as sbatch names them.
+
+    From the executor options partition, account, walltime, cpus, memory, extra_directives and
+    max_releases."""
 
     partition: str | None = None
     account: str | None = None
@@ -147,7 +149,11 @@ def render_batch_script(sub: Submission, opts: SlurmOptions, scan_id: str) -> st
 
 
 def parse_sbatch_parsable(text: str) -> int:
-    """``sbatch --parsable`` output (``123`` or ``123;cluster``) -> job id."""
+    """``sbatch --parsable`` output (``123`` or ``123;cluster``) -> job id.
+
+    >>> parse_sbatch_parsable("1234;cluster")
+    1234
+    """
     for line in text.splitlines():
         head = line.strip().split(";")[0]
         if head.isdigit():
@@ -203,6 +209,11 @@ def element_state(state: str, reason: str) -> tuple[str, str, bool]:
     ``terminal`` False with a state in ``LIMBO_STATES`` means "wait for the requeue".
     Unknown states count as queued (not terminal): a new Slurm state must not lose work,
     and a job that never finishes is caught by the executor's timeouts.
+
+    >>> element_state("PENDING", "Priority")
+    ('queued', 'pending (Priority)', False)
+    >>> element_state("COMPLETED", "None")
+    ('done', 'completed', True)
     """
     detail = state.lower() + (f" ({reason})" if reason and reason != "None" else "")
     if state == "COMPLETED":

@@ -68,6 +68,7 @@ class WorkerState:
         self.prepared = self.reco.prepare(context.event)
 
     def run(self, batch: TaskBatch) -> np.ndarray:
+        """Fit the pixels of ``batch``; its ``RESULT_DTYPE`` rows, checked."""
         res = self.reco.fit_pixels(self.prepared, batch)
         res = np.asarray(res)
         if res.dtype != RESULT_DTYPE or res.shape != (len(batch),):
@@ -91,8 +92,10 @@ def init_worker(context: Any) -> None:
 
 
 def _watch_parent(interval: float = 1.0) -> None:
-    """Exit when the parent process is gone (e.g. the scan was killed with kill -9), so no
-    orphaned worker lingers; a daemon thread checks every ``interval`` [s]."""
+    """Exit when the parent process is gone, checking every ``interval`` [s].
+
+    E.g. when the scan was killed with kill -9, so no orphaned worker lingers; a daemon thread
+    checks."""
     import os
     import threading
 
@@ -139,6 +142,7 @@ def job_to_npz(batches: list[TaskBatch]) -> bytes:
 
 
 def job_from_npz(data: bytes) -> list[TaskBatch]:
+    """The batches of one remote job file (the bytes of a ``jobs/job_J.npz``)."""
     import io
 
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
@@ -233,6 +237,7 @@ def run_job(context_path: str, job_path: str, out_path: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``python -m executors.worker``: fit the batches of one input file; the exit code."""
     from pathlib import Path
 
     from skyscan_tui.events import event_from_dict

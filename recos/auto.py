@@ -33,6 +33,8 @@ __all__ = ["AutoReco", "RECO"]
 
 
 class AutoReco(TrackReco):
+    """Pandel track fit choosing MPE or SPE1st per event (see the module docstring)."""
+
     name = "auto"
     description = ("Pandel track fit choosing MPE for events with many multi-photon DOMs, "
                    "SPE1st otherwise")

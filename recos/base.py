@@ -28,8 +28,10 @@ _in_worker_process = False
 
 
 def mark_worker_process() -> None:
-    """Called by executors in a process that exists only to fit pixels (a local pool worker,
-    a remote job), so that dying there loses only its batch."""
+    """Mark this process as one that exists only to fit pixels.
+
+    Executors call it in a local pool worker or a remote job, so that dying there loses only
+    its batch."""
     global _in_worker_process
     _in_worker_process = True
 
@@ -74,6 +76,7 @@ class Reco(ABC):
 
     @classmethod
     def from_strings(cls, pairs: Mapping[str, str]) -> Reco:
+        """The reco with options given as strings (``NAME=VALUE`` pairs, converted)."""
         return cls(**dict(pairs))
 
     def prepare(self, event: Event) -> Any:

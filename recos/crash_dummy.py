@@ -33,6 +33,8 @@ KILL, RAISE, NAN, HANG, OK = 4, 3, 2, 1, 0
 
 
 class CrashDummyReco(DummyReco):
+    """The dummy reco with seeded faults (NaN, exceptions, hangs, killed workers) for tests."""
+
     name = "crash_dummy"
     description = "dummy with faults: fails/kills/hangs a seeded fraction of pixel fits (tests)"
     OPTIONS = DummyReco.OPTIONS + (

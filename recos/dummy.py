@@ -20,7 +20,7 @@ __all__ = ["DummyReco", "RECO", "hash_uniform", "direction_vector"]
 
 
 def direction_vector(zenith, azimuth) -> np.ndarray:
-    """Unit vector pointing to where the particle comes from (n, 3)."""
+    """Unit vectors (n, 3) [1] to where the particle comes from, at (zenith, azimuth) [rad]."""
     st = np.sin(zenith)
     return np.stack([st * np.cos(azimuth), st * np.sin(azimuth), np.cos(zenith)], axis=-1)
 
@@ -39,6 +39,8 @@ def hash_uniform(*keys: np.ndarray) -> np.ndarray:
 
 
 class DummyReco(Reco):
+    """Analytic test likelihood: ½ (angle to the seed / ``sigma_deg``)² plus seeded noise."""
+
     name = "dummy"
     description = "analytic test likelihood: ½(angle to seed / sigma)² + seeded noise"
     likelihood = "analytic Gaussian in angle (no physics)"

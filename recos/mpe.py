@@ -22,6 +22,8 @@ __all__ = ["MPEReco", "RECO"]
 
 
 class MPEReco(TrackReco):
+    """MPE Pandel track fit: first of N photons, with the charge of each DOM."""
+
     name = "mpe"
     description = "MPE Pandel track fit (first of N photons, charge per DOM), vectorised"
     likelihood = "MPE, Gauss-convoluted Pandel, noise floor"

@@ -1,5 +1,6 @@
-"""``mpe_pointed``: :mod:`recos.mpe` whose first round covers only a disc around the seed
-direction (like upstream ``splinempe_pointed``); later rounds refine as usual."""
+"""``mpe_pointed``: :mod:`recos.mpe` with a first round on a disc around the seed.
+
+Like upstream ``splinempe_pointed``; later rounds refine as usual."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ __all__ = ["MPEPointedReco", "RECO"]
 
 
 class MPEPointedReco(MPEReco):
+    """The MPE fit whose first round covers only a disc around the seed direction."""
+
     name = "mpe_pointed"
     description = "MPE Pandel fit, first round only a disc around the seed direction"
     OPTIONS = MPEReco.OPTIONS + (pointed_option(),)

@@ -15,6 +15,8 @@ __all__ = ["SPEReco", "RECO"]
 
 
 class SPEReco(TrackReco):
+    """SPE1st Pandel track fit: the first pulse of each DOM."""
+
     name = "spe"
     description = "SPE1st Pandel track fit (first pulse per DOM), vectorised Nelder-Mead"
     likelihood = "SPE1st, Gauss-convoluted Pandel, noise floor"

@@ -1,5 +1,7 @@
-"""``python -m skyscan_tui``: the CLI; a Ctrl-C at any moment ends it with exit code 130 or
-lets it finish cleanly (never a traceback, never death by SIGINT)."""
+"""``python -m skyscan_tui``: the CLI.
+
+A Ctrl-C at any moment ends it with exit code 130 or lets it finish cleanly (never a
+traceback, never death by SIGINT)."""
 
 import signal
 import sys

@@ -1,5 +1,7 @@
-"""The application layer shared by the CLI and the terminal app: what a front end asks for
-("scan this event with these settings", "resume that folder") turned into a ready engine.
+"""The application layer shared by the CLI and the terminal app.
+
+What a front end asks for ("scan this event with these settings", "resume that folder")
+turned into a ready engine.
 
 Front ends parse their own input (argparse, form fields) into the plain values taken here;
 this module holds the rules both must apply the same way: reco options as ``KEY=VALUE``,
@@ -28,9 +30,10 @@ DEFAULT_MAX_RETRIES = 2
 
 
 def topology_check(event: Any) -> Any:
-    """The topology guard's verdict on ``event`` (:mod:`recos.track.topology`): is it
-    track-like or a point-like cascade? None when the test cannot run (e.g. too few hits),
-    so a front end then scans as before."""
+    """The topology guard's verdict on ``event``: track-like or a point-like cascade.
+
+    See :mod:`recos.track.topology`. None when the test cannot run (e.g. too few hits), so a
+    front end then scans as before."""
     import logging
 
     from recos.track.topology import classify_topology
@@ -58,8 +61,9 @@ def parse_reco_options(pairs: Iterable[str]) -> dict[str, str]:
 
 
 def best_reco() -> str:
-    """The best reco installed: the physics fits if present (``auto``: the better calibrated
-    of SPE1st and MPE per event), else the dummy."""
+    """The best reco installed: the physics fits if present, else the dummy.
+
+    ``auto`` (the better calibrated of SPE1st and MPE per event) when it is installed."""
     from recos import available_recos
 
     names = available_recos()
@@ -70,8 +74,9 @@ def best_reco() -> str:
 
 
 def resume_info(outdir: Path, output: Path | None = None) -> CheckpointInfo:
-    """The checkpoint in ``outdir`` to resume (UserError if there is none, or if another
-    output folder ``output`` was asked for too)."""
+    """The checkpoint in ``outdir`` to resume.
+
+    UserError if there is none, or if another output folder ``output`` was asked for too."""
     from skyscan_tui.checkpoint import read_info
 
     if output is not None and Path(output).resolve() != Path(outdir).resolve():
@@ -93,6 +98,19 @@ def scan_settings(reco: str | None = None, reco_options: Mapping[str, Any] | Non
     value that would change the result); how to run (``batch_size``, ``max_retries``,
     ``pixel_timeout``) may change: given values win, else the checkpoint's, else defaults.
     A new scan takes the defaults: :func:`best_reco` and :data:`DEFAULT_PROGRESSION`.
+
+    Parameters
+    ----------
+    reco : str or None
+        The reco's name.
+    reco_options : mapping or None
+        Its options by name (text or values; :func:`parse_reco_options` makes them).
+    progression : str or None
+        The nside progression as text, e.g. ``"8:0,64:12,512:24"``.
+    run_options : mapping or None
+        How to run: ``batch_size`` [pixels], ``max_retries``, ``pixel_timeout`` [s].
+    resume : CheckpointInfo or None
+        The checkpoint being resumed (:func:`resume_info`).
     """
     from skyscan_tui import sky
     from skyscan_tui.engine import ScanSettings
@@ -124,10 +142,27 @@ def scan_settings(reco: str | None = None, reco_options: Mapping[str, Any] | Non
 def open_scan(event: Any, settings: ScanSettings, executor: Executor, outdir: Path | None,
               resume: bool = False, partial_interval: float | str | None = "auto"
               ) -> ScanEngine:
-    """A ready :class:`~skyscan_tui.engine.ScanEngine` (it locks ``outdir``); the executor is
-    closed if that fails (a busy or unusable folder, another event, other settings).
-    ``partial_interval``: seconds between partial results in ``outdir``, None (off) or
-    "auto" (:func:`skyscan_tui.observe.resolve_partial_interval`)."""
+    """A ready :class:`~skyscan_tui.engine.ScanEngine` (it locks ``outdir``).
+
+    The executor is closed if that fails (a busy or unusable folder, another event, other
+    settings).
+
+    Parameters
+    ----------
+    event : Event
+        The event to scan.
+    settings : ScanSettings
+        What to scan and how (:func:`scan_settings`).
+    executor : Executor
+        Where the pixel batches run; the engine owns it from now on.
+    outdir : Path or None
+        The output folder (checkpoint and results); None: no checkpoint.
+    resume : bool
+        Continue the checkpoint in ``outdir`` instead of starting a new scan.
+    partial_interval : float or str or None
+        Seconds between partial results in ``outdir``, None (off) or "auto"
+        (:func:`skyscan_tui.observe.resolve_partial_interval`).
+    """
     from skyscan_tui.engine import ScanEngine
 
     if outdir is not None and outdir.exists() and not outdir.is_dir():

@@ -54,6 +54,7 @@ SYNC_INTERVAL = 2.0  # [s] between fsyncs of the log and rewrites of state.json
 
 
 def checkpoint_dir(outdir: str | Path) -> Path:
+    """The checkpoint folder inside the scan's output folder ``outdir``."""
     return Path(outdir) / CHECKPOINT_DIR
 
 
@@ -82,9 +83,11 @@ class CheckpointInfo:
 
     @property
     def unfinished(self) -> bool:
+        """Whether the checkpointed scan has not finished."""
         return self.status != "finished"
 
     def describe(self) -> str:
+        """The checkpoint in one line: event, reco, round and fits done."""
         return (f"{self.event_label}, reco {self.settings.get('reco')}, "
                 f"round {self.round + 1}, {self.tasks_done}/{self.tasks_total} fits done")
 
@@ -316,6 +319,7 @@ class Checkpoint:
         self._dirty = True
 
     def update(self, **fields: Any) -> None:
+        """Change fields of the state (written at the next sync)."""
         self.state.update(fields)
 
     def maybe_sync(self, force: bool = False) -> None:
@@ -330,6 +334,7 @@ class Checkpoint:
         self.write_state()
 
     def write_state(self) -> None:
+        """Write ``state.json`` atomically, stamped with the time now."""
         self.state["updated"] = time.time()
         atomic_write_text(self.path / "state.json", json.dumps(self.state, indent=1) + "\n")
 

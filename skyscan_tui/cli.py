@@ -29,8 +29,10 @@ EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
-    """One-line errors; ``late`` adds arguments on first use (parse or help), so flags
-    generated from plug-ins are imported only by the commands that take them."""
+    """The argument parser with one-line errors and late arguments.
+
+    ``late`` adds arguments on first use (parse or help), so flags generated from plug-ins are
+    imported only by the commands that take them."""
 
     def __init__(self, *args: Any, late: Any = None, **kw: Any) -> None:
         super().__init__(*args, **kw)
@@ -164,6 +166,8 @@ def _scan_options(p: argparse.ArgumentParser, default_reco: str | None) -> None:
                         "every SECONDS; auto (default): every 300 s with local executors "
                         "(so short scans write none), 120 s with remote ones; 0 or off: never")
     _thresholds_option(g)
+    cli_products.error_floor_option(g)
+    cli_products.flat_nside_option(g, scan=True)
 
 
 def _partial_interval(text: str) -> float | str | None:
@@ -225,6 +229,7 @@ def _overlays(args: argparse.Namespace) -> tuple[tuple, tuple]:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``skyscan-tui`` command and its sub-commands."""
     p = _Parser(prog="skyscan-tui", description=__doc__.split("\n\n")[0])
     p.add_argument("--version", action="version", version=f"skyscan-tui {__version__}")
     p.add_argument("--loglevel", default="WARNING",
@@ -264,6 +269,7 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--format", action="append", choices=["png", "pdf"], dest="formats",
                     help="picture format (repeatable; default png and pdf)")
     _thresholds_option(pl)
+    cli_products.error_floor_option(pl)
     cli_products.levels_option(pl)
     _overlay_options(pl)
 
@@ -280,6 +286,7 @@ def parser() -> argparse.ArgumentParser:
     sm.add_argument("result", type=Path, metavar="RESULT", help="result .npz/.json or folder")
     sm.add_argument("--json", action="store_true", help="summary.json-style output")
     _thresholds_option(sm)
+    cli_products.error_floor_option(sm)
     cli_products.levels_option(sm)
 
     sub.add_parser("recos", help="list reconstructions")
@@ -401,6 +408,10 @@ def _drive(engine: Any, event: Any, args: argparse.Namespace, outdir: Path,
         if key in getattr(event, "meta", {}):
             result.meta[key] = event.meta[key]
     result.meta["thresholds"] = args.thresholds
+    result.meta["error_floor_deg"] = args.error_floor or 0.0
+    # flat FITS maps at --flat-nside (default the finest scanned; 0: none)
+    result.meta["flat_nside"] = (args.flat_nside if args.flat_nside is not None
+                                 else min(max(result.nsides, default=0), 2048))
     if verdict is not None:
         result.meta["topology"] = verdict.to_dict()
     paths = result.save(outdir)
@@ -518,6 +529,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     thresholds = parse_thresholds(args.thresholds)
     marks, sources = _overlays(args)  # bad input fails before anything is drawn
     result = load_result(args.result)
+    cli_products.use_error_floor(result, args)
     outdir = args.output or (args.result if args.result.is_dir() else args.result.parent)
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"{outdir}: output path exists and is not a folder")
@@ -554,6 +566,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     thresholds = parse_thresholds(args.thresholds)
     result = load_result(args.result)
     result.meta["thresholds"] = args.thresholds
+    cli_products.use_error_floor(result, args)
     if args.json:
         summary = result.summary()
         cli_products.print_levels(result.stats(thresholds), args.levels, summary)
@@ -623,6 +636,7 @@ def _route_bare(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); the exit code."""
     ctrl_c = CtrlC()
     ctrl_c.install()
     try:

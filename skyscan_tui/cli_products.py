@@ -13,7 +13,8 @@ from pathlib import Path
 
 from skyscan_tui.errors import UserError
 
-__all__ = ["add_parsers", "levels_option", "print_levels", "COMMANDS"]
+__all__ = ["add_parsers", "levels_option", "error_floor_option", "use_error_floor",
+           "print_levels", "COMMANDS"]
 
 
 def _levels_arg(text: str) -> str:
@@ -32,6 +33,62 @@ def levels_option(p: argparse.ArgumentParser, default: str | None = None) -> Non
                    help="containment levels in per cent, e.g. 50,90,99.7; 50/90 use "
                         "--thresholds, others Wilks' k = -2 ln(1 - level)"
                         + (f" (default {default})" if default else ""))
+
+
+def _error_floor_arg(text: str) -> float:
+    from skyscan_tui.errorfloor import check_error_floor
+
+    try:
+        return check_error_floor(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of degrees") from None
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def error_floor_option(p) -> None:
+    """``--error-floor DEG`` on a parser or group (scan, demo, summary, plot, products)."""
+    p.add_argument("--error-floor", type=_error_floor_arg, default=None, metavar="DEG",
+                   help="systematic error floor: convolve the probability map with a "
+                        "Gaussian of width DEG (sigma); regions, areas and the alert then "
+                        "include it (default: the scan's own floor, else none; 0 = none)")
+
+
+def use_error_floor(result, args: argparse.Namespace) -> None:
+    """Record ``--error-floor`` (when given) in the result, where ``stats()`` reads it."""
+    if getattr(args, "error_floor", None) is not None:
+        result.meta["error_floor_deg"] = args.error_floor
+
+
+def _flat_nside_arg(text: str) -> int:
+    from skyscan_tui.flatmap import MAX_FLAT_NSIDE
+
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if n != 0 and (n < 1 or n & (n - 1) or n > MAX_FLAT_NSIDE):
+        raise argparse.ArgumentTypeError(f"{n}: use a power of two up to {MAX_FLAT_NSIDE}")
+    return n
+
+
+def flat_nside_option(p, scan: bool = False) -> None:
+    """``--flat-nside N`` (``flatmaps``; ``scan``/``demo``, where 0 writes no flat maps)."""
+    p.add_argument("--flat-nside", type=_flat_nside_arg, metavar="N",
+                   help="nside of the flat llh/probability FITS maps (default: the finest "
+                        "scanned; at most 2048" + ("; 0: none" if scan else "") + ")")
+
+
+def _positive_number(text: str) -> float:
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(v) and v >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
+    return v
 
 
 def print_levels(stats, text: str | None, as_json: dict | None = None) -> None:
@@ -66,26 +123,46 @@ def add_parsers(sub, thresholds_option: Callable) -> None:
     c.add_argument("-o", "--output", type=Path, metavar="DIR",
                    help="folder for the files (default: the result's folder)")
     thresholds_option(c)
+    error_floor_option(c)
 
     f = sub.add_parser("flatmaps", help="flat HEALPix FITS maps of a result (llh, probability)")
     f.add_argument("result", type=Path, metavar="RESULT", help="result .npz/.json or folder")
-    f.add_argument("--flat-nside", type=int, metavar="N",
-                   help="nside of the maps (default: the finest scanned; at most 2048)")
+    flat_nside_option(f)
     f.add_argument("-o", "--output", type=Path, metavar="DIR",
                    help="folder for the files (default: the result's folder)")
     thresholds_option(f)
+    error_floor_option(f)
 
     q = sub.add_parser("query", help="the map at a direction: -log L, 2dLLH, credible level, "
                                      "regions; sources of a catalogue in the 90%% region")
     q.add_argument("result", type=Path, metavar="RESULT", help="result .npz/.json or folder")
     q.add_argument("--radec", type=float, nargs=2, metavar=("RA", "DEC"),
                    help="direction [deg, J2000]")
-    q.add_argument("--catalog", type=Path, metavar="FILE.csv",
-                   help="CSV with columns name, ra, dec [deg]: list the sources inside the "
-                        "90%% region")
+    q.add_argument("--catalog", type=Path, metavar="FILE",
+                   help="catalogue, CSV or FITS table with columns name, ra, dec [deg] "
+                        "(aliases such as Source_Name, RAJ2000, DEJ2000 too): list the "
+                        "sources inside the 90%% region")
     q.add_argument("--json", action="store_true", help="print one JSON object")
     levels_option(q)
     thresholds_option(q)
+    error_floor_option(q)
+
+    n = sub.add_parser("notice", help="GCN-style JSON notice of a result (IceCube notice "
+                                      "schema; scan writes it as notice.json)")
+    n.add_argument("result", type=Path, metavar="RESULT", help="result .npz/.json or folder")
+    n.add_argument("-o", "--output", type=Path, metavar="DIR",
+                   help="folder for notice.json (default: the result's folder)")
+    n.add_argument("--print", action="store_true", dest="print_only",
+                   help="print the notice instead of writing notice.json")
+    n.add_argument("--event-name", metavar="NAME", help="e.g. IceCube-230416A")
+    n.add_argument("--nu-energy", type=_positive_number, metavar="TEV",
+                   help="most probable neutrino energy [TeV], when known")
+    n.add_argument("--p-astro", type=_positive_number, metavar="P",
+                   help="signalness: probability of astrophysical origin (0-1), when known")
+    n.add_argument("--far", type=_positive_number, metavar="HZ",
+                   help="false alarm rate [Hz], when known")
+    thresholds_option(n)
+    error_floor_option(n)
 
 
 def _load(args: argparse.Namespace):
@@ -93,6 +170,9 @@ def _load(args: argparse.Namespace):
     from skyscan_tui.results import load_result
 
     result = load_result(args.result)
+    # the floor the scan's own FITS files were made with (before --error-floor replaces it)
+    args.scan_floor = float(result.meta.get("error_floor_deg") or 0.0)
+    use_error_floor(result, args)
     stats = result.stats(args.thresholds)  # 50/90 % regions use these thresholds
     if stats is None:
         raise UserError(f"{args.result}: no pixel has a finite likelihood, so no map")
@@ -160,5 +240,40 @@ def _cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_notice(args: argparse.Namespace) -> int:
+    import json
+
+    from skyscan_tui.notice import check_extra, notice, probability_file
+    from skyscan_tui.products import fits_bytes, write_notice
+
+    extra = check_extra(args.nu_energy, args.p_astro, args.far)
+    if args.event_name is not None and not (0 < len(args.event_name.strip()) <= 64
+                                            and args.event_name.isprintable()):
+        raise UserError("notice: --event-name must be 1 to 64 printable characters")
+    result, stats, outdir = _load(args)
+    base = result.basename()
+    srcdir = args.result if args.result.is_dir() else args.result.parent
+    healpix = probability_file(srcdir, base)
+    if healpix is None or args.scan_floor != stats.error_floor_deg:
+        # no FITS of this map yet (other floor, or none written): write the multi-order one
+        tag = f".floor_{stats.error_floor_deg:g}deg" if stats.error_floor_deg else ""
+        healpix = outdir / f"{base}{tag}.multiorder.fits"
+        if not args.print_only:
+            from skyscan_tui.fileio import atomic_write_bytes
+
+            outdir.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(healpix, fits_bytes(result, stats))
+            print(f"wrote {healpix}")
+    kw = {"event_name": args.event_name.strip() if args.event_name else None, "extra": extra}
+    if args.print_only:
+        print(json.dumps(notice(result, stats, healpix, outdir, **kw), indent=2))
+        return 0
+    outdir.mkdir(parents=True, exist_ok=True)
+    for path in write_notice(result, stats, outdir, base, healpix, **kw).values():
+        print(f"wrote {path}")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "contours": _cmd_contours, "flatmaps": _cmd_flatmaps, "query": _cmd_query}
+    "contours": _cmd_contours, "flatmaps": _cmd_flatmaps, "query": _cmd_query,
+    "notice": _cmd_notice}

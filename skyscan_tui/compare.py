@@ -1,4 +1,4 @@
-"""Are two scan results the same within tolerances? (``skyscan-tui compare A B``)
+"""Whether two scan results are the same within tolerances (``skyscan-tui compare A B``).
 
 Like skyreader's ``SkyScanResult.is_close``: the pixel sets of every nside must be equal, the
 numbers close with per-field relative tolerances (the same defaults: llh 1e-4, energies 1e-2,
@@ -25,14 +25,18 @@ MAX_LISTED = 5
 
 @dataclass
 class Comparison:
+    """What differs between two result files (``differences``) and what is only noted."""
+
     differences: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
     def same(self) -> bool:
+        """Whether nothing differs."""
         return not self.differences
 
     def report(self) -> str:
+        """The differences and notes, one per line, and the verdict."""
         lines = [f"differ: {d}" for d in self.differences] + [f"note: {n}" for n in self.notes]
         lines.append("results differ" if self.differences else "results are the same within "
                      "tolerances")
@@ -77,7 +81,26 @@ def _compare_level(nside: int, a: np.ndarray, b: np.ndarray, rtol: dict[str, flo
 
 def compare_results(a: Any, b: Any, rtol: dict[str, float] | None = None,
                     area_rtol: float = 1e-2, thresholds: Any = "wilks") -> Comparison:
-    """Compare two ``ScanResult`` objects; A is the candidate, B the reference."""
+    """Compare two ``ScanResult`` objects; A is the candidate, B the reference.
+
+    Parameters
+    ----------
+    a, b : ScanResult
+        The candidate and the reference.
+    rtol : dict of str to float, optional
+        Relative tolerance per result column (``llh``, ``E_in``, ``E_tot``, ``x``, ``y``,
+        ``z``, ``t``); columns not given keep :data:`DEFAULT_RTOL`.
+    area_rtol : float
+        Relative tolerance of the contour areas [deg²].
+    thresholds : str or Thresholds
+        The 50 %/90 % thresholds of the contours (see
+        :func:`skyscan_tui.stats.parse_thresholds`).
+
+    Returns
+    -------
+    Comparison
+        The differences (the results are not the same) and the notes (headers that differ).
+    """
     rtol = {**DEFAULT_RTOL, **(rtol or {})}
     out = Comparison()
     for key in ("run_id", "event_id", "event_type", "mjd", "reco"):

@@ -41,7 +41,11 @@ _MAX_SEGMENT_DEG = 0.5
 
 
 def parse_levels(text: str | None, default: tuple[float, ...] = (0.5, 0.9)) -> list[float]:
-    """Containment levels from ``"50,90,99.7"`` [per cent] (or fractions below 1) → fractions."""
+    """Containment levels from ``"50,90,99.7"`` [per cent] (or fractions below 1) → fractions.
+
+    >>> parse_levels("90,50,99.7"), parse_levels("0.68"), parse_levels(None)
+    ([0.5, 0.9, 0.997], [0.68], [0.5, 0.9])
+    """
     if text is None or not str(text).strip():
         return list(default)
     out = []
@@ -58,7 +62,11 @@ def parse_levels(text: str | None, default: tuple[float, ...] = (0.5, 0.9)) -> l
 
 
 def level_label(level: float) -> str:
-    """``0.5`` → ``"50"``, ``0.997`` → ``"99.7"`` (for file names and keys)."""
+    """``0.5`` → ``"50"``, ``0.997`` → ``"99.7"`` (for file names and keys).
+
+    >>> level_label(0.5), level_label(0.997)
+    ('50', '99.7')
+    """
     return f"{level * 100:.6g}"
 
 
@@ -224,9 +232,12 @@ class Contour:
     level: float
     region: Region
     rings: list[np.ndarray]
+    #: which systematic treatment the region includes (``SkyStats.systematic``)
+    note: str = ""
 
     @property
     def label(self) -> str:
+        """The region's level as shown to users, e.g. ``90%``."""
         return level_label(self.level)
 
 
@@ -234,8 +245,23 @@ def contours(stats: SkyStats, levels: list[float] | tuple[float, ...] = (0.5, 0.
              kind: str = "likelihood", step: int | None = None) -> list[Contour]:
     """Regions and boundary rings at ``levels`` (fractions).
 
-    ``kind="likelihood"``: 2ΔLLH ≤ k, with the scan's thresholds at 50 % / 90 % and Wilks'
-    k = −2 ln(1 − level) at any other level; ``kind="credible"``: credible regions.
+    Parameters
+    ----------
+    stats : SkyStats
+        The statistics of the scan (:func:`skyscan_tui.stats.analyse`).
+    levels : sequence of float
+        Containment levels as fractions, e.g. ``(0.5, 0.9)``.
+    kind : str
+        ``"likelihood"``: 2ΔLLH ≤ k, with the scan's thresholds at 50 % / 90 % and Wilks'
+        k = −2 ln(1 − level) at any other level; ``"credible"``: credible regions.
+    step : int or None
+        Points per finest-pixel edge of the rings (see :func:`region_rings`); None: its
+        default.
+
+    Returns
+    -------
+    list of Contour
+        One per level, in the order of ``levels``.
     """
     out = []
     for level in levels:
@@ -245,7 +271,8 @@ def contours(stats: SkyStats, levels: list[float] | tuple[float, ...] = (0.5, 0.
             reg = likelihood_region(stats, level)
         else:
             raise UserError(f"contour kind {kind!r}: use likelihood or credible")
-        out.append(Contour(reg.method, level, reg, region_rings(stats.mo, reg.mask, step)))
+        out.append(Contour(reg.method, level, reg, region_rings(stats.mo, reg.mask, step),
+                           stats.systematic))
     return out
 
 
@@ -258,7 +285,8 @@ def contour_text(c: Contour) -> str:
     columns are degrees (named so), every ring is written, each repeating its first point,
     with a ``# ring i of n`` comment before it; ``astropy.io.ascii.read`` reads the file.
     """
-    lines = ['"ra (deg)" "dec (deg)"']
+    lines = [f"# {c.note}"] if c.note else []
+    lines.append('"ra (deg)" "dec (deg)"')
     for i, ring in enumerate(c.rings):
         lines.append(f"# ring {i + 1} of {len(c.rings)}")
         lon, lat = _lonlat(ring)
@@ -271,7 +299,7 @@ def contour_text(c: Contour) -> str:
 def ds9_text(c: Contour) -> str:
     """ds9 region file: one ``polygon`` per ring in fk5 [deg]."""
     lines = ["# Region file format: DS9 version 4.1",
-             f"# skyscan-tui {c.kind} {c.label}% contour",
+             f"# skyscan-tui {c.kind} {c.label}% contour" + (f"; {c.note}" if c.note else ""),
              "fk5"]
     for ring in c.rings:
         lon, lat = _lonlat(ring)
@@ -448,12 +476,13 @@ def geojson(c: Contour, properties: dict[str, Any] | None = None) -> dict[str, A
                 else {"type": "MultiPolygon", "coordinates": polys})
     props = {"kind": c.kind, "level": c.level, "area_deg2": c.region.area_deg2,
              "ts_threshold": None if math.isnan(c.region.ts) else c.region.ts,
+             "systematic": c.note,
              "coordinates": "RA/Dec J2000 [deg], lon = RA wrapped to [-180, 180]"}
     return {"type": "Feature", "geometry": geom, "properties": {**props, **(properties or {})}}
 
 
 def point_in_geojson(geometry: dict[str, Any] | None, ra_deg: float, dec_deg: float) -> bool:
-    """Is (ra, dec) [deg] inside a GeoJSON Polygon/MultiPolygon (planar lon/lat test)?"""
+    """Whether (ra, dec) [deg] is inside a GeoJSON Polygon/MultiPolygon (planar lon/lat test)."""
     if geometry is None:
         return False
     lon = (ra_deg + 180.0) % 360.0 - 180.0
@@ -516,8 +545,34 @@ def write_contours(result: Any, stats: SkyStats, outdir: str | Path,
                    levels: list[float] | tuple[float, ...] = (0.5, 0.9),
                    formats: tuple[str, ...] = ("txt", "geojson"), kind: str = "likelihood",
                    basename: str | None = None) -> dict[str, Path]:
-    """Write ``BASENAME.contour_50.txt``, ``.contour_50.geojson``, ``.contour_50.reg``,
-    ``.contour_50.moc.fits`` per level (credible regions: ``credible_50``); returns paths."""
+    """Write the contour files of each level; returns their paths.
+
+    ``BASENAME.contour_50.txt``, ``.contour_50.geojson``, ``.contour_50.reg`` and
+    ``.contour_50.moc.fits`` per level (credible regions: ``credible_50``).
+
+    Parameters
+    ----------
+    result : ScanResult
+        The scan (its :meth:`basename` names the files unless ``basename`` is given).
+    stats : SkyStats
+        Its statistics (:func:`skyscan_tui.stats.analyse`).
+    outdir : str or Path
+        The folder to write into (created if missing).
+    levels : sequence of float
+        Containment levels as fractions.
+    formats : tuple of str
+        Any of ``txt``, ``geojson``, ``ds9`` (a ``.reg`` file) and ``moc``; UserError for
+        others.
+    kind : str
+        ``"likelihood"`` or ``"credible"`` regions (see :func:`contours`).
+    basename : str or None
+        The start of the file names.
+
+    Returns
+    -------
+    dict of str to Path
+        The files written, by key (e.g. ``"contour_50_txt"``).
+    """
     bad = set(formats) - set(FORMATS)
     if bad:
         raise UserError(f"contour formats {sorted(bad)}: use {', '.join(FORMATS)}")

@@ -30,7 +30,14 @@ def _erfa():
 
 
 def local_to_equatorial(zenith, azimuth, mjd):
-    """[rad] IceCube (zenith, azimuth) of origin at ``mjd`` [UTC days] → (ra, dec) J2000 [rad]."""
+    """[rad] IceCube (zenith, azimuth) of origin at ``mjd`` [UTC days] → (ra, dec) J2000 [rad].
+
+    At the South Pole the declination is about the zenith angle minus 90°:
+
+    >>> ra, dec = local_to_equatorial(np.radians(30.0), np.radians(100.0), 58849.5)
+    >>> round(float(np.degrees(dec)), 3)
+    -59.998
+    """
     erfa = _erfa()
     zenith, azimuth, mjd = np.broadcast_arrays(
         np.asarray(zenith, float), np.asarray(azimuth, float), np.asarray(mjd, float))
@@ -43,7 +50,15 @@ def local_to_equatorial(zenith, azimuth, mjd):
 
 
 def equatorial_to_local(ra, dec, mjd):
-    """[rad] J2000 (ra, dec) → IceCube (zenith, azimuth) of origin at ``mjd`` [UTC days]."""
+    """[rad] J2000 (ra, dec) → IceCube (zenith, azimuth) of origin at ``mjd`` [UTC days].
+
+    The inverse of :func:`local_to_equatorial`:
+
+    >>> ra, dec = local_to_equatorial(np.radians(30.0), np.radians(100.0), 58849.5)
+    >>> zen, azi = equatorial_to_local(ra, dec, 58849.5)
+    >>> round(float(np.degrees(zen)), 6), round(float(np.degrees(azi)), 6)
+    (30.0, 100.0)
+    """
     erfa = _erfa()
     ra, dec, mjd = np.broadcast_arrays(
         np.asarray(ra, float), np.asarray(dec, float), np.asarray(mjd, float))
@@ -64,7 +79,14 @@ def equatorial_to_local(ra, dec, mjd):
 
 
 def equatorial_to_galactic(ra, dec):
-    """[rad] J2000 (ra, dec) → galactic (l, b) [rad]."""
+    """[rad] J2000 (ra, dec) → galactic (l, b) [rad].
+
+    The galactic centre:
+
+    >>> l, b = np.degrees(equatorial_to_galactic(np.radians(266.40499), np.radians(-28.93617)))
+    >>> round(float(min(l, 360 - l)), 4), abs(round(float(b), 4))
+    (0.0, 0.0)
+    """
     erfa = _erfa()
     lon, lat = erfa.icrs2g(np.asarray(ra, float), np.asarray(dec, float))
     return np.mod(lon, 2 * np.pi), lat

@@ -146,8 +146,10 @@ class ScanEngine:
                     f"with --resume {self.outdir}, or delete {info.path} to start over")
 
     def close(self) -> None:
-        """Release the output folder (a finished scan's front end calls this after saving;
-        the lock also ends with the process)."""
+        """Release the output folder.
+
+        A finished scan's front end calls this after saving; the lock also ends with the
+        process."""
         if self.outdir is not None:
             self._folder_lock.release()
 
@@ -250,13 +252,16 @@ class ScanEngine:
         self.executor.interrupt()
 
     def pause(self) -> None:
+        """Submit no more batches until :meth:`resume` (batches in flight finish)."""
         self._paused.set()
 
     def resume(self) -> None:
+        """Submit batches again after :meth:`pause`."""
         self._paused.clear()
 
     @property
     def paused(self) -> bool:
+        """Whether the scan is paused."""
         return self._paused.is_set()
 
     # ---------------------------------------------------------------- planning
@@ -649,8 +654,9 @@ class ScanEngine:
             return None
 
         def requeue(fl: Flight, lost: bool, worker: str) -> None:
-            """Retry a failed batch: split it to isolate the bad pixel; count the tries of
-            a pixel on its own."""
+            """Retry a failed batch, split to isolate the bad pixel.
+
+            The tries of a pixel on its own are counted."""
             single = len(fl.idx) == 1
             failures = fl.failures + (0 if lost or not single else 1)
             losses = fl.losses + (1 if lost else 0)

@@ -12,7 +12,11 @@ __all__ = ["event_info", "format_event_info", "mjd_to_utc"]
 
 
 def mjd_to_utc(mjd: float) -> str:
-    """[UTC days] MJD → ``YYYY-MM-DD hh:mm:ss.ffffff`` (no leap-second smearing)."""
+    """[UTC days] MJD → ``YYYY-MM-DD hh:mm:ss.ffffff`` (no leap-second smearing).
+
+    >>> mjd_to_utc(58849.5)
+    '2020-01-01 12:00:00.000000'
+    """
     day = math.floor(mjd)
     micro = round((mjd - day) * 86400e6)
     stamp = _dt.datetime(1858, 11, 17) + _dt.timedelta(days=day, microseconds=micro)
@@ -57,6 +61,7 @@ def event_info(event: Any) -> dict[str, Any]:
 
 
 def format_event_info(info: dict[str, Any]) -> str:
+    """The lines ``skyscan-tui info`` prints for the event summary ``info``."""
     lines = [
         f"Run {info['run_id']} event {info['event_id']} ({info['event_type'] or 'simulated'})"
         + ("" if info["is_real_event"] else ", simulated"),

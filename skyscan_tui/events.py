@@ -75,12 +75,14 @@ class Pulses:
 
     @property
     def n_doms(self) -> int:
+        """Number of distinct DOMs with a pulse."""
         if len(self) == 0:
             return 0
         return int(np.unique(self.string.astype(np.int64) * 1000 + self.om).size)
 
     @classmethod
     def from_arrays(cls, string, om, x, y, z, time, charge) -> Pulses:
+        """Pulses from per-pulse arrays: string, OM, position [m], time [ns], charge [PE]."""
         arrays = [
             np.asarray(string, dtype=np.int32), np.asarray(om, dtype=np.int32),
             np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64),
@@ -91,6 +93,7 @@ class Pulses:
         return cls(*[np.ascontiguousarray(a[order]) for a in arrays])
 
     def select(self, mask: np.ndarray) -> Pulses:
+        """The pulses where ``mask`` (boolean, or indices) holds."""
         return Pulses(*[np.ascontiguousarray(getattr(self, f)[mask]) for f in _PULSE_FIELDS])
 
 
@@ -109,11 +112,14 @@ class Seed:
 
     @property
     def pos(self) -> np.ndarray:
+        """The vertex (x, y, z) [m] as an array."""
         return np.array([self.x, self.y, self.z])
 
 
 @dataclass(frozen=True, eq=False)
 class Event:
+    """One event: its pulses, seeds (best first), simulation truth, and time ``mjd`` [days]."""
+
     run_id: int
     event_id: int
     mjd: float
@@ -126,10 +132,12 @@ class Event:
 
     @property
     def best_seed(self) -> Seed | None:
+        """The first seed (the best the file provides), or None."""
         return self.seeds[0] if self.seeds else None
 
     @property
     def total_charge(self) -> float:
+        """Total charge of all pulses [PE]."""
         return float(np.sum(self.pulses.charge))
 
 
@@ -193,6 +201,7 @@ def _seed_from_dict(obj: Any) -> Seed:
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
+    """The event as a JSON-ready dict in the native format (``save_event`` writes it)."""
     p = event.pulses
     return {
         "format": FORMAT,
@@ -267,6 +276,7 @@ def event_digest(event: Event) -> str:
 
 
 def save_event(event: Event, path: str | Path) -> None:
+    """Write ``event`` to ``path`` in the native JSON format (atomically)."""
     text = json.dumps(event_to_dict(event), indent=None, separators=(",", ":"),
                       default=_json_default)
     atomic_write_bytes(Path(path), text.encode())

@@ -58,6 +58,7 @@ class FolderLock:
 
     @property
     def held(self) -> bool:
+        """Whether this process holds the lock."""
         return self._fd is not None
 
     def acquire(self, create: bool = True) -> None:
@@ -90,6 +91,7 @@ class FolderLock:
             pass  # the lock holds without its note
 
     def release(self) -> None:
+        """Release the lock (nothing if not held)."""
         if self._fd is None:
             return
         fd, self._fd = self._fd, None

@@ -39,6 +39,7 @@ class Geometry:
 
     @property
     def n_dom(self) -> int:
+        """Number of DOMs in the table."""
         return int(self.string.size)
 
     @functools.cached_property
@@ -101,8 +102,10 @@ def default_geometry() -> Geometry:
 
 @functools.lru_cache(maxsize=4)
 def hexagonal_geometry(rings: int = 4) -> Geometry:
-    """Idealised IceCube-like array: strings on a 125 m triangular lattice inside a hexagon
-    of ``rings`` rings (4 → 61 strings), 60 DOMs per string every 17 m, z = +498 … -505 m."""
+    """Idealised IceCube-like array: strings 125 m apart, 60 DOMs each, every 17 m.
+
+    Strings on a 125 m triangular lattice inside a hexagon of ``rings`` rings (4 → 61
+    strings), 60 DOMs per string every 17 m, z = +498 … -505 m."""
     rows = []
     string = 0
     for q in range(-rings, rings + 1):

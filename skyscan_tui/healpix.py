@@ -108,13 +108,17 @@ def ang2pix(nside: int, theta, phi, nest: bool = True):
 
 
 def _as_scheme(nside: int, nested: np.ndarray, nest: bool) -> np.ndarray:
-    """RING lookups renumber the NESTED pixel: HEALPix C++'s own RING lookup can return -1
-    or a far pixel for a direction exactly on a face corner (|z| = 2/3, φ = kπ/4)."""
+    """The NESTED pixels ``nested`` in the scheme asked for (RING unless ``nest``).
+
+    RING lookups renumber the NESTED pixel: HEALPix C++'s own RING lookup can return -1 or a
+    far pixel for a direction exactly on a face corner (|z| = 2/3, φ = kπ/4)."""
     return nested if nest else hpgeom.nest_to_ring(nside, nested)
 
 
 def _fix_wrap(nside: int, pix: np.ndarray, theta: np.ndarray) -> np.ndarray:
-    """Guard: where HEALPix C++ still returns an out-of-range pixel (φ a hair below 2π, see
+    """Replace out-of-range pixels of ``pix`` by the pixel at φ = 0.
+
+    Where HEALPix C++ still returns an out-of-range pixel (φ a hair below 2π, see
     ``_PHI_SNAP``), the direction is the one at φ = 0, so look that up instead."""
     bad = (pix < 0) | (pix >= nside2npix(nside))
     if bad.any():
@@ -174,8 +178,9 @@ def get_all_neighbours(nside: int, ipix, nest: bool = True) -> np.ndarray:
 
 def query_disc(nside: int, vec, radius: float, inclusive: bool = False,
                nest: bool = True) -> np.ndarray:
-    """Sorted pixels whose centre lies within ``radius`` [rad] of the direction ``vec``
-    (``inclusive=True``: every pixel that overlaps the disc), as ``healpy.query_disc``."""
+    """Sorted pixels whose centre lies within ``radius`` [rad] of the direction ``vec``.
+
+    ``inclusive=True``: every pixel that overlaps the disc, as ``healpy.query_disc``."""
     nside2order(nside)
     v = np.asarray(vec, dtype=np.float64).reshape(3)
     norm = float(np.sqrt(v @ v))

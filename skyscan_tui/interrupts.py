@@ -1,5 +1,6 @@
-"""What Ctrl-C (SIGINT) does while the CLI runs: stop a scan cleanly, never lose the press,
-never die by SIGINT (exit 130 instead). See :class:`CtrlC`."""
+"""What Ctrl-C (SIGINT) does while the CLI runs: stop a scan cleanly.
+
+Never lose the press, never die by SIGINT (exit 130 instead). See :class:`CtrlC`."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ class CtrlC:
         self._again = False  # the next SIGINT is our own retry, not a press
 
     def install(self) -> None:
+        """Handle SIGINT (see the module docstring) until :meth:`uninstall`."""
         import signal
         import threading
 
@@ -41,6 +43,7 @@ class CtrlC:
             self._outer, CtrlC.current = CtrlC.current, self
 
     def uninstall(self) -> None:
+        """Restore the SIGINT handler found by :meth:`install`."""
         import signal
 
         if self._installed:
@@ -104,8 +107,10 @@ def importing(frame: Any) -> bool:
 
 
 def forget_caught_interrupt() -> None:
-    """CPython flags a KeyboardInterrupt that leaves exec() of a string (dataclasses and
-    namedtuples are made that way, e.g. while a module is imported) as unhandled even when
-    it is caught later, and then ends the process with SIGINT (exit status -2 instead of
-    our 130). exec() of a string clears that flag again."""
+    """Clear CPython's flag of an unhandled KeyboardInterrupt.
+
+    CPython flags a KeyboardInterrupt that leaves exec() of a string (dataclasses and
+    namedtuples are made that way, e.g. while a module is imported) as unhandled even when it
+    is caught later, and then ends the process with SIGINT (exit status -2 instead of our
+    130). exec() of a string clears that flag again."""
     exec("")

@@ -31,7 +31,8 @@ from skyscan_tui.errors import UserError
 from skyscan_tui.fileio import atomic_write_bytes, atomic_write_text
 
 __all__ = ["PROGRESS_FILE", "PARTIAL_FILE", "ScanObserver", "parse_partial_interval",
-           "resolve_partial_interval", "read_progress", "run_lines", "AUTO_PARTIAL_LOCAL",
+           "resolve_partial_interval", "read_progress", "run_lines", "job_status_lines",
+           "AUTO_PARTIAL_LOCAL",
            "AUTO_PARTIAL_REMOTE", "MIN_WRITE_INTERVAL"]
 
 PROGRESS_FILE = "progress.json"
@@ -269,4 +270,39 @@ def run_lines(meta: dict[str, Any]) -> list[str]:
                      + f"; {c.get('jobs_submitted', 0)} submitted, "
                        f"{c.get('resubmitted', 0)} resubmitted, {c.get('holds', 0)} holds, "
                        f"{c.get('failures', 0)} failures")
+    return lines
+
+
+_HOLD_ACTIONS = {"wait": "waiting for its release", "release": "released",
+                 "fail": "a failure: resubmitted", "resubmit": "resubmitted",
+                 "grow": "resubmitted with more"}
+
+
+def job_status_lines(status: dict[str, Any], max_holds: int = 3) -> list[str]:
+    """A remote executor's ``status()`` in a few short lines (the app's scan status): the
+    jobs by state, each current hold with its cause and what is done about it, and the
+    latest hold or failure; empty for executors without jobs."""
+    jobs = status.get("jobs")
+    if not isinstance(jobs, dict):
+        return []
+    counts = " · ".join(f"{v} {k}" for k, v in jobs.items() if v) or "none yet"
+    lines = [f"jobs ({status.get('scheduler', 'remote')}): {counts}"]
+    holds = [h for h in status.get("holds") or [] if isinstance(h, dict)]
+    for h in holds[:max_holds]:
+        code = h.get("code")
+        sub = h.get("subcode")
+        codes = "" if code is None else f" (code {code}{f'/{sub}' if sub else ''})"
+        cause = h.get("cause") or h.get("reason") or "held"
+        action = _HOLD_ACTIONS.get(str(h.get("action")), str(h.get("action") or ""))
+        lines.append(f"job {h.get('job')} held{codes}: {cause}"
+                     + (f" — {action}" if action else ""))
+    if len(holds) > max_holds:
+        lines.append(f"… and {len(holds) - max_holds} more held")
+    recent = [e for e in status.get("recent") or [] if isinstance(e, dict)]
+    if recent:
+        e = recent[-1]
+        what = e.get("cause") or str(e.get("reason", "")).split(";")[0][:80]
+        lines.append(f"last {'hold' if e.get('kind') == 'held' else e.get('kind', 'event')}: "
+                     f"job {e.get('job')} {what}"
+                     + (f" → {e['action']}" if e.get("action") else ""))
     return lines

@@ -52,7 +52,8 @@ def _subtitle(result: Any, stats: SkyStats) -> str:
     r90 = stats.region(0.9)
     return (f"{result.reco}, nside {'/'.join(str(n) for n in result.nsides)}: "
             f"RA {stats.ra_deg:.2f} (+{r90.ra_plus_deg:.2f} {r90.ra_minus_deg:.2f}), "
-            f"Dec {stats.dec_deg:+.2f} (+{r90.dec_plus_deg:.2f} {r90.dec_minus_deg:.2f}) deg")
+            f"Dec {stats.dec_deg:+.2f} (+{r90.dec_plus_deg:.2f} {r90.dec_minus_deg:.2f}) deg"
+            + (f"; error floor {stats.error_floor_deg:g} deg" if stats.error_floor_deg else ""))
 
 
 def _ts_at(stats: SkyStats, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:

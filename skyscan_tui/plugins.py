@@ -50,8 +50,9 @@ def load(kind: str, name: str) -> object:
 
 
 def load_all(kind: str) -> dict[str, object]:
-    """Every installed plug-in of ``kind`` by name, from one read of the metadata; one that
-    cannot be loaded maps to its :class:`PluginError` instead."""
+    """Every installed plug-in of ``kind`` by name, from one read of the metadata.
+
+    One that cannot be loaded maps to its :class:`PluginError` instead."""
     out: dict[str, object] = {}
     for name, ep in sorted(_entry_points(kind).items()):
         try:

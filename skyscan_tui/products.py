@@ -21,7 +21,7 @@ from skyscan_tui import __version__
 from skyscan_tui.fileio import atomic_write_bytes, atomic_write_text
 from skyscan_tui.stats import SkyStats
 
-__all__ = ["fits_bytes", "alert_text", "write_products", "mjd_to_iso"]
+__all__ = ["fits_bytes", "alert_text", "write_products", "write_notice", "mjd_to_iso"]
 
 
 def mjd_to_iso(mjd: float) -> str:
@@ -117,10 +117,15 @@ def fits_bytes(result: Any, stats: SkyStats) -> bytes:
         ("LLH_MIN", float(stats.llh_min), "minimum -ln L of the scan"),
         ("AREA50", round(stats.credible[0].area_deg2, 6), "[deg2] 50% credible area"),
         ("AREA90", round(stats.credible[1].area_deg2, 6), "[deg2] 90% credible area"),
+        ("SYSTEMAT", bool(stats.error_floor_deg > 0), "systematic error floor included"),
+        ("ERRFLOOR", float(stats.error_floor_deg), "[deg] Gaussian error floor convolved in"),
     ):
         cards.append(_card(key, value, comment))
     cards.append(_card("HISTORY", comment="Probability map P_i ~ exp(-(LLH_i - LLH_min)) * "
                        "Omega_i, flat prior."))
+    if stats.error_floor_deg > 0:
+        cards.append(_card("HISTORY", comment="Convolved with a von Mises-Fisher (spherical "
+                           f"Gaussian) kernel, sigma {stats.error_floor_deg:g} deg."))
     data = rows.tobytes()
     # no CHECKSUM cards and no dates of writing: files are reproducible
     return primary + _header(cards) + data + b"\0" * (-len(data) % _BLOCK)
@@ -163,14 +168,19 @@ def alert_text(result: Any, stats: SkyStats | None) -> str:
             f"{th.ts90:.3g}) cover {r50.area_deg2:.2f} and {r90.area_deg2:.2f} sq. deg "
             f"(circularised radii {r50.radius_deg:.2f} and {r90.radius_deg:.2f} deg); the "
             f"probability map's 50% and 90% credible regions cover {c50.area_deg2:.2f} and "
-            f"{c90.area_deg2:.2f} sq. deg. Errors are statistical only.")
+            f"{c90.area_deg2:.2f} sq. deg. "
+            + (f"Errors: {stats.systematic}." if stats.systematic_included
+               else "Errors are statistical only."))
     return textwrap.fill(head + " " + body, 78, break_on_hyphens=False)
 
 
 def write_products(result: Any, outdir: str | Path, stats: SkyStats | None,
-                   basename: str) -> dict[str, Path]:
-    """Write ``BASENAME.multiorder.fits``, the 50/90 % contours ``BASENAME.contour_50.txt``
-    and ``.geojson`` (if there is a map) and ``alert.txt`` atomically."""
+                   basename: str, flat_nside: int | None = None) -> dict[str, Path]:
+    """Write the alert products atomically; returns their paths.
+
+    ``BASENAME.multiorder.fits``, the 50/90 % contours ``BASENAME.contour_50.txt`` and
+    ``.geojson``, the flat ``…skymap_nside_N_{llh,probability}.fits.gz`` maps when
+    ``flat_nside`` is given (> 0), ``notice.json`` (if there is a map) and ``alert.txt``."""
     outdir = Path(outdir)
     paths: dict[str, Path] = {}
     if stats is not None:
@@ -183,4 +193,27 @@ def write_products(result: Any, outdir: str | Path, stats: SkyStats | None,
         from skyscan_tui.contours import write_contours
 
         paths.update(write_contours(result, stats, outdir, basename=basename))
+        if flat_nside:
+            from skyscan_tui.flatmap import write_flat_maps
+
+            paths.update(write_flat_maps(result, stats, outdir, int(flat_nside), basename))
+        paths.update(write_notice(result, stats, outdir, basename,
+                                  paths.get("flat_probability", paths["fits"])))
     return paths
+
+
+def write_notice(result: Any, stats: SkyStats, outdir: str | Path, basename: str,
+                 healpix: Path | None = None, **kw: Any) -> dict[str, Path]:
+    """Write ``notice.json`` (``skyscan_tui.notice``) in ``outdir``; ``healpix`` defaults to
+    the probability FITS found there."""
+    import json
+
+    from skyscan_tui.notice import NOTICE_NAME, notice, probability_file
+
+    outdir = Path(outdir)
+    if healpix is None:
+        healpix = probability_file(outdir, basename) or outdir / f"{basename}.multiorder.fits"
+    path = outdir / NOTICE_NAME
+    atomic_write_text(path, json.dumps(notice(result, stats, healpix, outdir, **kw),
+                                       indent=2) + "\n")
+    return {"notice": path}

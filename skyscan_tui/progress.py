@@ -21,6 +21,11 @@ __all__ = ["ProgressPrinter", "format_eta"]
 
 
 def format_eta(seconds: float) -> str:
+    """A duration [s] as ``H:MM:SS`` or ``MM:SS``; ``--:--`` when unknown.
+
+    >>> format_eta(75), format_eta(3725.4), format_eta(float("nan"))
+    ('01:15', '1:02:05', '--:--')
+    """
     if not math.isfinite(seconds) or seconds < 0:
         return "--:--"
     seconds = int(round(seconds))
@@ -42,6 +47,7 @@ class ProgressPrinter:
         self._nside = 0
 
     def __call__(self, update: ScanUpdate) -> None:
+        """Print one scan update in this reporter's mode."""
         if self.mode == "jsonl":
             self._jsonl(update)
         elif isinstance(update, RoundStarted):

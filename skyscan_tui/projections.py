@@ -26,7 +26,12 @@ FINE_NSIDE = 1 << FINE_ORDER
 
 
 def angular_distance(ra1, dec1, ra2, dec2) -> np.ndarray:
-    """[rad] great-circle distance between directions [rad] (haversine; broadcasts)."""
+    """[rad] great-circle distance between directions [rad] (haversine; broadcasts).
+
+    >>> d = angular_distance(0.0, 0.0, np.radians([90.0, 180.0]), 0.0)
+    >>> [round(float(x), 9) for x in np.degrees(d)]
+    [90.0, 180.0]
+    """
     s = (np.sin((dec2 - dec1) / 2) ** 2
          + np.cos(dec1) * np.cos(dec2) * np.sin((ra2 - ra1) / 2) ** 2)
     return 2 * np.arcsin(np.sqrt(np.clip(s, 0.0, 1.0)))

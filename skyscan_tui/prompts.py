@@ -1,5 +1,6 @@
-"""Questions a back-end must ask the user while it runs: login prompts (one-time codes,
-Duo/TOTP, passwords) of a keyboard-interactive SSH login.
+"""Questions a back-end must ask the user while it runs, e.g. at an SSH login.
+
+Login prompts: one-time codes, Duo/TOTP, passwords of a keyboard-interactive login.
 
 The core never talks to a terminal or a UI itself: it calls :func:`ask`, which hands the
 question to the handler the front end installed (:func:`set_prompt_handler`). The CLI keeps
@@ -58,10 +59,13 @@ def ask(title: str, instructions: str, prompts: Sequence[tuple[str, bool]]) -> l
 
 def terminal_prompt(title: str, instructions: str,
                     prompts: Sequence[tuple[str, bool]]) -> list[str]:
-    """The CLI's handler: text on stderr; answers read from the terminal without echo (for
-    prompts that ask so), or one line each from stdin when stdin is not a terminal (a pipe,
-    a here-document), so scripts and tests can answer. Gives up with
-    :class:`PromptCancelled` when the event of :func:`cancelled_by` is set (a Ctrl-C)."""
+    """Ask on the terminal: the CLI's handler.
+
+    Text goes to stderr; answers are read from the terminal without echo (for prompts that
+    ask so), or one line each from stdin when stdin is not a terminal (a pipe, a
+    here-document), so scripts and tests can answer. Gives up with
+    :class:`PromptCancelled` when the event of :func:`cancelled_by` is set (a Ctrl-C).
+    """
     for text in (title, instructions):
         if text.strip():
             print(text.strip(), file=sys.stderr, flush=True)
@@ -102,9 +106,11 @@ _local = threading.local()
 
 
 def _read_line(fd: int) -> str | None:
-    """One line from ``fd``, byte by byte (what follows stays for the next question, and no
-    buffered reader is left locked if the program ends meanwhile); None at end of input.
-    Polls, so a set :func:`cancelled_by` event ends the wait."""
+    """Read one line from ``fd``, byte by byte; None at end of input.
+
+    What follows stays for the next question, and no buffered reader is left locked if the
+    program ends meanwhile. Polls, so a set :func:`cancelled_by` event ends the wait.
+    """
     cancel: threading.Event | None = getattr(_local, "cancel", None)
     data = bytearray()
     while True:
@@ -121,8 +127,10 @@ def _read_line(fd: int) -> str | None:
 
 
 def _read_tty(fd: int, prompt: str, echo: bool) -> str | None:
-    """One answer from the terminal on ``fd``; echo off unless the prompt allows it. Should
-    the program end while this waits, the terminal's mode is restored at exit."""
+    """Read one answer from the terminal on ``fd``; echo off unless the prompt allows it.
+
+    Should the program end while this waits, the terminal's mode is restored at exit.
+    """
     import termios
 
     saved = termios.tcgetattr(fd)

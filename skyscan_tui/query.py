@@ -1,7 +1,8 @@
 """Point queries on a skymap [deg]: likelihood, credible level and regions at a direction.
 
 For a direction (RA, Dec) the multi-order pixel holding it gives −ln L and
-TS = 2ΔLLH; its *credible level* is the searched probability, the probability of all pixels
+TS = 2ΔLLH (with an error floor: of the smoothed map, −2 ln of its density relative to the
+peak; −ln L stays the scanned value); its *credible level* is the searched probability, the probability of all pixels
 with a density at least the pixel's (ligo.skymap's ``searched_prob``), and the searched
 area is their area. ``likelihood_level`` = 1 − exp(−TS/2) is the containment of a χ² with
 two degrees of freedom at TS (Wilks). A source is inside a region when its pixel is.
@@ -50,6 +51,7 @@ def point_query(stats: SkyStats, ra_deg: float, dec_deg: float,
         "offset_deg": _sep_deg(stats.ra_deg, stats.dec_deg, ra_deg, dec_deg),
         "nside": None, "ipix_nest": None, "llh": None, "ts": None, "likelihood_level": None,
         "credible_level": None, "searched_area_deg2": None, "inside": {},
+        "error_floor_deg": stats.error_floor_deg, "systematic": stats.systematic,
     }
     known = j >= 0 and math.isfinite(float(stats.dllh[j]))
     if known:
@@ -75,6 +77,8 @@ def format_query(q: dict[str, Any]) -> str:
     if q["llh"] is None:
         lines.append("the map has no value here (not scanned, or the fit failed)")
         return "\n".join(lines)
+    if q.get("error_floor_deg"):  # the regions are of the smoothed map; -log L is as scanned
+        lines.append(f"{q['systematic']}; 2 dLLH is of the smoothed map")
     lines.append(f"-log L = {q['llh']:.4f}, 2 dLLH = {q['ts']:.4f} "
                  f"(Wilks containment {q['likelihood_level'] * 100:.2f}%; nside {q['nside']})")
     lines.append(f"credible level {q['credible_level'] * 100:.2f}% "
@@ -86,15 +90,86 @@ def format_query(q: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: Column names accepted for name, ra, dec (case-insensitive), in order of preference: ours,
+#: the Fermi-LAT 4FGL/4LAC FITS catalogues' and VizieR's.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "name": ("name", "source_name", "source", "src_name", "object", "assoc1", "id"),
+    "ra": ("ra", "raj2000", "ra_j2000", "_raj2000", "ra_deg", "radeg", "ra_icrs"),
+    "dec": ("dec", "dej2000", "decj2000", "dec_j2000", "_dej2000", "dec_deg", "dedeg",
+            "de_icrs"),
+}
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz")
+_NEED = "a catalogue needs columns name, ra, dec [deg] (or e.g. Source_Name, RAJ2000, DEJ2000)"
+
+
+def _columns(names: list[str]) -> dict[str, str] | None:
+    """Which of ``names`` serves as name, ra and dec (case-insensitive aliases)."""
+    lower = {n.strip().lower(): n for n in names}
+    out = {}
+    for key, aliases in ALIASES.items():
+        hit = next((lower[a] for a in aliases if a in lower), None)
+        if hit is None:
+            return None
+        out[key] = hit
+    return out
+
+
+def _check_row(path: Path, where: str, ra: float, dec: float) -> None:
+    if not (math.isfinite(ra) and math.isfinite(dec) and -90 <= dec <= 90):
+        raise UserError(f"{path}: {where}: ({ra}, {dec}) is not a direction")
+
+
+def _read_fits_catalog(path: Path) -> list[tuple[str, float, float]]:
+    """Rows of the first table extension of a FITS file (astropy, imported only here)."""
+    from astropy.io import fits
+
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            tab = next((h for h in hdul[1:] if isinstance(h, (fits.BinTableHDU,
+                                                               fits.TableHDU))), None)
+            if tab is None:
+                raise UserError(f"{path}: no table in this FITS file")
+            if tab.data is None or len(tab.data) > MAX_CATALOG:
+                raise UserError(f"{path}: empty table or more than {MAX_CATALOG} sources")
+            cols = _columns(list(tab.columns.names))
+            if cols is None:
+                raise UserError(f"{path}: {_NEED}")
+            units = {c.name: (c.unit or "").strip().lower() for c in tab.columns}
+            names = [str(x).strip() for x in tab.data[cols["name"]]]
+            radec = []
+            for key in ("ra", "dec"):
+                v = np.asarray(tab.data[cols[key]], dtype=np.float64).reshape(-1)
+                radec.append(np.degrees(v) if units[cols[key]] in ("rad", "radian") else v)
+            if not len(names) == len(radec[0]) == len(radec[1]):
+                raise UserError(f"{path}: ra/dec columns must hold one number per source")
+    except UserError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError, EOFError,
+            OverflowError, fits.VerifyError) as exc:  # what a damaged file makes astropy raise
+        first = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path}: not a readable FITS catalogue ({first})") from None
+    rows = []
+    for i, (name, ra, dec) in enumerate(zip(names, *radec, strict=True)):
+        _check_row(path, f"row {i + 1}", float(ra), float(dec))
+        rows.append((name, float(ra), float(dec)))
+    return rows
+
+
 def read_catalog(path: str | Path) -> list[tuple[str, float, float]]:
-    """(name, ra [deg], dec [deg]) rows of a CSV file with columns ``name, ra, dec``."""
+    """(name, ra [deg], dec [deg]) rows of a catalogue: a CSV file with columns
+    ``name, ra, dec`` or a FITS table (e.g. 4FGL: ``Source_Name, RAJ2000, DEJ2000``)."""
     path = Path(path)
+    if path.name.lower().endswith(FITS_SUFFIXES):
+        if not path.is_file():
+            raise UserError(f"{path}: no such file")
+        return _read_fits_catalog(path)
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
-            cols = {c.strip().lower(): c for c in (reader.fieldnames or [])}
-            if not {"name", "ra", "dec"} <= set(cols):
-                raise UserError(f"{path}: a catalogue needs the columns name, ra, dec [deg]")
+            found = _columns(list(reader.fieldnames or []))
+            if found is None:
+                raise UserError(f"{path}: {_NEED}")
+            cols = {key: found[key] for key in ("name", "ra", "dec")}
             rows = []
             for i, row in enumerate(reader, start=2):
                 if len(rows) >= MAX_CATALOG:
@@ -103,8 +178,7 @@ def read_catalog(path: str | Path) -> list[tuple[str, float, float]]:
                     ra, dec = float(row[cols["ra"]]), float(row[cols["dec"]])
                 except (TypeError, ValueError):
                     raise UserError(f"{path}: line {i}: ra/dec are not numbers") from None
-                if not (math.isfinite(ra) and math.isfinite(dec) and -90 <= dec <= 90):
-                    raise UserError(f"{path}: line {i}: ({ra}, {dec}) is not a direction")
+                _check_row(path, f"line {i}", ra, dec)
                 rows.append((str(row[cols["name"]]).strip(), ra, dec))
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a UTF-8 text file") from None

@@ -93,6 +93,7 @@ class SkyLevels:
         return cls.from_maps({n: (lv["ipix"], lv["llh"]) for n, lv in result.levels.items()})
 
     def add(self, nside: int, ipix: Any, llh: Any) -> None:
+        """Add fitted values: −log L ``llh`` of NESTED pixels ``ipix`` at ``nside``."""
         ipix = np.asarray(ipix, dtype=np.int64).ravel()
         llh = np.asarray(llh, dtype=np.float64).ravel()
         if ipix.shape != llh.shape:
@@ -130,6 +131,7 @@ class SkyLevels:
 
     @property
     def nsides(self) -> list[int]:
+        """The nsides that have values, ascending."""
         return sorted(set(self._levels) | set(self._pending))
 
     def __len__(self) -> int:
@@ -148,6 +150,7 @@ class SkyLevels:
         return best
 
     def min_max(self) -> tuple[float, float]:
+        """Smallest and largest finite −log L over all levels (inf, −inf if none)."""
         lo, hi = math.inf, -math.inf
         for _ipix, llh in self.levels().values():
             ok = llh[np.isfinite(llh)]
@@ -215,8 +218,10 @@ def colorize(values: np.ndarray, vmin: float, vmax: float, stretch: str = "log"
 # ---------------------------------------------------------------------------- frames
 @dataclass(eq=False)
 class Frame:
-    """Cells ready to draw: ``chars`` (height, width) str; ``fg``/``bg`` packed 0xRRGGBB
-    (:data:`NONE` = terminal default)."""
+    """Cells ready to draw: characters and colours (height, width).
+
+    ``chars`` (height, width) str; ``fg``/``bg`` packed 0xRRGGBB (:data:`NONE` = terminal
+    default)."""
 
     chars: np.ndarray
     fg: np.ndarray
@@ -225,10 +230,12 @@ class Frame:
 
     @property
     def height(self) -> int:
+        """Rows of the frame [cells]."""
         return self.chars.shape[0]
 
     @property
     def width(self) -> int:
+        """Columns of the frame [cells]."""
         return self.chars.shape[1] if self.chars.ndim == 2 else 0
 
     def row_runs(self, y: int) -> list[tuple[str, int, int]]:

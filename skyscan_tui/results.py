@@ -45,6 +45,7 @@ _SR_COLUMNS = list(SKYREADER_DTYPE.names or ())
 
 
 def empty_level(ipix: np.ndarray) -> np.ndarray:
+    """Level rows for the NESTED pixels ``ipix`` with every fitted value NaN (not fitted)."""
     out = np.zeros(len(ipix), dtype=LEVEL_DTYPE)
     out["ipix"] = ipix
     for f in ("llh", "E_in", "E_tot", "x", "y", "z", "t"):
@@ -55,6 +56,8 @@ def empty_level(ipix: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class BestFit:
+    """The best pixel: ``ra``/``dec`` and ``zenith``/``azimuth`` [rad], vertex [m] and time [ns]."""
+
     nside: int
     ipix: int  # NESTED
     llh: float
@@ -68,6 +71,7 @@ class BestFit:
     t: float
 
     def to_dict(self) -> dict[str, Any]:
+        """The best fit as a JSON-ready dict (angles [rad], vertex [m], time [ns])."""
         return {
             "nside": self.nside, "ipix_nest": self.ipix, "llh": self.llh,
             "ra_deg": math.degrees(self.ra), "dec_deg": math.degrees(self.dec),
@@ -92,13 +96,16 @@ class ScanResult:
 
     @property
     def nsides(self) -> list[int]:
+        """The scanned nsides, ascending."""
         return sorted(self.levels)
 
     @property
     def n_failed(self) -> int:
+        """Number of failed fits (NaN −log L) over all levels."""
         return int(sum(int(np.isnan(lv["llh"]).sum()) for lv in self.levels.values()))
 
     def finite_levels(self) -> dict[int, np.ndarray]:
+        """Each level without its failed (NaN) rows."""
         return {n: lv[np.isfinite(lv["llh"])] for n, lv in self.levels.items()}
 
     def best(self) -> BestFit | None:
@@ -125,6 +132,7 @@ class ScanResult:
 
     # ------------------------------------------------------------------ skyreader files
     def basename(self) -> str:
+        """The base of the result file names: run, event, event type and nsides."""
         nsides = "_".join(str(n) for n in self.nsides)
         # the type ends up in a file name: keep it to safe characters whatever its source
         etype = "".join(c if c.isascii() and (c.isalnum() or c in "_-") else "_"
@@ -156,8 +164,10 @@ class ScanResult:
         return {"overlays": overlays_json(ov)}
 
     def _topology_fields(self) -> dict[str, Any]:
-        """Header fields of a cascade-like verdict (none for track-like events, whose files
-        stay as before): a file scanned with ``--allow-cascade`` keeps its warning."""
+        """Header fields of a cascade-like verdict (none for track-like events).
+
+        Files of track-like events stay as before; a file scanned with ``--allow-cascade`` keeps
+        its warning."""
         topo = self.meta.get("topology")
         if not (isinstance(topo, dict) and topo.get("cascade_like")):
             return {}
@@ -176,6 +186,7 @@ class ScanResult:
         return out[np.argsort(out["index"], kind="stable")]
 
     def to_npz_bytes(self) -> bytes:
+        """The result as skyreader ``.npz`` bytes."""
         first = self._header_fields(self.nsides[0])
         hdr_dtype = np.dtype([
             (k, f"U{max(1, max(len(str(self._header_fields(n)[k])) for n in self.nsides))}")
@@ -190,6 +201,7 @@ class ScanResult:
         return buf.getvalue()
 
     def to_json_dict(self) -> dict[str, Any]:
+        """The result as a JSON-ready dict (NaN written as a sentinel)."""
         def friendly(v: Any) -> Any:
             return NAN_SENTINEL if isinstance(v, float) and math.isnan(v) else v
 
@@ -205,8 +217,9 @@ class ScanResult:
         return out
 
     def to_json_text(self, chunk: int = 4096) -> str:
-        """``json.dumps(self.to_json_dict())``, built ``chunk`` rows at a time so a large
-        skymap never exists as millions of Python objects at once (flat memory)."""
+        """``json.dumps(self.to_json_dict())``, built ``chunk`` rows at a time.
+
+        So a large skymap never exists as millions of Python objects at once (flat memory)."""
         def friendly(v: Any) -> Any:
             return NAN_SENTINEL if isinstance(v, float) and math.isnan(v) else v
 
@@ -239,22 +252,26 @@ class ScanResult:
         # alert products (multi-order FITS probability map, GCN-style text): stats.py
         from skyscan_tui.products import write_products
 
-        paths.update(write_products(self, outdir, self.stats(), self.basename()))
+        paths.update(write_products(self, outdir, self.stats(), self.basename(),
+                                    flat_nside=self.meta.get("flat_nside")))
         summary = self.summary(files={k: str(v) for k, v in paths.items()})
         atomic_write_text(paths["summary"], json.dumps(summary, indent=2) + "\n")
         atomic_write_text(paths["summary_txt"], format_summary(summary) + "\n")
         return paths
 
-    def stats(self, thresholds: Any = None):
+    def stats(self, thresholds: Any = None, error_floor_deg: float | None = None):
         """Contours, areas and errors (``skyscan_tui.stats.SkyStats``); None without a fit.
 
-        ``thresholds`` defaults to ``meta["thresholds"]`` (set by ``--thresholds``), else Wilks.
+        ``thresholds`` defaults to ``meta["thresholds"]`` (set by ``--thresholds``), else Wilks;
+        ``error_floor_deg`` to ``meta["error_floor_deg"]`` (``--error-floor``), else none.
         """
         from skyscan_tui.stats import analyse
 
         spec = thresholds or self.meta.get("thresholds") or "wilks"
-        # save() and summary() both need it: memoised on the thresholds and the maps' content
-        digest = hashlib.blake2b(repr((spec, self.mjd)).encode(), digest_size=16)
+        floor = float(error_floor_deg if error_floor_deg is not None
+                      else self.meta.get("error_floor_deg") or 0.0)
+        # save() and summary() both need it: memoised on the settings and the maps' content
+        digest = hashlib.blake2b(repr((spec, floor, self.mjd)).encode(), digest_size=16)
         for n, lv in sorted(self.levels.items()):
             digest.update(np.int64(n).tobytes())
             digest.update(np.ascontiguousarray(lv["ipix"]).tobytes())
@@ -263,10 +280,11 @@ class ScanResult:
         memo = self.__dict__.setdefault("_stats_memo", {})
         if key not in memo:
             memo.clear()
-            memo[key] = analyse(self, spec)
+            memo[key] = analyse(self, spec, floor)
         return memo[key]
 
     def summary(self, files: dict[str, str] | None = None) -> dict[str, Any]:
+        """The figures of ``summary.json``: best fit, errors, areas, and the ``files`` written."""
         from skyscan_tui.overlays import truth_report
 
         best = self.best()
@@ -316,6 +334,8 @@ def format_summary(summary: dict[str, Any]) -> str:
                      f"{c['90%']['area_deg2']:.3f} deg2 (r {c['90%']['radius_deg']:.2f} deg); "
                      f"credible 50% {p['50%']['area_deg2']:.3f} deg2, 90% "
                      f"{p['90%']['area_deg2']:.3f} deg2")
+        if st.get("systematic"):  # results saved before the error floor existed have none
+            lines.append("Errors: " + st["systematic"])
     if summary.get("truth"):
         from skyscan_tui.overlays import format_truth
 

@@ -1,5 +1,7 @@
-"""Bookkeeping of the engine's rounds: the tasks of one nside level, which are finished, the
-best row per pixel (:class:`Round`), and a batch out at the executor (:class:`Flight`)."""
+"""Bookkeeping of the engine's rounds.
+
+The tasks of one nside level, which are finished, the best row per pixel
+(:class:`Round`), and a batch out at the executor (:class:`Flight`)."""
 
 from __future__ import annotations
 
@@ -39,8 +41,10 @@ class Round:
         return np.where(ok, pos_c * self.n_var + var, -1)
 
     def merge(self, rows: np.ndarray, idx: np.ndarray) -> None:
-        """Mark tasks ``idx`` finished and keep each pixel's best (lowest llh, then lowest
-        variation) finite row; the outcome does not depend on arrival order."""
+        """Mark tasks ``idx`` finished and keep each pixel's best finite row.
+
+        The best has the lowest llh, then the lowest variation; the outcome does not depend on
+        arrival order."""
         self.finished[idx] = True
         fin = np.isfinite(rows["llh"])
         rows, idx = rows[fin], idx[fin]
@@ -61,6 +65,7 @@ class Round:
 
     @property
     def n_tasks(self) -> int:
+        """Number of fits in the round."""
         return self.finished.size
 
 

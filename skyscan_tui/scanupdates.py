@@ -1,5 +1,7 @@
-"""What a scan is asked to do (:class:`ScanSettings`) and what it reports while it runs: the
-progress updates :meth:`skyscan_tui.engine.ScanEngine.run` yields to the front ends."""
+"""What a scan is asked to do, and what it reports while it runs.
+
+:class:`ScanSettings`, and the progress updates :meth:`skyscan_tui.engine.ScanEngine.run`
+yields to the front ends."""
 
 from __future__ import annotations
 
@@ -55,8 +57,10 @@ def eta_estimate(remaining: int, computed: int, work_seconds: float, round_compu
 
 @dataclass(frozen=True)
 class ScanSettings:
-    """How to scan. ``pixel_timeout`` [s] is per pixel: a batch of n pixels may take n ×
-    pixel_timeout once a worker has it; None = no limit."""
+    """How to scan: the settings a front end gives the engine.
+
+    ``pixel_timeout`` [s] is per pixel: a batch of n pixels may take n × pixel_timeout once a
+    worker has it; None = no limit."""
 
     reco: str
     reco_options: dict[str, Any] = field(default_factory=dict)
@@ -76,6 +80,8 @@ class ScanSettings:
 
 @dataclass(frozen=True)
 class RoundStarted:
+    """A round of the scan began: ``n_pixels`` pixels, ``n_tasks`` fits."""
+
     round: int
     nside: int
     n_pixels: int
@@ -100,6 +106,8 @@ class PixelsDone:
 
 @dataclass(frozen=True)
 class RoundFinished:
+    """A round ended: its best NESTED pixel, −log L there, and its failed fits."""
+
     round: int
     nside: int
     best_ipix: int
@@ -109,12 +117,16 @@ class RoundFinished:
 
 @dataclass(frozen=True)
 class ScanLog:
+    """A message for the scan log (``level``: a logging level name)."""
+
     level: str
     message: str
 
 
 @dataclass(frozen=True, eq=False)
 class ScanFinished:
+    """The scan ended (or was cancelled) after ``elapsed`` [s]; its result."""
+
     result: ScanResult
     cancelled: bool
     elapsed: float

@@ -53,6 +53,8 @@ _B_LOSS = 3.3e-4  # [1/m] stochastic loss coefficient
 
 @dataclass(frozen=True)
 class SimConfig:
+    """Settings of one simulated event (angles [deg], energy [GeV], lengths [m], times [ns])."""
+
     seed: int = 1
     zenith_deg: float | None = None  # None = random (cos θ uniform)
     azimuth_deg: float | None = None
@@ -81,6 +83,7 @@ class SimConfig:
     inelasticity: float = 0.5
 
     def validate(self) -> None:
+        """UserError for settings out of range (angles [deg], energy, lengths)."""
         if self.zenith_deg is not None and not 0.0 <= self.zenith_deg <= 180.0:
             raise UserError("--zenith must be between 0 and 180 degrees")
         if self.azimuth_deg is not None and not (np.isfinite(self.azimuth_deg)
@@ -122,8 +125,10 @@ def _smear(zenith: float, azimuth: float, sigma_deg: float, rng) -> tuple[float,
 
 
 def simulate_event(cfg: SimConfig = SimConfig(), geometry: Geometry | None = None) -> Event:
-    """One simulated event: a through-going muon, or with ``cfg.cascade`` / ``cfg.starting``
-    a contained cascade / starting track (:func:`simulate_contained`)."""
+    """One simulated event: a through-going muon, a contained cascade or a starting track.
+
+    A cascade with ``cfg.cascade``, a starting track with ``cfg.starting``
+    (:func:`simulate_contained`)."""
     cfg.validate()
     geo = geometry or default_geometry()
     if cfg.cascade or cfg.starting:
@@ -180,8 +185,10 @@ def simulate_event(cfg: SimConfig = SimConfig(), geometry: Geometry | None = Non
 
 
 def _interior_vertex(geo: Geometry, rng: np.random.Generator) -> np.ndarray:
-    """A vertex [m] uniform in a cylinder inside the instrumented volume: 80 % of the
-    outermost string radius, the middle 80 % of the DOMs' depth range (a contained event)."""
+    """A vertex [m] uniform in a cylinder inside the instrumented volume.
+
+    80 % of the outermost string radius, the middle 80 % of the DOMs' depth range (a contained
+    event)."""
     xy = geo.pos[:, :2]
     centre = xy.mean(axis=0)
     r_max = 0.8 * float(np.max(np.linalg.norm(xy - centre, axis=1)))
@@ -194,8 +201,9 @@ def _interior_vertex(geo: Geometry, rng: np.random.Generator) -> np.ndarray:
 
 
 def _ice(geo: Geometry, cfg: SimConfig) -> dict[str, np.ndarray]:
-    """Per-DOM light yield, Pandel λ, ρ and jitter factor: the reco's model, or perturbed by
-    ``cfg.ice_mismatch`` (:func:`ice_perturbation`)."""
+    """Per-DOM light yield, Pandel λ, ρ and jitter factor.
+
+    The reco's model, or perturbed by ``cfg.ice_mismatch`` (:func:`ice_perturbation`)."""
     if cfg.ice_mismatch > 0:
         ice = ice_perturbation(geo, cfg.ice_mismatch, cfg.seed)
         return {"yield": geo.rde * ice["yield"],
@@ -208,9 +216,11 @@ def _ice(geo: Geometry, cfg: SimConfig) -> dict[str, np.ndarray]:
 
 def _cascade_light(geo: Geometry, cfg: SimConfig, vertex: np.ndarray, t0: float,
                    energy: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Photoelectrons (DOM index, time [ns]) of a point-like cascade of ``energy`` [GeV]
-    at ``vertex`` [m], ``t0`` [ns]: isotropic light falling as exp(-d/λ_att)/(4π d²),
-    direct time d/c_g plus the Pandel delay of distance d and the jitter."""
+    """Photoelectrons (DOM index, time [ns]) of a point-like cascade.
+
+    Of ``energy`` [GeV] at ``vertex`` [m], ``t0`` [ns]: isotropic light falling as
+    exp(-d/λ_att)/(4π d²), direct time d/c_g plus the Pandel delay of distance d and the
+    jitter."""
     ice = _ice(geo, cfg)
     d = np.linalg.norm(geo.pos - vertex, axis=1)
     mu = (_Y_CASCADE * energy * cfg.a_eff * ice["yield"] * np.exp(-d / cfg.att_length)
@@ -226,9 +236,10 @@ def _cascade_light(geo: Geometry, cfg: SimConfig, vertex: np.ndarray, t0: float,
 def _starting_muon_light(geo: Geometry, cfg: SimConfig, vertex: np.ndarray, t0: float,
                          u: np.ndarray, energy: float, rng: np.random.Generator
                          ) -> tuple[np.ndarray, np.ndarray]:
-    """Photoelectrons (DOM index, time [ns]) of a muon of ``energy`` [GeV] leaving
-    ``vertex`` along ``u``: the through-going model, but only DOMs whose Cherenkov emission
-    point l - d cot θ_c lies downstream of the vertex see it."""
+    """Photoelectrons (DOM index, time [ns]) of a muon of ``energy`` [GeV] from ``vertex``.
+
+    Leaving ``vertex`` along ``u``: the through-going model, but only DOMs whose Cherenkov
+    emission point l - d cot θ_c lies downstream of the vertex see it."""
     l_along, d = cherenkov_geometry(geo.pos, vertex, u)
     t_geo = t0 + (l_along + K_CHERENKOV * d) / C_VACUUM
     emitted = l_along - d / np.sqrt(N_PHASE**2 - 1.0) >= 0.0  # cot θ_c = 1/√(n²-1)
@@ -245,8 +256,10 @@ def _starting_muon_light(geo: Geometry, cfg: SimConfig, vertex: np.ndarray, t0: 
 
 
 def simulate_contained(cfg: SimConfig, geo: Geometry) -> Event:
-    """A contained event [m, ns, GeV]: a cascade (``cfg.cascade``) or a starting track
-    (``cfg.starting``) at a vertex inside the detector (see the module doc).
+    """A contained event [m, ns, GeV]: a cascade or a starting track.
+
+    A cascade (``cfg.cascade``) or a starting track (``cfg.starting``) at a vertex inside the
+    detector (see the module doc).
 
     The truth is the vertex, time, the muon's (or for a cascade an arbitrary, unobservable)
     direction and the energy; a starting track carries a smeared seed track as a through-going
@@ -312,9 +325,10 @@ def ice_perturbation(geo: Geometry, mismatch: float, seed: int) -> dict[str, np.
 
 def _detector_response(geo: Geometry, cfg: SimConfig, dom: np.ndarray, t_pe: np.ndarray,
                        t0: float, rng: np.random.Generator) -> tuple[Pulses, int]:
-    """Pulses of signal photoelectrons (``dom``, times ``t_pe`` [ns]) with charge smearing
-    and dark noise, uniform around the first signal hit, merged within 8 ns per DOM; and the
-    number of noise hits."""
+    """Pulses of signal photoelectrons with charge smearing and dark noise; noise hits.
+
+    Of photoelectrons (``dom``, times ``t_pe`` [ns]), with dark noise uniform around the first
+    signal hit, merged within 8 ns per DOM; and the number of noise hits."""
     q_pe = np.clip(rng.normal(1.0, 0.3, size=dom.size), 0.1, None)
     t_first = float(t_pe.min()) if t_pe.size else t0
     n_noise = rng.poisson(cfg.noise_rate * 1e-9 * cfg.noise_window, size=geo.n_dom)

@@ -101,7 +101,24 @@ def children(nside_prev: int, ipix_prev, nside: int) -> np.ndarray:
 
 
 def refine(nside_prev: int, ipix_prev, llh_prev, nside: int, n_best: int) -> np.ndarray:
-    """Children at ``nside`` of the ``n_best`` lowest-llh pixels (ties broken by ipix)."""
+    """Children at ``nside`` of the ``n_best`` lowest-llh pixels (ties broken by ipix).
+
+    Parameters
+    ----------
+    nside_prev : int
+        The nside of the previous round.
+    ipix_prev, llh_prev : array_like
+        Its NESTED pixels and their −log L (NaN: failed, never refined).
+    nside : int
+        The nside of the next round, a power of two above ``nside_prev``.
+    n_best : int
+        How many of the previous round's pixels to refine.
+
+    Returns
+    -------
+    numpy.ndarray
+        The NESTED pixels at ``nside`` to fit next, sorted.
+    """
     ipix_prev = np.asarray(ipix_prev, dtype=np.int64)
     llh_prev = np.asarray(llh_prev, dtype=np.float64)
     ok = np.isfinite(llh_prev)

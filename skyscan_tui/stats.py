@@ -76,6 +76,7 @@ class Thresholds:
 
     @property
     def description(self) -> str:
+        """The method in words, for result headers and reports."""
         if self.name == "wilks":
             return "Wilks' theorem, 2 dof"
         if self.name == "ic160427a":
@@ -84,7 +85,11 @@ class Thresholds:
 
 
 def parse_thresholds(spec: str | Thresholds | None) -> Thresholds:
-    """``"wilks"``, ``"ic160427a"`` or ``"TS50,TS90"`` (two values of 2ΔLLH) → Thresholds."""
+    """``"wilks"``, ``"ic160427a"`` or ``"TS50,TS90"`` (two values of 2ΔLLH) → Thresholds.
+
+    >>> parse_thresholds("1.5,5")
+    Thresholds(name='custom', ts50=1.5, ts90=5.0)
+    """
     if isinstance(spec, Thresholds):
         return spec
     text = (spec or "wilks").strip().lower()
@@ -123,6 +128,7 @@ class MultiOrderMap:
 
     @property
     def max_nside(self) -> int:
+        """The finest nside in the table (1 if it is empty)."""
         return int(self.nside.max()) if len(self) else 1
 
     @property
@@ -266,9 +272,11 @@ class Region:
 
     @property
     def label(self) -> str:
+        """The level as a percentage, e.g. ``90%``."""
         return f"{round(self.level * 100)}%"
 
     def to_dict(self) -> dict[str, Any]:
+        """The region as a JSON-ready dict (areas [deg²], radius and errors [deg])."""
         return {
             "method": self.method, "level": self.level,
             "ts_threshold": None if math.isnan(self.ts) else self.ts,
@@ -397,6 +405,29 @@ class SkyStats:
     regions: list[Region]  # likelihood regions at thresholds.ts50, ts90
     credible: list[Region]  # probability-map regions at 50 %, 90 %
     coverage_deg2: float  # sky area with a finite value
+    #: [deg] Gaussian error floor convolved into ``prob`` (and ``dllh``: −ln of the smoothed
+    #: density relative to its peak); 0 = the statistical map as scanned
+    error_floor_deg: float = 0.0
+    smoothing: Any = None  # errorfloor.Smoothing when a floor was applied
+
+    @property
+    def systematic_included(self) -> bool:
+        """A floor was convolved in, or calibrated (non-Wilks) thresholds were used."""
+        return self.error_floor_deg > 0 or self.thresholds.name != "wilks"
+
+    @property
+    def systematic(self) -> str:
+        """One phrase saying which systematic treatment the regions include."""
+        parts = []
+        if self.error_floor_deg > 0:
+            parts.append(f"a Gaussian error floor of {self.error_floor_deg:g} deg convolved "
+                         "into the map")
+        if self.thresholds.name != "wilks":
+            parts.append(f"thresholds {self.thresholds.description} "
+                         f"({self.thresholds.ts50:g}, {self.thresholds.ts90:g})")
+        if not parts:
+            return "statistical only (Wilks' thresholds, no error floor)"
+        return "systematic included: " + " and ".join(parts)
 
     @property
     def ts(self) -> np.ndarray:
@@ -409,9 +440,11 @@ class SkyStats:
         return self.prob / self.mo.area
 
     def region(self, level: float) -> Region:
+        """The region at containment ``level`` (a fraction, e.g. 0.9)."""
         return next(r for r in self.regions if abs(r.level - level) < 1e-9)
 
     def to_dict(self) -> dict[str, Any]:
+        """The statistics as a JSON-ready dict (angles [deg], areas [deg²])."""
         r90 = self.region(0.9)
         return {
             "ra_deg": self.ra_deg, "dec_deg": self.dec_deg,
@@ -428,6 +461,10 @@ class SkyStats:
             "multiorder_pixels": len(self.mo),
             "multiorder_nsides": sorted(int(n) for n in np.unique(self.mo.nside)),
             "coverage_deg2": self.coverage_deg2,
+            "error_floor_deg": self.error_floor_deg,
+            "systematic_included": self.systematic_included,
+            "systematic": self.systematic,
+            "smoothing": None if self.smoothing is None else self.smoothing.to_dict(),
         }
 
 
@@ -447,9 +484,30 @@ def _credible(mo: MultiOrderMap, prob: np.ndarray, dllh: np.ndarray,
     return mask, area_sr * SR_TO_DEG2
 
 
-def analyse(result: Any, thresholds: str | Thresholds | None = "wilks") -> SkyStats | None:
-    """Statistics of a ``ScanResult``; None when no pixel has a finite −ln L."""
+def analyse(result: Any, thresholds: str | Thresholds | None = "wilks",
+            error_floor_deg: float | None = 0.0) -> SkyStats | None:
+    """Statistics of a ``ScanResult`` [deg, deg²]; None when no pixel has a finite −ln L.
+
+    Parameters
+    ----------
+    result : ScanResult
+        The scan, any nsides (merged into one multi-order map).
+    thresholds : str or Thresholds or None
+        2ΔLLH thresholds of the 50 %/90 % likelihood regions: ``"wilks"`` (default),
+        ``"ic160427a"`` or ``"TS50,TS90"`` (see :func:`parse_thresholds`).
+    error_floor_deg : float or None
+        > 0 convolves the probability map with a Gaussian of that width [deg]
+        (:mod:`skyscan_tui.errorfloor`); every region is then one of the smoothed map.
+
+    Returns
+    -------
+    SkyStats or None
+        Best fit and errors [deg], likelihood and credible regions (areas [deg²]).
+    """
+    from skyscan_tui.errorfloor import check_error_floor
+
     th = parse_thresholds(thresholds)
+    floor = check_error_floor(error_floor_deg)
     mo = multiorder_map(result)
     best = result.best()
     finite = np.isfinite(mo.llh)
@@ -460,6 +518,12 @@ def analyse(result: Any, thresholds: str | Thresholds | None = "wilks") -> SkySt
     area = mo.area
     w = np.where(finite, np.exp(-np.where(finite, dllh, 0.0)) * area, 0.0)
     prob = w / w.sum()
+    smoothing = None
+    if floor > 0:
+        from skyscan_tui.errorfloor import dllh_cut, smooth_map
+
+        prob, dllh, smoothing = smooth_map(mo, dllh, prob, floor, dllh_cut(th.ts90))
+        finite = np.isfinite(dllh)
     ra, dec = mo.radec()
     ra0, dec0 = best.ra, best.dec
     ts = np.where(finite, 2.0 * dllh, np.inf)
@@ -485,6 +549,7 @@ def analyse(result: Any, thresholds: str | Thresholds | None = "wilks") -> SkySt
         l_deg=float(np.degrees(gl)), b_deg=float(np.degrees(gb)), thresholds=th,
         regions=regions, credible=credible,
         coverage_deg2=float(area[finite].sum() * SR_TO_DEG2),
+        error_floor_deg=floor, smoothing=smoothing,
     )
 
 

@@ -25,6 +25,7 @@ RESULT_DTYPE = np.dtype([
 
 
 def empty_results(n: int = 0) -> np.ndarray:
+    """``n`` result rows (``RESULT_DTYPE``) with every fitted value NaN."""
     out = np.zeros(n, dtype=RESULT_DTYPE)
     for f in ("llh", "x", "y", "z", "t", "E_in", "E_tot"):
         out[f] = np.nan
@@ -59,6 +60,7 @@ class TaskBatch:
         return int(self.ipix.shape[0])
 
     def select(self, idx: np.ndarray, batch_id: int) -> TaskBatch:
+        """The tasks at indices ``idx`` as a new batch ``batch_id``."""
         return TaskBatch(batch_id, self.round, self.nside[idx], self.ipix[idx],
                          self.variation[idx], self.zenith[idx], self.azimuth[idx],
                          self.seed[idx], self.attempt, self.avoid)
@@ -74,6 +76,7 @@ _BATCH_DTYPES = {"nside": np.int32, "ipix": np.int64, "variation": np.int32,
 
 
 def batch_to_npz(batch: TaskBatch) -> bytes:
+    """A batch as ``.npz`` bytes (no pickles), for the job files of remote executors."""
     buf = io.BytesIO()
     np.savez(buf, batch_id=np.int64(batch.batch_id), round=np.int64(batch.round),
              attempt=np.int64(batch.attempt),
@@ -82,6 +85,7 @@ def batch_to_npz(batch: TaskBatch) -> bytes:
 
 
 def batch_from_npz(data: bytes) -> TaskBatch:
+    """The batch in ``.npz`` bytes written by ``batch_to_npz``; ValueError if malformed."""
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         arrays = {f: np.asarray(npz[f], dtype=_BATCH_DTYPES[f]) for f in _BATCH_FIELDS}
         n = arrays["ipix"].shape[0]
@@ -92,12 +96,14 @@ def batch_from_npz(data: bytes) -> TaskBatch:
 
 
 def results_to_npz(results: np.ndarray) -> bytes:
+    """Result rows as ``.npz`` bytes (no pickles), for remote result files."""
     buf = io.BytesIO()
     np.savez(buf, results=np.asarray(results, dtype=RESULT_DTYPE))
     return buf.getvalue()
 
 
 def results_from_npz(data: bytes) -> np.ndarray:
+    """The result rows in ``.npz`` bytes; ValueError if the layout is not ``RESULT_DTYPE``."""
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         res = npz["results"]
     if res.dtype != RESULT_DTYPE:

@@ -42,12 +42,17 @@ from executors.remote.config import REMOTE_OPTIONS, RemoteSettings, remote_confi
 from executors.remote.resume import Job, Resumable, context_digest, task_keys
 from executors.remote.scheduler import (
     DONE,
+    FAIL,
     FAILED,
+    GROW,
     HELD,
     LOST,
     QUEUED,
+    RELEASE,
     RUNNING,
-    JobSpec,
+    WAIT,
+    HoldAction,
+    JobStatus,
     SchedulerBackend,
     Submission,
 )
@@ -128,9 +133,10 @@ class RemoteBatchExecutor(Resumable, Executor):
         self._idle_warned: set[int] = set()
         self._init_resume()
         self.stats = {"submissions": 0, "jobs_submitted": 0, "resubmitted": 0,
-                      "adopted_batches": 0, "holds": 0, "failures": 0, "gave_up": 0}
+                      "adopted_batches": 0, "holds": 0, "failures": 0, "gave_up": 0,
+                      "requests_raised": 0}
         self._log_dir: Path | None = None  # OUTDIR/logs: stderr of failed and held jobs
-        self._holds: dict[int, str] = {}  # job id -> reason of its current hold
+        self._holds: dict[int, dict[str, Any]] = {}  # job id -> its current hold
         self._events: deque[dict[str, Any]] = deque(maxlen=MAX_LISTED)  # failures, holds
 
     # ---------------------------------------------------------------- engine-facing
@@ -166,14 +172,25 @@ class RemoteBatchExecutor(Resumable, Executor):
         return {"scheduler": self.backend.label, "host": self.target.label,
                 "jobs": jobs, "batches_waiting": len(self._pending),
                 "counters": dict(self.stats),
-                "holds": [{"job": k, "reason": v} for k, v in sorted(self._holds.items())],
+                "holds": [{"job": k, **v} for k, v in sorted(self._holds.items())],
                 "recent": list(self._events)}
 
-    def _note(self, job: Job, kind: str, reason: str, log_file: str) -> None:
+    def _note(self, job: Job, kind: str, reason: str, log_file: str, action: str = "",
+              cause: str = "") -> None:
+        """Count a failure or hold and keep it for :meth:`status` (``action``: what was done
+        about a hold, e.g. "waiting for its release"; ``cause``: the hold's in words)."""
         self.stats["holds" if kind == HELD else "failures"] += 1
         self._events.append({"job": job.job_id, "attempt": job.attempt + 1, "kind": kind,
                              "reason": reason[:500], "time": round(time.time(), 3),
+                             **({"action": action} if action else {}),
+                             **({"cause": cause} if cause else {}),
                              **({"log": log_file} if log_file else {})})
+
+    @staticmethod
+    def _stderr_text(tail: str, saved: str) -> str:
+        """What a message says of a job's stderr: its last line, and where the rest is."""
+        text = f"; stderr: {tail}" if tail else ""
+        return text + (f" (stderr in {saved})" if saved else "")
 
     def _save_stderr(self, job: Job, kind: str) -> tuple[str, str]:
         """Fetch the stderr of ``job``'s current attempt into ``OUTDIR/logs/`` (its last
@@ -418,8 +435,7 @@ class RemoteBatchExecutor(Resumable, Executor):
         sub_id = f"s{self._next_sub:04d}"
         self._next_sub += 1
         sub = Submission(sub_id, f"skyscan-{self.scan_id}-{sub_id}",
-                         tuple(JobSpec(j.job_id, j.attempt, j.input, j.output) for j in jobs),
-                         self.scan_dir)
+                         tuple(j.spec for j in jobs), self.scan_dir)
         now = time.monotonic()
         for j in jobs:
             j.state, j.since = QUEUED, now
@@ -431,8 +447,9 @@ class RemoteBatchExecutor(Resumable, Executor):
         self._submit(sub)
 
     def _submit(self, sub: Submission) -> None:
-        """Submit; on failure keep ``sub`` as is (same id and tag, so a submission whose
-        reply was lost is found again, not repeated) and retry at the next poll."""
+        """Submit ``sub``; on failure keep it as is and retry at the next poll.
+
+        Same id and tag, so a submission whose reply was lost is found again, not repeated."""
         try:
             handle = self.backend.submit(sub)
         except RemoteError as exc:
@@ -469,7 +486,9 @@ class RemoteBatchExecutor(Resumable, Executor):
             if job is None or job.reported or st.ref.attempt != job.attempt:
                 continue  # an older attempt or a job already answered
             if st.state != HELD:
-                self._holds.pop(job.job_id, None)
+                hold = self._holds.pop(job.job_id, None)
+                if hold and hold.get("action") == WAIT and st.state == QUEUED:
+                    self._log("info", f"job {job.job_id} was released; back in the queue")
             if st.state == QUEUED:
                 if job.state == RUNNING:
                     self._log("info", f"job {job.job_id} is back in the queue ({st.detail}); "
@@ -480,29 +499,18 @@ class RemoteBatchExecutor(Resumable, Executor):
             elif st.state == DONE:
                 job.state = DONE
             elif st.state == HELD:
+                if job.state == HELD:
+                    continue  # this hold was handled (seen in condor_q, then in the log)
                 job.state, job.since = HELD, now
-                self._holds[job.job_id] = st.detail or "held"
-                _tail, saved = self._save_stderr(job, HELD)
-                self._note(job, HELD, st.detail or "held", saved)
-                action = self.backend.hold_action(st, job.releases)
-                if action == "release":
-                    job.releases += 1
-                    self._log("warning", f"job {job.job_id} held ({st.detail}); releasing"
-                              + (f" (stderr in {saved})" if saved else ""))
-                    self.backend.release([job.ref])
-                else:
-                    self.backend.remove([job.ref])
-                    self._holds.pop(job.job_id, None)
-                    out.extend(self._retry(job, f"held: {st.detail}"
-                                           + (f" (stderr in {saved})" if saved else "")))
+                out.extend(self._held(job, st))
             elif st.state in (FAILED, LOST):
                 why = st.detail or st.state
                 saved = ""
                 if st.state == FAILED:
                     tail, saved = self._save_stderr(job, FAILED)
-                    why = f"{why}: {tail}" if tail else why
+                    why += self._stderr_text(tail, "")
                 self._note(job, st.state, why, saved)
-                out.extend(self._retry(job, why + (f" (stderr in {saved})" if saved else "")))
+                out.extend(self._retry(job, why + self._stderr_text("", saved)))
         for job in self._jobs.values():
             idle = max(600.0, 20 * self.settings.poll_interval)
             if job.state == QUEUED and not job.reported and now - job.since > idle \
@@ -525,14 +533,70 @@ class RemoteBatchExecutor(Resumable, Executor):
             self._save_state()
         return out
 
-    def _retry(self, job: Job, reason: str) -> list[Update]:
-        if job.attempt < self.settings.max_retries:
+    def _held(self, job: Job, st: JobStatus) -> list[Update]:
+        """A hold, handled by its cause (the backend's :meth:`hold_action`): released,
+        waited for, a failure of the job, or resubmitted (with a raised request)."""
+        decision: HoldAction = self.backend.hold_action(st, job.releases)
+        detail = st.detail or "held"
+        tail, saved = self._save_stderr(job, HELD)
+        what = f"held: {decision.cause} ({detail})" if decision.cause else f"held ({detail})"
+        stderr = self._stderr_text(tail, saved)
+        action = {RELEASE: "released", WAIT: "waiting for its release",
+                  FAIL: "failed (resubmitted as a failure)"}.get(decision.action, "resubmitted")
+        hold = {"reason": detail, "code": st.code, "subcode": st.subcode,
+                "cause": decision.cause, "action": decision.action}
+        if decision.action == RELEASE:
+            self._note(job, HELD, what + stderr, saved, action, decision.cause)
+            job.releases += 1
+            self._holds[job.job_id] = hold
+            self._log("warning", f"job {job.job_id} {what}{stderr}; releasing")
+            self.backend.release([job.ref])
+            self._save_state()
+            return []
+        if decision.action == WAIT:
+            self._note(job, HELD, what + stderr, saved, action, decision.cause)
+            self._holds[job.job_id] = hold
+            release = getattr(self.backend, "release_command", "a release")
+            self._log("warning", f"job {job.job_id} {what}{stderr}; waiting for its release "
+                                 f"({release}); the tool never removes or resubmits a job "
+                                 "held this way")
+            self._save_state()  # the hold is listed again after a resume
+            return []
+        self.backend.remove([job.ref])
+        how = ""
+        grow = False
+        if decision.action == GROW:
+            res = decision.resource
+            factor = job.scale.get(res, 1) * 2
+            sizes = self.backend.grow(res, factor)
+            if sizes is None:
+                what += (f"; the {res} request cannot be raised (not a plain size, or set by "
+                         "an extra directive)")
+            elif sizes[1] == sizes[0]:
+                what += f"; {res} already at its cap {res}_cap = {sizes[0]}"
+            else:
+                job.scale[res], grow = factor, True
+                job.grows += 1
+                self.stats["requests_raised"] += 1
+                how = f" with {res} {sizes[1]} (was {sizes[0]}; cap: {res}_cap)"
+                action = f"resubmitted with {res} {sizes[1]}"
+        if not grow and job.attempt - job.grows >= self.settings.max_retries:
+            action = "gave up"  # no retries left (see _retry)
+        self._note(job, HELD, what + stderr, saved, action, decision.cause)
+        if decision.action == FAIL:
+            self.stats["failures"] += 1
+        return self._retry(job, what + stderr, how=how, grow=grow)
+
+    def _retry(self, job: Job, reason: str, how: str = "", grow: bool = False) -> list[Update]:
+        """Resubmit ``job`` (``how``: e.g. " with memory 4096MB") while retries are left;
+        a resubmission that raised a request (``grow``) is not counted as a failure."""
+        if grow or job.attempt - job.grows < self.settings.max_retries:
             job.attempt += 1
             job.state = QUEUED
             self._resubmit.append(job)
             self.stats["resubmitted"] += 1
             self._log("warning", f"job {job.job_id} ({len(job.keys)} tasks): {reason}; "
-                                 f"resubmitting (attempt {job.attempt + 1})")
+                                 f"resubmitting{how} (attempt {job.attempt + 1})")
             return []
         job.reported = True
         job.state = FAILED
@@ -570,13 +634,18 @@ class RemoteBatchExecutor(Resumable, Executor):
         out: list[Update] = []
         for job in jobs:
             data = files.get(job.output)
+            why = ""
             if data is None:
-                out.extend(self._retry(job, "finished without its output file"))
-                continue
-            try:
-                parsed = job_results_with_cpu(data)
-            except (ValueError, KeyError, OSError) as exc:
-                out.extend(self._retry(job, f"unreadable output ({exc})"))
+                why = "finished without its output file"
+            else:
+                try:
+                    parsed = job_results_with_cpu(data)
+                except (ValueError, KeyError, OSError) as exc:
+                    why = f"unreadable output ({exc})"
+            if why:  # a failure of the job: its stderr says why
+                tail, saved = self._save_stderr(job, FAILED)
+                self._note(job, FAILED, why + self._stderr_text(tail, ""), saved)
+                out.extend(self._retry(job, why + self._stderr_text(tail, saved)))
                 continue
             out.extend(self._answer(job, parsed))
         return out
@@ -604,8 +673,9 @@ class RemoteBatchExecutor(Resumable, Executor):
     # ---------------------------------------------------------------- resume
 
 def _remote_path_expr(path: str) -> str:
-    """Shell text for a remote path: ``~/x`` and relative paths start at "$HOME", the rest
-    is quoted (so spaces and quotes in names are safe)."""
+    """Shell text for a remote path, safe with spaces and quotes in names.
+
+    ``~/x`` and relative paths start at "$HOME"; the rest is quoted."""
     if path == "~":
         return '"$HOME"'
     if path.startswith("~/"):

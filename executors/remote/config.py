@@ -115,8 +115,9 @@ REMOTE_OPTIONS = PROFILE_OPTIONS + SSH_OPTIONS + RUN_OPTIONS
 
 def load_profile(name: str | None, path: str | Path | None = None, *,
                  extra_keys: set[str] = frozenset()) -> dict[str, Any]:
-    """Profile ``name`` of the config file with the remote keys plus ``extra_keys`` allowed
-    (``executors.profiles.load_profile``)."""
+    """Profile ``name`` of the config file, allowing the remote keys plus ``extra_keys``.
+
+    See ``executors.profiles.load_profile``."""
     return profiles.load_profile(name, path,
                                  allowed=profiles.profile_keys(REMOTE_OPTIONS) | set(extra_keys))
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from executors.base import BatchDone, ScanContext, Update
-from executors.remote.scheduler import DONE, FAILED, QUEUED, JobRef, JobSpec, Submission
+from executors.remote.scheduler import DONE, FAILED, HELD, QUEUED, JobRef, JobSpec, Submission
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,6 +49,7 @@ def task_keys(batch: TaskBatch) -> list[str]:
 
 
 def context_digest(context: ScanContext) -> str:
+    """Digest of what a scan fits (event, reco and its options), to match saved state."""
     from skyscan_tui.events import event_digest
 
     blob = json.dumps([event_digest(context.event), context.reco_name,
@@ -71,23 +72,34 @@ class Job:
     round: int = 0
     reported: bool = False  # its batches were answered
     orphan: bool = False  # re-attached: no engine batch of ours waits on it directly
+    scale: dict[str, int] = field(default_factory=dict)  # requests raised, e.g. memory: 2
+    grows: int = 0  # resubmissions that raised a request (not counted as failures)
+
+    @property
+    def spec(self) -> JobSpec:
+        return JobSpec(self.job_id, self.attempt, self.input, self.output,
+                       tuple(sorted(self.scale.items())))
 
     @property
     def ref(self) -> JobRef:
+        """The job's current attempt."""
         return JobRef(self.job_id, self.attempt)
 
     @property
     def input(self) -> str:
+        """The job's input file, relative to the scan folder."""
         return f"jobs/job_{self.job_id:06d}.npz"
 
     @property
     def output(self) -> str:
+        """The job's result file, relative to the scan folder."""
         return f"results/result_{self.job_id:06d}.npz"
 
 
 class Resumable:
-    """The resume half of :class:`~executors.remote.batch.RemoteBatchExecutor` (see the
-    module docstring); it works on the executor's jobs, counters and backend."""
+    """The resume half of :class:`~executors.remote.batch.RemoteBatchExecutor`.
+
+    See the module docstring; it works on the executor's jobs, counters and backend."""
 
     def _init_resume(self) -> None:
         self._state_paths: list[Path] = []  # where the resume state is kept (bind/hook)
@@ -131,12 +143,15 @@ class Resumable:
             "next_job": self._next_job, "next_sub": self._next_sub,
             "pending_sub": None if self._retry_sub is None else {
                 "id": self._retry_sub.id, "tag": self._retry_sub.tag,
-                "jobs": [[j.job_id, j.attempt, j.input, j.output]
+                "jobs": [[j.job_id, j.attempt, j.input, j.output, dict(j.scale)]
                          for j in self._retry_sub.jobs]},
             "jobs": {str(j.job_id): {"attempt": j.attempt, "keys": j.keys, "round": j.round,
-                                     "state": j.state}
+                                     "state": j.state,
+                                     **({"scale": j.scale, "grows": j.grows} if j.scale else {})}
                      for j in self._jobs.values()},
             "backend": self.backend.state(),
+            # current holds (a job waiting for an administrator's release stays listed)
+            **({"holds": {str(k): v for k, v in self._holds.items()}} if self._holds else {}),
         }
 
     def _save_state(self) -> None:
@@ -160,7 +175,9 @@ class Resumable:
         known = set(self.backend.active())
         for jid, info in saved.get("jobs", {}).items():
             job = Job(int(jid), [], list(info["keys"]), attempt=int(info["attempt"]),
-                       round=int(info.get("round", 0)), orphan=True, since=now)
+                       round=int(info.get("round", 0)), orphan=True, since=now,
+                       scale={str(k): int(v) for k, v in info.get("scale", {}).items()},
+                       grows=int(info.get("grows", 0)))
             job.state = info.get("state", QUEUED)
             if job.state == FAILED:
                 continue  # given up before: its batches were reported failed
@@ -169,9 +186,16 @@ class Resumable:
                 self._orphan_keys[k] = job.job_id
             if job.state != DONE and job.ref not in known:
                 self._resubmit.append(job)  # was waiting for a resubmission when we stopped
+        for jid, hold in (saved.get("holds") or {}).items():
+            job = self._jobs.get(int(jid))
+            if job is not None and job.state == HELD and isinstance(hold, dict):
+                self._holds[job.job_id] = hold
         pending = saved.get("pending_sub")
         if isinstance(pending, dict):  # submitted or not when we stopped: submit it again
-            specs = tuple(JobSpec(int(a), int(b), str(c), str(d)) for a, b, c, d in pending["jobs"])
+            specs = tuple(JobSpec(int(j[0]), int(j[1]), str(j[2]), str(j[3]),
+                                  tuple(sorted((str(k), int(v)) for k, v in
+                                               (j[4] if len(j) > 4 else {}).items())))
+                          for j in pending["jobs"])
             ids = {spec.job_id for spec in specs}
             self._resubmit = [j for j in self._resubmit if j.job_id not in ids]
             self._retry_sub = Submission(str(pending["id"]), str(pending["tag"]), specs,

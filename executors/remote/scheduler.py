@@ -10,7 +10,9 @@ batch executor (:mod:`executors.remote.batch`) does everything else. Interface::
     poll() -> list[JobStatus]     current state of the jobs it knows (any order, repeats are fine)
     remove(jobs: list[JobRef])    cancel those jobs (best effort, idempotent)
     release(jobs)                 let held jobs run again (schedulers without holds: no-op)
-    hold_action(status, n) -> "release" | "resubmit"    policy for a held job
+    hold_action(status, n) -> HoldAction                policy for a held job (release, wait,
+                                                        fail, resubmit, grow a request)
+    grow(resource, factor) -> (old, new) | None         a request scaled up (within its cap)
     stderr_file(job) -> str | None                     a job attempt's stderr (for OUTDIR/logs)
     state() -> dict / attach(dict)                      JSON state for resume
 
@@ -20,7 +22,7 @@ file. ``JobRef(job_id, attempt)`` names one attempt; statuses of older attempts 
 
 Shared here: running commands in the scan folder, the check for the scheduler's commands,
 the idempotent submission (a marker file, else the tag already in the queue, else submit),
-the hold policy (release while allowed, else resubmit) and, in :class:`GroupedBackend`, the
+the default hold policy (release while allowed, else resubmit) and, in :class:`GroupedBackend`, the
 bookkeeping of jobs submitted as one group (an HTCondor cluster, a Slurm array), plus the
 options whose one name covers what each scheduler calls its own (``cpus``, ``memory``,
 ``extra_directives``, ``max_releases``). Every value put into a command line is quoted.
@@ -42,13 +44,16 @@ if TYPE_CHECKING:
     from executors.remote.config import RemoteSettings
     from executors.remote.ssh import RemoteConnection
 
-__all__ = ["JobRef", "JobSpec", "Submission", "JobStatus", "SchedulerBackend",
+__all__ = ["JobRef", "JobSpec", "Submission", "JobStatus", "HoldAction", "SchedulerBackend",
            "GroupedBackend", "Group", "Member", "job_stems", "QUEUED", "RUNNING", "DONE",
-           "FAILED", "HELD", "LOST", "CPUS", "MEMORY", "EXTRA_DIRECTIVES", "MAX_RELEASES"]
+           "FAILED", "HELD", "LOST", "CPUS", "MEMORY", "EXTRA_DIRECTIVES", "MAX_RELEASES",
+           "RELEASE", "WAIT", "FAIL", "RESUBMIT", "GROW"]
 
 
 @dataclass(frozen=True)
 class JobRef:
+    """One attempt (``attempt``, from 0) of the job ``job_id``."""
+
     job_id: int
     attempt: int
 
@@ -61,9 +66,13 @@ class JobSpec:
     attempt: int
     input: str  # e.g. "jobs/job_000012.npz"
     output: str  # e.g. "results/result_000012.npz"
+    # requests scaled up after the job ran out of them, e.g. (("memory", 2),): twice the
+    # profile's request (capped by the backend)
+    scale: tuple[tuple[str, int], ...] = ()
 
     @property
     def ref(self) -> JobRef:
+        """The job's current attempt."""
         return JobRef(self.job_id, self.attempt)
 
 
@@ -84,10 +93,32 @@ QUEUED, RUNNING, DONE, FAILED, HELD, LOST = "queued", "running", "done", "failed
 
 @dataclass(frozen=True)
 class JobStatus:
+    """What the scheduler says about one job attempt (``detail``: its words, for users)."""
+
     ref: JobRef
     state: str  # QUEUED | RUNNING | DONE | FAILED | HELD | LOST
     detail: str = ""
     code: int | None = None  # hold reason code or exit code
+    subcode: int | None = None  # hold reason subcode (HTCondor)
+
+
+#: what to do with a held job (:meth:`SchedulerBackend.hold_action`)
+RELEASE, WAIT, FAIL, RESUBMIT, GROW = "release", "wait", "fail", "resubmit", "grow"
+
+
+@dataclass(frozen=True)
+class HoldAction:
+    """The policy's answer for one hold.
+
+    ``release``: let it run again; ``wait``: leave it held (someone else holds it) and wait
+    for its release; ``fail``: the job itself failed (a crash), a failure of the job;
+    ``resubmit``: remove it and submit it again unchanged; ``grow``: remove it and submit it
+    again with ``resource`` ("memory", "disk") doubled, up to the profile's cap.
+    """
+
+    action: str
+    cause: str = ""  # the hold's cause in a few words, for messages ("out of memory")
+    resource: str = ""  # GROW: the request that ran out
 
 
 _JOB_FILE = re.compile(r"^jobs/job_(\w+)\.npz$")
@@ -95,8 +126,10 @@ _RESULT_FILE = re.compile(r"^results/result_(\w+)\.npz$")
 
 
 def job_stems(sub: Submission) -> list[str]:
-    """The ``J`` of each job's ``jobs/job_J.npz``, in order; ValueError for an empty
-    submission or names the executor does not write (they go into scheduler files)."""
+    """The ``J`` of each job's ``jobs/job_J.npz``, in order.
+
+    ValueError for an empty submission or for names the executor does not write (they go into
+    scheduler files)."""
     if not sub.jobs:
         raise ValueError("empty submission")
     stems = []
@@ -124,6 +157,7 @@ class SchedulerBackend(ABC):
     max_releases: int = 0
 
     def bind(self, conn: RemoteConnection, scan_dir: str, settings: RemoteSettings) -> None:
+        """Use ``conn`` and the remote scan folder ``scan_dir`` from now on."""
         self.conn, self.scan_dir, self.settings = conn, scan_dir, settings
 
     def check(self) -> None:
@@ -139,34 +173,51 @@ class SchedulerBackend(ABC):
                 f"{self.login_node}? Add them to PATH in ~/.bashrc or ~/.ssh/environment")
 
     @abstractmethod
-    def submit(self, sub: Submission) -> str | None: ...
+    def submit(self, sub: Submission) -> str | None:
+        """Submit all jobs of ``sub`` at once (idempotent per ``sub.id``).
+
+        Returns
+        -------
+        str or None
+            A label for messages, e.g. ``"cluster 12"``."""
 
     @abstractmethod
-    def poll(self) -> list[JobStatus]: ...
+    def poll(self) -> list[JobStatus]:
+        """The current state of the jobs this backend knows (any order; repeats are fine)."""
 
     @abstractmethod
-    def remove(self, jobs: Sequence[JobRef]) -> None: ...
+    def remove(self, jobs: Sequence[JobRef]) -> None:
+        """Cancel the job attempts ``jobs`` (best effort, idempotent)."""
 
     def remove_all(self) -> None:
         """Remove every job this backend submitted for the scan (cancel)."""
         self.remove(self.active())
 
     def active(self) -> list[JobRef]:
+        """The job attempts submitted and not yet finished (default: none known)."""
         return []
 
     def release(self, jobs: Sequence[JobRef]) -> None:
+        """Let the held jobs ``jobs`` run again (default: no holds, nothing to do)."""
         return None
 
     def releasable(self, status: JobStatus) -> bool:
         """Whether a hold of this kind may go away by itself (then the job is released)."""
         return False
 
-    def hold_action(self, status: JobStatus, releases: int) -> str:
-        """Release a held job while its hold is releasable and releases are left; else
-        remove it and resubmit."""
+    def hold_action(self, status: JobStatus, releases: int) -> HoldAction:
+        """What to do with a held job: release it, or remove it and resubmit.
+
+        Release it while its hold is releasable and releases are left; else remove it and
+        resubmit."""
         if releases < self.max_releases and self.releasable(status):
-            return "release"
-        return "resubmit"
+            return HoldAction(RELEASE)
+        return HoldAction(RESUBMIT)
+
+    def grow(self, resource: str, factor: int) -> tuple[str, str] | None:
+        """(request now, request at ``factor`` x the profile's) of ``resource``, capped; None
+        when it cannot grow (at its cap, or not a plain size). Default: never."""
+        return None
 
     def error_tail(self, job: JobRef) -> str:
         """Last line of a failed job's stderr, for the user (optional)."""
@@ -178,9 +229,11 @@ class SchedulerBackend(ABC):
         return None
 
     def state(self) -> dict[str, Any]:
+        """What the backend must keep to re-attach after a resume (JSON-ready)."""
         return {}
 
     def attach(self, state: dict[str, Any]) -> None:
+        """Take back the ``state`` saved by :meth:`state` (resume)."""
         return None
 
     # ---------------------------------------------------------------- shared helpers
@@ -220,9 +273,11 @@ class SchedulerBackend(ABC):
     query_mark: ClassVar[str] = "==skyscan-query-rc=="
 
     def _query_then(self, query: str, then: str) -> tuple[bytes | None, bytes, RunResult]:
-        """Run ``query`` and then ``then`` in one command: the query's output (None if it
-        failed), the output of ``then`` and the whole result. The order matters: what
-        ``then`` reads (logs, markers) is at least as new as the queue."""
+        """Run ``query`` and then ``then`` in one command.
+
+        Returns the query's output (None if it failed), the output of ``then`` and the whole
+        result. The order matters: what ``then`` reads (logs, markers) is at least as new as the
+        queue."""
         res = self._run(f"{query}; echo \"{self.query_mark} $?\"; {then}")
         head, _, rest = res.out.partition(f"{self.query_mark} ".encode())
         rc, _, rest = rest.partition(b"\n")
@@ -245,6 +300,7 @@ class Group:
 
     @property
     def indices(self) -> range:
+        """The scheduler indices of the group's jobs (proc or array task ids)."""
         return range(self.first, self.first + len(self.refs))
 
 
@@ -292,15 +348,18 @@ class GroupedBackend(SchedulerBackend):
         return [k for k, m in self.members.items() if m.ref in wanted and not m.terminal]
 
     def active(self) -> list[JobRef]:
+        """The job attempts of every group that have not ended."""
         return [m.ref for m in self.members.values() if not m.terminal]
 
     def remove(self, jobs: Sequence[JobRef]) -> None:
+        """Cancel ``jobs``, one scheduler command per group (best effort)."""
         keys = self._keys(jobs)
         for k in keys:
             self.members[k].removed = self.members[k].terminal = True
         self._run_quiet(self.cancel_command, [self.member_id(k) for k in keys])
 
     def release(self, jobs: Sequence[JobRef]) -> None:
+        """Release the held ``jobs`` (errors are only logged)."""
         self._run_quiet(self.release_command, [self.member_id(k) for k in self._keys(jobs)])
 
     def remove_all(self) -> None:

@@ -89,6 +89,7 @@ class SSHTarget:
 
     @property
     def label(self) -> str:
+        """The host as shown to users (``alias``, or ``alias:port`` off port 22)."""
         return self.alias if self.port == 22 else f"{self.alias}:{self.port}"
 
 
@@ -181,8 +182,10 @@ def _host_key_policy(target: SSHTarget, hostname: str, port: int):
 
 
 class _Login:
-    """paramiko auth strategy (``SSHClient.connect(auth_strategy=...)``): keys first, then
-    keyboard-interactive or password prompts for whatever the server still requires.
+    """Log in: keys first, then prompts for whatever the server still requires.
+
+    A paramiko auth strategy (``SSHClient.connect(auth_strategy=...)``); the prompts are
+    keyboard-interactive (one-time codes) or a password.
 
     A key may be accepted only partially (``AuthenticationMethods publickey,
     keyboard-interactive``): ``auth_publickey`` then returns the methods left, and the login
@@ -248,8 +251,11 @@ class _Login:
                         "(--identity / IdentityFile) or ssh-agent")
 
     def _keys(self, agent: Any, encrypted: list[str]):
-        """Keys to offer, as OpenSSH does: IdentityFile (or --identity), the agent's, then
-        the default ~/.ssh/id_* files when no key file was named."""
+        """Yield the keys to offer, in OpenSSH's order.
+
+        IdentityFile (or --identity), the agent's, then the default ~/.ssh/id_* files when
+        no key file was named.
+        """
         import paramiko
 
         files = list(self.target.key_files)
@@ -339,12 +345,15 @@ class _Login:
 # --------------------------------------------------------------------------- connection
 @dataclass(frozen=True)
 class RunResult:
+    """Exit code and output bytes of one remote command."""
+
     code: int
     out: bytes
     err: bytes
 
     @property
     def text(self) -> str:
+        """Standard output as text (undecodable bytes replaced)."""
         return self.out.decode("utf-8", "replace")
 
     def err_line(self) -> str:
@@ -385,8 +394,11 @@ class RemoteConnection:
 
     # ---------------------------------------------------------------- connect
     def _connect_once(self, sock: Any = None, depth: int = 0) -> None:
-        """Connect and log in; ``sock``: a channel to the host already opened by the hop
-        before it (its own ProxyJump/ProxyCommand then do not apply, as with ``ssh -J``)."""
+        """Connect and log in.
+
+        ``sock``: a channel to the host already opened by the hop before it (its own
+        ProxyJump/ProxyCommand then do not apply, as with ``ssh -J``).
+        """
         import paramiko
 
         t = self.target
@@ -424,8 +436,10 @@ class RemoteConnection:
         self._client, self._jumps = client, jumps
 
     def _open_jumps(self, spec: str, depth: int) -> tuple[list[RemoteConnection], Any]:
-        """Connect through the ProxyJump chain ``spec`` (``a,b``: a, then b through a);
-        returns the hops and a ``direct-tcpip`` channel from the last one to the target."""
+        """Connect through the ProxyJump chain ``spec`` (``a,b``: a, then b through a).
+
+        Returns the hops and a ``direct-tcpip`` channel from the last one to the target.
+        """
         if depth >= _MAX_JUMP_DEPTH:
             raise RemoteError(f"{self.target.label}: ProxyJump nests more than "
                               f"{_MAX_JUMP_DEPTH} levels (does a jump host's ssh config "
@@ -449,8 +463,10 @@ class RemoteConnection:
             raise
 
     def _hop_target(self, spec: str) -> SSHTarget:
-        """A jump host, resolved through the same ssh config; the scan's known_hosts file
-        serves when its config entry names none."""
+        """Resolve a jump host through the same ssh config.
+
+        The scan's known_hosts file serves when its config entry names none.
+        """
         jt = resolve_ssh_target(spec, ssh_config=self.target.ssh_config,
                                 trust_unknown=self.target.trust_unknown,
                                 connect_timeout=self.target.connect_timeout)
@@ -482,6 +498,7 @@ class RemoteConnection:
                                   f"{_describe(exc)}") from None
 
     def alive(self) -> bool:
+        """Whether the SSH connection is up."""
         if self._client is None:
             return False
         tr = self._client.get_transport()
@@ -550,6 +567,24 @@ class RemoteConnection:
         Reads stdout and stderr together until the command exits or ``timeout`` [s] passes
         (then the channel is closed and :class:`RemoteError` raised). With ``retry`` the
         command is run again after a reconnect, so it must be idempotent.
+
+        Parameters
+        ----------
+        cmd : str
+            The command line, run by the remote user's shell.
+        timeout : float
+            Longest wait for the command to end [s].
+        check : bool
+            Raise :class:`RemoteError` (with the last line of stderr) on a non-zero exit.
+        stdin : bytes or None
+            Data for the command's standard input (then it runs on its own channel).
+        retry : bool
+            Run the command again after a dropped connection is re-established.
+
+        Returns
+        -------
+        RunResult
+            The exit code and the output bytes.
         """
         result = self._with_retry(f"command {cmd.split()[0] if cmd else ''!r}",
                                   lambda: self._run_once(cmd, timeout, stdin), retry)
@@ -715,6 +750,7 @@ class RemoteConnection:
         self._with_retry("upload", self._retry_sftp(do))
 
     def get_bytes(self, path: str) -> bytes:
+        """The content of the remote file ``path`` (over SFTP, retried on a dropped link)."""
         def do() -> bytes:
             buf = io.BytesIO()
             self._sftp_client().getfo(path, buf)
@@ -731,6 +767,7 @@ class RemoteConnection:
         return wrapped
 
     def close(self) -> None:
+        """Close the SFTP session, the shell and the connection."""
         self._drop()
 
 

@@ -29,8 +29,9 @@ NearFn = Callable[[slice], np.ndarray]
 
 
 def _pairs_any(n: int, near_fn: NearFn) -> np.ndarray:
-    """True for items with at least one partner j ≠ i where ``near_fn(slice)`` (rows × n) holds;
-    chunked so n² pairs never need an n×n×3 temporary."""
+    """True for items with a partner j ≠ i where ``near_fn(slice)`` (rows × n) holds.
+
+    Chunked, so the n² pairs never need an n×n×3 temporary."""
     keep = np.zeros(n, dtype=bool)
     for lo in range(0, n, 512):
         sl = slice(lo, min(n, lo + 512))
@@ -55,8 +56,10 @@ def _rt_keep(pos: np.ndarray, t: np.ndarray, radius: float, dt: float) -> np.nda
 
 def local_coincidences(string: np.ndarray, om: np.ndarray, t: np.ndarray,
                        span: int = HLC_SPAN, dt: float = HLC_TIME) -> np.ndarray:
-    """True for hits with another hit on the same string within ``span`` DOM positions and
-    ``dt`` [ns] (IceCube's hard local coincidence, HLC): rare for dark noise."""
+    """True for hits with an HLC partner: same string, ``span`` DOMs, ``dt`` [ns].
+
+    Another hit on the same string within ``span`` DOM positions and ``dt`` (IceCube's hard
+    local coincidence, HLC): rare for dark noise."""
     def near(sl: slice) -> np.ndarray:
         return ((string[sl, None] == string[None, :])
                 & (np.abs(om[sl, None] - om[None, :]) <= span)
@@ -66,8 +69,10 @@ def local_coincidences(string: np.ndarray, om: np.ndarray, t: np.ndarray,
 
 def seeded_rt(pos: np.ndarray, t: np.ndarray, seeds: np.ndarray, radius: float = RT_RADIUS,
               dt: float = RT_TIME) -> np.ndarray:
-    """Mask of the hits RT-connected (chains of ``radius`` [m] and ``dt`` [ns] steps) to the
-    ``seeds`` mask: pairs of noise hits far from the track are not connected to it."""
+    """Mask of the hits RT-connected to the ``seeds`` mask (steps ``radius`` [m], ``dt`` [ns]).
+
+    Connected through chains of such steps: pairs of noise hits far from the track are not
+    connected to it."""
     kept = seeds.copy()
     frontier = np.flatnonzero(seeds)
     while frontier.size:

@@ -50,8 +50,9 @@ def descend(obj: TrackObjective, cand: np.ndarray, passes: Passes, rows: np.ndar
 
 def fit_candidates(obj: TrackObjective, cand: np.ndarray, passes: Passes, rows: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Best (a [m], b [m], t0 [ns]) (n, 3) and −log L (n,) from candidates (n, M, 3); MPE
-    objectives add the SPE1st pre-fit's optimum to the candidates first."""
+    """Best (a [m], b [m], t0 [ns]) (n, 3) and −log L (n,) from candidates (n, M, 3).
+
+    MPE objectives add the SPE1st pre-fit's optimum to the candidates first."""
     if obj.mpe:
         # as IceCube seeds MPEFit with SPEFit: the first-of-N surface is narrow and
         # rugged, the SPE one smooth, so the SPE optimum joins the candidate starts

@@ -10,7 +10,13 @@ __all__ = ["track_direction", "transverse_basis", "reference_points"]
 
 
 def track_direction(zenith, azimuth) -> np.ndarray:
-    """Propagation unit vector u of a particle coming from (zenith, azimuth) [rad]."""
+    """Propagation unit vector u of a particle coming from (zenith, azimuth) [rad].
+
+    A particle from the zenith moves straight down:
+
+    >>> (track_direction(0.0, 0.0) + 0.0).tolist()
+    [0.0, 0.0, -1.0]
+    """
     st = np.sin(zenith)
     return -np.stack([st * np.cos(azimuth), st * np.sin(azimuth), np.cos(zenith)], axis=-1)
 
@@ -32,6 +38,14 @@ def reference_points(seed: np.ndarray, cog: np.ndarray, u: np.ndarray
 
     The vertex ``seed`` (P, 4) [m, m, m, ns] moved along u (P, 3) onto the plane ⟂ u through
     the hit centre of gravity ``cog`` (3,) [m], its time moved with it at the speed of light.
+
+    A down-going track whose vertex is 100 m above the centre of gravity reaches its plane
+    100 m / c later:
+
+    >>> u = track_direction(np.array([0.0]), np.array([0.0]))
+    >>> r_ref, t_ref = reference_points(np.array([[0.0, 0.0, 100.0, 0.0]]), np.zeros(3), u)
+    >>> r_ref.tolist(), round(float(t_ref[0]), 3)
+    ([[0.0, 0.0, 0.0]], 333.564)
     """
     shift = -np.einsum("pj,pj->p", seed[:, :3] - cog, u)
     r_ref = seed[:, :3] + shift[:, None] * u

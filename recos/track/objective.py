@@ -96,8 +96,9 @@ class TrackObjective:
                 np.log(XI_MIN), np.log(XI_MAX)], dtype=float)
 
     def as_spe(self) -> TrackObjective:
-        """The same pixels and reference points under SPE1st (MPE's pre-fit), sharing the
-        per-pixel arrays instead of computing them again."""
+        """The same pixels and reference points under SPE1st (MPE's pre-fit).
+
+        It shares the per-pixel arrays instead of computing them again."""
         spe = copy.copy(self)
         spe.mpe, spe.n_multi = False, 0
         spe.log_n = spe.n_minus_1 = np.empty(0)
@@ -123,8 +124,9 @@ class TrackObjective:
         return np.sqrt(dA * dA + dB * dB)
 
     def residuals(self, x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Time residuals [ns] and perpendicular distances [m] (n, M, K) at params x (n, M, 3)
-        of pixels ``rows``, in double precision."""
+        """Time residuals [ns] and perpendicular distances [m] (n, M, K), double precision.
+
+        At params x (n, M, 3) of pixels ``rows``."""
         d = self.distance(x[..., 0], x[..., 1], rows)
         res = self._rows(self.D, rows)[:, None, :] - x[..., 2:3] - K_OVER_C * d
         return res, d
@@ -158,10 +160,11 @@ class TrackObjective:
         return ix, wx, ft
 
     def _folded32(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """Fast path: log p_tot per DOM (n, M, K) in single precision (SIMD arithmetic, half
-        the memory traffic; ~1e-6 relative per DOM, the caller sums in double), with the
-        noise floor folded into the table; MPE's k multi-photon DOMs add the survival term
-        and the noise floor explicitly."""
+        """Fast path: log p_tot per DOM (n, M, K) [1] in single precision.
+
+        SIMD arithmetic and half the memory traffic; ~1e-6 relative per DOM, the caller sums in
+        double. The noise floor is folded into the table; MPE's k multi-photon DOMs add the
+        survival term and the noise floor explicitly."""
         tb = self.table
         f32 = np.float32
         x32 = x.astype(f32)
@@ -219,8 +222,9 @@ class TrackObjective:
         return out
 
     def _beyond_table(self, res: np.ndarray, d: np.ndarray, out: np.ndarray) -> None:
-        """Where the residual is beyond the table: exact log(p_Pandel + p_noise), with
-        N S^(N-1) for MPE's multi-photon columns (in place)."""
+        """Exact log(p_Pandel + p_noise) where the residual is beyond the table (in place).
+
+        With N S^(N-1) for MPE's multi-photon columns."""
         tb = self.table
         far = res > tb.t_max
         tf = res[far].astype(float)

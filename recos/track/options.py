@@ -1,5 +1,7 @@
-"""Reco options of the Pandel track fits (``--reco-opt NAME=VALUE``; ``skyscan-tui recos``
-lists them with their defaults and ranges [units in each help text])."""
+"""Reco options of the Pandel track fits (``--reco-opt NAME=VALUE``).
+
+``skyscan-tui recos`` lists them with their defaults and ranges (units in each help
+text)."""
 
 from __future__ import annotations
 

@@ -42,7 +42,11 @@ _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 
 
 def pandel_rho(tau: float = PANDEL_TAU, lambda_a: float = PANDEL_LAMBDA_A) -> float:
-    """Pandel rate ρ = 1/τ + c_g/λ_a [1/ns] for τ [ns] and absorption length λ_a [m]."""
+    """Pandel rate ρ = 1/τ + c_g/λ_a [1/ns] for τ [ns] and absorption length λ_a [m].
+
+    >>> round(pandel_rho(), 7)
+    0.0040517
+    """
     return 1.0 / tau + C_GROUP / lambda_a
 
 
@@ -68,7 +72,9 @@ def pandel_logpdf(t, xi, rho: float = PANDEL_RHO) -> np.ndarray:
 
 
 def plain_logsf(t, xi, rho: float = PANDEL_RHO) -> np.ndarray:
-    """log of the plain Pandel survival function Q(ξ, ρt) (regularised upper incomplete Γ).
+    """log Q(ξ, ρt) [1] of the plain Pandel at residual ``t`` [ns], ``rho`` [1/ns].
+
+    Q is the survival function, the regularised upper incomplete Γ.
 
     Where ``gammaincc`` underflows, its asymptotic series
     ``Γ(ξ,x)/Γ(ξ) ≈ x^(ξ-1) e^(-x) (1 + (ξ-1)/x + (ξ-1)(ξ-2)/x²)/Γ(ξ)`` is used in log form.

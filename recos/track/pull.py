@@ -42,8 +42,15 @@ LOG_PULL2: dict[str, tuple[float, ...]] = {
 
 
 def curve_log_pull2(values, n_bright: int | np.ndarray) -> np.ndarray:
-    """log p² at brightness M of the curve with ``values`` at PULL_KNOTS: linear in log M
-    between the knots, constant beyond them."""
+    """log p² [1] at brightness M of the curve with ``values`` at PULL_KNOTS.
+
+    Linear in log M between the knots, constant beyond them.
+
+    >>> PULL_KNOTS
+    (10.0, 25.0, 60.0, 150.0)
+    >>> curve_log_pull2((0.4, 0.1, 0.0, 0.0), [1, 10, 1000]).tolist()
+    [0.4, 0.4, 0.0]
+    """
     x = np.log(np.maximum(np.asarray(n_bright, float), 1.0))
     return np.interp(x, np.log(PULL_KNOTS), values)
 
@@ -54,7 +61,11 @@ def log_pull2(likelihood: str, n_bright: int | np.ndarray) -> np.ndarray:
 
 
 def parse_pull(value: str) -> float | None:
-    """The ``pull`` option: None for the calibrated curve, else a fixed p > 0."""
+    """The ``pull`` option: None for the calibrated curve, else a fixed p > 0.
+
+    >>> parse_pull("calibrated"), parse_pull("none"), parse_pull(" 1.5")
+    (None, 1.0, 1.5)
+    """
     text = str(value).strip().lower()
     if text == "calibrated":
         return None

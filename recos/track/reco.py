@@ -61,13 +61,15 @@ class TrackReco(Reco):
         return self.use_charge and prepared.n_multi > 0
 
     def sigma(self, prepared: PreparedTrack) -> float:
-        """Gaussian σ of the convoluted Pandel [ns]: the jitter, widened by the timing error
-        when the fit is MPE."""
+        """Gaussian σ of the convoluted Pandel [ns].
+
+        The jitter, widened by the timing error when the fit is MPE."""
         return self._mpe_sigma() if self.uses_mpe(prepared) else float(self.options["jitter"])
 
     def pull(self, prepared: PreparedTrack) -> float:
-        """The pull p [1] of this event: the fit's −log L is divided by p²
-        (:mod:`recos.track.pull`)."""
+        """The pull p [1] of this event.
+
+        The fit's −log L is divided by p² (:mod:`recos.track.pull`)."""
         kind = "MPE" if self.uses_mpe(prepared) else "SPE1st"
         return pull_for(self._pull_setting, kind, prepared.n_bright)
 
@@ -118,8 +120,9 @@ class TrackReco(Reco):
     # ------------------------------------------------------------ per pixel
     def objective(self, prepared: PreparedTrack, batch: TaskBatch
                   ) -> tuple[TrackObjective, np.ndarray]:
-        """The batch's objective and start parameters (a [m], b [m], t0 [ns]) per task
-        (P, 3)."""
+        """The batch's objective and start parameters (P, 3) [m, m, ns] per task.
+
+        The parameters are a [m], b [m] and t0 [ns]."""
         u = track_direction(np.asarray(batch.zenith, float), np.asarray(batch.azimuth, float))
         u = np.atleast_2d(u)
         seed = np.array(batch.seed, dtype=float, copy=True).reshape(-1, 4)
@@ -151,8 +154,10 @@ class TrackReco(Reco):
 
     def starts(self, prepared: PreparedTrack, obj: TrackObjective, start: np.ndarray,
                batch: TaskBatch, rows: np.ndarray) -> tuple[np.ndarray, Passes]:
-        """Candidate starts (n, M, 3) [m, m, ns] of the batch's round (the best ones start
-        the descents) and the Nelder–Mead passes (initial steps, iterations) that follow."""
+        """Candidate starts (n, M, 3) [m, m, ns] of the batch's round, and the passes.
+
+        The best candidates start the descents; the Nelder–Mead passes (initial steps,
+        iterations) follow."""
         return round_candidates(prepared, obj, start, int(batch.round) == 0, batch.variation,
                                 rows, int(self.options["iterations"]))
 

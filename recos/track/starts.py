@@ -64,9 +64,10 @@ def variation_starts(prepared: PreparedTrack, obj: TrackObjective, variation: np
 
 def refine_candidates(prepared: PreparedTrack, obj: TrackObjective, start: np.ndarray,
                       rows: np.ndarray) -> np.ndarray:
-    """(n, 10, 3) starts [m, m, ns] for refined pixels: ``start`` itself, and the offsets of
-    the start, of the event seed and of the centre of gravity, each with the quantile start
-    time and two earlier ones."""
+    """(n, 10, 3) starts [m, m, ns] for refined pixels.
+
+    ``start`` itself, and the offsets of the start, of the event seed and of the centre of
+    gravity, each with the quantile start time and two earlier ones."""
     ab = [start[:, :2]]
     for point in (prepared.seed[:3], prepared.cog):
         rel = point - obj.r_ref
@@ -84,8 +85,10 @@ def refine_candidates(prepared: PreparedTrack, obj: TrackObjective, start: np.nd
 def round_candidates(prepared: PreparedTrack, obj: TrackObjective, start: np.ndarray,
                      first_round: bool, variation: np.ndarray, rows: np.ndarray,
                      n_iter: int) -> tuple[np.ndarray, Passes]:
-    """Candidate starts (n, M, 3) [m, m, ns] of a round (the best ones start the descents)
-    and the Nelder–Mead passes that follow; ``n_iter`` is the ``iterations`` option.
+    """Candidate starts (n, M, 3) [m, m, ns] of a round, and the passes that follow.
+
+    The best candidates start the descents; then come the Nelder–Mead passes; ``n_iter`` is
+    the ``iterations`` option.
 
     In refined rounds the start time of variations other than #0 (which keep the parent's
     time) is set in ``start`` in place to the quantile start time.
@@ -117,9 +120,10 @@ def round_candidates(prepared: PreparedTrack, obj: TrackObjective, start: np.nda
 
 
 def descent_starts(cand: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """(n, 2) indices into the candidates (n, M, 3) with values ``f`` (n, M): the best, and
-    the best whose start time differs from it by SECOND_START_DT or more (else the
-    runner-up). On 200 seeded 1 TeV tracks one descent from the best candidate missed the
+    """(n, 2) indices of the two starts among candidates (n, M, 3) with values ``f`` (n, M).
+
+    The best, and the best whose start time differs from it by SECOND_START_DT or more (else
+    the runner-up). On 200 seeded 1 TeV tracks one descent from the best candidate missed the
     optimum at the true direction by 6 in −log L twice."""
     order = np.argsort(np.where(np.isnan(f), np.inf, f), axis=1, kind="stable")
     t_sorted = np.take_along_axis(cand[..., 2], order, axis=1)

@@ -89,10 +89,11 @@ class PandelTable:
         return hashlib.sha256(repr(spec).encode()).hexdigest()[:24]
 
     def folded_logpdf(self, log_noise: float) -> np.ndarray | None:
-        """Flat log(p_c + p_noise) on the nodes: the fits' fast path needs no ``logaddexp``
-        per pulse. ``None`` unless the noise floor exceeds p_c at the table's lower edge by
-        e^20 for every ξ: only then is "clamp to the edge" exact below the table (no
-        Gaussian tail to add)."""
+        """Flat log(p_c + p_noise) [1] on the nodes, or None.
+
+        The fits' fast path then needs no ``logaddexp`` per pulse. ``None`` unless the noise floor
+        exceeds p_c at the table's lower edge by e^20 for every ξ: only then is "clamp to the
+        edge" exact below the table (no Gaussian tail to add)."""
         if not np.isfinite(log_noise) or self.logpdf_table[:, 0].max() > log_noise - 20.0:
             return None
         key = float(log_noise)
@@ -101,9 +102,10 @@ class PandelTable:
         return self._folded[key]
 
     def bilinear_records(self, flat: np.ndarray) -> np.ndarray:
-        """(n_xi·n_t, 4) coefficients (c0, c_t, c_ξ, c_ξt) of each cell's bilinear form
-        ``c0 + c_t w_t + c_ξ w_ξ + c_ξt w_ξ w_t``: one gather of a record per pulse instead
-        of four scattered ones (~1.6x faster lookups)."""
+        """(n_xi·n_t, 4) coefficients (c0, c_t, c_ξ, c_ξt) of each cell's bilinear form.
+
+        The form is ``c0 + c_t w_t + c_ξ w_ξ + c_ξt w_ξ w_t``: one gather of a record per pulse
+        instead of four scattered ones (~1.6x faster lookups)."""
         f = flat.reshape(self.n_xi, self.n_t)
         rec = np.zeros((self.n_xi, self.n_t, 4))
         rec[..., 0] = f
@@ -113,8 +115,10 @@ class PandelTable:
         return rec.reshape(-1, 4)
 
     def records32(self, which: float | str | None) -> np.ndarray:
-        """Single-precision :meth:`bilinear_records` of the folded log p (``which`` = log
-        noise), of the raw log p (``None``) or of log S (``"sf"``); cached."""
+        """Single-precision :meth:`bilinear_records` of a log table; cached.
+
+        Of the folded log p (``which`` = log noise), of the raw log p (``None``) or of log S
+        (``"sf"``)."""
         key = ("r32", which)
         if key not in self._records:
             if which is None:
@@ -127,8 +131,10 @@ class PandelTable:
         return self._records[key]
 
     def _survival(self, logp: np.ndarray, xi: np.ndarray, t_fine: np.ndarray) -> np.ndarray:
-        """log S_c: cumulative trapezoid on the fine range rescaled to match the plain
-        Pandel CDF at t_hi, plain-Pandel survival (gammaincc) beyond."""
+        """log S_c [1] on the nodes.
+
+        A cumulative trapezoid on the fine range, rescaled to match the plain Pandel CDF at t_hi;
+        plain-Pandel survival (gammaincc) beyond."""
         n_fine = t_fine.size
         p = np.exp(logp[:, :n_fine])
         cum = np.concatenate([np.zeros((xi.size, 1)),
@@ -185,8 +191,10 @@ class PandelTable:
 
     def _tails(self, t: np.ndarray, logxi: np.ndarray, out: np.ndarray,
                sf: np.ndarray | None = None) -> None:
-        """Below t_lo: Gaussian continuation of the edge value; above t_max: the plain
-        Pandel log p and log Q(ξ, ρt) computed exactly for those (rare) residuals."""
+        """Fill in ``out`` where the residuals ``t`` [ns] lie outside the table.
+
+        Below t_lo: Gaussian continuation of the edge value; above t_max: the plain Pandel log p
+        and log Q(ξ, ρt) computed exactly for those (rare) residuals."""
         if t.size == 0:
             return
         if t.min() < self.t_lo:
@@ -220,7 +228,7 @@ class PandelTable:
         return (out, sf) if logsf else out
 
     def logsf(self, t, logxi) -> np.ndarray:
-        """Interpolated log survival log S_c(t; ξ) = log(1 - P_c(t; ξ))."""
+        """Interpolated log survival log S_c(t; ξ) = log(1 - P_c(t; ξ)) [1], ``t`` [ns]."""
         return self.logpdf(t, logxi, logsf=True)[1]
 
 
@@ -265,6 +273,7 @@ def _save_cached(key: str, logp: np.ndarray, logs: np.ndarray) -> None:
 
 @lru_cache(maxsize=8)
 def get_table(sigma: float, rho: float = PANDEL_RHO) -> PandelTable:
-    """The table for (σ, ρ), once per process: loaded from the user cache (~20 ms) or built
-    (~1 s) and cached."""
+    """The table for (σ [ns], ρ), once per process.
+
+    Loaded from the user cache (~20 ms) or built (~1 s) and cached."""
     return PandelTable(float(sigma), float(rho))

@@ -1,4 +1,4 @@
-"""Topology guard: is an event track-like, or a point-like cascade? [m, ns]
+"""Topology guard: whether an event is track-like or a point-like cascade [m, ns].
 
 A track scan assumes a muon track; a cascade (a particle shower at one point) has no
 direction a track fit can find, yet the scan would still draw a confident map. Before a scan
@@ -66,6 +66,7 @@ class TopologyVerdict:
 
     @property
     def label(self) -> str:
+        """``cascade-like`` or ``track-like``."""
         return "cascade-like" if self.cascade_like else "track-like"
 
     def numbers(self) -> str:
@@ -75,9 +76,11 @@ class TopologyVerdict:
                 f"{self.length:.0f} m")
 
     def text(self) -> str:
+        """The verdict and its numbers in one line, for users."""
         return f"{self.label} ({self.numbers()})"
 
     def to_dict(self) -> dict[str, Any]:
+        """The verdict as a JSON-ready dict (result headers, ``summary.json``)."""
         out = asdict(self)
         out["verdict"] = self.label
         out["cascade_vertex"] = list(self.cascade_vertex)
@@ -180,8 +183,9 @@ def _length(pos: np.ndarray) -> float:
 
 
 def classify_topology(event: Event, threshold: float = LLR_THRESHOLD) -> TopologyVerdict:
-    """Run the topology guard on ``event`` (see the module doc); well under a second for a
-    typical event."""
+    """Run the topology guard on ``event`` (see the module doc).
+
+    Well under a second for a typical event."""
     t_start = time.perf_counter()
     prep = prepare_track(event, use_charge=False, max_npe=1)
     n = int(prep.time.size)

@@ -34,14 +34,17 @@ class Reader:
 
     @property
     def left(self) -> int:
+        """Bytes left to read."""
         return self.end - self.pos
 
     def need(self, n: int) -> None:
+        """RealtimeError unless ``n`` more bytes can be read."""
         if n < 0 or n > self.end - self.pos:
             raise RealtimeError(f"{self.what}: truncated or corrupt (needs {n} bytes at "
                                 f"offset {self.pos}, {self.end - self.pos} left)")
 
     def take(self, n: int) -> bytes:
+        """The next ``n`` bytes."""
         self.need(n)
         out = self.buf[self.pos:self.pos + n]
         self.pos += n
@@ -54,27 +57,35 @@ class Reader:
         return val
 
     def u8(self) -> int:
+        """The next unsigned 8-bit integer."""
         return self._unpack(_U8)
 
     def u16(self) -> int:
+        """The next little-endian unsigned 16-bit integer."""
         return self._unpack(_U16)
 
     def i16(self) -> int:
+        """The next little-endian signed 16-bit integer."""
         return self._unpack(_I16)
 
     def u32(self) -> int:
+        """The next little-endian unsigned 32-bit integer."""
         return self._unpack(_U32)
 
     def i32(self) -> int:
+        """The next little-endian signed 32-bit integer."""
         return self._unpack(_I32)
 
     def u64(self) -> int:
+        """The next little-endian unsigned 64-bit integer."""
         return self._unpack(_U64)
 
     def f32(self) -> float:
+        """The next little-endian 32-bit float."""
         return self._unpack(_F32)
 
     def f64(self) -> float:
+        """The next little-endian 64-bit float."""
         return self._unpack(_F64)
 
     def size(self, item_bytes: int = 1) -> int:
@@ -88,9 +99,11 @@ class Reader:
         return n
 
     def string(self) -> str:
+        """The next string (a size, then UTF-8 bytes; undecodable ones replaced)."""
         return self.take(self.size()).decode("utf-8", "replace")
 
     def array(self, dtype: str, n: int) -> np.ndarray:
+        """The next ``n`` items of numpy ``dtype`` as an array."""
         dt = np.dtype(dtype)
         self.need(n * dt.itemsize)
         out = np.frombuffer(self.buf, dtype=dt, count=n, offset=self.pos)
@@ -113,5 +126,6 @@ class Reader:
         return version
 
     def done(self) -> None:
+        """RealtimeError if bytes are left unread (the object is longer than decoded)."""
         if self.pos != self.end:
             raise RealtimeError(f"{self.what}: {self.end - self.pos} unexpected trailing bytes")

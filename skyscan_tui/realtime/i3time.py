@@ -33,7 +33,13 @@ def read_i3time(r: Reader) -> tuple[int, int]:
 
 
 def i3time_split(year: int, daq: int) -> tuple[int, int, int]:
-    """I3Time → (MJD day, second of day, tenths of ns) in UTC, leap seconds removed."""
+    """I3Time → (MJD day, second of day, tenths of ns) in UTC, leap seconds removed.
+
+    2016 ended with a leap second: 366 days of seconds after its start is still its last day.
+
+    >>> i3time_split(2016, 366 * 86400 * 10**10)
+    (57753, 86399, 0)
+    """
     secs, tenth_ns = divmod(daq, 10**10)
     mjd0 = _dt.date(year, 1, 1).toordinal() - _MJD_EPOCH
     leaps = sum(1 for d in _LEAP_DAYS if mjd0 <= d < mjd0 + secs / 86400.0)
@@ -42,13 +48,21 @@ def i3time_split(year: int, daq: int) -> tuple[int, int, int]:
 
 
 def i3time_to_mjd(year: int, daq: int) -> float:
-    """[UTC days] I3Time (year, 0.1 ns ticks since Jan 1 of that year) → MJD."""
+    """[UTC days] I3Time (year, 0.1 ns ticks since Jan 1 of that year) → MJD.
+
+    >>> i3time_to_mjd(2020, 0), i3time_to_mjd(2020, 43200 * 10**10)
+    (58849.0, 58849.5)
+    """
     day, sod, tenth_ns = i3time_split(year, daq)
     return day + (sod + tenth_ns * 1e-10) / 86400.0
 
 
 def i3time_to_utc(year: int, daq: int) -> str:
-    """I3Time → ``YYYY-MM-DD hh:mm:ss.ffffff`` UTC (microseconds truncated)."""
+    """I3Time → ``YYYY-MM-DD hh:mm:ss.ffffff`` UTC (microseconds truncated).
+
+    >>> i3time_to_utc(2016, 366 * 86400 * 10**10 + 5_000_000_009)
+    '2016-12-31 23:59:59.500000'
+    """
     day, sod, tenth_ns = i3time_split(year, daq)
     stamp = _dt.datetime(1858, 11, 17) + _dt.timedelta(days=day, seconds=sod,
                                                        microseconds=tenth_ns // 10_000)

@@ -36,6 +36,7 @@ class PulseMap:
         return int(self.string.size)
 
     def select(self, keep: np.ndarray) -> PulseMap:
+        """The pulses where ``keep`` holds."""
         return PulseMap(self.string[keep], self.om[keep], self.time[keep], self.charge[keep])
 
     def dom_slices(self) -> tuple[np.ndarray, np.ndarray]:

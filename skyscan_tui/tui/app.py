@@ -1,5 +1,6 @@
-"""``SkyscanApp``: the terminal app (``skyscan-tui``, ``skyscan-tui EVENT``,
-``skyscan-tui show RESULT``).
+"""``SkyscanApp``: the terminal app.
+
+Run as ``skyscan-tui``, ``skyscan-tui EVENT`` or ``skyscan-tui show RESULT``.
 
 Collaborators come in through ``__init__`` (event or result path, output root, worker count,
 the reco/executor lists), so tests drive the app without touching the environment.
@@ -72,14 +73,17 @@ class SkyscanApp(App):
 
     # ---------------------------------------------------------------- logging
     def log_error(self, text: str) -> None:
+        """Log an error and keep it for the exit message."""
         self.errors.append(text)
         _log.error(text)
 
     def log_info(self, text: str) -> None:
+        """Log an informational message."""
         _log.info(text)
 
     # ---------------------------------------------------------------- screens
     def make_start_screen(self, event_path: Path | None = None) -> StartScreen:
+        """The start screen, with the installed recos and executors (and ``event_path`` loaded)."""
         from skyscan_tui.app_api import best_reco
         from skyscan_tui.tui.widgets import executor_choices, executor_form
 
@@ -109,9 +113,12 @@ class SkyscanApp(App):
 
     def ask_login(self, title: str, instructions: str,
                   questions: Sequence[tuple[str, bool]]) -> list[str]:
-        """The app's prompt handler (:mod:`skyscan_tui.prompts`), called from a back-end
-        thread (never this app's): shows a :class:`LoginDialog` on the UI thread and waits
-        for it. Raises ``PromptCancelled`` when the dialog is closed or the app ends."""
+        """Ask in a dialog: the app's prompt handler (:mod:`skyscan_tui.prompts`).
+
+        Called from a back-end thread (never this app's): shows a :class:`LoginDialog` on
+        the UI thread and waits for it. Raises ``PromptCancelled`` when the dialog is
+        closed or the app ends.
+        """
         from skyscan_tui.tui.widgets import LoginDialog
 
         if not questions:  # information only, e.g. "a push was sent to your phone"

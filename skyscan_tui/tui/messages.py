@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from textual.message import Message
 
-__all__ = ["RoundBegan", "ScanProgress", "RoundEnded", "ScanLogged", "ScanDone",
-           "ScanCrashed", "ResultSaved", "SaveFailed"]
+__all__ = ["RoundBegan", "ScanProgress", "RoundEnded", "ScanLogged", "ExecutorStatus",
+           "ScanDone", "ScanCrashed", "ResultSaved", "SaveFailed"]
 
 
 class RoundBegan(Message):
@@ -25,8 +25,9 @@ class RoundBegan(Message):
 
 
 class ScanProgress(Message):
-    """Result rows (``RESULT_DTYPE``) of one or more finished batches, and the counters of
-    the latest one: fits done in the round / overall, rate [fits/s], engine ETA [s]."""
+    """Result rows (``RESULT_DTYPE``) of finished batches, and the latest counters.
+
+    Fits done in the round / overall, rate [fits/s] and engine ETA [s] of the latest batch."""
 
     def __init__(self, rows: np.ndarray, round: int, nside: int, round_done: int,
                  round_total: int, done: int, total: int, rate: float, eta: float,
@@ -39,6 +40,8 @@ class ScanProgress(Message):
 
 
 class RoundEnded(Message):
+    """A round of the scan ended (its best pixel, −log L there, failed fits)."""
+
     def __init__(self, round: int, nside: int, best_ipix: int, best_llh: float,
                  n_failed: int) -> None:
         super().__init__()
@@ -47,9 +50,20 @@ class RoundEnded(Message):
 
 
 class ScanLogged(Message):
+    """A message for the app's log."""
+
     def __init__(self, level: str, message: str) -> None:
         super().__init__()
         self.level, self.message = level, message
+
+
+class ExecutorStatus(Message):
+    """A remote executor's ``status()`` changed (jobs by state, holds and what is done about
+    them); posted at most every ``STATUS_INTERVAL`` and after each executor message."""
+
+    def __init__(self, status: dict[str, Any]) -> None:
+        super().__init__()
+        self.status = status
 
 
 class ScanDone(Message):
@@ -69,12 +83,16 @@ class ScanCrashed(Message):
 
 
 class ResultSaved(Message):
+    """Result files were written (``final``: the scan has ended)."""
+
     def __init__(self, paths: dict[str, Any], final: bool) -> None:
         super().__init__()
         self.paths, self.final = paths, final
 
 
 class SaveFailed(Message):
+    """Writing the result files failed; ``error`` says why."""
+
     def __init__(self, error: str) -> None:
         super().__init__()
         self.error = error

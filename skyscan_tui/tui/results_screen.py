@@ -1,7 +1,9 @@
-"""The results screen: a finished (or re-opened) result's maps, best fit, contour areas and
-files, the seed fits and (simulated) truth over the maps, and a query field ("RA DEC").
-Like the other screens it holds no physics: maps come from :mod:`skyscan_tui.raster`,
-areas from :mod:`skyscan_tui.stats`, point queries from :mod:`skyscan_tui.query`."""
+"""The results screen: maps, best fit, contour areas, files and a query field of a result.
+
+Of a finished (or re-opened) result, with the seed fits and (simulated) truth over the maps
+and a query field ("RA DEC"). Like the other screens it holds no physics: maps come from
+:mod:`skyscan_tui.raster`, areas from :mod:`skyscan_tui.stats`, point queries from
+:mod:`skyscan_tui.query`."""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ from skyscan_tui.engine import (
     ScanLog,
 )
 from skyscan_tui.tui.messages import (
+    ExecutorStatus,
     ResultSaved,
     RoundBegan,
     RoundEnded,
@@ -41,6 +42,7 @@ __all__ = ["ScanRunner", "drive_engine", "one_line", "start_loky_tracker"]
 
 
 def one_line(exc: BaseException) -> str:
+    """An exception as one line for the app's log: ``Type: first line of the message``."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
@@ -69,6 +71,10 @@ def start_loky_tracker() -> None:
             sys.stderr = saved
 
 
+#: [s] between looks at a remote executor's status (jobs, holds) for the app
+STATUS_INTERVAL = 0.5
+
+
 def drive_engine(engine: ScanEngine, post: Any, is_cancelled: Any = lambda: False,
                  interval: float = 0.1) -> None:
     """Run ``engine`` to the end, posting messages through ``post`` (thread-safe callable).
@@ -89,6 +95,24 @@ def drive_engine(engine: ScanEngine, post: Any, is_cancelled: Any = lambda: Fals
                           last.done, last.total, last.rate, last.eta, last.worker, batches))
         buffer, last, batches, t_flush = [], None, 0, time.monotonic()
 
+    last_status: dict[str, Any] | None = None
+    t_status = 0.0
+
+    def post_status(now: bool = False) -> None:
+        """The executor's jobs and holds, when they changed (remote executors only; read in
+        this thread, the one that drives the executor)."""
+        nonlocal last_status, t_status
+        if not now and time.monotonic() - t_status < STATUS_INTERVAL:
+            return
+        t_status = time.monotonic()
+        try:
+            status = engine.executor.status()
+        except Exception:  # a status is a nicety: never stop the scan for it
+            return
+        if isinstance(status, dict) and "jobs" in status and status != last_status:
+            last_status = status
+            post(ExecutorStatus(status))
+
     updates = engine.run()
     try:
         if engine.executor.local_processes:
@@ -102,6 +126,7 @@ def drive_engine(engine: ScanEngine, post: Any, is_cancelled: Any = lambda: Fals
                 batches += 1
                 if time.monotonic() - t_flush >= interval:
                     flush()
+                post_status()
             elif isinstance(update, RoundStarted):
                 flush()
                 post(RoundBegan(update.round, update.nside, update.n_pixels, update.n_tasks))
@@ -111,8 +136,10 @@ def drive_engine(engine: ScanEngine, post: Any, is_cancelled: Any = lambda: Fals
                                 update.n_failed))
             elif isinstance(update, ScanLog):
                 post(ScanLogged(update.level, update.message))
+                post_status(now=True)  # a hold or failure was just logged: show it
             elif isinstance(update, ScanFinished):
                 flush()
+                post_status(now=True)
                 post(ScanDone(update.result, update.cancelled, update.elapsed))
     except Exception as exc:  # a broken reco/executor must not take the app down
         engine.cancel()
@@ -131,6 +158,7 @@ class ScanRunner:
 
     @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
     def run_scan(self, engine: ScanEngine) -> None:
+        """Drive ``engine`` to the end in a worker thread, posting its updates as messages."""
         worker = get_current_worker()
         try:
             drive_engine(engine, self.post_message,  # type: ignore[attr-defined]
@@ -140,6 +168,7 @@ class ScanRunner:
 
     @work(thread=True, group="save", exit_on_error=False)
     def save_result(self, result: Any, outdir: Any, final: bool) -> None:
+        """Write ``result``'s files into ``outdir`` in a worker thread; post what happened."""
         try:
             paths = result.save(outdir)
             if final and self.engine is not None:  # progress.json names the files

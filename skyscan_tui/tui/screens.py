@@ -1,5 +1,7 @@
-"""The three screens: start (event, reco, executor, progression), scan (live maps, progress,
-log, controls) and results (best fit, areas, files). Screens hold no physics: maps come from
+"""The three screens: start, scan and results.
+
+Start (event, reco, executor, progression), scan (live maps, progress, log, controls) and
+results (best fit, areas, files). Screens hold no physics: maps come from
 :mod:`skyscan_tui.raster`, scans from :mod:`skyscan_tui.engine` through ``runner``."""
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -30,6 +33,7 @@ from skyscan_tui import raster
 from skyscan_tui.errors import UserError
 from skyscan_tui.progress import format_eta
 from skyscan_tui.tui.messages import (
+    ExecutorStatus,
     ResultSaved,
     RoundBegan,
     RoundEnded,
@@ -129,6 +133,7 @@ class StartScreen(Screen):
 
     # ---------------------------------------------------------------- event
     def set_event(self, event: Any, label: str, source: str) -> None:
+        """Show ``event`` (named ``label``, read ``source``) and its topology verdict."""
         from skyscan_tui.app_api import topology_check
 
         self.event, self.event_label = event, label
@@ -141,6 +146,7 @@ class StartScreen(Screen):
         outdir.placeholder = str(self._default_outdir())
 
     def load_path(self, path: Path) -> bool:
+        """Load the event file ``path``; False (and the error shown) if it cannot be read."""
         from skyscan_tui.eventfiles import load_event
 
         try:
@@ -156,6 +162,7 @@ class StartScreen(Screen):
         return True
 
     def show_event_error(self, msg: str) -> None:
+        """Show why the event could not be opened, and log it."""
         summary = self.query_one("#event-summary", Static)
         summary.update(f"[b]Cannot open the event[/b]\n{msg}")
         summary.add_class("error")
@@ -342,6 +349,7 @@ class ScanScreen(ScanRunner, Screen):
         self.n_errors = 0
         self.rounds: dict[int, str] = {}
         self.last_worker = ""
+        self.job_lines: list[str] = []  # a remote executor's jobs and holds
         self.redraws = 0
         self.sub_title = f"scan {title}"
         if topology is not None and topology.cascade_like:
@@ -395,6 +403,7 @@ class ScanScreen(ScanRunner, Screen):
                 self.redraws += 1
 
     def write_log(self, text: str, level: str = "info") -> None:
+        """Append ``text`` to the scan log, coloured by ``level`` (info, warning, error)."""
         style = {"warning": "yellow", "error": "bold red"}.get(level)
         self.query_one("#log", RichLog).write(f"[{style}]{text}[/]" if style else text)
 
@@ -407,7 +416,8 @@ class ScanScreen(ScanRunner, Screen):
             f"[b]{state}[/b] · executor {self.executor_label} · workers {workers}\n"
             f"batches done {self.n_batches} · warnings {self.n_warnings} · "
             f"errors {self.n_errors}" + (f"\nlast from {self.last_worker}"
-                                         if self.last_worker else ""))
+                                         if self.last_worker else "")
+            + "".join(f"\n{escape(line)}" for line in self.job_lines))
         self.query_one("#rounds-label", Static).update("\n".join(
             self.rounds[k] for k in sorted(self.rounds)))
 
@@ -459,6 +469,12 @@ class ScanScreen(ScanRunner, Screen):
         self.write_log(msg.message, msg.level)
         self._update_status_text()
 
+    def on_executor_status(self, msg: ExecutorStatus) -> None:
+        from skyscan_tui.observe import job_status_lines
+
+        self.job_lines = job_status_lines(msg.status)
+        self._update_status_text()
+
     def on_scan_done(self, msg: ScanDone) -> None:
         self.result, self.elapsed = msg.result, msg.elapsed
         self.state = "cancelled" if msg.cancelled else "finished"
@@ -496,6 +512,7 @@ class ScanScreen(ScanRunner, Screen):
     # ---------------------------------------------------------------- controls
     @property
     def running(self) -> bool:
+        """Whether a scan runs on this screen."""
         return self.engine is not None and not self.scan_finished.is_set()
 
     def action_pause(self) -> None:

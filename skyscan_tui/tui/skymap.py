@@ -56,6 +56,7 @@ class StripPainter:
         return self._styles[key]
 
     def strip(self, frame: raster.Frame, y: int, width: int) -> Strip:
+        """Row ``y`` of ``frame`` as a styled strip ``width`` cells wide."""
         if y >= frame.height:
             return Strip.blank(width)
         styles = self._styles

@@ -1,5 +1,7 @@
-"""Small widgets and pure helpers of the app: event summary, file picker, scan status,
-result text, contour areas (``skyscan_tui.stats`` when present, else the raster fallback)."""
+"""Small widgets and pure helpers of the app.
+
+Event summary, file picker, scan status, result text, contour areas (from
+:mod:`skyscan_tui.stats`)."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ __all__ = ["event_summary", "mjd_to_utc", "EventPicker", "ScanStatus", "result_t
 
 
 def mjd_to_utc(mjd: float) -> str:
+    """An MJD [days] as a UTC date and time (``?`` if out of range)."""
     try:
         when = datetime(1858, 11, 17) + timedelta(days=float(mjd))
     except (OverflowError, ValueError):
@@ -140,8 +143,10 @@ def executor_choices() -> tuple[list[tuple[str, str]], list[str]]:
 
 def executor_form(keys: list[str], initial: dict[str, Any] | None = None
                   ) -> list[tuple[Any, str]]:
-    """The app's executor form: ``[(Option, initial text)]`` for every option with a
-    ``form`` label among the executors of choice ``keys`` (once per option name).
+    """The app's executor form: ``[(Option, initial text)]``.
+
+    Every option with a ``form`` label among the executors of choice ``keys`` (once per option
+    name).
 
     ``initial`` overrides the options' defaults (e.g. the worker count given with ``-j``).
     """
@@ -164,8 +169,10 @@ def executor_form(keys: list[str], initial: dict[str, Any] | None = None
 
 
 def build_executor(key: str, form: dict[str, str] | None = None) -> Any:
-    """The executor for a choice key: ``NAME:PROFILE``, or ``NAME`` with the ``form`` fields
-    it declares (empty ones take their defaults)."""
+    """The executor for a choice key.
+
+    ``NAME:PROFILE``, or ``NAME`` with the ``form`` fields it declares (empty ones take their
+    defaults)."""
     from executors import get_executor
 
     name, _, profile = key.partition(":")
@@ -199,9 +206,11 @@ class EventPicker(ModalScreen):
 
 
 class LoginDialog(ModalScreen):
-    """A server's login questions (one-time code, Duo/TOTP, password): one field per prompt,
-    hidden unless the server allows echo. Dismisses with the answers, or None (Escape or
-    Cancel). The server's texts are shown as plain text, never as markup."""
+    """A server's login questions (one-time code, Duo/TOTP, password).
+
+    One field per prompt, hidden unless the server allows echo. Dismisses with the answers,
+    or None (Escape or Cancel). The server's texts are shown as plain text, never as markup.
+    """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
     DEFAULT_CSS = """

@@ -87,6 +87,8 @@ def test_progress_file_is_always_valid_while_a_reader_polls(tmp_path, sim_event)
     finally:
         stop.set()
         reader.join()
+    # the reader may have slept through the last write: read the file as the scan left it
+    seen.append(json.loads((out / PROGRESS_FILE).read_text()))
     fin = updates[-1]
     assert isinstance(fin, ScanFinished) and not fin.cancelled
     assert not errors, errors[:3]

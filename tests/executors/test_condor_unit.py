@@ -248,13 +248,92 @@ def test_event_log_partial_event_is_left_for_later():
     assert parse_event_log(b"") == ([], 0)
 
 
-def test_hold_policy():
-    b = CondorBackend(CondorOptions(max_releases=1))
-    transfer = JobStatus(JobRef(1, 0), HELD, "input transfer failed", 13)
-    assert b.hold_action(transfer, 0) == "release"
-    assert b.hold_action(transfer, 1) == "resubmit"
-    assert b.hold_action(JobStatus(JobRef(1, 0), HELD, "duration", 47), 0) == "resubmit"
-    assert b.hold_action(JobStatus(JobRef(1, 0), HELD, "memory", 34), 0) == "resubmit"
+def _held(code, sub=None, reason="held", ref=None):
+    return JobStatus(ref or JobRef(1, 0), HELD, f"{reason} (code {code})", code, sub)
+
+
+@pytest.mark.parametrize(("code", "sub", "reason", "ran", "action", "resource"), [
+    (1, 0, "via condor_hold (by user admin)", True, "wait", ""),  # never undone
+    (12, 2, "Transfer output files failure ... (errno 2)", True, "fail", ""),  # crashed
+    (13, 2, "STARTER failed to send file(s)", True, "fail", ""),  # older pools: 13 = output
+    (13, 110, "Transfer input files failure", False, "release", ""),  # transient
+    (12, 28, "SHADOW failed to write: No space left", True, "release", ""),
+    (34, 102, "Job has gone over cgroup memory limit of 2048 megabytes.", True, "grow",
+     "memory"),
+    (34, 104, "Job has exceeded request_disk", True, "grow", "disk"),
+    (34, 0, "Job has gone over memory limit of 2048 megabytes.", True, "grow", "memory"),
+    (34, 0, "Docker job exhausted", True, "grow", "memory"),  # 34 before subcodes: memory
+    (26, 0, "Memory usage exceeds request", True, "grow", "memory"),  # a site's policy
+    (3, 5, "disk usage too high (periodic_hold)", True, "grow", "disk"),
+    (3, 0, "you asked for it (periodic_hold)", True, "resubmit", ""),
+    (47, 0, "The job exceeded allowed execute duration of 00:03", True, "resubmit", ""),
+    (46, 0, "The job exceeded allowed job duration of 1:00:00", True, "resubmit", ""),
+    (6, 2, "Failed to execute", False, "resubmit", ""),
+])
+def test_holds_are_handled_by_code_and_subcode(code, sub, reason, ran, action, resource):
+    from executors.condor_format import hold_meaning
+
+    meaning = hold_meaning(code, sub, reason, ran)
+    assert (meaning.action, meaning.resource) == (action, resource)
+    assert meaning.cause  # every path says why, in words
+
+
+def test_hold_policy_releases_transient_holds_once_and_knows_if_the_job_ran():
+    b, node, clock = _backend(2, max_releases=1)
+    transfer = _held(13, 110, ref=JobRef(0, 0))
+    assert b.hold_action(transfer, 0).action == "release"
+    assert b.hold_action(transfer, 1).action == "resubmit"  # no releases left
+    assert b.hold_action(_held(47, 0), 0).action == "resubmit"
+    assert b.hold_action(_held(1, 0), 5).action == "wait"  # whatever the releases
+    # code 13 after the job ran (its execute event is in the log): a crash, not a release
+    node.log = (_event(0, 1, "Job submitted from host: <h>") + _event(1, 1, "Job executing")
+                + _event(12, 1, "Job was held.", "STARTER failed to send file(s)",
+                         "Code 13 Subcode 2"))
+    clock[0] += 0.5
+    (held,) = [s for s in b.poll() if s.state == HELD]
+    assert (held.code, held.subcode) == (13, 2) and "code 13/2" in held.detail
+    assert b.hold_action(held, 0).action == "fail"
+    # ... but after an eviction the rerun transfers its input anew: 13 is a transfer again
+    node.log += (_event(13, 1, "Job was released.") + _event(1, 1, "Job executing")
+                 + _event(4, 1, "Job was evicted.")
+                 + _event(12, 1, "Job was held.", "Transfer input files failure",
+                          "Code 13 Subcode 110"))
+    clock[0] += 0.5
+    (held,) = [s for s in b.poll() if s.state == HELD]
+    assert (held.code, held.subcode) == (13, 110)
+    assert b.hold_action(held, 0).action == "release"
+
+
+def test_out_of_memory_jobs_are_resubmitted_with_more_up_to_the_cap():
+    from executors.condor_format import request_amount, size_amount
+    from tests.helpers.fakecondor import fakecondor
+
+    assert size_amount("2GB", "M") == 2048 and size_amount("512", "M") == 512
+    assert size_amount("1g", "K") == 1024 ** 2 and size_amount("ifthenelse(x, 1, 2)", "M") is None
+    opts = CondorOptions(request_memory="2GB", memory_cap="5GB")
+    assert [request_amount(opts, "memory", f) for f in (1, 2, 4, 8)] == [2048, 4096, 5120, 5120]
+    assert request_amount(opts, "disk", 2) == 2 * 1024 ** 2  # no request_disk: 1GB doubled
+    b = CondorBackend(opts)
+    assert b.grow("memory", 2) == ("2048MB", "4096MB")
+    assert b.grow("memory", 8) == ("5120MB", "5120MB")  # at the cap: no bigger request
+    # a request set by an extra submit line overrides ours: never "raised" in vain
+    assert CondorBackend(CondorOptions(extra_submit_lines=("request_memory = 3000",))
+                         ).grow("memory", 2) is None
+    assert CondorBackend(CondorOptions(request_memory="MY.X * 2")).grow("memory", 2) is None
+    with pytest.raises(UserError, match="memory_cap"):
+        CondorOptions(memory_cap="lots")
+    # the raised request goes to the jobs that ran out only: one queue column
+    sub = _sub()
+    sub = Submission(sub.id, sub.tag, (sub.jobs[0], JobSpec(12, 1, "jobs/job_000012.npz",
+                                                           "results/result_000012.npz",
+                                                           (("memory", 2),))), sub.scan_dir)
+    text = render_submit_file(sub, opts, "abc")
+    assert "request_memory           = $(skyscan_memory)\n" in text
+    assert text.endswith("queue job, skyscan_memory from (\n000003 2048MB\n000012 4096MB\n)\n")
+    assert "request_memory           = 2GB\n" in render_submit_file(_sub(), opts, "abc")
+    cmds, _custom, qspec, items = fakecondor.parse_submit(text, [], None)
+    rows = fakecondor.queue_rows(qspec, items, "/x")
+    assert [fakecondor.expand(cmds["request_memory"], r) for r in rows] == ["2048MB", "4096MB"]
 
 
 # --------------------------------------------------------------------------- shell quoting

@@ -20,6 +20,7 @@ from executors.base import BatchDone, BatchFailed, ScanContext
 from executors.remote import (
     DONE,
     FAILED,
+    HELD,
     LOST,
     QUEUED,
     RUNNING,
@@ -32,6 +33,7 @@ from executors.remote import (
     SchedulerBackend,
     SSHTarget,
 )
+from executors.remote.scheduler import GROW, WAIT, HoldAction
 from executors.worker import WorkerState
 from skyscan_tui.tasks import TaskBatch
 from tests.conftest import REPO
@@ -297,3 +299,101 @@ def test_interrupt_stops_a_reconnect_back_off():
     with pytest.raises(RemoteError, match="interrupted"):
         conn._reconnect("test")
     assert time.monotonic() - t0 < 20.0  # not the 120 s back-off
+
+
+class HoldingBackend(ScriptedBackend):
+    """Adds outcomes ``oom`` (held, out of memory: the request is doubled up to 3072MB) and
+    ``crash`` (says it succeeded, no result, a traceback in its stderr file)."""
+
+    def __init__(self, script) -> None:
+        super().__init__(script)
+        self.specs: list = []
+
+    def submit(self, sub) -> None:
+        self.specs += list(sub.jobs)
+        for job in sub.jobs:
+            outcomes = self.script.get(job.job_id, [])
+            what = outcomes[job.attempt] if job.attempt < len(outcomes) else "ok"
+            if what == "oom":
+                self.news += [JobStatus(job.ref, QUEUED), JobStatus(
+                    job.ref, HELD, "Job has gone over memory limit (code 34/102)", 34, 102)]
+            elif what == "adminhold":  # held by an administrator: stays in the queue
+                self.news += [JobStatus(job.ref, QUEUED), JobStatus(
+                    job.ref, HELD, "via condor_hold (by user admin) (code 1)", 1, 0)]
+                self.running.add(job.ref)
+            elif what == "crash":
+                Path(self.scan_dir, f"job_{job.job_id}.{job.attempt}.err").write_text(
+                    "Traceback (most recent call last):\n  ...\nValueError: boom\n\n")
+                self.news += [JobStatus(job.ref, QUEUED), JobStatus(job.ref, DONE)]
+            else:
+                super().submit(type(sub)(sub.id, sub.tag, (job,), sub.scan_dir))
+
+    def stderr_file(self, job):
+        return f"job_{job.job_id}.{job.attempt}.err"
+
+    def hold_action(self, status, releases):
+        if status.code == 1:
+            return HoldAction(WAIT, "held with condor_hold")
+        return HoldAction(GROW, "out of memory", "memory")
+
+    def grow(self, resource, factor):
+        return f"{min(1024 * factor // 2, 3072)}MB", f"{min(1024 * factor, 3072)}MB"
+
+
+def test_out_of_memory_holds_raise_the_request_up_to_the_cap_then_fail(local_remote, tmp_path,
+                                                                        sim_event):
+    backend = HoldingBackend({0: ["oom", "oom", "oom"]})
+    # no retries for failures at all: raising the request is not a failure of the job
+    ex = RemoteBatchExecutor(SSHTarget("h", "h"), _settings(tmp_path, max_retries=0), backend)
+    ups = _run(ex, _batches(), sim_event)
+    assert sorted(u.batch_id for u in ups if isinstance(u, BatchDone)) == [2, 3]
+    assert sorted(u.batch_id for u in ups if isinstance(u, BatchFailed)) == [0, 1]
+    scales = [s.scale for s in backend.specs if s.job_id == 0]
+    assert scales == [(), (("memory", 2),), (("memory", 4),)]
+    msgs = "\n".join(u.message for u in ups if hasattr(u, "level"))
+    assert "resubmitting with memory 2048MB (was 1024MB; cap: memory_cap) (attempt 2)" in msgs
+    assert "resubmitting with memory 3072MB (was 2048MB; cap: memory_cap) (attempt 3)" in msgs
+    assert "memory already at its cap memory_cap = 3072MB" in msgs and "gave up" in msgs
+    assert ex.stats["requests_raised"] == 2 and ex.stats["gave_up"] == 1
+    assert ex.state()["jobs"]["0"]["scale"] == {"memory": 4}  # kept for a resume
+    ex.close()
+
+
+def test_a_job_without_its_output_reports_the_tail_of_its_stderr(local_remote, tmp_path,
+                                                                 sim_event):
+    backend = HoldingBackend({1: ["crash"]})
+    ex = RemoteBatchExecutor(SSHTarget("h", "h"), _settings(tmp_path), backend)
+    ex.set_log_dir(tmp_path / "logs")
+    ups = _run(ex, _batches(), sim_event)
+    assert sorted(u.batch_id for u in ups if isinstance(u, BatchDone)) == [0, 1, 2, 3]
+    msgs = "\n".join(u.message for u in ups if hasattr(u, "level"))
+    assert "finished without its output file; stderr: ValueError: boom (stderr in " in msgs
+    (log,) = (tmp_path / "logs").glob("job_000001.attempt1.failed.err")
+    assert "Traceback" in log.read_text()
+    (event,) = ex.status()["recent"]
+    assert event["kind"] == "failed" and event["reason"].endswith("stderr: ValueError: boom")
+    ex.close()
+
+
+def test_a_job_held_by_an_administrator_is_waited_for_across_a_resume(local_remote, tmp_path,
+                                                                      sim_event):
+    backend = HoldingBackend({0: ["adminhold"]})
+    ex = RemoteBatchExecutor(SSHTarget("h", "h"), _settings(tmp_path), backend)
+    ups = _run(ex, _batches(), sim_event, n=2)  # job 1's two batches; job 0 waits
+    assert sorted(u.batch_id for u in ups if isinstance(u, BatchDone)) == [2, 3]
+    msgs = "\n".join(u.message for u in ups if hasattr(u, "level"))
+    assert "held: held with condor_hold" in msgs and "waiting for its release" in msgs
+    ex.poll(0.01)
+    assert backend.removed == [] and ex.stats["resubmitted"] == 0  # never undone
+    (hold,) = ex.status()["holds"]
+    assert (hold["job"], hold["code"], hold["action"]) == (0, 1, "wait")
+    state = ex.state()
+    assert state["holds"]["0"]["action"] == "wait"
+    # the tool stops; a new run re-attaches and still shows the job as held
+    second = HoldingBackend({})
+    again = RemoteBatchExecutor(SSHTarget("h", "h"), _settings(tmp_path), second)
+    again.attach(state)
+    again.start(ScanContext("dummy", {}, sim_event))
+    assert [h["job"] for h in again.status()["holds"]] == [0]
+    assert second.submissions == []  # the held job is not submitted again
+    ex.cancel()

@@ -254,9 +254,9 @@ def test_holds_release_then_resubmit_and_remove_uses_scancel():
     conn.squeue = "501_0|PENDING|JobHeldUser\n501_1|PENDING|JobHeldAdmin\n"
     st = {s.ref.job_id: s for s in be.poll()}
     assert st[10].state == HELD and st[11].state == HELD
-    assert be.hold_action(st[10], 0) == "release"
-    assert be.hold_action(st[10], 1) == "resubmit"
-    assert be.hold_action(st[11], 0) == "resubmit"
+    assert be.hold_action(st[10], 0).action == "release"
+    assert be.hold_action(st[10], 1).action == "resubmit"
+    assert be.hold_action(st[11], 0).action == "resubmit"
     be.release([JobRef(10, 0)])
     assert "scontrol release 501_0" in conn.commands[-1]
     be.remove([JobRef(11, 0)])

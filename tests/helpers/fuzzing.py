@@ -294,6 +294,21 @@ def _seed_checkpoint(tmp: Path) -> tuple[list[tuple[str, bytes]], list[tuple[str
              "key": _settings_key(eng.settings, eng.reco)}, event_digest(ev))
 
 
+def _seed_catalogs() -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
+    """A CSV and a 4FGL-like FITS catalogue (query --catalog)."""
+    import numpy as np
+    from astropy.io import fits
+
+    csv = b"name,ra,dec\nA,10.5,-3.25\nB,359.9,89.9\nC,0,0\n"
+    tab = fits.BinTableHDU.from_columns([
+        fits.Column(name="Source_Name", format="18A", array=np.array(["4FGL A", "4FGL B"])),
+        fits.Column(name="RAJ2000", format="E", array=np.array([10.5, 200.0]), unit="deg"),
+        fits.Column(name="DEJ2000", format="E", array=np.array([-3.25, 45.0]), unit="deg")])
+    buf = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), tab]).writeto(buf)
+    return [("cat.csv", csv)], [("cat.fits", buf.getvalue())]
+
+
 def targets(tmp: Path) -> list[Target]:
     """Every loader of user-supplied files, with seed inputs. Extend here."""
     from skyscan_tui import checkpoint as ckpt
@@ -335,6 +350,11 @@ def targets(tmp: Path) -> list[Target]:
 
     out.append(Target("checkpoint-state", load_state, states, [mutate_json]))
     out.append(Target("checkpoint-log", load_log, logs, []))
+    from skyscan_tui.query import read_catalog
+
+    cat_csv, cat_fits = _seed_catalogs()
+    out.append(Target("catalog-csv", read_catalog, cat_csv, [mutate_csv]))
+    out.append(Target("catalog-fits", read_catalog, cat_fits, []))
     return out
 
 

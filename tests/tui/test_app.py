@@ -459,3 +459,79 @@ async def test_cascade_like_event_asks_before_scanning(app_factory, tmp_path):
     assert (next((tmp_path / "results").rglob("alert.txt")).read_text()
             .startswith("WARNING: CASCADE-LIKE EVENT."))
     assert workers_alive() == []
+
+
+# a remote executor's status() with one job per hold path (as RemoteBatchExecutor.status)
+HOLD_STATUS = {
+    "scheduler": "HTCondor", "host": "submit", "batches_waiting": 0,
+    "jobs": {"queued": 2, "running": 1, "held": 1, "done": 4, "failed": 0},
+    "counters": {"holds": 4, "failures": 1, "resubmitted": 3},
+    "holds": [{"job": 7, "reason": "via condor_hold (by user admin) (code 1)", "code": 1,
+               "subcode": 0, "cause": "held with condor_hold (by you or an administrator)",
+               "action": "wait"}],
+    "recent": [
+        {"job": 2, "kind": "held", "cause": "the job ended without its output file "
+         "(it crashed)", "action": "failed (resubmitted as a failure)", "reason": "x"},
+        {"job": 3, "kind": "held", "cause": "over its time limit", "action": "resubmitted",
+         "reason": "x"},
+        {"job": 5, "kind": "held", "cause": "out of memory",
+         "action": "resubmitted with memory 4096MB", "reason": "x"}],
+}
+
+
+def test_job_status_lines_show_each_hold_and_what_is_done():
+    from skyscan_tui.observe import job_status_lines
+
+    lines = job_status_lines(HOLD_STATUS)
+    assert lines[0] == "jobs (HTCondor): 2 queued · 1 running · 1 held · 4 done"
+    assert lines[1] == ("job 7 held (code 1): held with condor_hold (by you or an "
+                        "administrator) — waiting for its release")
+    assert lines[2] == "last hold: job 5 out of memory → resubmitted with memory 4096MB"
+    crash = dict(HOLD_STATUS, holds=[], recent=HOLD_STATUS["recent"][:1])
+    assert job_status_lines(crash)[-1] == ("last hold: job 2 the job ended without its output "
+                                           "file (it crashed) → failed (resubmitted as a "
+                                           "failure)")
+    assert job_status_lines({"workers": 4}) == []  # local executors: nothing to show
+
+
+def test_runner_posts_the_remote_jobs_and_holds(sim_event):
+    from executors.serial import SerialExecutor
+    from skyscan_tui.engine import ScanEngine, ScanSettings
+    from skyscan_tui.tui.messages import ExecutorStatus, ScanDone
+    from skyscan_tui.tui.runner import drive_engine
+
+    class Remoteish(SerialExecutor):
+        def status(self):
+            return HOLD_STATUS
+
+    posted = []
+    drive_engine(ScanEngine(sim_event, ScanSettings("dummy"), Remoteish()), posted.append)
+    statuses = [m for m in posted if isinstance(m, ExecutorStatus)]
+    assert len(statuses) == 1 and statuses[0].status == HOLD_STATUS  # posted when it changed
+    assert isinstance(posted[-1], ScanDone)
+    posted = []
+    drive_engine(ScanEngine(sim_event, ScanSettings("dummy"), SerialExecutor()), posted.append)
+    assert not [m for m in posted if isinstance(m, ExecutorStatus)]
+
+
+@run_async
+async def test_scan_status_shows_the_holds(app_factory):
+    from pathlib import Path
+
+    from skyscan_tui.tui.messages import ExecutorStatus
+
+    class Replay(type(app_factory())):
+        def open_first_screen(self):
+            self.push_screen(ScanScreen(None, None, Path("unused"), "condor (npx)", title="r"))
+
+    app = Replay(recos=["dummy"])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ScanScreen), 10, "scan screen")
+        screen = app.screen
+        screen.post_message(ExecutorStatus(HOLD_STATUS))
+        label = screen.query_one("#workers-label")
+        await wait_for(pilot, lambda: "held" in str(label.render()), 10, "the holds")
+        text = str(label.render())
+        assert "jobs (HTCondor): 2 queued · 1 running · 1 held · 4 done" in text
+        assert "job 7 held (code 1)" in text and "waiting for its release" in text
+        assert "resubmitted with memory 4096MB" in text

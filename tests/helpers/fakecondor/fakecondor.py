@@ -20,11 +20,14 @@ near-empty environment. A listed output file that is missing at exit holds the j
 State lives in ``$FAKECONDOR_SPOOL``. Faults are injected from ``$FAKECONDOR_SPOOL/faults.json``
 (probabilities per job start, seeded, plus ``force``: a list of faults for the next job
 starts in order): ``fail`` (exits 1 without output ->
-hold 12), ``fail_exit`` (runs, but exits 1), ``hold`` (held with ``hold_code`` before it
-runs), ``vanish`` (leaves the queue with no event and no history), ``evict`` (killed on the
+hold 12/2), ``fail_exit`` (runs, but exits 1), ``hold`` (held with ``hold_code`` before it
+runs), ``admin_hold`` (held with code 1, as by ``condor_hold``, before it runs: it waits for a
+``condor_release``), ``oom`` / ``disk_full`` (killed on the runner's first look after it
+started and held with code 34, subcode 102 / 104, HTCondor's out-of-memory text), ``vanish`` (leaves the queue with no event and no history), ``evict`` (killed on the
 runner's first look after it started, however fast the job is, and back to idle), ``stuck``
 (sleeps until the duration limit holds it), ``shadow`` (event 007 after it started, back to
-idle); ``history_errors: N`` makes the next N ``condor_history`` calls fail. Every finished execution is appended to
+idle); ``history_errors: N`` makes the next N ``condor_history`` calls fail; ``memory_need_mb: N``
+makes every job whose ``request_memory`` is below N MB run out of memory (``oom``). Every finished execution is appended to
 ``runs.jsonl``, every fault applied to ``faults.jsonl`` and every command invocation to
 ``calls.jsonl``, for the tests (and the benchmark) to count.
 """
@@ -445,6 +448,7 @@ def condor_submit(argv: list[str]) -> int:
                    if c.get("log_xml") else {}),
                 "Env": parse_env(c.get("environment", "")),
                 "RequestCpus": int(c.get("request_cpus", "1") or 1),
+                "RequestMemory": size_mb(c.get("request_memory", "")),
                 "AllowedExecuteDuration": int(c["allowed_execute_duration"])
                 if c.get("allowed_execute_duration") else None,
                 "JobBatchName": batch or "", "Attempts": 0,
@@ -478,6 +482,14 @@ def condor_submit(argv: list[str]) -> int:
         print("Submitting job(s)" + "." * len(ads))
         print(f"{len(ads)} job(s) submitted to cluster {cluster}.")
     return 0
+
+
+def size_mb(text: str) -> int | None:
+    """request_memory in MB (a bare number is MB; K, M, G, T with an optional B)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([KMGT]?)B?\s*", text or "", re.IGNORECASE)
+    if m is None:
+        return None
+    return int(float(m.group(1)) * 1024 ** ("KMGT".index(m.group(2).upper() or "M") - 1))
 
 
 # --------------------------------------------------------------------------- late materialisation
@@ -560,6 +572,9 @@ def _start(ad: dict, rng: random.Random, fl: dict) -> tuple[subprocess.Popen | N
     if fl.get("force"):  # forced faults for the next job starts, in order (consumed)
         fault = fl["force"].pop(0)
         _write_json(SPOOL / "faults.json", fl)
+    need = fl.get("memory_need_mb")
+    if not fault and need and (ad.get("RequestMemory") or 0) < int(need):
+        fault = "oom"  # the job needs more memory than it asked for
     if fault:
         with open(SPOOL / "faults.jsonl", "a") as fh:
             fh.write(json.dumps({"cluster": ad["ClusterId"], "proc": ad["ProcId"],
@@ -570,6 +585,9 @@ def _start(ad: dict, rng: random.Random, fl: dict) -> tuple[subprocess.Popen | N
     if fault == "hold":
         set_held(ad, "Transfer input files failure at execution point slot1@localhost "
                      "(fake fault)", int(fl.get("hold_code", 13)), 0)
+        return None, fault
+    if fault == "admin_hold":  # an administrator's condor_hold: only condor_release undoes it
+        set_held(ad, "via condor_hold (by user admin)", 1, 0)
         return None, fault
     sandbox = SPOOL / "sandbox" / f"{ad['ClusterId']}.{ad['ProcId']}.{ad['NumJobStarts']}"
     shutil.rmtree(sandbox, ignore_errors=True)
@@ -640,6 +658,7 @@ def _finish(ad: dict, proc: subprocess.Popen, fault: str) -> None:
         fh.write(json.dumps({"cluster": ad["ClusterId"], "proc": ad["ProcId"],
                              "args": ad["Args"], "iwd": ad["Iwd"], "exit": rv,
                              "fault": fault, "start": ad["StartTime"],
+                             "memory": ad.get("RequestMemory"),
                              "end": time.time()}) + "\n")
     shutil.rmtree(sandbox, ignore_errors=True)
 
@@ -672,6 +691,19 @@ def runner(cluster: int) -> int:
                                  "0  -  Run Bytes Sent By Job", "0  -  Run Bytes Received By Job"],
                                 {"Checkpointed": False, "TerminatedAndRequeued": False,
                                  "ReasonCode": 21, "ReasonSubCode": 0})
+                elif fault in ("oom", "disk_full"):  # the starter's resource limit hit
+                    _kill(p)
+                    running.pop(proc_id)
+                    mem = ad.get("RequestMemory") or 0
+                    if fault == "oom":
+                        set_held(ad, f"Job has gone over cgroup memory limit of {mem} "
+                                     f"megabytes. Last measured usage: {mem + 1} megabytes.  "
+                                     "Consider resubmitting with a higher request_memory.",
+                                 34, 102)
+                    else:
+                        set_held(ad, "Job has exceeded its disk limit (request_disk). "
+                                     "Consider resubmitting with a higher request_disk.",
+                                 34, 104)
                 elif fault == "shadow":  # the shadow failed: back to idle, no 004 event
                     _kill(p)
                     running.pop(proc_id)
