@@ -7,6 +7,7 @@ through a plain per-pixel ``scipy.optimize.minimize`` (Nelder–Mead, same likel
 candidate starts, simplices and tolerances) as a ratio (see :func:`reference_ratio`).
 
     python -m benchmarks.scan_speed [--recos spe,mpe] [--jobs 2] [--ref-pixels 128]
+    python -m benchmarks.scan_speed --serial-only --reco-opt ice=layered   # layered ice cost
 
 Times are process CPU time where it says "cpu" (robust on a busy machine) and wall time
 otherwise.
@@ -173,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ref-pixels", type=int, default=0,
                     help="pixels per round type in the scipy comparison (default: the "
                     "reco's batch size, as the engine batches them)")
+    ap.add_argument("--serial-only", action="store_true",
+                    help="only the serial scan's pixels/s and CPU ms per pixel (quick; e.g. "
+                    "to compare reco options such as ice=layered)")
     args = ap.parse_args(argv)
     from executors.local import LocalExecutor
     from executors.serial import SerialExecutor
@@ -188,10 +192,16 @@ def main(argv: list[str] | None = None) -> int:
             f"{f'local -j{args.jobs} wall s':>17s} {'CLI wall s':>10s} "
             f"{'ours ms/pix':>11s} {'plain ms/pix':>12s} {'ratio':>6s} "
             f"{'vec ms/pix':>10s} {'ratio':>6s} {'evals o/p':>10s}")
+    if args.serial_only:
+        head = f"{'reco':6s} {'tasks':>6s} {'pix/s/core':>10s} {'serial cpu s':>12s}"
     print(head)
     print("-" * len(head))
     for reco in [r for r in args.recos.split(",") if r]:
         _, _, cpu, n_tasks = scan(ev, reco, SerialExecutor(), opts)
+        if args.serial_only:
+            print(f"{reco:6s} {n_tasks:6d} {n_tasks / cpu:10.0f} {cpu:12.2f}   "
+                  f"({cpu / n_tasks * 1e3:.3f} CPU ms per pixel)")
+            continue
         _, wall, _, _ = scan(ev, reco, LocalExecutor(jobs=args.jobs), opts)
         cli = cli_wall(ev, reco, args.jobs, opts)
         n_ref = args.ref_pixels or get_reco(reco).preferred_batch

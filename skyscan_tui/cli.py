@@ -119,6 +119,10 @@ def _sim_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ice-mismatch", type=_finite_float, nargs="?", const=0.2, default=0.0,
                    metavar="F", help="perturb per-DOM light yield, scattering and jitter by "
                    "a relative amount F (0.2 when given bare; default 0: the recos' model)")
+    g.add_argument("--ice", choices=("bulk", "spice_mie"), default="bulk",
+                   help="detector model: bulk (default: the recos' own bulk-ice model) or "
+                   "spice_mie (realistic: layered SPICE Mie ice, DOM orientation, efficiency "
+                   "spread, per-DOM noise rates, saturation; docs/validation.md)")
     kind = g.add_mutually_exclusive_group()
     kind.add_argument("--cascade", action="store_true",
                       help="a point-like particle shower inside the detector, not a muon track")
@@ -443,6 +447,7 @@ def _simulate(args: argparse.Namespace):
     cfg = SimConfig(seed=args.seed, zenith_deg=args.zenith, azimuth_deg=args.azimuth,
                     energy=args.energy, mjd=args.mjd,
                     ice_mismatch=getattr(args, "ice_mismatch", 0.0),
+                    ice=getattr(args, "ice", "bulk"),
                     cascade=bool(getattr(args, "cascade", False)),
                     starting=bool(getattr(args, "starting", False)))
     return simulate_event(cfg, load_geometry(getattr(args, "geometry", None)))

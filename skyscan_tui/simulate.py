@@ -17,6 +17,13 @@ the same Pandel delay (shape from d), jitter, merging and dark noise. ``starting
 muon that starts at such a vertex with a cascade of half the energy there; a DOM sees the
 muon's light only from the track downstream of the vertex. Both draw from their own code
 path, so through-going track events stay bit-identical for every seed.
+
+``ice="spice_mie"`` (``simulate --ice spice_mie``): the realistic detector of
+:mod:`skyscan_tui.simulate_realistic` instead of the fits' own model — layered SPICE Mie
+ice along each DOM's path, the DOM-orientation term of the effective distance, a 10 %
+efficiency spread, per-DOM noise rates (DeepCore's HQE DOMs noisier) and saturation; for
+tracks, cascades and starting tracks alike, with the same charge smearing and pulse merging.
+``ice_mismatch`` is the older toy perturbation of the bulk model.
 """
 
 from __future__ import annotations
@@ -44,7 +51,10 @@ from skyscan_tui.events import Event, Pulses, Seed
 from skyscan_tui.geometry import Geometry, default_geometry
 
 __all__ = ["SimConfig", "simulate_event", "simulate_contained", "cherenkov_geometry",
-           "ice_perturbation"]
+           "ice_perturbation", "SIM_ICE"]
+
+#: the simulator's detector models: the fits' own bulk-ice model, or the realistic one
+SIM_ICE = ("bulk", "spice_mie")
 
 _Y_MU = 2.6e4  # Cherenkov photons per m of bare muon
 _Y_CASCADE = 1.3e5  # photons per GeV of cascade light
@@ -81,6 +91,10 @@ class SimConfig:
     starting: bool = False
     #: starting track: fraction of the energy in the cascade at the vertex (inelasticity y)
     inelasticity: float = 0.5
+    #: "bulk": the reco's own model; "spice_mie": the realistic detector of
+    #: :mod:`skyscan_tui.simulate_realistic` (layered ice, DOM orientation, efficiency
+    #: spread, per-DOM noise rates, saturation)
+    ice: str = "bulk"
 
     def validate(self) -> None:
         """UserError for settings out of range (angles [deg], energy, lengths)."""
@@ -101,6 +115,20 @@ class SimConfig:
             raise UserError("--cascade and --starting exclude each other")
         if not 0.0 <= self.inelasticity <= 1.0:
             raise UserError("inelasticity must be between 0 and 1")
+        if self.ice not in SIM_ICE:
+            raise UserError(f"--ice must be one of {', '.join(SIM_ICE)}")
+        if self.ice != "bulk" and self.ice_mismatch > 0:
+            raise UserError("--ice-mismatch perturbs the bulk model: not with --ice "
+                            f"{self.ice}")
+
+    @property
+    def realistic(self) -> bool:
+        return self.ice != "bulk"
+
+    def meta(self) -> dict:
+        """The event metadata recording the detector model (empty for the matched one)."""
+        return {**({"ice_mismatch": float(self.ice_mismatch)} if self.ice_mismatch > 0 else {}),
+                **({"sim_ice": self.ice} if self.realistic else {})}
 
 
 def cherenkov_geometry(pos: np.ndarray, vertex: np.ndarray, u: np.ndarray):
@@ -151,6 +179,13 @@ def simulate_event(cfg: SimConfig = SimConfig(), geometry: Geometry | None = Non
     l_along, d = cherenkov_geometry(geo.pos, vertex, u)
     t_geo = t0 + (l_along + K_CHERENKOV * d) / C_VACUUM
     light_per_m = _Y_MU * 1.2 + _Y_CASCADE * _B_LOSS * cfg.energy
+    if cfg.realistic:
+        from skyscan_tui.simulate_realistic import detector_for, track_photons
+
+        dom, t_pe = track_photons(geo, detector_for(geo, cfg.seed, cfg.ice), vertex, u, t_geo,
+                                  l_along, d, light_per_m, cfg.a_eff, cfg.att_length,
+                                  cfg.jitter, rng)
+        return _track_event(cfg, geo, dom, t_pe, vertex, t0, zenith, azimuth, rng)
     ice = ice_perturbation(geo, cfg.ice_mismatch, cfg.seed) if cfg.ice_mismatch > 0 else None
     yield_k = geo.rde if ice is None else geo.rde * ice["yield"]
     mu = (light_per_m * cfg.a_eff * yield_k * np.exp(-d / cfg.att_length)
@@ -165,8 +200,14 @@ def simulate_event(cfg: SimConfig = SimConfig(), geometry: Geometry | None = Non
         xi = np.maximum(EFF_A1 * d[dom] + EFF_A0, 1.0) / ice["lambda"][dom]
         t_pe = (t_geo[dom] + rng.gamma(shape=xi, scale=1.0 / ice["rho"][dom])
                 + rng.normal(0.0, cfg.jitter * ice["jitter"][dom], size=dom.size))
-    pulse_table, n_noise_hits = _detector_response(geo, cfg, dom, t_pe, t0, rng)
+    return _track_event(cfg, geo, dom, t_pe, vertex, t0, zenith, azimuth, rng)
 
+
+def _track_event(cfg: SimConfig, geo: Geometry, dom: np.ndarray, t_pe: np.ndarray,
+                 vertex: np.ndarray, t0: float, zenith: float, azimuth: float,
+                 rng: np.random.Generator) -> Event:
+    """The through-going track event of photoelectrons (``dom``, ``t_pe`` [ns])."""
+    pulse_table, n_noise_hits = _detector_response(geo, cfg, dom, t_pe, t0, rng)
     truth = Seed("truth", *map(float, vertex), float(t0), float(zenith), float(azimuth),
                  float(cfg.energy))
     s_zen, s_azi = _smear(zenith, azimuth, cfg.seed_smear_deg, rng)
@@ -178,9 +219,8 @@ def simulate_event(cfg: SimConfig = SimConfig(), geometry: Geometry | None = Non
         event_type=cfg.event_type, pulses=pulse_table, seeds=(seed,), truth=truth,
         geometry=geo.name,
         meta={"simulated": True, "sim_seed": int(cfg.seed), "energy_gev": float(cfg.energy),
-              "n_signal_pe": int(n_pe.sum()), "n_noise_hits": n_noise_hits,
-              "is_real_event": False,
-              **({"ice_mismatch": float(cfg.ice_mismatch)} if cfg.ice_mismatch > 0 else {})},
+              "n_signal_pe": int(dom.size), "n_noise_hits": n_noise_hits,
+              "is_real_event": False, **cfg.meta()},
     )
 
 
@@ -221,6 +261,11 @@ def _cascade_light(geo: Geometry, cfg: SimConfig, vertex: np.ndarray, t0: float,
     Of ``energy`` [GeV] at ``vertex`` [m], ``t0`` [ns]: isotropic light falling as
     exp(-d/λ_att)/(4π d²), direct time d/c_g plus the Pandel delay of distance d and the
     jitter."""
+    if cfg.realistic:
+        from skyscan_tui.simulate_realistic import cascade_photons, detector_for
+
+        return cascade_photons(geo, detector_for(geo, cfg.seed, cfg.ice), vertex, t0,
+                               _Y_CASCADE * energy, cfg.a_eff, cfg.att_length, cfg.jitter, rng)
     ice = _ice(geo, cfg)
     d = np.linalg.norm(geo.pos - vertex, axis=1)
     mu = (_Y_CASCADE * energy * cfg.a_eff * ice["yield"] * np.exp(-d / cfg.att_length)
@@ -242,8 +287,14 @@ def _starting_muon_light(geo: Geometry, cfg: SimConfig, vertex: np.ndarray, t0: 
     emission point l - d cot θ_c lies downstream of the vertex see it."""
     l_along, d = cherenkov_geometry(geo.pos, vertex, u)
     t_geo = t0 + (l_along + K_CHERENKOV * d) / C_VACUUM
-    emitted = l_along - d / np.sqrt(N_PHASE**2 - 1.0) >= 0.0  # cot θ_c = 1/√(n²-1)
     light_per_m = _Y_MU * 1.2 + _Y_CASCADE * _B_LOSS * energy
+    if cfg.realistic:
+        from skyscan_tui.simulate_realistic import detector_for, track_photons
+
+        return track_photons(geo, detector_for(geo, cfg.seed, cfg.ice), vertex, u, t_geo,
+                             l_along, d, light_per_m, cfg.a_eff, cfg.att_length, cfg.jitter,
+                             rng, starting=True)
+    emitted = l_along - d / np.sqrt(N_PHASE**2 - 1.0) >= 0.0  # cot θ_c = 1/√(n²-1)
     ice = _ice(geo, cfg)
     mu = np.where(emitted, light_per_m * cfg.a_eff * ice["yield"]
                   * np.exp(-d / cfg.att_length) / (2 * np.pi * np.maximum(d, 5.0)), 0.0)
@@ -294,8 +345,7 @@ def simulate_contained(cfg: SimConfig, geo: Geometry) -> Event:
         geometry=geo.name,
         meta={"simulated": True, "sim_seed": int(cfg.seed), "energy_gev": float(cfg.energy),
               "sim_topology": topology, "n_signal_pe": int(dom.size),
-              "n_noise_hits": n_noise_hits, "is_real_event": False,
-              **({"ice_mismatch": float(cfg.ice_mismatch)} if cfg.ice_mismatch > 0 else {})},
+              "n_noise_hits": n_noise_hits, "is_real_event": False, **cfg.meta()},
     )
 
 
@@ -331,7 +381,13 @@ def _detector_response(geo: Geometry, cfg: SimConfig, dom: np.ndarray, t_pe: np.
     signal hit, merged within 8 ns per DOM; and the number of noise hits."""
     q_pe = np.clip(rng.normal(1.0, 0.3, size=dom.size), 0.1, None)
     t_first = float(t_pe.min()) if t_pe.size else t0
-    n_noise = rng.poisson(cfg.noise_rate * 1e-9 * cfg.noise_window, size=geo.n_dom)
+    if cfg.realistic:  # per-DOM dark rates (the same draw as the photons' detector)
+        from skyscan_tui.simulate_realistic import detector_for
+
+        rate: float | np.ndarray = detector_for(geo, cfg.seed, cfg.ice).noise_rate
+    else:
+        rate = cfg.noise_rate
+    n_noise = rng.poisson(rate * 1e-9 * cfg.noise_window, size=geo.n_dom)
     ndom = np.repeat(np.arange(geo.n_dom), n_noise)
     t_noise = rng.uniform(t_first - 0.4 * cfg.noise_window, t_first + 0.6 * cfg.noise_window,
                           size=ndom.size)
@@ -339,6 +395,10 @@ def _detector_response(geo: Geometry, cfg: SimConfig, dom: np.ndarray, t_pe: np.
     p_dom, p_t, p_q = _merge_pulses(np.concatenate([dom, ndom]),
                                     np.concatenate([t_pe, t_noise]),
                                     np.concatenate([q_pe, q_noise]), window=8.0)
+    if cfg.realistic:
+        from skyscan_tui.simulate_realistic import saturate
+
+        p_q = saturate(p_dom, p_q)
     return Pulses.from_arrays(geo.string[p_dom], geo.om[p_dom], geo.pos[p_dom, 0],
                               geo.pos[p_dom, 1], geo.pos[p_dom, 2], p_t, p_q), int(ndom.size)
 

@@ -7,6 +7,8 @@ One concern per module (``docs/reconstructions.md`` describes the method):
 * :mod:`recos.track.frame` — the track direction convention and the transverse frame;
 * :mod:`recos.track.pandel` — the exact plain and Gauss-convoluted Pandel PDFs;
 * :mod:`recos.track.table` — their tabulated, interpolated form (the fast path), cached;
+* :mod:`recos.track.ice` — the depth-dependent ice (SPICE Mie): path-averaged coefficients
+  and the per-DOM Pandel constants of ``ice=layered`` (the simulator uses it too);
 * :mod:`recos.track.cleaning` — seeded RT hit cleaning and the time window;
 * :mod:`recos.track.prepare` — per event: cleaned first pulses, charges, first guess;
 * :mod:`recos.track.objective` — −log L of (a, b, t0) at fixed directions, vectorised;

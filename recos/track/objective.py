@@ -8,6 +8,15 @@ Pandel (:mod:`recos.track.table`), with a noise floor; MPE's multi-photon DOMs u
 first-of-N PDF ``N p_c S_c^(N−1)``. Evaluated in numpy (single-precision fast path when the
 noise floor can be folded into the table) or by the optional numba kernel
 (:mod:`recos.track.kernels`). See ``docs/reconstructions.md``.
+
+Layered ice (``layers``): per pixel and DOM a Pandel λ_k and rate ρ_k (from λ_a,k, τ kept;
+:mod:`recos.track.ice`). λ_k enters the ξ axis exactly (ξ = d_eff/λ_k). ρ_k enters by
+scaling the time axis of the bulk table: with r = ρ_k/ρ, ``p(t; ξ, ρ_k) = r p(r t; ξ, ρ)``,
+exact for the Pandel part; the jitter is scaled with it (σ/r instead of σ), which matters
+only within a few ns of the direct time. So one table (σ, ρ) serves every DOM and no new
+table is built. The noise floor scales with the DOM's time axis too (r p_noise), so the
+folded fast path stays exact and costs as little as bulk ice; with a uniform ice table every
+r is 1 and the layered −log L is the bulk one.
 """
 
 from __future__ import annotations
@@ -54,7 +63,8 @@ class TrackObjective:
 
     def __init__(self, prep: PreparedTrack, u: np.ndarray, r_ref: np.ndarray,
                  t_ref: np.ndarray, sigma: float, log_noise: float, mpe: bool,
-                 rho: float = PANDEL_RHO, kernel: str = "numpy") -> None:
+                 rho: float = PANDEL_RHO, kernel: str = "numpy",
+                 layers: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.table = tb = get_table(sigma, rho)
         self._kernel = get_kernel() if kernel == "numba" else None
         e1, e2 = transverse_basis(u)
@@ -89,6 +99,19 @@ class TrackObjective:
         self._fx_scale = np.float32(1.0 / tb.hx)
         self._fx_max = np.float32(tb.n_xi - 1) - np.float32(1e-3)
         self._ft_max = tb.n_t - 1.000001
+        self.layered = layers is not None
+        if layers is not None:
+            if self._kernel is not None:
+                raise ValueError("the numba kernel has no layered ice")
+            lam, rate = (np.ascontiguousarray(np.broadcast_to(v, self.A.shape), dtype=float)
+                         for v in layers)
+            self.lam = lam  # (P, K) Pandel λ [m]
+            self.scale = rate / tb.rho  # (P, K) r = ρ_k / ρ
+            self.log_scale = np.log(self.scale)
+            self._shift_k = np.log(lam) + tb.lx0  # ξ-axis shift per DOM, as _fx_shift
+            self._shift32 = self._shift_k.astype(np.float32)
+            self._scale32 = self.scale.astype(np.float32)
+            self._logs32 = self.log_scale.astype(np.float32)
         if self._kernel is not None:
             self._tab = np.array([
                 tb.lx0, 1.0 / tb.hx, tb.n_xi, tb.t_lo, tb._inv_hf, tb._kink, tb.t_hi, tb.n_t,
@@ -164,7 +187,8 @@ class TrackObjective:
 
         SIMD arithmetic and half the memory traffic; ~1e-6 relative per DOM, the caller sums in
         double. The noise floor is folded into the table; MPE's k multi-photon DOMs add the
-        survival term and the noise floor explicitly."""
+        survival term and the noise floor explicitly. Layered ice: per-DOM time scale r and ξ
+        shift, and log r added at the end."""
         tb = self.table
         f32 = np.float32
         x32 = x.astype(f32)
@@ -176,10 +200,12 @@ class TrackObjective:
         d = np.sqrt(dA, out=dA)
         res = self._rows(self._D32, rows)[:, None, :] - x32[..., 2:3]
         res -= np.multiply(d, f32(K_OVER_C), out=dB)
+        if self.layered:
+            res *= self._rows(self._scale32, rows)[:, None, :]  # r t
         fx = np.multiply(d, f32(EFF_A1), out=dB)  # ξ node coordinate, as in _coords
         fx += f32(EFF_A0)
         np.log(fx, out=fx)
-        fx -= self._fx_shift
+        fx -= self._rows(self._shift32, rows)[:, None, :] if self.layered else self._fx_shift
         fx *= self._fx_scale
         np.maximum(fx, 0.0, out=fx)
         np.minimum(fx, self._fx_max, out=fx)
@@ -218,17 +244,23 @@ class TrackObjective:
             out[m] = np.log(logp, out=logp)
         if res.max() > tb.t_max:  # beyond the table (rare): exact, in double
             out = out.astype(float)
-            self._beyond_table(res, d, out)
+            self._beyond_table(res, d, out,
+                               self._rows(self.lam, rows)[:, None, :] if self.layered else None)
+        if self.layered:
+            out += self._rows(self._logs32, rows)[:, None, :]
         return out
 
-    def _beyond_table(self, res: np.ndarray, d: np.ndarray, out: np.ndarray) -> None:
+    def _beyond_table(self, res: np.ndarray, d: np.ndarray, out: np.ndarray,
+                      lam: np.ndarray | None = None) -> None:
         """Exact log(p_Pandel + p_noise) where the residual is beyond the table (in place).
 
-        With N S^(N-1) for MPE's multi-photon columns."""
+        With N S^(N-1) for MPE's multi-photon columns. Layered ice: ``res`` is the scaled
+        residual r t and ``lam`` (broadcastable to ``res``) the DOMs' λ."""
         tb = self.table
         far = res > tb.t_max
         tf = res[far].astype(float)
-        xi = np.clip((EFF_A1 * d[far].astype(float) + EFF_A0) / PANDEL_LAMBDA, XI_MIN, XI_MAX)
+        lam_far = PANDEL_LAMBDA if lam is None else np.broadcast_to(lam, res.shape)[far]
+        xi = np.clip((EFF_A1 * d[far].astype(float) + EFF_A0) / lam_far, XI_MIN, XI_MAX)
         lp = pandel_logpdf(tf, xi, tb.rho)
         col = np.nonzero(far)[-1]
         multi = col < self.n_multi
@@ -240,6 +272,8 @@ class TrackObjective:
 
     def per_dom_logl(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """(n, M, K) log p_tot per DOM [log(1/ns)] (noise floor included)."""
+        if self.layered:
+            return self._layered_logl(x, rows)
         if self._fold is not None:
             return self._folded32(x, rows)
         # no or a tiny noise floor: raw table, Gaussian tail, logaddexp, in double
@@ -254,6 +288,32 @@ class TrackObjective:
         if k:
             logp[..., :k] += self.log_n + self.n_minus_1 * logs[..., :k]
         return np.logaddexp(logp, self.log_noise)
+
+    def _layered_logl(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Layered ice: the fast path, or in double precision (raw table, tails, per-DOM
+        ξ shift and time scale) when the noise floor is too low to keep the edge value."""
+        if self._fold is not None:
+            return self._folded32(x, rows)
+        k = self.n_multi
+        tb = self.table
+        res, d = self.residuals(x, rows)
+        res *= self._rows(self.scale, rows)[:, None, :]
+        logxi = np.log(EFF_A1 * d + EFF_A0) - np.log(self._rows(self.lam, rows))[:, None, :]
+        fx = (logxi - tb.lx0) / tb.hx
+        np.clip(fx, 0.0, tb.n_xi - 1.000001, out=fx)
+        ix = fx.astype(np.intp)
+        wx = fx - ix
+        ft = (res - tb.t_lo) * tb._inv_hf - np.maximum(res - tb.t_hi, 0.0) * tb._kink
+        np.clip(ft, 0.0, self._ft_max, out=ft)
+        it = ft.astype(np.intp)
+        idx = ix * tb.n_t + it
+        wt = ft - it
+        logp = tb._interp(tb._flat_pdf, idx, wx, wt)
+        logs = tb._interp(tb._flat_sf, idx, wx, wt) if k else None
+        tb._tails(res, logxi, logp, logs)
+        if k:
+            logp[..., :k] += self.log_n + self.n_minus_1 * logs[..., :k]
+        return np.logaddexp(logp, self.log_noise) + self._rows(self.log_scale, rows)[:, None, :]
 
     def __call__(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """−log L [1] (n, M) at params (a, b, t0) x (n, M, 3) of pixels ``rows`` (n,)."""

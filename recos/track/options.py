@@ -25,6 +25,9 @@ COMMON_OPTIONS: tuple[Option, ...] = (
            "kernel, same formulas; first use compiles for ~10 s)"),
     Option("iterations", int, 40, "Nelder-Mead iterations of the first-round fit "
            "(its restart and refined pixels use 1/2 and 1/4)", min=5, max=2000),
+    Option("ice", str, "bulk", "ice of the Pandel PDFs: bulk (one lambda, lambda_a for all "
+           "DOMs) or layered (per DOM, scaled by the SPICE Mie coefficients averaged along "
+           "the path from the pixel's track to the DOM; docs/reconstructions.md)"),
     Option("pull", str, "calibrated", "pull correction: -log L is divided by p^2; "
            "calibrated (p from the event's DOMs with >= 2 photons, fitted on simulated "
            "tracks), none (p = 1, the plain likelihood) or a number p"),

@@ -16,9 +16,17 @@ from typing import Any
 import numpy as np
 
 from recos.base import Option, PointedRegion, Reco
-from recos.track.constants import EFF_A0, EFF_A1, PANDEL_LAMBDA, PANDEL_LAMBDA_A, PANDEL_TAU
+from recos.track.constants import (
+    C_GROUP,
+    EFF_A0,
+    EFF_A1,
+    PANDEL_LAMBDA,
+    PANDEL_LAMBDA_A,
+    PANDEL_TAU,
+)
 from recos.track.fit import fit_candidates
 from recos.track.frame import reference_points, track_direction
+from recos.track.ice import IceModel, layered_pandel, load_ice
 from recos.track.kernels import get_kernel
 from recos.track.objective import TrackObjective
 from recos.track.options import COMMON_OPTIONS
@@ -48,6 +56,13 @@ class TrackReco(Reco):
         if kernel == "numba" and get_kernel() is None:
             raise UserError("reco option kernel=numba: numba is not installed")
         self._kernel_choice = kernel
+        ice = str(self.options["ice"]).strip().lower()
+        if ice not in ("bulk", "layered"):
+            raise UserError(f"reco option ice: {ice!r} is not bulk or layered")
+        if ice == "layered" and kernel == "numba":
+            raise UserError("reco option ice=layered: the numba kernel has bulk ice only "
+                            "(use kernel=numpy)")
+        self._ice_choice = ice
         # per-instance: the engine reads n_variations from the reco object
         self.n_variations = int(self.options["variations"])
         self._pull_setting = parse_pull(self.options["pull"])
@@ -98,8 +113,11 @@ class TrackReco(Reco):
         sigma = (f"sigma={self._mpe_sigma():.3g} ns: jitter {o['jitter']:g} ns + timing "
                  f"error {o['timing_error']:.3g} ns in quadrature"
                  if mpe and o["timing_error"] > 0 else f"sigma={o['jitter']:g} ns")
-        return (f"{head}, Gauss-convoluted Pandel ({sigma}; tau={PANDEL_TAU:g} ns, "
-                f"lambda={PANDEL_LAMBDA:g} m, lambda_a={PANDEL_LAMBDA_A:g} m, "
+        ice = (f"lambda={PANDEL_LAMBDA:g} m, lambda_a={PANDEL_LAMBDA_A:g} m"
+               if self._ice_choice == "bulk" else
+               f"layered ice: lambda={PANDEL_LAMBDA:g} m, lambda_a={PANDEL_LAMBDA_A:g} m per "
+               "DOM scaled by SPICE Mie path averages")
+        return (f"{head}, Gauss-convoluted Pandel ({sigma}; tau={PANDEL_TAU:g} ns, {ice}, "
                 f"d_eff={EFF_A1:g} d+{EFF_A0:g} m), {floor}; "
                 f"seeded-RT-cleaned hits{self._pull_text(prepared)}")
 
@@ -132,10 +150,26 @@ class TrackReco(Reco):
         o = self.options
         log_noise = np.log(o["noise_prob"]) if o["noise_prob"] > 0 else -np.inf
         obj = TrackObjective(prepared, u, r_ref, t_ref, self.sigma(prepared), log_noise,
-                             self.use_charge, kernel=self._kernel_choice)
+                             self.use_charge, kernel=self._kernel_choice,
+                             layers=self.layers(prepared, r_ref, u))
         start = variation_starts(prepared, obj, batch.variation, self.n_variations,
                                  o["variation_step"])
         return obj, start
+
+    def ice_model(self) -> IceModel:
+        """The depth-dependent ice of ``ice=layered`` (tests substitute a uniform one)."""
+        return load_ice("spice_mie")
+
+    def layers(self, prepared: PreparedTrack, r_ref: np.ndarray, u: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray] | None:
+        """``ice=layered``: per pixel and DOM (P, K) the Pandel λ [m] and rate ρ [1/ns] along
+        the path from the pixel's starting track (through ``r_ref`` along ``u``: the seed
+        vertex in the first round, the parent pixel's fitted vertex when refining) to the
+        DOM; held during that pixel's descents. ``None`` for bulk ice."""
+        if self._ice_choice == "bulk":
+            return None
+        lam, lam_a = layered_pandel(self.ice_model(), prepared.pos, r_ref, u)
+        return lam, 1.0 / PANDEL_TAU + C_GROUP / lam_a
 
     def fit_pixels(self, prepared: PreparedTrack, batch: TaskBatch) -> np.ndarray:
         n = len(batch)
