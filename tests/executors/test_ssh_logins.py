@@ -169,8 +169,8 @@ def test_password_after_key_is_asked_the_same_way(tmp_path):
         server.stop()
 
 
-def test_key_alone_is_not_enough(kbd_sshd):
-    """Without an answer handler that answers, the login stops at the second factor."""
+def test_declined_question_is_login_cancelled(kbd_sshd):
+    """A declined question (Escape, end of input) stops the login at the second factor."""
     from executors.remote import AuthError, RemoteConnection
     from skyscan_tui.prompts import PromptCancelled
 
@@ -540,3 +540,32 @@ def test_encrypted_key_outside_the_agent_is_one_clear_error(two_sshd, tmp_path,
     with pytest.raises(AuthError, match="is encrypted; load it into ssh-agent") as info:
         RemoteConnection(_target(a, identity=[str(locked)])).connect()
     assert "a passphrase" not in str(info.value)
+
+
+def test_jump_host_with_a_one_time_code(kbd_sshd, two_sshd, tmp_path):
+    """A bastion asking key + code in front of the submit node: its question comes
+    through the same handler, and the submit node is reached through it."""
+    from executors.remote import RemoteConnection, resolve_ssh_target
+
+    a, _ = two_sshd
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text(f"Host bastion\n    HostName 127.0.0.1\n    Port {kbd_sshd.port}\n"
+                   f"    User {kbd_sshd.user}\n    IdentityFile {kbd_sshd.client_key}\n\n"
+                   f"Host cluster\n    HostName 127.0.0.1\n    Port {a.port}\n"
+                   f"    User {a.user}\n    IdentityFile {a.client_key}\n"
+                   "    ProxyJump bastion\n")
+    known = tmp_path / "known_hosts"
+    known.write_text(kbd_sshd.known_hosts.read_text() + a.known_hosts.read_text())
+    before = kbd_sshd.pam_attempts()
+    answers = Answers(CODE)
+    conn = RemoteConnection(resolve_ssh_target("cluster", known_hosts=str(known),
+                                               ssh_config=str(cfg)), prompt=answers)
+    conn.connect()
+    try:
+        assert [j.target.port for j in conn._jumps] == [kbd_sshd.port]
+        assert conn.run("echo behind-the-bastion").text.strip() == "behind-the-bastion"
+    finally:
+        conn.close()
+    assert kbd_sshd.pam_attempts()[len(before):] == ["ok"]
+    # the question says which login it is for: the hop, not the submit node
+    assert answers.asked[0][0] == f"Login to {kbd_sshd.user}@bastion:{kbd_sshd.port}"
