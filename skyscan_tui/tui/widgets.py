@@ -18,13 +18,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, DirectoryTree, Label, ProgressBar, Static
+from textual.widgets import Button, DirectoryTree, Input, Label, ProgressBar, Static
 
 from skyscan_tui.progress import format_eta
 
 __all__ = ["event_summary", "mjd_to_utc", "EventPicker", "ScanStatus", "result_text",
            "contour_areas", "open_folder", "executor_choices", "executor_form",
-           "build_executor", "overlay_lines", "query_text", "region_box"]
+           "build_executor", "overlay_lines", "query_text", "region_box", "LoginDialog"]
 
 
 def mjd_to_utc(mjd: float) -> str:
@@ -200,6 +200,71 @@ class EventPicker(ModalScreen):
     def on_directory_tree_file_selected(self, event: DirectoryTree.FileSelected) -> None:
         event.stop()
         self.dismiss(Path(event.path))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class LoginDialog(ModalScreen):
+    """A server's login questions (one-time code, Duo/TOTP, password).
+
+    One field per prompt, hidden unless the server allows echo. Dismisses with the answers,
+    or None (Escape or Cancel). The server's texts are shown as plain text, never as markup.
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    DEFAULT_CSS = """
+    LoginDialog { align: center middle; }
+    LoginDialog > Vertical { width: 76; height: auto; border: thick $accent;
+                             padding: 1 2; background: $surface; }
+    LoginDialog .login-title { text-style: bold; }
+    LoginDialog Input { margin-bottom: 1; }
+    LoginDialog Horizontal { height: auto; }
+    LoginDialog Button { margin-right: 2; }
+    """
+
+    def __init__(self, title: str, instructions: str,
+                 prompts: list[tuple[str, bool]]) -> None:
+        super().__init__()
+        self.login_title = title.strip() or "Login"
+        self.instructions = instructions.strip()
+        self.prompts = list(prompts)
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(self.login_title, markup=False, classes="login-title")
+            if self.instructions:
+                yield Static(self.instructions, markup=False)
+            for i, (prompt, echo) in enumerate(self.prompts):
+                yield Static(prompt.strip(), markup=False)
+                yield Input(password=not echo, id=f"answer-{i}")
+            with Horizontal():
+                yield Button("Log in", id="login", variant="primary")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        fields = self.query(Input)
+        (fields.first() if fields else self.query_one("#login", Button)).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter: the next field, or log in from the last one."""
+        event.stop()
+        fields = list(self.query(Input))
+        at = fields.index(event.input)
+        if at + 1 < len(fields):
+            fields[at + 1].focus()
+        else:
+            self._answer()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "login":
+            self._answer()
+        else:
+            self.dismiss(None)
+
+    def _answer(self) -> None:
+        self.dismiss([field.value for field in self.query(Input)])
 
     def action_cancel(self) -> None:
         self.dismiss(None)

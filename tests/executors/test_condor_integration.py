@@ -342,7 +342,7 @@ Host cluster
     conn = RemoteConnection(t)
     conn.connect()
     try:
-        assert conn._jump is not None  # really went through the jump host
+        assert len(conn._jumps) == 1  # really went through the jump host
         res = conn.run("echo $SSH_CONNECTION")
         assert res.text.split()[0] == "127.0.0.1"
         conn.put_bytes(b"abc", str(tmp_path / "via jump.txt"))
