@@ -73,8 +73,9 @@ def _flat_nside_arg(text: str) -> int:
 
 
 def flat_nside_option(p, scan: bool = False) -> None:
-    """``--flat-nside N`` (``flatmaps``; ``scan``/``demo``, where 0 writes no flat maps) and
-    ``--multiorder-llh``."""
+    """Add ``--flat-nside N`` and ``--multiorder-llh`` to parser ``p``.
+
+    For ``flatmaps``, or ``scan``/``demo`` (``scan``), where 0 writes no flat maps."""
     p.add_argument("--flat-nside", type=_flat_nside_arg, metavar="N",
                    help="nside of the flat llh/probability FITS maps (default: the finest "
                         "scanned; at most 2048" + ("; 0: none" if scan else "") + ")")

@@ -534,7 +534,8 @@ def region_cards(c: Contour) -> list[tuple[str, Any, str]]:
 
 def moc_fits_bytes(mo: MultiOrderMap, mask: np.ndarray,
                    cards: list[tuple[str, Any, str]] | None = None) -> bytes:
-    """The region as an IVOA MOC 1.1 FITS file (NUNIQ, one ``UNIQ`` column) in bytes;
+    """The region as an IVOA MOC 1.1 FITS file (NUNIQ, one ``UNIQ`` column) in bytes.
+
     ``cards``: more header keywords (the event's, ``fitsheader.event_cards``)."""
     from astropy.io import fits
 

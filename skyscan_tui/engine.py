@@ -163,9 +163,10 @@ class ScanEngine:
     # ---------------------------------------------------------------- observability
     @property
     def executor_status(self) -> dict[str, Any]:
-        """The executor's status as last written to ``progress.json`` (remote job counts;
-        ``{}`` before the first write or without an output folder). Safe to read from
-        another thread: the engine's thread replaces it, never changes it."""
+        """The executor's status as last written to ``progress.json`` (remote job counts).
+
+        ``{}`` before the first write or without an output folder. Safe to read from another
+        thread: the engine's thread replaces it, never changes it."""
         obs = self._observer
         return getattr(obs, "executor_status", None) or {}
 

@@ -39,8 +39,10 @@ def _errors(regions: list[Region]) -> list[Card]:
 
 
 def event_cards(result: Any, stats: SkyStats, llh_map: bool) -> list[Card]:
-    """skyreader's event keywords; the 50/90 % errors and areas are those of the likelihood
-    regions (``llh_map``) or of the probability map's credible regions."""
+    """skyreader's event keywords as FITS cards.
+
+    The 50/90 % errors and areas are those of the likelihood regions (``llh_map``) or of the
+    probability map's credible regions."""
     from skyscan_tui.products import mjd_to_iso
 
     regions = stats.regions if llh_map else stats.credible
@@ -69,8 +71,10 @@ def event_cards(result: Any, stats: SkyStats, llh_map: bool) -> list[Card]:
 
 
 def ascii_value(value: Any, clip: int | None = None) -> Any:
-    """A card value FITS can hold: strings in printable ASCII ('?' for anything else),
-    clipped to ``clip`` characters; numpy scalars as Python numbers."""
+    """A card value FITS can hold.
+
+    Strings in printable ASCII ('?' for anything else), clipped to ``clip`` characters;
+    numpy scalars as Python numbers."""
     if isinstance(value, str):
         text = "".join(c if " " <= c <= "~" else "?" for c in value)
         return text[:clip] if clip else text
@@ -94,8 +98,9 @@ def set_cards(header: Any, cards: list[Card]) -> None:
 
 
 def hdul_bytes(table: Any) -> bytes:
-    """An empty primary HDU and ``table`` as the bytes of a FITS file (no CHECKSUM or date
-    cards: the same map gives the same bytes)."""
+    """An empty primary HDU and ``table`` as the bytes of a FITS file.
+
+    No CHECKSUM or date cards: the same map gives the same bytes."""
     import io
 
     from astropy.io import fits

@@ -313,8 +313,9 @@ def job_status_lines(status: dict[str, Any], max_holds: int = 3) -> list[str]:
 
 
 def jobs_line(status: dict[str, Any]) -> str:
-    """A remote executor's job counts (``Executor.status()``) as one line; "" without any
-    (local executors). The summary and the app's scan status show it."""
+    """A remote executor's job counts (``Executor.status()``) as one line.
+
+    "" without any (local executors). The summary shows it."""
     jobs = status.get("jobs") if isinstance(status, dict) else None
     if not isinstance(jobs, dict):
         return ""

@@ -155,8 +155,9 @@ class ScanResult:
         }
 
     def _systematic_fields(self) -> dict[str, Any]:
-        """The scan's ``--thresholds`` and ``--error-floor`` when not the defaults, so a
-        re-opened result (summary, products, the app) says the same systematic."""
+        """The scan's ``--thresholds`` and ``--error-floor`` when not the defaults.
+
+        So a re-opened result (summary, products, the app) says the same systematic."""
         spec = str(self.meta.get("thresholds") or "wilks")
         floor = float(self.meta.get("error_floor_deg") or 0.0)
         out: dict[str, Any] = {}
@@ -424,8 +425,9 @@ def _result_from_levels(levels: dict[int, np.ndarray], meta: dict[str, Any]) -> 
 
 
 def _systematic_from(thresholds: Any, floor: Any) -> dict[str, Any]:
-    """``thresholds``/``error_floor_deg`` of a result file's header (see
-    ``ScanResult._systematic_fields``); values that do not parse are ignored."""
+    """``thresholds``/``error_floor_deg`` of a result file's header.
+
+    See ``ScanResult._systematic_fields``; values that do not parse are ignored."""
     from skyscan_tui.errorfloor import check_error_floor
     from skyscan_tui.stats import parse_thresholds
 
