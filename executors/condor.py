@@ -24,7 +24,10 @@ pure functions of :mod:`executors.condor_format`):
   memory or disk) and 3/26 policy holds naming memory or disk resubmit the job with that
   request doubled, up to ``memory_cap``/``disk_cap``; 46/47 (duration) and the rest remove the
   job and resubmit it. ``allowed_execute_duration = job_timeout`` makes stuck jobs hold;
-* ``condor_rm`` for cancel and for jobs replaced by a resubmission.
+* ``condor_rm`` for cancel and for jobs replaced by a resubmission;
+* where jobs find Python (``env_mode``: shared, container universe, transfer archive) and the
+  probe job run on connect: :mod:`executors.remote.environment` (its submit file:
+  :func:`~executors.condor_format.render_probe_file`).
 """
 
 from __future__ import annotations

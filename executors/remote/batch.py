@@ -14,6 +14,7 @@ Remote layout (one folder per scan, every path shell-quoted when used in a comma
 
     WORKDIR/scan-<id>/context.json   event + reco settings, uploaded once
                       run_job.sh     sets up the environment, runs `python -m executors.worker job`
+                                     (executors.remote.environment: which python, per env_mode)
                       jobs/job_<J>.npz        input of job J (several batches)
                       results/result_<J>.npz  written by the job (temp name, then rename)
                       subs/<S>/...   one folder per submission, owned by the backend
@@ -229,7 +230,9 @@ class RemoteBatchExecutor(Resumable, Executor):
         """Connect, check the remote interpreter, create the scan folder, upload the context.
 
         Two remote commands (the checks), then SFTP only: on a login node every command
-        costs a shell start-up, so they are few.
+        costs a shell start-up, so they are few. Then the environment mode's launch
+        (transfer: the archive, built once) and the backend's probe job unless it passed
+        before (a few commands more, once per profile and version).
         """
         from skyscan_tui.events import event_to_dict
 
