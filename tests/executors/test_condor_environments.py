@@ -20,7 +20,10 @@ from executors.condor_format import CondorOptions, render_probe_file, render_sub
 from executors.remote import JobSpec, Submission
 from executors.remote.environment import (
     EnvSpec,
+    ProbeResult,
     container_launch,
+    probe_failure,
+    probe_key,
     run_script,
     shared_launch,
     transfer_launch,
@@ -85,7 +88,7 @@ def test_shared_mode_on_blind_nodes_fails_the_probe_in_one_line(sshd, tmp_path,
     line = _error_line(r.stderr, "probe job")
     assert "env_mode = shared" in line and "exit code" in line
     # the job's own stderr: the interpreter path is not there (venv) or imports fail
-    assert "not found" in line or "No module named" in line, line
+    assert f"{sys.executable}: not found" in line or "No module named" in line, line
     assert 'env_mode = "transfer"' in line and 'env_mode = "container"' in line
     # only the probe ran: no scan job was submitted
     assert len(runs(sshd)) == before + 1
@@ -175,6 +178,37 @@ def test_environment_options_are_checked():
         EnvSpec("container", "images/skyscan.sif")
     with pytest.raises(UserError, match="env_mode"):
         CondorExecutor.option_values({"env_mode": "conda"})
+
+
+def test_probe_key_and_failure_line():
+    settings = _settings()
+    launch = shared_launch("/home/me/env/bin/python")
+    key = probe_key(EnvSpec(), launch, settings, (), "dummy")
+    assert key == probe_key(EnvSpec(), launch, settings, (), "dummy")
+    settings.setup = "module load python"
+    changed = {probe_key(EnvSpec(), launch, settings, (), "dummy"),
+               probe_key(EnvSpec(), launch, _settings(), ('+Site = "x"',), "dummy"),
+               probe_key(EnvSpec(), launch, _settings(), (), "spe"),
+               probe_key(EnvSpec("transfer"), transfer_launch("env-1.tar.gz"), _settings(), (),
+                         "dummy")}
+    assert key not in changed and len(changed) == 4
+    err = "line one\n\nTraceback (most recent call last):\nModuleNotFoundError: No module named 'numpy'\n"
+    for mode, fix in (("shared", 'env_mode = "transfer"'), ("transfer", "base interpreter"),
+                      ("container", "docker://x/y")):
+        spec = EnvSpec(mode, "docker://x/y" if mode == "container" else "")
+        line = probe_failure(spec, ProbeResult(False, "cluster 7: exit code 1", "", err),
+                             "/home/me/env/bin/python", "submit.example.org")
+        assert "\n" not in line and f"env_mode = {mode}" in line and fix in line
+        assert "No module named 'numpy'" in line and "cluster 7: exit code 1" in line
+
+
+def test_worker_self_check(capsys):
+    from executors.worker import main
+
+    assert main(["check", "dummy"]) == 0
+    assert "worker ok: reco dummy" in capsys.readouterr().out
+    assert main(["check", "no_such_reco"]) == 1
+    assert "unknown reco 'no_such_reco'" in capsys.readouterr().err
 
 
 def _settings():
