@@ -166,9 +166,10 @@ def container_launch(spec: EnvSpec) -> Launch:
 
 def transfer_launch(archive: str) -> Launch:
     """``archive``: its name in ``WORKDIR/.skyscan-env/`` (one folder above the scan's)."""
-    q = shlex.quote(archive)
-    prelude = (f"if [ ! -x {ENV_DIR}/bin/python ]; then tar xzf {q} || "
-               f"{{ echo \"skyscan-tui: cannot unpack {archive} in $(pwd)\" >&2; exit 3; }}; fi")
+    # a job queued before a resumed run built a newer archive has the one it was given
+    prelude = (f"if [ ! -x {ENV_DIR}/bin/python ]; then a={shlex.quote(archive)}; "
+               "[ -f \"$a\" ] || for a in env-*.tar.gz; do break; done; tar xzf \"$a\" || "
+               f"{{ echo \"skyscan-tui: cannot unpack $a in $(pwd)\" >&2; exit 3; }}; fi")
     return Launch(f"./{ENV_DIR}/bin/python", prelude, cleanup=f"rm -rf {ENV_DIR}",
                   inputs=(f"../.skyscan-env/{archive}",), what=f"transfer:{archive}")
 

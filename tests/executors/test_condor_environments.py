@@ -167,7 +167,7 @@ def test_transfer_mode_lists_the_archive_and_unpacks_it():
     assert _keys(render_probe_file(opts, "abc", "dummy", 300))["transfer_input_files"] == \
         "../.skyscan-env/env-0123abcd.tar.gz"
     script = run_script(launch, {}, "")
-    assert "tar xzf env-0123abcd.tar.gz" in script
+    assert "a=env-0123abcd.tar.gz;" in script and 'tar xzf "$a"' in script
     assert "exec ./skyscan-env/bin/python -m executors.worker job" in script
 
 
