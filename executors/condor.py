@@ -189,9 +189,11 @@ class CondorBackend(GroupedBackend):
         self.opts = replace(self.opts, extra_inputs=launch.inputs)  # the archive (transfer)
 
     def probe(self, reco: str, timeout: float) -> ProbeResult:
-        """Submit the probe job (:func:`~executors.condor_format.render_probe_file`), follow
-        its event log until it ends or is held, and return how it ended with its stdout and
-        stderr; removed and ``ok=None`` if it has not ended after ``timeout`` [s]."""
+        """Submit the probe job and return how it ended, with its stdout and stderr.
+
+        The job (:func:`~executors.condor_format.render_probe_file`) is followed in its event
+        log until it ends or is held; removed and ``ok=None`` if it has not ended after
+        ``timeout`` [s]."""
         text = render_probe_file(self.opts, self.scan_id, reco, timeout)
         self.conn.put_bytes(text.encode(), f"{self.scan_dir}/probe.sub")
         tag = shlex.quote(f"skyscan-{self.scan_id}-probe")

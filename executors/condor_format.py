@@ -230,8 +230,10 @@ def render_submit_file(sub: Submission, opts: CondorOptions, scan_id: str) -> st
 
 
 def _universe_lines(opts: CondorOptions) -> list[str]:
-    """``vanilla``, or the container universe with the profile's image (the manual:
-    "Container Universe Jobs"; a ``.sif`` path is transferred, a ``docker://`` name pulled)."""
+    """The universe lines: ``vanilla``, or the container universe with the profile's image.
+
+    See the manual's "Container Universe Jobs": a ``.sif`` path is transferred, a
+    ``docker://`` name pulled."""
     if not opts.container_image:
         return ["universe                 = vanilla"]
     return ["universe                 = container",
@@ -257,9 +259,11 @@ PROBE_DIR = "probe"
 
 def render_probe_file(opts: CondorOptions, scan_id: str, reco: str, timeout: float,
                       script: str = "run_job.sh") -> str:
-    """The probe job: one proc running ``run_job.sh --check RECO`` on an execute node, with
-    the jobs' universe, image, environment archive, requests and extra lines, and no listed
-    output (a failure then shows as its exit code and stderr, not as a transfer hold)."""
+    """The probe job's submit file: one proc running ``run_job.sh --check RECO``.
+
+    It runs on an execute node with the jobs' universe, image, environment archive, requests
+    and extra lines, and lists no output (a failure then shows as its exit code and stderr,
+    not as a transfer hold)."""
     if not reco.isidentifier():
         raise UserError(f"reco name {reco!r} is not an identifier")
     lines = [

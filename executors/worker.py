@@ -241,8 +241,9 @@ def run_job(context_path: str, job_path: str, out_path: str) -> int:
 
 
 def check(reco: str) -> int:
-    """The probe job's self-check: this interpreter imports the worker and ``reco``; prints
-    one line (version, interpreter) and returns 0, or the reason on stderr and 1."""
+    """The probe job's self-check: this interpreter imports the worker and ``reco``.
+
+    Prints one line (version, interpreter) and returns 0, or the reason on stderr and 1."""
     import platform
 
     try:

@@ -284,8 +284,9 @@ class RemoteBatchExecutor(Resumable, Executor):
         return self.scan_dir.rstrip("/").rsplit("/", 1)[0]
 
     def _launch(self, python: str) -> Launch:
-        """How jobs start the worker, by the profile's ``env_mode`` (transfer: the archive,
-        built on the submit node the first time)."""
+        """How jobs start the worker, by the profile's ``env_mode``.
+
+        Transfer: the archive, built on the submit node the first time."""
         env = self.backend.env
         if env.mode == CONTAINER:
             return container_launch(env)
@@ -301,9 +302,10 @@ class RemoteBatchExecutor(Resumable, Executor):
         return shared_launch(python)
 
     def _probe(self, reco: str, launch: Launch, python: str) -> None:
-        """Run the backend's probe job unless one succeeded before for the same key
-        (:func:`~executors.remote.environment.probe_key`); RemoteError (one line, with the
-        job's stderr and the fix) if it fails."""
+        """Run the backend's probe job unless one succeeded before for the same key.
+
+        The key: :func:`~executors.remote.environment.probe_key`. RemoteError (one line, with
+        the job's stderr and the fix) if it fails."""
         env = self.backend.env
         if not env.probe:
             return

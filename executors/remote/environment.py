@@ -110,9 +110,11 @@ def env_spec(values: dict[str, Any]) -> EnvSpec:
 
 @dataclass(frozen=True)
 class Launch:
-    """How ``run_job.sh`` starts the worker: the interpreter (shell text), lines before it
-    (unpacking), extra ``transfer_input_files`` (relative to the scan folder), and what the
-    probe's cache key takes from it."""
+    """How ``run_job.sh`` starts the worker.
+
+    The interpreter (shell text), lines before it (unpacking), extra
+    ``transfer_input_files`` (relative to the scan folder), and what the probe's cache key
+    takes from it."""
 
     python: str
     prelude: str = ""
@@ -159,6 +161,7 @@ def shared_launch(python: str) -> Launch:
 
 
 def container_launch(spec: EnvSpec) -> Launch:
+    """How jobs start the worker in container mode: the image's ``container_python``."""
     py = spec.container_python
     return Launch(shlex.quote(py) if "/" in py else py,
                   what=f"container:{spec.container_image}:{py}")
@@ -176,9 +179,11 @@ def transfer_launch(archive: str) -> Launch:
 
 # --------------------------------------------------------------------------- transfer
 def source_payload() -> tuple[bytes, str]:
-    """The tool's own packages (``skyscan_tui``, ``recos``, ``executors``: the code this
-    process runs) and a ``dist-info`` with its entry points, as an uncompressed tar to unpack
-    into a ``site-packages``; and its content hash. Deterministic (sorted, fixed times)."""
+    """The tool's own packages as an uncompressed tar, and its content hash.
+
+    ``skyscan_tui``, ``recos``, ``executors`` (the code this process runs) and a
+    ``dist-info`` with its entry points, to unpack into a ``site-packages``. Deterministic
+    (sorted, fixed times)."""
     import importlib
     from importlib import metadata
 
@@ -282,8 +287,9 @@ print("ARCHIVE", name, os.path.getsize(final), round(time.time() - t0, 2))
 
 def ensure_archive(conn: RemoteConnection, python: str, workdir: str, timeout: float
                    ) -> tuple[Launch, int, float]:
-    """The transfer-mode archive in ``workdir/.skyscan-env/`` (built now if missing):
-    (its launch, its size [bytes], build time [s]; 0 when it was cached)."""
+    """The transfer-mode archive in ``workdir/.skyscan-env/``, built now if missing.
+
+    Returns (its launch, its size [bytes], build time [s]; 0 when it was cached)."""
     from executors.remote.ssh import RemoteError
 
     envdir = f"{workdir}/.skyscan-env"
@@ -309,9 +315,10 @@ def ensure_archive(conn: RemoteConnection, python: str, workdir: str, timeout: f
 # --------------------------------------------------------------------------- probe
 def probe_key(spec: EnvSpec, launch: Launch, settings: Any, extra: tuple[str, ...],
               reco: str) -> str:
-    """What a cached probe success stands for (hash of everything that changes what a job
-    runs: the mode and its interpreter/image/archive, setup, environment, submit lines,
-    the reco and the package version)."""
+    """What a cached probe success stands for: a hash of everything that changes a job.
+
+    The mode and its interpreter/image/archive, setup, environment, submit lines, the reco
+    and the package version."""
     from skyscan_tui import __version__
 
     data = [spec.mode, launch.what, settings.setup, sorted(settings.environment.items()),

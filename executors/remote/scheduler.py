@@ -163,11 +163,13 @@ class SchedulerBackend(ABC):
     launch: Launch | None = None
 
     def set_launch(self, launch: Launch) -> None:
+        """Use ``launch`` (how jobs start the worker) in the run scripts from now on."""
         self.launch = launch
 
     def probe(self, reco: str, timeout: float) -> ProbeResult | None:
-        """Run one probe job (``run_job.sh --check RECO``) on an execute node and wait for
-        it, up to ``timeout`` [s]; None when this scheduler has no probe job."""
+        """Run one probe job (``run_job.sh --check RECO``) and wait up to ``timeout`` [s].
+
+        It runs on an execute node; None when this scheduler has no probe job."""
         return None
 
     def bind(self, conn: RemoteConnection, scan_dir: str, settings: RemoteSettings) -> None:
