@@ -66,16 +66,32 @@ def topology_line(verdict: Any) -> str:
     return f"topology: track-like (log-likelihood ratio {verdict.llr:+.2f}/DOM)"
 
 
-class CascadeDialog(ModalScreen):
-    """Ask before scanning a cascade-like event; dismisses with True (scan anyway) or False."""
+class Dialog(ModalScreen):
+    """A centred modal box with a row of buttons; Escape calls ``action_cancel``.
+
+    The frame the app's dialogs share (cascade warning, login, resume); each sets only what
+    differs (e.g. a red border for a warning).
+    """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
     DEFAULT_CSS = """
-    CascadeDialog { align: center middle; }
-    CascadeDialog > Vertical { width: 76; height: auto; border: thick $error;
-                               padding: 1 2; background: $surface; }
-    CascadeDialog Horizontal { height: auto; margin-top: 1; }
-    CascadeDialog Button { margin-right: 2; }
+    Dialog { align: center middle; }
+    Dialog > Vertical { width: 76; height: auto; border: thick $accent;
+                        padding: 1 2; background: $surface; }
+    Dialog Horizontal { height: auto; margin-top: 1; }
+    Dialog Button { margin-right: 2; }
+    """
+
+    def action_cancel(self) -> None:
+        """Close the dialog with None (subclasses: their "no" answer)."""
+        self.dismiss(None)
+
+
+class CascadeDialog(Dialog):
+    """Ask before scanning a cascade-like event; dismisses with True (scan anyway) or False."""
+
+    DEFAULT_CSS = """
+    CascadeDialog > Vertical { border: thick $error; }
     """
 
     def __init__(self, verdict: Any) -> None:
@@ -205,22 +221,17 @@ class EventPicker(ModalScreen):
         self.dismiss(None)
 
 
-class LoginDialog(ModalScreen):
+class LoginDialog(Dialog):
     """A server's login questions (one-time code, Duo/TOTP, password).
 
     One field per prompt, hidden unless the server allows echo. Dismisses with the answers,
     or None (Escape or Cancel). The server's texts are shown as plain text, never as markup.
     """
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
     DEFAULT_CSS = """
-    LoginDialog { align: center middle; }
-    LoginDialog > Vertical { width: 76; height: auto; border: thick $accent;
-                             padding: 1 2; background: $surface; }
     LoginDialog .login-title { text-style: bold; }
     LoginDialog Input { margin-bottom: 1; }
-    LoginDialog Horizontal { height: auto; }
-    LoginDialog Button { margin-right: 2; }
+    LoginDialog Horizontal { margin-top: 0; }
     """
 
     def __init__(self, title: str, instructions: str,
@@ -266,23 +277,11 @@ class LoginDialog(ModalScreen):
     def _answer(self) -> None:
         self.dismiss([field.value for field in self.query(Input)])
 
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
-
-class ResumeDialog(ModalScreen):
+class ResumeDialog(Dialog):
     """Offer to resume the unfinished scan found in the output folder.
 
     Dismisses with "resume", "restart" (discard the checkpoint) or None (Escape: do nothing).
-    """
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
-    DEFAULT_CSS = """
-    ResumeDialog { align: center middle; }
-    ResumeDialog > Vertical { width: 76; height: auto; border: thick $accent;
-                              padding: 1 2; background: $surface; }
-    ResumeDialog Horizontal { height: auto; margin-top: 1; }
-    ResumeDialog Button { margin-right: 2; }
     """
 
     def __init__(self, info: Any) -> None:
@@ -309,9 +308,6 @@ class ResumeDialog(ModalScreen):
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         self.dismiss(None if event.button.id == "cancel" else event.button.id)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
 
 class _EventTree(DirectoryTree):
