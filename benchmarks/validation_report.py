@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.accuracy import ENERGIES, e2_energy, read_rows
+from benchmarks.accuracy import ENERGIES, e2_energy
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "validation.md"
@@ -75,11 +75,25 @@ def _key(row_or_job: dict | tuple) -> tuple:
     return ("sim", j[0], j[1], j[3]) if len(j) == 5 else ("real", Path(j[0]).name)
 
 
+def read_cache(path: Path | None) -> list[dict]:
+    """The rows cached in ``path`` (none if it is missing). A run killed while writing can
+    leave a partial last line: it is cut off (atomically) so the scan is redone."""
+    if path is None or not path.exists():
+        return []
+    text = path.read_text()
+    if text and not text.endswith("\n"):
+        from skyscan_tui.fileio import atomic_write_text
+
+        text = text[:text.rfind("\n") + 1]
+        atomic_write_text(path, text)
+    return [json.loads(line) for line in text.splitlines() if line]
+
+
 def run_jobs(fn: Callable[[tuple], dict], jobs: list[tuple], n_jobs: int,
              cache: Path | None) -> list[dict]:
     """``fn`` over the jobs not yet in ``cache`` (JSON lines; each new row appended as soon
     as it is done) in ``n_jobs`` processes; returns the rows of ``jobs``, in job order."""
-    done = {_key(r): r for r in (read_rows(cache) if cache and cache.exists() else [])}
+    done = {_key(r): r for r in read_cache(cache)}
     todo = [j for j in jobs if _key(j) not in done]
     if todo:
         with ProcessPoolExecutor(max_workers=n_jobs) as pool:
@@ -229,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--events and -j take positive numbers")
     if args.table_only and not args.rows:
         ap.error("--table-only needs --rows DIR")
+    if args.rows and args.rows.exists() and not args.rows.is_dir():
+        ap.error(f"--rows {args.rows}: not a folder")
     if not args.doc.is_file():
         ap.error(f"{args.doc}: no such document")
     progression = QUICK_PROGRESSION if args.quick else None
@@ -247,8 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     rjobs = [(str(p), progression) for p in files]
     t0 = time.perf_counter()
     if args.table_only:
-        sim = read_rows(sim_cache) if sim_cache.exists() else []
-        real = read_rows(real_cache) if real_cache.exists() else []
+        sim, real = read_cache(sim_cache), read_cache(real_cache)
     else:
         real = run_jobs(scan_real, rjobs, args.jobs, real_cache)
         sim = run_jobs(scan_sim, sjobs, args.jobs, sim_cache)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,18 @@ def test_quick_run_fills_the_section_and_leaves_the_rest(tmp_path: Path):
     assert vr.main(argv) == 0
     assert doc.read_text() == first
     assert {p.name: len(p.read_text().splitlines()) for p in rows.iterdir()} == n_rows
+    # a run killed while writing its last row: that row is cut off and its scan redone
+    sim = rows / "sim.jsonl"
+    text = sim.read_text()
+    sim.write_text(text[:len(text) - 40])
+    assert vr.main(argv) == 0
+    assert doc.read_text() == first
+    def figures(lines: str) -> list[dict]:  # all but the CPU time
+        rows = (json.loads(x) for x in lines.splitlines())
+        return sorted(rows, key=lambda r: (r["seed"], r["ice"], r["spectrum"]))
+
+    assert [dict(r, cpu=0) for r in figures(sim.read_text())] == [
+        dict(r, cpu=0) for r in figures(text)]
 
 
 def test_section_is_appended_without_markers_and_replaced_after():
@@ -62,8 +75,19 @@ def test_terciles_split_by_brightness():
     assert sum(len(p) for _, p in parts) == len(rows)
 
 
-def test_table_only_needs_rows(tmp_path: Path, capsys):
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--table-only"], "--table-only needs --rows"),
+    (["--events", "0"], "positive numbers"),
+    (["--energies", "ten"], "--energies takes TeV values"),
+    (["--rows", "{doc}"], "not a folder"),
+    (["--doc", "{missing}"], "no such document"),
+])
+def test_bad_arguments_exit_2(tmp_path: Path, capsys, argv: list[str], message: str):
+    doc = tmp_path / "validation.md"
+    doc.write_text(HEAD)
+    argv = [a.format(doc=doc, missing=tmp_path / "missing.md") for a in argv]
     with pytest.raises(SystemExit) as exc:
-        vr.main(["--table-only", "--doc", str(tmp_path / "missing.md")])
+        vr.main(["--doc", str(doc), *argv])
     assert exc.value.code == 2
-    assert "--table-only needs --rows" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
+    assert doc.read_text() == HEAD
