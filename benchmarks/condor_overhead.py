@@ -100,7 +100,7 @@ def main() -> int:
             ssh_config="/nonexistent", workdir=str(root / "remote"),
             python=sys.executable, environment=[f"PYTHONPATH={REPO}"],
             jobs_in_flight=opts.jobs_in_flight, pixels_per_job=opts.pixels_per_job,
-            poll_interval=0.2)
+            poll_interval=0.2, probe_job=False)  # the scan alone (probe: its own figure)
         ex = CondorExecutor.from_options(options)
         t0 = time.time()
         t_con, first_con, n_con, res_con = _scan(event, ex, opts.progression, opts.batch_size,

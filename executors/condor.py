@@ -24,7 +24,10 @@ pure functions of :mod:`executors.condor_format`):
   memory or disk) and 3/26 policy holds naming memory or disk resubmit the job with that
   request doubled, up to ``memory_cap``/``disk_cap``; 46/47 (duration) and the rest remove the
   job and resubmit it. ``allowed_execute_duration = job_timeout`` makes stuck jobs hold;
-* ``condor_rm`` for cancel and for jobs replaced by a resubmission.
+* ``condor_rm`` for cancel and for jobs replaced by a resubmission;
+* where jobs find Python (``env_mode``: shared, container universe, transfer archive) and the
+  probe job run on connect: :mod:`executors.remote.environment` (its submit file:
+  :func:`~executors.condor_format.render_probe_file`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from executors.condor_format import (
+    PROBE_DIR,
     RESOURCES,
     TRANSIENT_HOLD_CODES,
     CondorOptions,
@@ -45,11 +49,20 @@ from executors.condor_format import (
     parse_condor_q_json,
     parse_event_log,
     parse_terse,
+    render_probe_file,
     render_submit_file,
     request_amount,
 )
 from executors.remote.batch import RemoteBatchExecutor
 from executors.remote.config import REMOTE_OPTIONS, RemoteSettings
+from executors.remote.environment import (
+    CONTAINER,
+    ENV_OPTIONS,
+    EnvSpec,
+    Launch,
+    ProbeResult,
+    env_spec,
+)
 from executors.remote.scheduler import (
     CPUS,
     DONE,
@@ -100,9 +113,12 @@ class CondorBackend(GroupedBackend):
     query_mark: ClassVar[str] = "==skyscan-q-rc=="
     _LOG_MARK: ClassVar[str] = "==skyscan-log=="
 
-    def __init__(self, opts: CondorOptions | None = None) -> None:
+    def __init__(self, opts: CondorOptions | None = None, env: EnvSpec | None = None) -> None:
         super().__init__()
+        self.env = env or EnvSpec(probe=True)
         self.opts = opts or CondorOptions()
+        if self.env.mode == CONTAINER:
+            self.opts = replace(self.opts, container_image=self.env.container_image)
         self.max_releases = self.opts.max_releases
         self._news: list[JobStatus] = []  # every state change, in order, since the last poll
         self._where: dict[JobRef, tuple[int, int]] = {}
@@ -167,6 +183,52 @@ class CondorBackend(GroupedBackend):
         for job, stem in zip(sub.jobs, job_stems(sub), strict=True):
             self._names[job.ref] = f"job_{stem}"
         return f"cluster {cluster}"
+
+    def set_launch(self, launch: Launch) -> None:
+        super().set_launch(launch)
+        self.opts = replace(self.opts, extra_inputs=launch.inputs)  # the archive (transfer)
+
+    def probe(self, reco: str, timeout: float) -> ProbeResult:
+        """Submit the probe job and return how it ended, with its stdout and stderr.
+
+        The job (:func:`~executors.condor_format.render_probe_file`) is followed in its event
+        log until it ends or is held; removed and ``ok=None`` if it has not ended after
+        ``timeout`` [s]."""
+        text = render_probe_file(self.opts, self.scan_id, reco, timeout)
+        self.conn.put_bytes(text.encode(), f"{self.scan_dir}/probe.sub")
+        tag = shlex.quote(f"skyscan-{self.scan_id}-probe")
+        res = self._run(f"rm -rf {PROBE_DIR} && mkdir {PROBE_DIR} && mv -f probe.sub "
+                        f"{PROBE_DIR}/submit.sub && condor_submit -terse -batch-name {tag} "
+                        f"{PROBE_DIR}/submit.sub")
+        if res.code != 0:
+            raise RemoteError(f"condor_submit of the probe job failed on "
+                              f"{self.conn.target.label}: {res.err_line()}")
+        cluster = parse_terse(res.text)[0]
+        deadline, offset = self._clock() + timeout, 0
+        nap = min(5.0, max(0.1, self.settings.poll_interval))
+        while True:
+            out = self._run(f"if [ -f {PROBE_DIR}/events.log ]; then "
+                            f"tail -c +{offset + 1} {PROBE_DIR}/events.log; fi").out
+            events, used = parse_event_log(out)
+            offset += used
+            end = None
+            for ev in events:
+                meaning = event_status(ev) if ev.cluster == cluster else None
+                if meaning and meaning[0] in (DONE, FAILED, HELD, LOST):
+                    end = meaning
+            if end is not None or self._clock() > deadline:
+                break
+            time.sleep(nap)
+        if end is None or end[0] == HELD:
+            self._run(f"condor_rm {cluster} >/dev/null 2>&1; true")
+        if end is None:
+            return ProbeResult(None, f"cluster {cluster} still queued or running")
+        res = self._run(f"tail -c 65536 {PROBE_DIR}/probe.out 2>/dev/null; "
+                        f"echo '{self._LOG_MARK}'; tail -c 65536 {PROBE_DIR}/probe.err "
+                        "2>/dev/null; true")
+        stdout, _, stderr = res.text.partition(f"{self._LOG_MARK}\n")
+        detail = end[1] if end[0] != HELD else f"held: {end[1]}"
+        return ProbeResult(end[0] == DONE, f"cluster {cluster}: {detail}", stdout, stderr)
 
     # ---------------------------------------------------------------- poll
     def poll(self) -> list[JobStatus]:
@@ -426,7 +488,7 @@ class CondorExecutor(RemoteBatchExecutor):
 
     name: ClassVar[str] = "condor"
     description: ClassVar[str] = "HTCondor jobs submitted over SSH (--profile NAME)"
-    OPTIONS: ClassVar[tuple[Option, ...]] = REMOTE_OPTIONS + (
+    OPTIONS: ClassVar[tuple[Option, ...]] = REMOTE_OPTIONS + ENV_OPTIONS + (
         CPUS, replace(MEMORY, default="2GB"),
         Option("disk", text, None, "disk per job (HTCondor request_disk; KB if a bare number)",
                flags=("--disk", "--request-disk"), aliases=("request_disk",), metavar="SIZE"),
@@ -446,4 +508,4 @@ class CondorExecutor(RemoteBatchExecutor):
             request_disk=values["disk"], extra_submit_lines=values["extra_directives"],
             max_releases=values["max_releases"], job_timeout=settings.job_timeout,
             queue_check_interval=values["queue_check_interval"],
-            memory_cap=values["memory_cap"], disk_cap=values["disk_cap"]))
+            memory_cap=values["memory_cap"], disk_cap=values["disk_cap"]), env_spec(values))

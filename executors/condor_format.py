@@ -41,7 +41,8 @@ from skyscan_tui.errors import UserError
 
 __all__ = ["CondorOptions", "render_submit_file", "parse_terse", "parse_condor_q_json",
            "LogEvent", "parse_event_log", "event_status", "TRANSIENT_HOLD_CODES",
-           "hold_meaning", "size_amount", "request_amount", "format_amount", "RESOURCES"]
+           "hold_meaning", "size_amount", "request_amount", "format_amount", "RESOURCES",
+           "render_probe_file", "PROBE_DIR"]
 
 # hold codes that are usually transient (file transfer trouble): released before resubmitting,
 # unless the job crashed (see hold_meaning)
@@ -76,6 +77,8 @@ class CondorOptions:
     queue_check_interval: float = 60.0  # [s] between condor_q watchdog checks
     memory_cap: str = "16GB"  # largest request_memory after out-of-memory holds
     disk_cap: str = "64GB"  # largest request_disk after out-of-disk holds
+    container_image: str = ""  # env_mode = container: universe = container with this image
+    extra_inputs: tuple[str, ...] = ()  # env_mode = transfer: the environment archive
 
     def __post_init__(self) -> None:
         for name, unit in (("memory_cap", "M"), ("disk_cap", "K")):
@@ -189,12 +192,13 @@ def render_submit_file(sub: Submission, opts: CondorOptions, scan_id: str) -> st
             columns[r] = [format_amount(a, r) for a in amounts if a is not None]
     lines = [
         f"# skyscan-tui scan {scan_id}, submission {sub.id}: {len(sub.jobs)} job(s)",
-        "universe                 = vanilla",
+        *_universe_lines(opts),
         f"executable               = {sub.script}",
         f'arguments                = "{sub.context} job_$(job).npz result_$(job).npz"',
         "should_transfer_files    = YES",
         "when_to_transfer_output  = ON_EXIT",
-        f"transfer_input_files     = {sub.context}, jobs/job_$(job).npz",
+        "transfer_input_files     = " + ", ".join([sub.context, "jobs/job_$(job).npz",
+                                                    *map(_submit_value, opts.extra_inputs)]),
         "transfer_output_files    = result_$(job).npz",
         'transfer_output_remaps   = "result_$(job).npz = results/result_$(job).npz"',
         f"output                   = {d}/job_$(job).out",
@@ -217,17 +221,76 @@ def render_submit_file(sub: Submission, opts: CondorOptions, scan_id: str) -> st
         f'+SkyscanScan             = "{scan_id}"',
         f'+SkyscanSubmission       = "{sub.id}"',
     ]
+    lines += _extra_lines(opts)
+    lines.append("queue " + ", ".join(["job", *(f"skyscan_{r}" for r in columns)]) + " from (")
+    lines += [" ".join([name, *(columns[r][i] for r in columns)])
+              for i, name in enumerate(names)]
+    lines.append(")")
+    return "\n".join(lines) + "\n"
+
+
+def _universe_lines(opts: CondorOptions) -> list[str]:
+    """The universe lines: ``vanilla``, or the container universe with the profile's image.
+
+    See the manual's "Container Universe Jobs": a ``.sif`` path is transferred, a
+    ``docker://`` name pulled."""
+    if not opts.container_image:
+        return ["universe                 = vanilla"]
+    return ["universe                 = container",
+            f"container_image          = {_submit_value(opts.container_image)}"]
+
+
+def _extra_lines(opts: CondorOptions) -> list[str]:
+    """The profile's extra submit lines, checked (no queue statement of their own)."""
+    out = []
     for extra in opts.extra_submit_lines:
         extra = _submit_value(extra).strip()
         if _QUEUE_WORD.match(extra):
             raise UserError(f"extra submit lines must not contain a queue statement "
                             f"({extra!r}): the executor writes the one queue statement")
         if extra:
-            lines.append(extra)
-    lines.append("queue " + ", ".join(["job", *(f"skyscan_{r}" for r in columns)]) + " from (")
-    lines += [" ".join([name, *(columns[r][i] for r in columns)])
-              for i, name in enumerate(names)]
-    lines.append(")")
+            out.append(extra)
+    return out
+
+
+#: the probe job's folder in the scan folder (submit file, log, stdout, stderr)
+PROBE_DIR = "probe"
+
+
+def render_probe_file(opts: CondorOptions, scan_id: str, reco: str, timeout: float,
+                      script: str = "run_job.sh") -> str:
+    """The probe job's submit file: one proc running ``run_job.sh --check RECO``.
+
+    It runs on an execute node with the jobs' universe, image, environment archive, requests
+    and extra lines, and lists no output (a failure then shows as its exit code and stderr,
+    not as a transfer hold)."""
+    if not reco.isidentifier():
+        raise UserError(f"reco name {reco!r} is not an identifier")
+    lines = [
+        f"# skyscan-tui scan {scan_id}: probe job (can an execute node run the worker?)",
+        *_universe_lines(opts),
+        f"executable               = {script}",
+        f'arguments                = "--check {reco}"',
+        "should_transfer_files    = YES",
+        "when_to_transfer_output  = ON_EXIT",
+    ]
+    if opts.extra_inputs:
+        lines.append("transfer_input_files     = "
+                     + ", ".join(map(_submit_value, opts.extra_inputs)))
+    lines += [
+        f"output                   = {PROBE_DIR}/probe.out",
+        f"error                    = {PROBE_DIR}/probe.err",
+        f"log                      = {PROBE_DIR}/events.log",
+        "log_xml                  = False",
+        f"request_cpus             = {int(opts.request_cpus)}",
+        f"request_memory           = {_submit_value(str(opts.request_memory))}",
+    ]
+    if opts.request_disk:
+        lines.append(f"request_disk             = {_submit_value(str(opts.request_disk))}")
+    lines += [f"allowed_execute_duration = {max(60, int(timeout))}",
+              f'+SkyscanScan             = "{scan_id}"',
+              "+SkyscanProbe            = true",
+              *_extra_lines(opts), "queue"]
     return "\n".join(lines) + "\n"
 
 

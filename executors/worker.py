@@ -7,6 +7,7 @@ batch file and writes the result file atomically (temp name, then rename).
 file* holding several batches (the remote executors' unit of work); a batch whose fit raises
 is recorded as failed in the output and the others still run, so a bad pixel does not cost
 the whole job. Job and job-result files are ``.npz`` without pickle.
+``python -m executors.worker check RECO`` is the probe job's self-check (imports, the reco).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from skyscan_tui.tasks import RESULT_DTYPE, TaskBatch
 
 __all__ = ["WorkerState", "init_worker", "run_batch", "main", "job_to_npz", "job_from_npz",
            "job_results_to_npz", "job_results_from_npz", "job_results_with_cpu", "run_job",
-           "reco_class"]
+           "reco_class", "check"]
 
 
 def reco_class(name: str) -> type:
@@ -239,6 +240,24 @@ def run_job(context_path: str, job_path: str, out_path: str) -> int:
     return 0
 
 
+def check(reco: str) -> int:
+    """The probe job's self-check: this interpreter imports the worker and ``reco``.
+
+    Prints one line (version, interpreter) and returns 0, or the reason on stderr and 1."""
+    import platform
+
+    try:
+        import skyscan_tui
+
+        reco_class(reco)
+    except Exception as exc:  # reported by the probe job as one line
+        print(f"skyscan-tui worker check failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(f"skyscan-tui {skyscan_tui.__version__} worker ok: reco {reco}, python "
+          f"{platform.python_version()} at {sys.executable} on {platform.node()}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``python -m executors.worker``: fit the batches of one input file; the exit code."""
     from pathlib import Path
@@ -248,6 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     from skyscan_tui.tasks import batch_from_npz, results_to_npz
 
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "check":
+        if len(args) != 2:
+            print("usage: python -m executors.worker check RECO", file=sys.stderr)
+            return 2
+        return check(args[1])
     if args and args[0] == "job":
         if len(args) != 4:
             print("usage: python -m executors.worker job CONTEXT.json JOB.npz OUT.npz",

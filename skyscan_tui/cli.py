@@ -196,11 +196,11 @@ def _thresholds_arg(text: str) -> str:
 
 
 def _thresholds_option(g) -> None:
-    g.add_argument("--thresholds", default="wilks", metavar="NAME|TS50,TS90",
+    g.add_argument("--thresholds", default=None, metavar="NAME|TS50,TS90",
                    type=_thresholds_arg,
-                   help="50%%/90%% contour thresholds on 2*dLLH: wilks (1.386,4.605; "
-                        "default), ic160427a (22.2,64.2: IceCube's calibrated millipede "
-                        "values) or two numbers")
+                   help="50%%/90%% contour thresholds on 2*dLLH: wilks (1.386,4.605), "
+                        "ic160427a (22.2,64.2: IceCube's calibrated millipede values) or two "
+                        "numbers (default: a result's own from its scan, else wilks)")
 
 
 def _executor_options(p: argparse.ArgumentParser) -> None:
@@ -411,11 +411,12 @@ def _drive(engine: Any, event: Any, args: argparse.Namespace, outdir: Path,
     for key in ("pulse_series", "source_file"):  # provenance of real alerts
         if key in getattr(event, "meta", {}):
             result.meta[key] = event.meta[key]
-    result.meta["thresholds"] = args.thresholds
+    result.meta["thresholds"] = args.thresholds or "wilks"
     result.meta["error_floor_deg"] = args.error_floor or 0.0
     # flat FITS maps at --flat-nside (default the finest scanned; 0: none)
     result.meta["flat_nside"] = (args.flat_nside if args.flat_nside is not None
                                  else min(max(result.nsides, default=0), 2048))
+    result.meta["multiorder_llh"] = bool(args.multiorder_llh)
     if verdict is not None:
         result.meta["topology"] = verdict.to_dict()
     paths = result.save(outdir)
@@ -531,9 +532,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from skyscan_tui.results import load_result
     from skyscan_tui.stats import parse_thresholds
 
-    thresholds = parse_thresholds(args.thresholds)
     marks, sources = _overlays(args)  # bad input fails before anything is drawn
     result = load_result(args.result)
+    thresholds = parse_thresholds(args.thresholds or result.meta.get("thresholds"))
     cli_products.use_error_floor(result, args)
     outdir = args.output or (args.result if args.result.is_dir() else args.result.parent)
     if outdir.exists() and not outdir.is_dir():
@@ -568,9 +569,10 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     from skyscan_tui.results import load_result
     from skyscan_tui.stats import parse_thresholds
 
-    thresholds = parse_thresholds(args.thresholds)
     result = load_result(args.result)
-    result.meta["thresholds"] = args.thresholds
+    if args.thresholds:  # else the scan's own (kept in the result file), else Wilks
+        result.meta["thresholds"] = args.thresholds
+    thresholds = parse_thresholds(result.meta.get("thresholds"))
     cli_products.use_error_floor(result, args)
     if args.json:
         summary = result.summary()

@@ -73,10 +73,15 @@ def _flat_nside_arg(text: str) -> int:
 
 
 def flat_nside_option(p, scan: bool = False) -> None:
-    """``--flat-nside N`` (``flatmaps``; ``scan``/``demo``, where 0 writes no flat maps)."""
+    """Add ``--flat-nside N`` and ``--multiorder-llh`` to parser ``p``.
+
+    For ``flatmaps``, or ``scan``/``demo`` (``scan``), where 0 writes no flat maps."""
     p.add_argument("--flat-nside", type=_flat_nside_arg, metavar="N",
                    help="nside of the flat llh/probability FITS maps (default: the finest "
                         "scanned; at most 2048" + ("; 0: none" if scan else "") + ")")
+    p.add_argument("--multiorder-llh", action="store_true",
+                   help="also write the likelihood as a multi-order FITS map "
+                        "(BASENAME.multiorder_llh.fits: UNIQ, LLH, 2DLLH)")
 
 
 def _positive_number(text: str) -> float:
@@ -186,7 +191,12 @@ def _cmd_flatmaps(args: argparse.Namespace) -> int:
     from skyscan_tui.flatmap import write_flat_maps
 
     result, stats, outdir = _load(args)
-    for path in write_flat_maps(result, stats, outdir, args.flat_nside).values():
+    paths = write_flat_maps(result, stats, outdir, args.flat_nside)
+    if args.multiorder_llh:
+        from skyscan_tui.products import write_multiorder_llh
+
+        paths.update(write_multiorder_llh(result, stats, outdir, result.basename()))
+    for path in paths.values():
         print(f"wrote {path}")
     return 0
 

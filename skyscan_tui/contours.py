@@ -10,8 +10,11 @@ ring, clockwise for a hole), as RFC 7946 wants.
 
 Writers: skyreader-style text (``RA Dec`` columns [deg], one ring after another), GeoJSON
 (RFC 7946: longitudes in [−180, 180], split at the antimeridian, a ring around a pole closed
-along the pole), ds9 regions (``fk5; polygon(...)``) and a NUNIQ MOC FITS (IVOA MOC 1.1;
-astropy is imported only when writing it).
+along the pole), ds9 regions (``fk5; polygon(...)``) and a NUNIQ MOC FITS (IVOA MOC 1.1,
+with the region's level and area and the event's skyreader keywords; astropy is imported
+only when writing it). The MOC's cells are merged here (four full siblings → their parent,
+``moc_uniq``, a few lines); mocpy, which the tests use to read the files back, is not a
+dependency of a scan.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from skyscan_tui.stats import MultiOrderMap, Region, SkyStats, credible_region, 
 
 __all__ = [
     "Contour", "region_rings", "contours", "parse_levels", "FORMATS", "write_contours",
-    "contour_text", "geojson", "ds9_text", "moc_uniq", "moc_fits_bytes", "point_in_geojson",
+    "contour_text", "geojson", "ds9_text", "moc_uniq", "moc_fits_bytes", "region_cards",
+    "point_in_geojson",
 ]
 
 FORMATS = ("txt", "geojson", "ds9", "moc")
@@ -503,9 +507,10 @@ def moc_uniq(mo: MultiOrderMap, mask: np.ndarray) -> np.ndarray:
     cells: dict[int, set[int]] = {}
     for o, p in zip(order.tolist(), ipix.tolist(), strict=True):
         cells.setdefault(o, set()).add(p)
-    for o in sorted(cells, reverse=True):
-        if o == 0:
-            break
+    # every order down to 1, not only the scanned ones: merged cells can merge again
+    for o in range(max(cells, default=0), 0, -1):
+        if not cells.get(o):
+            continue
         arr = np.array(sorted(cells[o]), np.int64)
         parents, counts = np.unique(arr >> 2, return_counts=True)
         full = parents[counts == 4]
@@ -516,29 +521,41 @@ def moc_uniq(mo: MultiOrderMap, mask: np.ndarray) -> np.ndarray:
     return np.array(sorted(uniq), np.int64)
 
 
-def moc_fits_bytes(mo: MultiOrderMap, mask: np.ndarray) -> bytes:
-    """The region as an IVOA MOC 1.1 FITS file (NUNIQ, one ``UNIQ`` column) in bytes."""
-    import io
+def region_cards(c: Contour) -> list[tuple[str, Any, str]]:
+    """FITS keywords of one region: its level, kind, threshold and area."""
+    cards: list[tuple[str, Any, str]] = [
+        ("CONTLEV", float(f"{c.level * 100:.6g}"), "[%] containment level of this region"),
+        ("CONTKIND", c.kind, "wilks, ic160427a, custom (2 dLLH <= k) or credible"),
+        ("CONTAREA", round(c.region.area_deg2, 4), "[deg2] area of this region")]
+    if math.isfinite(c.region.ts):
+        cards.append(("CONTTS", round(c.region.ts, 6), "threshold on 2 dLLH"))
+    return cards
 
+
+def moc_fits_bytes(mo: MultiOrderMap, mask: np.ndarray,
+                   cards: list[tuple[str, Any, str]] | None = None) -> bytes:
+    """The region as an IVOA MOC 1.1 FITS file (NUNIQ, one ``UNIQ`` column) in bytes.
+
+    ``cards``: more header keywords (the event's, ``fitsheader.event_cards``)."""
     from astropy.io import fits
+
+    from skyscan_tui.fitsheader import hdul_bytes, set_cards
 
     uniq = moc_uniq(mo, mask)
     max_order = int(round(math.log2(mo.max_nside)))
     col = fits.Column(name="UNIQ", format="K", array=uniq)
     tab = fits.BinTableHDU.from_columns([col])
-    for key, value, comment in (
-            ("PIXTYPE", "HEALPIX", "HEALPix magic code"),
-            ("ORDERING", "NUNIQ", "NUNIQ coding method"),
-            ("COORDSYS", "C", "ICRS reference frame"),
-            ("MOCORDER", max_order, "MOC resolution (best order)"),
-            ("MOCTOOL", "skyscan-tui", "Name of the MOC generator"),
-            ("MOCVERS", "1.1", "MOC version"),
-            ("MOCDIM", "SPACE", "Physical dimension"),
-            ("MOCORD_S", max_order, "MOC resolution (best order)")):
-        tab.header[key] = (value, comment)
-    buf = io.BytesIO()
-    fits.HDUList([fits.PrimaryHDU(), tab]).writeto(buf)
-    return buf.getvalue()
+    set_cards(tab.header, [
+        ("PIXTYPE", "HEALPIX", "HEALPix magic code"),
+        ("ORDERING", "NUNIQ", "NUNIQ coding method"),
+        ("COORDSYS", "C", "ICRS reference frame"),
+        ("MOCORDER", max_order, "MOC resolution (best order)"),
+        ("MOCTOOL", "skyscan-tui", "Name of the MOC generator"),
+        ("MOCVERS", "1.1", "MOC version"),
+        ("MOCDIM", "SPACE", "Physical dimension"),
+        ("MOCORD_S", max_order, "MOC resolution (best order)"),
+        *(cards or ())])
+    return hdul_bytes(tab)
 
 
 def write_contours(result: Any, stats: SkyStats, outdir: str | Path,
@@ -581,6 +598,11 @@ def write_contours(result: Any, stats: SkyStats, outdir: str | Path,
     base = basename or result.basename()
     tag = "credible" if kind == "credible" else "contour"
     paths: dict[str, Path] = {}
+    event: list = []
+    if "moc" in formats:
+        from skyscan_tui.fitsheader import event_cards
+
+        event = event_cards(result, stats, llh_map=kind != "credible")
     for c in contours(stats, levels, kind):
         stem = outdir / f"{base}.{tag}_{c.label}"
         key = f"{tag}_{c.label}"
@@ -598,6 +620,7 @@ def write_contours(result: Any, stats: SkyStats, outdir: str | Path,
             atomic_write_text(paths[f"{key}_ds9"], ds9_text(c))
         if "moc" in formats:
             paths[f"{key}_moc"] = stem.with_name(stem.name + ".moc.fits")
-            atomic_write_bytes(paths[f"{key}_moc"], moc_fits_bytes(stats.mo, c.region.mask))
+            atomic_write_bytes(paths[f"{key}_moc"], moc_fits_bytes(
+                stats.mo, c.region.mask, [*region_cards(c), *event]))
     return paths
 

@@ -161,6 +161,15 @@ class ScanEngine:
             self._observer.saved(paths)
 
     # ---------------------------------------------------------------- observability
+    @property
+    def executor_status(self) -> dict[str, Any]:
+        """The executor's status as last written to ``progress.json`` (remote job counts).
+
+        ``{}`` before the first write or without an output folder. Safe to read from another
+        thread: the engine's thread replaces it, never changes it."""
+        obs = self._observer
+        return getattr(obs, "executor_status", None) or {}
+
     def snapshot(self) -> dict[str, Any]:
         """The scan's numbers for ``progress.json`` (plain data; cheap)."""
         live = self._live

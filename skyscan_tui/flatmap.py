@@ -5,8 +5,9 @@
 layout of ``healpy.write_map(..., coord="C")`` with its default ``fits_IDL=True`` (rows of
 1024 values, RING ordering, ``PIXTYPE``/``ORDERING``/``COORDSYS``/``NSIDE``/``FIRSTPIX``/
 ``LASTPIX``/``INDXSCHM``/``OBJECT`` keywords), plus the event keywords of skyreader's
-``format_fits_header`` (RUNID, EVENTID, DATE-OBS, MJD-OBS, EVENT-TYPE, RA, DEC,
-RA_ERR_PLUS_50 ... DEC_ERR_MINUS_90, CONTOUR_AREA_50/90). ``healpy.read_map`` reads them.
+``format_fits_header`` (``fitsheader.event_cards``: RUNID, EVENTID, DATE-OBS, MJD-OBS,
+EVENT-TYPE, RA, DEC, RA_ERR_PLUS_50 ... DEC_ERR_MINUS_90, CONTOUR_AREA_50/90).
+``healpy.read_map`` reads them.
 
 With an error floor (``--error-floor``) both maps are of the smoothed probability: 2DLLH is
 then −2 ln of its density relative to the peak, and ``SYSTEMAT``/``ERRFLOOR`` say so.
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import gzip
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ import numpy as np
 
 from skyscan_tui.errors import UserError
 from skyscan_tui.fileio import atomic_write_bytes
-from skyscan_tui.stats import Region, SkyStats
+from skyscan_tui.stats import SkyStats
 
 __all__ = ["MAX_FLAT_NSIDE", "flat_values", "flat_fits_bytes", "write_flat_maps"]
 
@@ -64,55 +64,14 @@ def flat_values(stats: SkyStats, nside: int) -> tuple[np.ndarray, np.ndarray]:
     return out_ts, out_prob
 
 
-def _errors(regions: list[Region]) -> list[tuple[str, Any, str]]:
-    cards = []
-    for r in regions:
-        lab = round(r.level * 100)
-        for key, value in (("RA_ERR_PLUS", r.ra_plus_deg), ("RA_ERR_MINUS", r.ra_minus_deg),
-                           ("DEC_ERR_PLUS", r.dec_plus_deg),
-                           ("DEC_ERR_MINUS", r.dec_minus_deg)):
-            side = "high" if "PLUS" in key else "low"
-            cards.append((f"{key}_{lab}", round(abs(value), 2),
-                          f"{lab}% containment error {side}"))
-    return cards
-
-
-def _header(result: Any, stats: SkyStats, llh_map: bool) -> list[tuple[str, Any, str]]:
-    from skyscan_tui.products import mjd_to_iso
-
-    regions = stats.regions if llh_map else stats.credible
-    how = ("Change in 2LLH, " + stats.thresholds.description if llh_map
-           else "Highest posterior density 50% and 90% credible region")
-    etype = str(result.event_type or "SIM")
-    return [
-        ("RUNID", int(result.run_id), "run number"),
-        ("EVENTID", int(result.event_id), "event number"),
-        ("SENDER", "skyscan-tui", "program that made the map"),
-        ("DATE-OBS", mjd_to_iso(result.mjd), "UTC date of the observation"),
-        ("MJD-OBS", float(result.mjd), "modified Julian date of the observation"),
-        ("EVENT-TYPE", etype, "Event Type"),
-        ("I3TYPE", etype, "Event Type (same as EVENT-TYPE)"),
-        ("RA", round(stats.ra_deg, 2), "Degree"),
-        ("DEC", round(stats.dec_deg, 2), "Degree"),
-        *_errors(regions),
-        ("CONTOUR_AREA_50", round(regions[0].area_deg2, 2), "50% contour area (sqdeg)"),
-        ("CONTOUR_AREA_90", round(regions[1].area_deg2, 2), "90% contour area (sqdeg)"),
-        ("COMMENTS", "50% and 90% uncertainty location => " + how, ""),
-        ("NOTE", "Please ignore pixels with infinite or NaN values.", ""),
-        ("SYSTEMAT", bool(stats.systematic_included), "systematic error included"),
-        ("ERRFLOOR", float(stats.error_floor_deg), "[deg] Gaussian error floor convolved in"),
-        ("SYSTNOTE", stats.systematic, ""),
-    ]
-
-
 def flat_fits_bytes(result: Any, stats: SkyStats, nside: int, llh_map: bool,
                     values: tuple[np.ndarray, np.ndarray] | None = None) -> bytes:
     """One flat map as an uncompressed FITS file (bytes), ``healpy.write_map`` layout.
 
     ``values``: ``flat_values(stats, nside)`` when the caller has them already."""
-    import io
-
     from astropy.io import fits
+
+    from skyscan_tui.fitsheader import event_cards, hdul_bytes, set_cards
 
     ts, prob = values if values is not None else flat_values(stats, nside)
     values, name, unit = (ts, "2DLLH", None) if llh_map else (prob, "PROB", "pix-1")
@@ -122,23 +81,19 @@ def flat_fits_bytes(result: Any, stats: SkyStats, nside: int, llh_map: bool,
     else:
         col = fits.Column(name=name, format="D", array=values, unit=unit)
     tab = fits.BinTableHDU.from_columns([col])
-    h = tab.header
-    h["PIXTYPE"] = ("HEALPIX", "HEALPIX pixelisation")
-    h["ORDERING"] = ("RING", "Pixel ordering scheme, either RING or NESTED")
-    h["COORDSYS"] = ("C", "Ecliptic, Galactic or Celestial (equatorial)")
-    h["EXTNAME"] = ("xtension", "name of this binary table extension")
-    h["NSIDE"] = (nside, "Resolution parameter of HEALPIX")
-    h["FIRSTPIX"] = (0, "First pixel # (0 based)")
-    h["LASTPIX"] = (npix - 1, "Last pixel # (0 based)")
-    h["INDXSCHM"] = ("IMPLICIT", "Indexing: IMPLICIT or EXPLICIT")
-    h["OBJECT"] = ("FULLSKY", "Sky coverage, either FULLSKY or PARTIAL")
-    with warnings.catch_warnings():  # keywords longer than 8 characters become HIERARCH
-        warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-        for key, value, comment in _header(result, stats, llh_map):
-            h[key] = (value, comment) if comment else value
-        buf = io.BytesIO()
-        fits.HDUList([fits.PrimaryHDU(), tab]).writeto(buf)
-    return buf.getvalue()
+    set_cards(tab.header, [
+        ("PIXTYPE", "HEALPIX", "HEALPIX pixelisation"),
+        ("ORDERING", "RING", "Pixel ordering scheme, either RING or NESTED"),
+        ("COORDSYS", "C", "Ecliptic, Galactic or Celestial (equatorial)"),
+        ("EXTNAME", "xtension", "name of this binary table extension"),
+        ("NSIDE", nside, "Resolution parameter of HEALPIX"),
+        ("FIRSTPIX", 0, "First pixel # (0 based)"),
+        ("LASTPIX", npix - 1, "Last pixel # (0 based)"),
+        ("INDXSCHM", "IMPLICIT", "Indexing: IMPLICIT or EXPLICIT"),
+        ("OBJECT", "FULLSKY", "Sky coverage, either FULLSKY or PARTIAL"),
+        *event_cards(result, stats, llh_map),
+    ])
+    return hdul_bytes(tab)
 
 
 def write_flat_maps(result: Any, stats: SkyStats, outdir: str | Path,

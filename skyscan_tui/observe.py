@@ -144,6 +144,8 @@ class ScanObserver:
         self.files: dict[str, str] = {}
         self.partial_info: dict[str, Any] | None = None
         self.writes = 0
+        #: the executor's last status, as written to progress.json (``jobs_line``)
+        self.executor_status: dict[str, Any] = {}
         self._last_write = -math.inf
         self._last_partial = self.t_start
         self._dirty = True
@@ -193,6 +195,8 @@ class ScanObserver:
             executor = self._executor_status()
         except Exception as exc:  # an executor's status must not stop the scan
             executor = {"error": f"{type(exc).__name__}: {exc}"[:200]}
+        # a fresh dict each time, never changed after: the app reads it from its own thread
+        self.executor_status = executor
         doc = {"format": FORMAT, "version": VERSION, "state": self.state,
                "pid": os.getpid(), "started": round(self.started, 3),
                "updated": round(time.time(), 3),
@@ -266,15 +270,9 @@ def run_lines(meta: dict[str, Any]) -> list[str]:
         lines.append(f"Time: {timing['elapsed_s']:.2f} s in all, {timing['work_s']:.2f} s of "
                      "fitting, " + (f"CPU {cpu:.2f} s (workers' CPU time in the reco's fits)"
                                     if cpu is not None else "CPU not measured by the executor"))
-    ex = meta.get("executor_status") or {}
-    jobs = ex.get("jobs")
-    if isinstance(jobs, dict):
-        c = ex.get("counters") or {}
-        lines.append(f"Jobs ({ex.get('scheduler', 'remote')}): "
-                     + ", ".join(f"{v} {k}" for k, v in jobs.items())
-                     + f"; {c.get('jobs_submitted', 0)} submitted, "
-                       f"{c.get('resubmitted', 0)} resubmitted, {c.get('holds', 0)} holds, "
-                       f"{c.get('failures', 0)} failures")
+    jobs = jobs_line(meta.get("executor_status") or {})
+    if jobs:
+        lines.append(jobs)
     return lines
 
 
@@ -312,3 +310,18 @@ def job_status_lines(status: dict[str, Any], max_holds: int = 3) -> list[str]:
                      f"job {e.get('job')} {what}"
                      + (f" → {e['action']}" if e.get("action") else ""))
     return lines
+
+
+def jobs_line(status: dict[str, Any]) -> str:
+    """A remote executor's job counts (``Executor.status()``) as one line.
+
+    "" without any (local executors). The summary shows it."""
+    jobs = status.get("jobs") if isinstance(status, dict) else None
+    if not isinstance(jobs, dict):
+        return ""
+    c = status.get("counters") or {}
+    return (f"Jobs ({status.get('scheduler', 'remote')}): "
+            + ", ".join(f"{v} {k}" for k, v in jobs.items())
+            + f"; {c.get('jobs_submitted', 0)} submitted, "
+              f"{c.get('resubmitted', 0)} resubmitted, {c.get('holds', 0)} holds, "
+              f"{c.get('failures', 0)} failures")

@@ -3,7 +3,9 @@
 The FITS file follows the multi-order ("NUNIQ") convention that ``ligo.skymap`` reads
 (``ligo.skymap.io.read_sky_map(path, moc=True)``): one binary table with ``UNIQ`` (int64,
 4·nside² + NESTED ipix) and ``PROBDENSITY`` [sr⁻¹], header ``PIXTYPE = HEALPIX``,
-``ORDERING = NUNIQ``, ``COORDSYS = C`` (equatorial J2000). Σ PROBDENSITY·Ω = 1.
+``ORDERING = NUNIQ``, ``COORDSYS = C`` (equatorial J2000), and skyreader's event keywords
+(``fitsheader.py``). Σ PROBDENSITY·Ω = 1. The multi-order llh map (``fits_bytes(...,
+llh=True)``, ``BASENAME.multiorder_llh.fits``) is written on request.
 
 The text summary is one paragraph in the style of an IceCube GCN circular/notice (best fit
 with asymmetric 90 % errors, areas, reconstruction and nsides).
@@ -21,7 +23,8 @@ from skyscan_tui import __version__
 from skyscan_tui.fileio import atomic_write_bytes, atomic_write_text
 from skyscan_tui.stats import SkyStats
 
-__all__ = ["fits_bytes", "alert_text", "write_products", "write_notice", "mjd_to_iso"]
+__all__ = ["fits_bytes", "alert_text", "write_products", "write_multiorder_llh", "write_notice",
+           "mjd_to_iso"]
 
 
 def mjd_to_iso(mjd: float) -> str:
@@ -32,72 +35,12 @@ def mjd_to_iso(mjd: float) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}"
 
 
-_BLOCK = 2880  # FITS block [bytes]
+def _multiorder_cards(result: Any, stats: SkyStats, llh_map: bool) -> list:
+    """ligo.skymap's multi-order keywords, ours, then skyreader's event keywords."""
+    from skyscan_tui.fitsheader import event_cards
 
-
-def _card(key: str, value: Any = None, comment: str = "") -> bytes:
-    """One 80-character FITS header card in the fixed format (FITS 4.0 §4.1-4.2)."""
-    if key in ("HISTORY", "COMMENT", "END"):
-        text = f"{key:8s}{comment}" if key != "END" else "END"
-    else:
-        if isinstance(value, bool):
-            val = f"{'T' if value else 'F':>20s}"
-        elif isinstance(value, (int, np.integer)):
-            val = f"{int(value):>20d}"
-        elif isinstance(value, (float, np.floating)):
-            num = repr(float(value)).upper()
-            if not math.isfinite(float(value)):
-                raise ValueError(f"FITS card {key}: {value} is not finite")
-            if "." not in num and "E" not in num:
-                num += ".0"
-            val = f"{num:>20s}"
-        else:
-            escaped = str(value).replace("'", "''")
-            val = f"'{escaped:8s}'"
-        text = f"{key:8s}= {val}" + (f" / {comment}" if comment else "")
-    text = text.encode("ascii", "replace").decode("ascii")[:80]
-    return f"{text:80s}".encode("ascii")
-
-
-def _header(cards: list[bytes]) -> bytes:
-    raw = b"".join(cards) + _card("END")
-    return raw + b" " * (-len(raw) % _BLOCK)
-
-
-def fits_bytes(result: Any, stats: SkyStats) -> bytes:
-    """The probability map as a multi-order FITS file (bytes).
-
-    Written directly (a primary HDU and one binary table in 2880-byte blocks, FITS 4.0):
-    importing astropy.io.fits would cost every scan ~1 s; tests read it back with astropy.
-    """
-    mo = stats.mo
-    uniq = mo.uniq
-    order = np.argsort(uniq, kind="stable")
-    rows = np.empty(uniq.size, dtype=[("UNIQ", ">i8"), ("PROBDENSITY", ">f8")])
-    rows["UNIQ"] = uniq[order]
-    rows["PROBDENSITY"] = stats.prob_density[order]
-    primary = _header([_card("SIMPLE", True, "conforms to FITS standard"),
-                       _card("BITPIX", 8, "array data type"),
-                       _card("NAXIS", 0, "number of array dimensions"),
-                       _card("EXTEND", True)])
-    max_order = int(round(math.log2(mo.max_nside)))
+    max_order = int(round(math.log2(stats.mo.max_nside)))
     cards = [
-        _card("XTENSION", "BINTABLE", "binary table extension"),
-        _card("BITPIX", 8, "array data type"),
-        _card("NAXIS", 2, "number of array dimensions"),
-        _card("NAXIS1", rows.dtype.itemsize, "length of dimension 1"),
-        _card("NAXIS2", int(rows.size), "length of dimension 2"),
-        _card("PCOUNT", 0, "number of group parameters"),
-        _card("GCOUNT", 1, "number of groups"),
-        _card("TFIELDS", 2, "number of table fields"),
-        _card("TTYPE1", "UNIQ"),
-        _card("TFORM1", "K"),
-        _card("TTYPE2", "PROBDENSITY"),
-        _card("TFORM2", "D"),
-        _card("TUNIT2", "sr-1"),
-        _card("EXTNAME", "PROB_DENSITY", "extension name"),
-    ]
-    for key, value, comment in (
         ("PIXTYPE", "HEALPIX", "HEALPIX pixelisation"),
         ("ORDERING", "NUNIQ", "Pixel ordering scheme: RING, NESTED, or NUNIQ"),
         ("COORDSYS", "C", "Ecliptic, Galactic or Celestial (equatorial)"),
@@ -105,8 +48,6 @@ def fits_bytes(result: Any, stats: SkyStats) -> bytes:
         ("INDXSCHM", "EXPLICIT", "Indexing: IMPLICIT or EXPLICIT"),
         ("OBJECT", f"run{int(result.run_id)}.evt{int(result.event_id)}",
          "Unique identifier for this event"),
-        ("DATE-OBS", mjd_to_iso(result.mjd), "UTC date of the observation"),
-        ("MJD-OBS", float(result.mjd), "modified Julian date of the observation"),
         ("CREATOR", "skyscan-tui", "Program that created this file"),
         ("VCSVERS", f"skyscan-tui {__version__}", "Software version"),
         ("EVTTYPE", str(result.event_type or "SIM")[:68], "event type / alert stream"),
@@ -117,18 +58,40 @@ def fits_bytes(result: Any, stats: SkyStats) -> bytes:
         ("LLH_MIN", float(stats.llh_min), "minimum -ln L of the scan"),
         ("AREA50", round(stats.credible[0].area_deg2, 6), "[deg2] 50% credible area"),
         ("AREA90", round(stats.credible[1].area_deg2, 6), "[deg2] 90% credible area"),
-        ("SYSTEMAT", bool(stats.error_floor_deg > 0), "systematic error floor included"),
-        ("ERRFLOOR", float(stats.error_floor_deg), "[deg] Gaussian error floor convolved in"),
-    ):
-        cards.append(_card(key, value, comment))
-    cards.append(_card("HISTORY", comment="Probability map P_i ~ exp(-(LLH_i - LLH_min)) * "
-                       "Omega_i, flat prior."))
+        *event_cards(result, stats, llh_map),
+        ("HISTORY", "Probability map P_i ~ exp(-(LLH_i - LLH_min)) * Omega_i, flat prior.", ""),
+    ]
     if stats.error_floor_deg > 0:
-        cards.append(_card("HISTORY", comment="Convolved with a von Mises-Fisher (spherical "
-                           f"Gaussian) kernel, sigma {stats.error_floor_deg:g} deg."))
-    data = rows.tobytes()
-    # no CHECKSUM cards and no dates of writing: files are reproducible
-    return primary + _header(cards) + data + b"\0" * (-len(data) % _BLOCK)
+        cards.append(("HISTORY", "Convolved with a von Mises-Fisher (spherical Gaussian) "
+                      f"kernel, sigma {stats.error_floor_deg:g} deg.", ""))
+    return cards
+
+
+def fits_bytes(result: Any, stats: SkyStats, llh: bool = False) -> bytes:
+    """The map as a multi-order (NUNIQ) FITS file (bytes), written with astropy.io.fits.
+
+    Default: the probability map (``UNIQ``, ``PROBDENSITY`` [sr⁻¹]), as
+    ``ligo.skymap.io.read_sky_map(path, moc=True)`` reads it. ``llh``: the likelihood map
+    instead (``UNIQ``, ``LLH`` = −ln L as scanned, NaN for a failed fit, and ``2DLLH`` as in
+    the flat llh map: with an error floor, of the smoothed map), with the errors and areas
+    of the likelihood regions in its event keywords.
+    """
+    from astropy.io import fits
+
+    from skyscan_tui.fitsheader import hdul_bytes, set_cards
+
+    mo = stats.mo
+    order = np.argsort(mo.uniq, kind="stable")
+    cols = [fits.Column(name="UNIQ", format="K", array=mo.uniq[order])]
+    if llh:
+        cols += [fits.Column(name="LLH", format="D", array=mo.llh[order]),
+                 fits.Column(name="2DLLH", format="D", array=2.0 * stats.dllh[order])]
+    else:
+        cols.append(fits.Column(name="PROBDENSITY", format="D", unit="sr-1",
+                                array=stats.prob_density[order]))
+    tab = fits.BinTableHDU.from_columns(cols, name="LLH" if llh else "PROB_DENSITY")
+    set_cards(tab.header, _multiorder_cards(result, stats, llh))
+    return hdul_bytes(tab)
 
 
 def _err(plus: float, minus: float) -> str:
@@ -174,18 +137,30 @@ def alert_text(result: Any, stats: SkyStats | None) -> str:
     return textwrap.fill(head + " " + body, 78, break_on_hyphens=False)
 
 
+def write_multiorder_llh(result: Any, stats: SkyStats, outdir: str | Path,
+                         basename: str) -> dict[str, Path]:
+    """Write ``BASENAME.multiorder_llh.fits`` (``fits_bytes(..., llh=True)``) atomically."""
+    path = Path(outdir) / f"{basename}.multiorder_llh.fits"
+    atomic_write_bytes(path, fits_bytes(result, stats, llh=True))
+    return {"fits_llh": path}
+
+
 def write_products(result: Any, outdir: str | Path, stats: SkyStats | None,
-                   basename: str, flat_nside: int | None = None) -> dict[str, Path]:
+                   basename: str, flat_nside: int | None = None,
+                   multiorder_llh: bool = False) -> dict[str, Path]:
     """Write the alert products atomically; returns their paths.
 
-    ``BASENAME.multiorder.fits``, the 50/90 % contours ``BASENAME.contour_50.txt`` and
-    ``.geojson``, the flat ``…skymap_nside_N_{llh,probability}.fits.gz`` maps when
-    ``flat_nside`` is given (> 0), ``notice.json`` (if there is a map) and ``alert.txt``."""
+    ``BASENAME.multiorder.fits`` (and ``.multiorder_llh.fits`` when ``multiorder_llh``), the
+    50/90 % contours ``BASENAME.contour_50.txt`` and ``.geojson``, the flat
+    ``…skymap_nside_N_{llh,probability}.fits.gz`` maps when ``flat_nside`` is given (> 0),
+    ``notice.json`` (if there is a map) and ``alert.txt``."""
     outdir = Path(outdir)
     paths: dict[str, Path] = {}
     if stats is not None:
         paths["fits"] = outdir / f"{basename}.multiorder.fits"
         atomic_write_bytes(paths["fits"], fits_bytes(result, stats))
+        if multiorder_llh:
+            paths.update(write_multiorder_llh(result, stats, outdir, basename))
     paths["alert"] = outdir / "alert.txt"
     atomic_write_text(paths["alert"], alert_text(result, stats) + "\n")
     if stats is not None:

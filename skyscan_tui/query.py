@@ -161,9 +161,9 @@ def read_catalog(path: str | Path) -> list[tuple[str, float, float]]:
     The catalogue is a CSV file with columns ``name, ra, dec`` or a FITS table (e.g. 4FGL:
     ``Source_Name, RAJ2000, DEJ2000``)."""
     path = Path(path)
+    if not path.is_file():  # a user error (exit 2), like a missing event or result file
+        raise UserError(f"{path}: " + ("not a file" if path.exists() else "no such file"))
     if path.name.lower().endswith(FITS_SUFFIXES):
-        if not path.is_file():
-            raise UserError(f"{path}: no such file")
         return _read_fits_catalog(path)
     try:
         with path.open(newline="", encoding="utf-8") as fh:
@@ -184,6 +184,8 @@ def read_catalog(path: str | Path) -> list[tuple[str, float, float]]:
                 rows.append((str(row[cols["name"]]).strip(), ra, dec))
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a UTF-8 text file") from None
+    except OSError as exc:  # e.g. no permission to read it
+        raise UserError(f"{path}: cannot read the catalogue ({exc.strerror or exc})") from None
     except csv.Error as exc:
         raise UserError(f"{path}: not a readable CSV file ({exc})") from None
     return rows

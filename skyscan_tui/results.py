@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from skyscan_tui import __version__, healpix
-from skyscan_tui.errors import ResultFileError
+from skyscan_tui.errors import ResultFileError, UserError
 from skyscan_tui.fileio import atomic_write_bytes, atomic_write_text
 
 __all__ = ["LEVEL_DTYPE", "SKYREADER_DTYPE", "BestFit", "ScanResult", "empty_level",
@@ -151,7 +151,21 @@ class ScanResult:
             "n_failed": int(np.isnan(self.levels[nside]["llh"]).sum()),
             **self._topology_fields(),
             **self._overlay_fields(),
+            **self._systematic_fields(),
         }
+
+    def _systematic_fields(self) -> dict[str, Any]:
+        """The scan's ``--thresholds`` and ``--error-floor`` when not the defaults.
+
+        So a re-opened result (summary, products, the app) says the same systematic."""
+        spec = str(self.meta.get("thresholds") or "wilks")
+        floor = float(self.meta.get("error_floor_deg") or 0.0)
+        out: dict[str, Any] = {}
+        if spec.strip().lower() != "wilks":
+            out["thresholds"] = spec
+        if floor > 0:
+            out["error_floor_deg"] = floor
+        return out
 
     def _overlay_fields(self) -> dict[str, Any]:
         """The seed fits and truth (``meta["overlays"]``) as one JSON text, when there are any.
@@ -254,7 +268,8 @@ class ScanResult:
         from skyscan_tui.products import write_products
 
         paths.update(write_products(self, outdir, self.stats(), self.basename(),
-                                    flat_nside=self.meta.get("flat_nside")))
+                                    flat_nside=self.meta.get("flat_nside"),
+                                    multiorder_llh=bool(self.meta.get("multiorder_llh"))))
         summary = self.summary(files={k: str(v) for k, v in paths.items()})
         atomic_write_text(paths["summary"], json.dumps(summary, indent=2) + "\n")
         atomic_write_text(paths["summary_txt"], format_summary(summary) + "\n")
@@ -396,6 +411,7 @@ def _result_from_levels(levels: dict[int, np.ndarray], meta: dict[str, Any]) -> 
 
     ov = overlays_from_json(get("overlays", None))
     overlays = {"overlays": ov} if ov is not None else {}
+    systematic = _systematic_from(get("thresholds", None), get("error_floor_deg", None))
     return ScanResult(
         run_id=int(get("run_id", 0)), event_id=int(get("event_id", 0)),
         mjd=float(get("mjd", 0.0)), event_type=str(get("event_type", "")),
@@ -403,8 +419,31 @@ def _result_from_levels(levels: dict[int, np.ndarray], meta: dict[str, Any]) -> 
         is_real_event=bool(get("is_real_event", False)), levels=levels,
         meta={"nside_progression": str(get("nside_progression", "")),
               **({"software_version": str(get("software_version", ""))}
-                 if "software_version" in meta else {}), **topology, **overlays},
+                 if "software_version" in meta else {}), **topology, **overlays,
+              **systematic},
     )
+
+
+def _systematic_from(thresholds: Any, floor: Any) -> dict[str, Any]:
+    """``thresholds``/``error_floor_deg`` of a result file's header.
+
+    See ``ScanResult._systematic_fields``; values that do not parse are ignored."""
+    from skyscan_tui.errorfloor import check_error_floor
+    from skyscan_tui.stats import parse_thresholds
+
+    out: dict[str, Any] = {}
+    try:
+        if thresholds is not None and len(str(thresholds)) <= 64:
+            parse_thresholds(str(thresholds))
+            out["thresholds"] = str(thresholds)
+    except UserError:
+        pass
+    try:
+        if floor is not None and float(floor) > 0:
+            out["error_floor_deg"] = check_error_floor(float(floor))
+    except (UserError, TypeError, ValueError):
+        pass
+    return out
 
 
 def load_result(path: str | Path) -> ScanResult:

@@ -45,6 +45,7 @@ from executors.remote.scheduler import (
     Submission,
 )
 from executors.remote.ssh import (
+    AuthError,
     HostKeyError,
     RemoteConnection,
     RemoteError,
@@ -54,7 +55,7 @@ from executors.remote.ssh import (
 )
 
 __all__ = [
-    "RemoteError", "HostKeyError", "SSHTarget", "resolve_ssh_target", "RunResult",
+    "RemoteError", "HostKeyError", "AuthError", "SSHTarget", "resolve_ssh_target", "RunResult",
     "RemoteConnection", "JobRef", "JobSpec", "Submission", "JobStatus", "SchedulerBackend",
     "RemoteSettings", "RemoteBatchExecutor", "load_profile", "list_profiles",
     "remote_config", "REMOTE_OPTIONS", "SSH_OPTIONS", "RUN_OPTIONS", "CPUS", "MEMORY",

@@ -14,6 +14,7 @@ Remote layout (one folder per scan, every path shell-quoted when used in a comma
 
     WORKDIR/scan-<id>/context.json   event + reco settings, uploaded once
                       run_job.sh     sets up the environment, runs `python -m executors.worker job`
+                                     (executors.remote.environment: which python, per env_mode)
                       jobs/job_<J>.npz        input of job J (several batches)
                       results/result_<J>.npz  written by the job (temp name, then rename)
                       subs/<S>/...   one folder per submission, owned by the backend
@@ -39,6 +40,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from executors.base import BatchDone, BatchFailed, Executor, ExecutorLog, ScanContext, Update
 from executors.remote.config import REMOTE_OPTIONS, RemoteSettings, remote_config
+from executors.remote.environment import (
+    CONTAINER,
+    TRANSFER,
+    Launch,
+    container_launch,
+    ensure_archive,
+    probe_failure,
+    probe_key,
+    run_script,
+    shared_launch,
+)
 from executors.remote.resume import Job, Resumable, context_digest, task_keys
 from executors.remote.scheduler import (
     DONE,
@@ -72,15 +84,6 @@ log = logging.getLogger(__name__)
 MAX_STDERR_BYTES = 1024 * 1024
 #: recent failures and holds listed by :meth:`RemoteBatchExecutor.status`
 MAX_LISTED = 20
-
-
-_RUN_SCRIPT = """#!/bin/sh
-# written by skyscan-tui: run one job file with the project's worker
-# usage: run_job.sh CONTEXT.json JOB.npz RESULT.npz
-PATH="${{PATH:-/usr/local/bin:/usr/bin:/bin}}"; export PATH
-{setup}
-exec {python} -m executors.worker job "$1" "$2" "$3"
-"""
 
 
 class RemoteBatchExecutor(Resumable, Executor):
@@ -231,7 +234,9 @@ class RemoteBatchExecutor(Resumable, Executor):
         """Connect, check the remote interpreter, create the scan folder, upload the context.
 
         Two remote commands (the checks), then SFTP only: on a login node every command
-        costs a shell start-up, so they are few.
+        costs a shell start-up, so they are few. Then the environment mode's launch
+        (transfer: the archive, built once) and the backend's probe job unless it passed
+        before (a few commands more, once per profile and version).
         """
         from skyscan_tui.events import event_to_dict
 
@@ -247,17 +252,19 @@ class RemoteBatchExecutor(Resumable, Executor):
         else:
             self.scan_id = f"{self._digest[:8]}-{uuid.uuid4().hex[:6]}"
             scan_expr = _remote_path_expr(f"{s.workdir.rstrip('/')}/scan-{self.scan_id}")
-        python = self._prepare_remote(scan_expr, context.reco_name)
+        env = self.backend.env
+        python = self._prepare_remote(scan_expr, context.reco_name,
+                                      check_python=env.mode != CONTAINER)
         self.backend.bind(self.conn, self.scan_dir, s)
         self.backend.check()
         ctx = {"reco_name": context.reco_name, "reco_options": dict(context.reco_options),
                "event": event_to_dict(context.event)}
         self.conn.put_bytes(json.dumps(ctx).encode(), f"{self.scan_dir}/context.json")
-        env = "".join(f"{k}={shlex.quote(str(v))}; export {k}\n"
-                      for k, v in sorted(s.environment.items()))
-        script = _RUN_SCRIPT.format(setup=(env + s.setup.strip()).strip(),
-                                    python=shlex.quote(python))
-        self.conn.put_bytes(script.encode(), f"{self.scan_dir}/run_job.sh", mode=0o755)
+        launch = self._launch(python)
+        self.backend.set_launch(launch)
+        self.conn.put_bytes(run_script(launch, s.environment, s.setup).encode(),
+                            f"{self.scan_dir}/run_job.sh", mode=0o755)
+        self._probe(context.reco_name, launch, python)
         if saved and self._remote_existed:
             self._reattach(saved)
         elif saved:
@@ -272,10 +279,66 @@ class RemoteBatchExecutor(Resumable, Executor):
         setup = s.setup.strip()
         return "".join(parts) + (f"{setup}\n" if setup else "")
 
-    def _prepare_remote(self, scan_expr: str, reco_name: str) -> str:
+    def _workdir(self) -> str:
+        """The remote work folder (absolute): the scan folder's parent."""
+        return self.scan_dir.rstrip("/").rsplit("/", 1)[0]
+
+    def _launch(self, python: str) -> Launch:
+        """How jobs start the worker, by the profile's ``env_mode``.
+
+        Transfer: the archive, built on the submit node the first time."""
+        env = self.backend.env
+        if env.mode == CONTAINER:
+            return container_launch(env)
+        if env.mode == TRANSFER:
+            t0 = time.monotonic()
+            launch, size, built = ensure_archive(self.conn, python, self._workdir(),
+                                                 self.settings.command_timeout)
+            what = (f"built in {built:.1f} s" if built else "cached") + \
+                f" ({time.monotonic() - t0:.1f} s with the upload and checks)"
+            self._log("info", f"environment archive {launch.inputs[0].rsplit('/', 1)[-1]}: "
+                              f"{size / 1e6:.1f} MB, {what}")
+            return launch
+        return shared_launch(python)
+
+    def _probe(self, reco: str, launch: Launch, python: str) -> None:
+        """Run the backend's probe job unless one succeeded before for the same key.
+
+        The key: :func:`~executors.remote.environment.probe_key`. RemoteError (one line, with
+        the job's stderr and the fix) if it fails."""
+        env = self.backend.env
+        if not env.probe:
+            return
+        extra = tuple(getattr(getattr(self.backend, "opts", None), "extra_submit_lines", ()))
+        key = probe_key(env, launch, self.settings, extra, reco)
+        marker = shlex.quote(f"{self._workdir()}/.skyscan-probe/{key}")
+        res = self.conn.run(f"cat {marker} 2>/dev/null", self.settings.command_timeout)
+        if res.code == 0 and res.text.strip():
+            self._log("info", f"probe job: passed before ({res.text.strip()[:200]})")
+            return
+        t0 = time.monotonic()
+        result = self.backend.probe(reco, env.probe_timeout)
+        took = time.monotonic() - t0
+        if result is None:
+            return
+        if result.ok is None:
+            self._log("warning", f"the probe job did not finish within {env.probe_timeout:.0f} "
+                                 f"s ({result.detail}); going on without the check")
+            return
+        if not result.ok:
+            raise RemoteError(probe_failure(env, result, python, self.target.label))
+        line = (result.out.strip().splitlines() or ["ok"])[-1][:300]
+        self.conn.run(f"mkdir -p {shlex.quote(self._workdir() + '/.skyscan-probe')} && "
+                      f"printf '%s\\n' {shlex.quote(line)} > {marker}.tmp && "
+                      f"mv -f {marker}.tmp {marker}", self.settings.command_timeout)
+        self._log("info", f"probe job (env_mode = {env.mode}) passed in {took:.1f} s: {line}")
+
+    def _prepare_remote(self, scan_expr: str, reco_name: str, check_python: bool = True
+                        ) -> str:
         """Create the scan folder and check the interpreter can run our worker (one command).
 
-        Sets ``self.scan_dir`` (absolute) and returns the interpreter's absolute path.
+        Sets ``self.scan_dir`` (absolute) and returns the interpreter's absolute path ("" if
+        not ``check_python``: container mode needs no interpreter on the submit node).
         """
         s = self.settings
         probe = ("import sys, skyscan_tui, executors.worker; "
@@ -284,8 +347,9 @@ class RemoteBatchExecutor(Resumable, Executor):
         py = _remote_path_expr(s.python) if "/" in s.python else shlex.quote(s.python)
         cmd = (f"d={scan_expr} && if [ -f \"$d/context.json\" ]; then e=old; else e=new; fi && "
                f"mkdir -p \"$d/jobs\" \"$d/results\" \"$d/subs\" && "
-               f"printf '%s\\n%s\\n' \"$d\" \"$e\" && "
-               f"( {self._env_prefix()}{py} -c {shlex.quote(probe)} )")
+               f"printf '%s\\n%s\\n' \"$d\" \"$e\"" +
+               (f" && ( {self._env_prefix()}{py} -c {shlex.quote(probe)} )"
+                if check_python else ""))
         res = self.conn.run(cmd, s.command_timeout)
         lines = res.text.splitlines()
         if len(lines) < 2 or not lines[0].startswith("/"):
@@ -294,6 +358,8 @@ class RemoteBatchExecutor(Resumable, Executor):
         self.scan_dir = lines[0]
         self._remote_existed = lines[1] == "old"
         lines = lines[1:]
+        if not check_python:
+            return ""
         if res.code != 0 or len(lines) < 2:
             raise RemoteError(
                 f"on {self.target.label}, {s.python!r} cannot run the skyscan-tui worker "

@@ -14,6 +14,7 @@ batch executor (:mod:`executors.remote.batch`) does everything else. Interface::
                                                         fail, resubmit, grow a request)
     grow(resource, factor) -> (old, new) | None         a request scaled up (within its cap)
     stderr_file(job) -> str | None                     a job attempt's stderr (for OUTDIR/logs)
+    probe(reco, timeout) -> ProbeResult | None          a probe job on an execute node (HTCondor)
     state() -> dict / attach(dict)                      JSON state for resume
 
 A job moves through ``queued -> running -> done | failed | lost | held``; ``done`` means the
@@ -37,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from executors.remote.environment import EnvSpec, Launch, ProbeResult
 from executors.remote.ssh import RemoteError, RunResult
 from skyscan_tui.options import Option, text
 
@@ -155,6 +157,20 @@ class SchedulerBackend(ABC):
     why_pending_hint: ClassVar[str] = "condor_q -better-analyze"
     #: releases of a held job before it is resubmitted (the backend's option)
     max_releases: int = 0
+    #: where jobs find Python (:mod:`executors.remote.environment`); Slurm: shared, no probe
+    env: EnvSpec = EnvSpec()
+    #: how run_job.sh starts the worker (set by the executor on connect)
+    launch: Launch | None = None
+
+    def set_launch(self, launch: Launch) -> None:
+        """Use ``launch`` (how jobs start the worker) in the run scripts from now on."""
+        self.launch = launch
+
+    def probe(self, reco: str, timeout: float) -> ProbeResult | None:
+        """Run one probe job (``run_job.sh --check RECO``) and wait up to ``timeout`` [s].
+
+        It runs on an execute node; None when this scheduler has no probe job."""
+        return None
 
     def bind(self, conn: RemoteConnection, scan_dir: str, settings: RemoteSettings) -> None:
         """Use ``conn`` and the remote scan folder ``scan_dir`` from now on."""

@@ -10,14 +10,21 @@ renames). Callers quote every argument they put into a command line (``shlex.quo
 Host keys are checked against known_hosts (unknown host: refusal showing the SHA256
 fingerprint, unless the user opted in with ``--trust-host-key`` / ``trust_unknown_host =
 true``; a changed key is always refused). ``~/.ssh/config`` aliases are honoured (HostName,
-Port, User, IdentityFile list, ProxyJump through a ``direct-tcpip`` channel, ProxyCommand,
-UserKnownHostsFile, ConnectTimeout, ServerAliveInterval). Nothing secret is logged: messages
-name hosts, ports and fingerprints only.
+Port, User, IdentityFile list, ProxyJump chains ``a,b`` through ``direct-tcpip`` channels,
+each hop checking its own host key, ProxyCommand, UserKnownHostsFile, ConnectTimeout,
+ServerAliveInterval); ControlMaster/ControlPath are OpenSSH's own and ignored.
+
+Logins (:class:`_Login`): keys first (IdentityFile, ssh-agent, ``~/.ssh/id_*``), then what
+the server still asks for: keyboard-interactive (one-time codes, Duo/TOTP; also after a key,
+as with ``AuthenticationMethods publickey,keyboard-interactive``) or a password, whose prompts
+go to :func:`skyscan_tui.prompts.ask` (the CLI's terminal, the app's dialog). Nothing secret
+is logged or put in a message: messages name hosts, ports, methods and fingerprints only.
 """
 
 from __future__ import annotations
 
 import base64
+import getpass
 import hashlib
 import io
 import logging
@@ -26,14 +33,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from skyscan_tui.errors import UserError
+from skyscan_tui.prompts import PromptCancelled, PromptHandler, ask, cancelled_by
 
-__all__ = ["RemoteError", "HostKeyError", "SSHTarget", "resolve_ssh_target", "RunResult",
-           "RemoteConnection"]
+__all__ = ["RemoteError", "HostKeyError", "AuthError", "SSHTarget", "resolve_ssh_target",
+           "RunResult", "RemoteConnection"]
 
 log = logging.getLogger("executors.remote")
 
@@ -47,6 +55,18 @@ class RemoteError(UserError):
 
 class HostKeyError(RemoteError):
     """The server's host key is unknown or does not match known_hosts."""
+
+
+class AuthError(RemoteError):
+    """The login was refused or declined (no key, answer or password accepted)."""
+
+
+# [s] how long a person has to answer a login prompt (the server's LoginGraceTime, 2 min by
+# default, may end it sooner); the connect timeout is far too short for typing a code
+_PROMPT_TIMEOUT = 600.0
+# ProxyJump hosts whose own ssh config entries name further jump hosts, at most this deep
+# (a `Host *` entry with a ProxyJump would otherwise recurse for ever)
+_MAX_JUMP_DEPTH = 8
 
 
 # --------------------------------------------------------------------------- SSH target
@@ -85,6 +105,8 @@ def resolve_ssh_target(host: str, *, user: str | None = None, port: int | None =
 
     if not host:
         raise UserError("no remote host given (--remote-host or the profile's host)")
+    if host.startswith("ssh://"):  # the URI form ProxyJump accepts
+        host = host[len("ssh://"):].rstrip("/")
     if "@" in host:
         user_part, _, host = host.rpartition("@")
         user = user or user_part
@@ -159,6 +181,167 @@ def _host_key_policy(target: SSHTarget, hostname: str, port: int):
     return _Policy()
 
 
+class _Login:
+    """Log in: keys first, then prompts for whatever the server still requires.
+
+    A paramiko auth strategy (``SSHClient.connect(auth_strategy=...)``); the prompts are
+    keyboard-interactive (one-time codes) or a password.
+
+    A key may be accepted only partially (``AuthenticationMethods publickey,
+    keyboard-interactive``): ``auth_publickey`` then returns the methods left, and the login
+    goes on with those. One answer per prompt, one attempt: a refused answer is an
+    :class:`AuthError` (a one-time code is not retried blindly).
+    """
+
+    def __init__(self, target: SSHTarget, prompt: PromptHandler,
+                 interrupted: threading.Event | None = None) -> None:
+        self.target = target
+        self._prompt = prompt
+        self.interrupted = interrupted  # a Ctrl-C: a terminal prompt stops waiting
+        self.user = target.user or getpass.getuser()
+
+    def prompt(self, title: str, instructions: str, prompts: list) -> list[str]:
+        with cancelled_by(self.interrupted):
+            return self._prompt(title, instructions, prompts)
+
+    def authenticate(self, transport: Any) -> list:
+        import paramiko
+
+        label = f"{self.user}@{self.target.label}"
+        allowed: list[str] | None = None  # methods the server still accepts
+        encrypted: list[str] = []
+        try:
+            agent = paramiko.Agent()
+        except (paramiko.SSHException, OSError):  # a stale SSH_AUTH_SOCK: no agent
+            agent = None
+        try:
+            for key in self._keys(agent, encrypted):
+                try:
+                    remaining = transport.auth_publickey(self.user, key)
+                except paramiko.BadAuthenticationType as exc:  # no keys on this server
+                    allowed = list(exc.allowed_types)
+                    break
+                except paramiko.AuthenticationException:
+                    continue  # this key is not authorised: the next one
+                if transport.is_authenticated():
+                    return []
+                allowed = list(remaining)  # partial success: the key was one step of two
+                break
+        finally:
+            if agent is not None:
+                agent.close()
+        if allowed is None:
+            allowed = self._methods(transport)
+        for _ in range(4):  # a server may chain a few steps (e.g. password, then a code)
+            if transport.is_authenticated():
+                return []
+            if "keyboard-interactive" in allowed:
+                allowed = list(self._interactive(transport, label))
+            elif "password" in allowed:
+                allowed = list(self._password(transport, label))
+            else:
+                break
+        if transport.is_authenticated():
+            return []
+        if encrypted:
+            raise AuthError(f"{self.target.label}: the private key {encrypted[0]} is encrypted; "
+                            "load it into ssh-agent (ssh-add) first")
+        raise AuthError(f"{label}: authentication failed (the server accepts "
+                        f"{', '.join(allowed) or 'nothing more'}); check user, key "
+                        "(--identity / IdentityFile) or ssh-agent")
+
+    def _keys(self, agent: Any, encrypted: list[str]):
+        """Yield the keys to offer, in OpenSSH's order.
+
+        IdentityFile (or --identity), the agent's, then the default ~/.ssh/id_* files when
+        no key file was named.
+        """
+        import paramiko
+
+        files = list(self.target.key_files)
+        defaults = [] if files else [str(Path(f"~/.ssh/id_{kind}").expanduser())
+                                     for kind in ("rsa", "ecdsa", "ed25519")]
+        for path in files:
+            key = self._load(path, encrypted, must_exist=True)
+            if key is not None:
+                yield key
+        try:
+            yield from agent.get_keys() if agent is not None else ()
+        except paramiko.SSHException:  # a broken agent socket: go on without it
+            pass
+        for path in defaults:
+            if Path(path).is_file():
+                key = self._load(path, encrypted, must_exist=False)
+                if key is not None:
+                    yield key
+
+    @staticmethod
+    def _load(path: str, encrypted: list[str], must_exist: bool) -> Any:
+        import paramiko
+
+        try:
+            return paramiko.PKey.from_path(path)
+        except (paramiko.PasswordRequiredException, TypeError):
+            # TypeError: cryptography's "Key is password-protected" (OpenSSH format)
+            encrypted.append(path)
+        except (OSError, paramiko.SSHException, ValueError) as exc:
+            if must_exist:
+                raise RemoteError(f"{path}: cannot read the private key "
+                                  f"({_describe(exc)})") from None
+        return None
+
+    def _methods(self, transport: Any) -> list[str]:
+        """The methods the server offers, from a 'none' login attempt."""
+        import paramiko
+
+        try:
+            transport.auth_none(self.user)
+        except paramiko.BadAuthenticationType as exc:
+            return list(exc.allowed_types)
+        except paramiko.AuthenticationException:
+            return []
+        return []  # 'none' was accepted: logged in
+
+    def _interactive(self, transport: Any, label: str) -> list[str]:
+        import paramiko
+
+        def handler(title: str, instructions: str, prompts: list) -> list[str]:
+            # runs on paramiko's transport thread; an exception here ends the transport and
+            # comes back from auth_interactive below
+            if not prompts and not (title or instructions).strip():
+                return []  # OpenSSH's closing empty round
+            return self.prompt(title or (f"Login to {label}" if prompts else ""),
+                               instructions, [(str(p), bool(e)) for p, e in prompts])
+
+        transport.auth_timeout = max(transport.auth_timeout or 0.0, _PROMPT_TIMEOUT)
+        try:
+            return transport.auth_interactive(self.user, handler)
+        except PromptCancelled as exc:
+            raise AuthError(f"{label}: login cancelled ({exc})") from None
+        except paramiko.BadAuthenticationType as exc:
+            return [m for m in exc.allowed_types if m != "keyboard-interactive"]
+        except paramiko.AuthenticationException:
+            raise AuthError(f"{label}: the login answer was not accepted "
+                            "(keyboard-interactive); run again and type a current code") from None
+
+    def _password(self, transport: Any, label: str) -> list[str]:
+        import paramiko
+
+        transport.auth_timeout = max(transport.auth_timeout or 0.0, _PROMPT_TIMEOUT)
+        try:
+            (secret,) = self.prompt(f"Login to {label}", "", [("Password: ", False)])
+        except PromptCancelled as exc:
+            raise AuthError(f"{label}: login cancelled ({exc})") from None
+        try:
+            return transport.auth_password(self.user, secret, fallback=False)
+        except paramiko.BadAuthenticationType as exc:
+            return [m for m in exc.allowed_types if m != "password"]
+        except paramiko.AuthenticationException:
+            raise AuthError(f"{label}: the password was not accepted") from None
+        finally:
+            del secret
+
+
 # --------------------------------------------------------------------------- connection
 @dataclass(frozen=True)
 class RunResult:
@@ -187,15 +370,19 @@ class RemoteConnection:
     target : the login.
     reconnect_timeout : [s] how long to keep retrying after the link drops before giving up.
     on_log : callback ``(level, message)`` for user-visible connection news.
+    prompt : asks the user the server's login questions (default:
+        :func:`skyscan_tui.prompts.ask`, the front end's installed handler).
     """
 
     def __init__(self, target: SSHTarget, *, reconnect_timeout: float = 300.0,
-                 on_log: Callable[[str, str], None] | None = None) -> None:
+                 on_log: Callable[[str, str], None] | None = None,
+                 prompt: PromptHandler | None = None) -> None:
         self.target = target
         self.reconnect_timeout = reconnect_timeout
         self.on_log = on_log or (lambda level, msg: None)
+        self.prompt = prompt or ask
         self._client = None
-        self._jump = None
+        self._jumps: list[RemoteConnection] = []  # ProxyJump hops, first to last
         self._sftp = None
         self._shell = None  # persistent remote /bin/sh (see _shell_run)
         self._shell_buf = b""
@@ -206,64 +393,98 @@ class RemoteConnection:
         _quiet_paramiko()
 
     # ---------------------------------------------------------------- connect
-    def _connect_once(self) -> None:
+    def _connect_once(self, sock: Any = None, depth: int = 0) -> None:
+        """Connect and log in.
+
+        ``sock``: a channel to the host already opened by the hop before it (its own
+        ProxyJump/ProxyCommand then do not apply, as with ``ssh -J``).
+        """
         import paramiko
 
         t = self.target
-        sock = None
-        jump_client = None
-        if t.proxy_jump:
-            jump_client, sock = self._open_jump(t.proxy_jump.split(",")[0].strip(),
-                                                t.hostname, t.port)
-        elif t.proxy_command:
-            sock = paramiko.ProxyCommand(t.proxy_command)
+        jumps: list[RemoteConnection] = []
         client = paramiko.SSHClient()
-        for path in t.known_hosts:
-            if Path(path).is_file():
-                client.load_host_keys(path)
-        client.set_missing_host_key_policy(_host_key_policy(t, t.hostname, t.port))
         try:
+            if sock is None and t.proxy_jump:
+                jumps, sock = self._open_jumps(t.proxy_jump, depth)
+            elif sock is None and t.proxy_command:
+                sock = paramiko.ProxyCommand(t.proxy_command)
+            for path in t.known_hosts:
+                if Path(path).is_file():
+                    client.load_host_keys(path)
+            client.set_missing_host_key_policy(_host_key_policy(t, t.hostname, t.port))
             client.connect(t.hostname, port=t.port, username=t.user,
-                           key_filename=list(t.key_files) or None, allow_agent=True,
-                           look_for_keys=not t.key_files, timeout=t.connect_timeout,
-                           banner_timeout=t.connect_timeout, auth_timeout=t.connect_timeout,
-                           sock=sock)
-        except paramiko.BadHostKeyException as exc:
+                           timeout=t.connect_timeout, banner_timeout=t.connect_timeout,
+                           auth_timeout=t.connect_timeout, sock=sock,
+                           auth_strategy=_Login(t, self.prompt, self.interrupted))
+        except BaseException as exc:
             client.close()
-            raise HostKeyError(
-                f"HOST KEY MISMATCH for {_known_hosts_name(t.hostname, t.port)}: got "
-                f"{_fingerprint(exc.key)}, known_hosts has {_fingerprint(exc.expected_key)}. "
-                "Refusing to connect (possible man-in-the-middle)") from None
-        except paramiko.PasswordRequiredException:
-            client.close()
-            raise RemoteError(f"{t.label}: the private key is encrypted; load it into "
-                              "ssh-agent (ssh-add) first") from None
-        except paramiko.AuthenticationException as exc:
-            client.close()
-            raise RemoteError(f"{t.label}: authentication failed ({exc}); check user, "
-                              "key (--identity / IdentityFile) or ssh-agent") from None
-        except BaseException:
-            client.close()
-            if jump_client is not None:
-                jump_client.close()
+            for jump in reversed(jumps):
+                jump._drop()
+            if isinstance(exc, paramiko.BadHostKeyException):
+                raise HostKeyError(
+                    f"HOST KEY MISMATCH for {_known_hosts_name(t.hostname, t.port)}: got "
+                    f"{_fingerprint(exc.key)}, known_hosts has "
+                    f"{_fingerprint(exc.expected_key)}. "
+                    "Refusing to connect (possible man-in-the-middle)") from None
+            if isinstance(exc, paramiko.AuthenticationException):
+                raise AuthError(f"{t.label}: authentication failed ({_describe(exc)}); check "
+                                "user, key (--identity / IdentityFile) or ssh-agent") from None
             raise
         transport = client.get_transport()
         transport.set_keepalive(max(1, t.keepalive))
-        self._client, self._jump = client, jump_client
+        self._client, self._jumps = client, jumps
 
-    def _open_jump(self, spec: str, host: str, port: int):
-        """Connect to a ProxyJump host and open a direct-tcpip channel to (host, port)."""
+    def _open_jumps(self, spec: str, depth: int) -> tuple[list[RemoteConnection], Any]:
+        """Connect through the ProxyJump chain ``spec`` (``a,b``: a, then b through a).
+
+        Returns the hops and a ``direct-tcpip`` channel from the last one to the target.
+        """
+        if depth >= _MAX_JUMP_DEPTH:
+            raise RemoteError(f"{self.target.label}: ProxyJump nests more than "
+                              f"{_MAX_JUMP_DEPTH} levels (does a jump host's ssh config "
+                              "entry name a ProxyJump itself, e.g. under `Host *`?)")
+        hops = [h.strip() for h in spec.split(",") if h.strip()]
+        jumps: list[RemoteConnection] = []
+        try:
+            for hop in hops:
+                jump = RemoteConnection(self._hop_target(hop), reconnect_timeout=0,
+                                        on_log=self.on_log, prompt=self.prompt)
+                jump.interrupted = self.interrupted  # a Ctrl-C also ends a hop's prompt
+                # the first hop is reached as its own ssh config says (even through its own
+                # jump hosts); each later one through a channel from the hop before
+                sock = jumps[-1]._channel_to(jump.target) if jumps else None
+                jump._connect_once(sock=sock, depth=depth + 1)
+                jumps.append(jump)
+            return jumps, jumps[-1]._channel_to(self.target)
+        except BaseException:
+            for jump in reversed(jumps):
+                jump._drop()
+            raise
+
+    def _hop_target(self, spec: str) -> SSHTarget:
+        """Resolve a jump host through the same ssh config.
+
+        The scan's known_hosts file serves when its config entry names none.
+        """
         jt = resolve_ssh_target(spec, ssh_config=self.target.ssh_config,
                                 trust_unknown=self.target.trust_unknown,
                                 connect_timeout=self.target.connect_timeout)
-        jt = SSHTarget(**{**jt.__dict__, "known_hosts": self.target.known_hosts
-                          if jt.known_hosts == (str(Path("~/.ssh/known_hosts").expanduser()),)
-                          else jt.known_hosts})
-        jump = RemoteConnection(jt, reconnect_timeout=0, on_log=self.on_log)
-        jump._connect_once()
-        chan = jump._client.get_transport().open_channel(
-            "direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=self.target.connect_timeout)
-        return jump._client, chan
+        if jt.known_hosts == (str(Path("~/.ssh/known_hosts").expanduser()),):
+            jt = replace(jt, known_hosts=self.target.known_hosts)
+        return jt
+
+    def _channel_to(self, target: SSHTarget) -> Any:
+        """A ``direct-tcpip`` channel from this host to ``target`` (as ``ssh -W``)."""
+        import paramiko
+
+        try:
+            return self._client.get_transport().open_channel(
+                "direct-tcpip", (target.hostname, target.port), ("127.0.0.1", 0),
+                timeout=self.target.connect_timeout)
+        except (paramiko.SSHException, OSError) as exc:
+            raise RemoteError(f"jump host {self.target.label} cannot reach "
+                              f"{target.hostname}:{target.port} ({_describe(exc)})") from None
 
     def connect(self) -> None:
         """Connect now (first connection: errors are raised at once, without retries)."""
@@ -284,13 +505,16 @@ class RemoteConnection:
         return tr is not None and tr.is_active()
 
     def _drop(self) -> None:
-        for obj in (self._shell, self._sftp, self._client, self._jump):
+        for obj in (self._shell, self._sftp, self._client):
             try:
                 if obj is not None:
                     obj.close()
             except Exception:  # closing a dead link may raise anything
                 pass
-        self._shell = self._sftp = self._client = self._jump = None
+        for jump in reversed(self._jumps):
+            jump._drop()
+        self._shell = self._sftp = self._client = None
+        self._jumps = []
         self._shell_buf = b""
 
     def _reconnect(self, why: str) -> None:
@@ -305,7 +529,7 @@ class RemoteConnection:
                 self.reconnects += 1
                 self.on_log("info", f"reconnected to {self.target.label}")
                 return
-            except HostKeyError:
+            except (HostKeyError, AuthError):  # retrying cannot help (and may lock accounts)
                 raise
             except Exception as exc:
                 if time.monotonic() + delay > deadline:

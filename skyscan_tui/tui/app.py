@@ -9,12 +9,15 @@ the reco/executor lists), so tests drive the app without touching the environmen
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from textual.app import App
 from textual.binding import Binding
 
+from skyscan_tui import prompts
 from skyscan_tui.errors import UserError
 from skyscan_tui.tui.screens import ResultsScreen, ScanScreen, StartScreen
 
@@ -65,6 +68,8 @@ class SkyscanApp(App):
         self._executors = executors
         self._executor_notes = executor_notes
         self.errors: list[str] = []
+        self._login_waits: set[Future] = set()  # login dialogs a back-end thread waits on
+        self._previous_prompt: prompts.PromptHandler | None = None
 
     # ---------------------------------------------------------------- logging
     def log_error(self, text: str) -> None:
@@ -102,7 +107,41 @@ class SkyscanApp(App):
                            outdir_root=self.outdir_root, cwd=self.cwd)
 
     def on_mount(self) -> None:
+        # login questions of a cluster back-end (one-time codes) come here, not the terminal
+        self._previous_prompt = prompts.set_prompt_handler(self.ask_login)
         self.open_first_screen()
+
+    def ask_login(self, title: str, instructions: str,
+                  questions: Sequence[tuple[str, bool]]) -> list[str]:
+        """Ask in a dialog: the app's prompt handler (:mod:`skyscan_tui.prompts`).
+
+        Called from a back-end thread (never this app's): shows a :class:`LoginDialog` on
+        the UI thread and waits for it. Raises ``PromptCancelled`` when the dialog is
+        closed or the app ends.
+        """
+        from skyscan_tui.tui.widgets import LoginDialog
+
+        if not questions:  # information only, e.g. "a push was sent to your phone"
+            if (title + instructions).strip():
+                self.call_from_thread(self.notify, instructions.strip() or title,
+                                      title=title.strip() or "Login", timeout=20)
+            return []
+        answer: Future = Future()
+
+        def done(result: list[str] | None) -> None:
+            if not answer.done():
+                answer.set_result(result)
+
+        self._login_waits.add(answer)
+        try:
+            self.call_from_thread(self.push_screen,
+                                  LoginDialog(title, instructions, list(questions)), done)
+            answers = answer.result()
+        finally:
+            self._login_waits.discard(answer)
+        if answers is None:
+            raise prompts.PromptCancelled("the login dialog was closed")
+        return answers
 
     def open_first_screen(self) -> None:
         """The result (``show``) or the start screen; tests override this hook."""
@@ -150,6 +189,10 @@ class SkyscanApp(App):
         self.exit()
 
     def on_unmount(self) -> None:
+        for waiting in list(self._login_waits):  # a thread waiting on a dialog: cancelled
+            if not waiting.done():
+                waiting.set_result(None)
+        prompts.set_prompt_handler(self._previous_prompt)
         self.stop_scans()
 
     def _handle_exception(self, error: Exception) -> None:  # last resort: stop workers

@@ -350,6 +350,7 @@ class ScanScreen(ScanRunner, Screen):
         self.rounds: dict[int, str] = {}
         self.last_worker = ""
         self.job_lines: list[str] = []  # a remote executor's jobs and holds
+        self._last_status: dict | None = None  # the engine's, as last shown
         self.redraws = 0
         self.sub_title = f"scan {title}"
         if topology is not None and topology.cascade_like:
@@ -401,6 +402,12 @@ class ScanScreen(ScanRunner, Screen):
         for w in self.query(SkymapWidget):
             if w.redraw():
                 self.redraws += 1
+        # while no fit comes back (all jobs queued or held) no message brings the job
+        # status: read the one the engine last wrote to progress.json (at least every 10 s)
+        status = self.engine.executor_status if self.engine is not None else {}
+        if status and status is not self._last_status:
+            self._last_status = status
+            self.on_executor_status(ExecutorStatus(status))
 
     def write_log(self, text: str, level: str = "info") -> None:
         """Append ``text`` to the scan log, coloured by ``level`` (info, warning, error)."""

@@ -18,13 +18,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, DirectoryTree, Label, ProgressBar, Static
+from textual.widgets import Button, DirectoryTree, Input, Label, ProgressBar, Static
 
 from skyscan_tui.progress import format_eta
 
 __all__ = ["event_summary", "mjd_to_utc", "EventPicker", "ScanStatus", "result_text",
            "contour_areas", "open_folder", "executor_choices", "executor_form",
-           "build_executor", "overlay_lines", "query_text", "region_box"]
+           "build_executor", "overlay_lines", "query_text", "region_box", "LoginDialog"]
 
 
 def mjd_to_utc(mjd: float) -> str:
@@ -66,16 +66,32 @@ def topology_line(verdict: Any) -> str:
     return f"topology: track-like (log-likelihood ratio {verdict.llr:+.2f}/DOM)"
 
 
-class CascadeDialog(ModalScreen):
-    """Ask before scanning a cascade-like event; dismisses with True (scan anyway) or False."""
+class Dialog(ModalScreen):
+    """A centred modal box with a row of buttons; Escape calls ``action_cancel``.
+
+    The frame the app's dialogs share (cascade warning, login, resume); each sets only what
+    differs (e.g. a red border for a warning).
+    """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
     DEFAULT_CSS = """
-    CascadeDialog { align: center middle; }
-    CascadeDialog > Vertical { width: 76; height: auto; border: thick $error;
-                               padding: 1 2; background: $surface; }
-    CascadeDialog Horizontal { height: auto; margin-top: 1; }
-    CascadeDialog Button { margin-right: 2; }
+    Dialog { align: center middle; }
+    Dialog > Vertical { width: 76; height: auto; border: thick $accent;
+                        padding: 1 2; background: $surface; }
+    Dialog Horizontal { height: auto; margin-top: 1; }
+    Dialog Button { margin-right: 2; }
+    """
+
+    def action_cancel(self) -> None:
+        """Close the dialog with None (subclasses: their "no" answer)."""
+        self.dismiss(None)
+
+
+class CascadeDialog(Dialog):
+    """Ask before scanning a cascade-like event; dismisses with True (scan anyway) or False."""
+
+    DEFAULT_CSS = """
+    CascadeDialog > Vertical { border: thick $error; }
     """
 
     def __init__(self, verdict: Any) -> None:
@@ -205,19 +221,67 @@ class EventPicker(ModalScreen):
         self.dismiss(None)
 
 
-class ResumeDialog(ModalScreen):
+class LoginDialog(Dialog):
+    """A server's login questions (one-time code, Duo/TOTP, password).
+
+    One field per prompt, hidden unless the server allows echo. Dismisses with the answers,
+    or None (Escape or Cancel). The server's texts are shown as plain text, never as markup.
+    """
+
+    DEFAULT_CSS = """
+    LoginDialog .login-title { text-style: bold; }
+    LoginDialog Input { margin-bottom: 1; }
+    LoginDialog Horizontal { margin-top: 0; }
+    """
+
+    def __init__(self, title: str, instructions: str,
+                 prompts: list[tuple[str, bool]]) -> None:
+        super().__init__()
+        self.login_title = title.strip() or "Login"
+        self.instructions = instructions.strip()
+        self.prompts = list(prompts)
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(self.login_title, markup=False, classes="login-title")
+            if self.instructions:
+                yield Static(self.instructions, markup=False)
+            for i, (prompt, echo) in enumerate(self.prompts):
+                yield Static(prompt.strip(), markup=False)
+                yield Input(password=not echo, id=f"answer-{i}")
+            with Horizontal():
+                yield Button("Log in", id="login", variant="primary")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        fields = self.query(Input)
+        (fields.first() if fields else self.query_one("#login", Button)).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter: the next field, or log in from the last one."""
+        event.stop()
+        fields = list(self.query(Input))
+        at = fields.index(event.input)
+        if at + 1 < len(fields):
+            fields[at + 1].focus()
+        else:
+            self._answer()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "login":
+            self._answer()
+        else:
+            self.dismiss(None)
+
+    def _answer(self) -> None:
+        self.dismiss([field.value for field in self.query(Input)])
+
+
+class ResumeDialog(Dialog):
     """Offer to resume the unfinished scan found in the output folder.
 
     Dismisses with "resume", "restart" (discard the checkpoint) or None (Escape: do nothing).
-    """
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
-    DEFAULT_CSS = """
-    ResumeDialog { align: center middle; }
-    ResumeDialog > Vertical { width: 76; height: auto; border: thick $accent;
-                              padding: 1 2; background: $surface; }
-    ResumeDialog Horizontal { height: auto; margin-top: 1; }
-    ResumeDialog Button { margin-right: 2; }
     """
 
     def __init__(self, info: Any) -> None:
@@ -244,9 +308,6 @@ class ResumeDialog(ModalScreen):
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         self.dismiss(None if event.button.id == "cancel" else event.button.id)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
 
 class _EventTree(DirectoryTree):
@@ -318,14 +379,13 @@ def result_text(result: Any, areas: dict[int, float] | None, area_source: str,
 def contour_areas(result: Any) -> tuple[dict[int, float], str, list[str]]:
     """[deg²] 50 %/90 % contour areas, where they came from, and extra lines to show.
 
-    From :func:`skyscan_tui.stats.analyse` (Wilks regions with refined edges, credible
-    regions, the 90 % RA/Dec extent, galactic coordinates). Never raises on a valid result:
-    if the analysis fails, no areas and the error's first line are returned instead.
+    From ``result.stats()`` (the scan's thresholds and error floor, as its summary: regions
+    with refined edges, credible regions, the 90 % RA/Dec extent, galactic coordinates,
+    which systematic is included). Never raises on a valid result: if the analysis fails,
+    no areas and the error's first line are returned instead.
     """
-    from skyscan_tui.stats import analyse
-
     try:
-        st = analyse(result)
+        st = result.stats()
     except Exception as exc:  # a stats bug must not hide the maps; say what went wrong
         text = str(exc).strip().splitlines()
         return {}, f"contour areas failed: {text[0] if text else type(exc).__name__}", []
@@ -338,8 +398,7 @@ def contour_areas(result: Any) -> tuple[dict[int, float], str, list[str]]:
     extra.append(f"  90 % extent: RA {r90.ra_plus_deg:+.2f}/{r90.ra_minus_deg:+.2f}°, "
                  f"Dec {r90.dec_plus_deg:+.2f}/{r90.dec_minus_deg:+.2f}°")
     extra.append(f"  galactic l {st.l_deg:.3f}°, b {st.b_deg:+.3f}°")
-    if st.systematic_included:  # e.g. "systematic included: pull calibrated on the realistic …"
-        extra.append(f"  errors: {st.systematic}")
+    extra.append(f"  errors: {st.systematic}")  # the summary's line: floor, thresholds
     return areas, f"{st.thresholds.name} thresholds, skyscan_tui.stats", extra
 
 

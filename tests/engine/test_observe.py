@@ -152,9 +152,12 @@ def test_a_failed_scan_says_so(tmp_path, sim_event, monkeypatch):
 
 # ------------------------------------------------------------------ killed at random
 def _start(event_file, out, resume: bool) -> subprocess.Popen:
+    # 800 fits x 25 ms = 20 s of fitting: more than the six kill windows (<= 18 s) can
+    # finish, however fast the machine starts a process (4 ms let a resumed scan end
+    # before its kill on a quiet machine)
     args = (["scan", "--resume", str(out)] if resume else
             ["scan", str(event_file), "-o", str(out), "--reco", "dummy", "--reco-opt",
-             "sleep=0.004", "--nside-progression", "8:0,16:8"])
+             "sleep=0.025", "--nside-progression", "8:0,16:8"])
     return subprocess.Popen([sys.executable, "-m", "skyscan_tui", *args, "--executor",
                              "serial", "--batch-size", "8", "--partial-interval", "1",
                              "--progress", "none"], env=cli_env(),

@@ -1,8 +1,13 @@
-"""A throw-away OpenSSH server on 127.0.0.1 for integration tests (no systemd, no PAM).
+"""A throw-away OpenSSH server on 127.0.0.1 for integration tests (no systemd).
 
 ``start_sshd(root, setenv={...})`` generates a host key and a client key, writes its own
 sshd_config (loopback only, key auth only, internal-sftp) and runs ``sshd -D`` on a free
-high port. The returned :class:`SSHD` knows the port, the client key and a known_hosts file
+high port. With ``one_time_code=...`` (root only) it asks for a key *and* then a
+keyboard-interactive answer, as a two-factor site does (``AuthenticationMethods
+publickey,keyboard-interactive``): PAM, through a service file of its own in /etc/pam.d
+(removed by ``stop()``), shows an info line and a no-echo prompt, and ``pam_exec`` checks
+the answer; each attempt is recorded as ``ok``/``bad`` (never the answer) in
+``root/pam_attempts``. The returned :class:`SSHD` knows the port, the client key and a known_hosts file
 holding the host key; ``kill()`` drops the listener and every live session (as a crash or a
 restart of the server would), ``start()`` brings it back on the same port and keys.
 """
@@ -49,6 +54,7 @@ class SSHD:
     log: Path
     binary: str
     proc: subprocess.Popen | None = field(default=None, repr=False)
+    pam_file: Path | None = None  # /etc/pam.d service file of a keyboard-interactive sshd
 
     @property
     def user(self) -> str:
@@ -94,6 +100,14 @@ class SSHD:
 
     def stop(self) -> None:
         self.kill()
+        if self.pam_file is not None:
+            self.pam_file.unlink(missing_ok=True)
+            self.pam_file = None
+
+    def pam_attempts(self) -> list[str]:
+        """``ok``/``bad`` per keyboard-interactive answer PAM checked, in order."""
+        path = self.root / "pam_attempts"
+        return path.read_text().split() if path.exists() else []
 
 
 def _descendants(pid: int) -> list[int]:
@@ -119,11 +133,20 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
-def start_sshd(root: Path, setenv: dict[str, str] | None = None) -> SSHD:
-    """Generate keys and config under ``root`` and start sshd; raises RuntimeError if it can't."""
+def start_sshd(root: Path, setenv: dict[str, str] | None = None, *,
+               one_time_code: str | None = None,
+               second_factor: str = "keyboard-interactive") -> SSHD:
+    """Generate keys and config under ``root`` and start sshd; raises RuntimeError if it can't.
+
+    ``one_time_code``: also require that answer after the key (PAM), asked as
+    ``second_factor``: ``keyboard-interactive`` or ``password``.
+    """
     binary = find_sshd()
     if binary is None:
         raise RuntimeError("sshd is not installed (apt-get install openssh-server)")
+    if one_time_code is not None and os.geteuid() != 0:
+        raise RuntimeError("the keyboard-interactive sshd needs root (a PAM service file in "
+                           "/etc/pam.d, PAM logins)")
     root.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)
@@ -146,15 +169,66 @@ def start_sshd(root: Path, setenv: dict[str, str] | None = None) -> SSHD:
     if setenv:
         # SetEnv values may not hold spaces unquoted; we only pass simple values
         lines.append("SetEnv " + " ".join(f'{k}="{v}"' for k, v in setenv.items()))
+    pam_file = None
+    if one_time_code is not None:
+        binary, pam_file, pam_lines = _pam_service(root, binary, one_time_code)
+        kbd = second_factor == "keyboard-interactive"
+        lines = [ln for ln in lines if not ln.startswith(
+            ("KbdInteractiveAuthentication", "PasswordAuthentication", "UsePAM",
+             "PermitRootLogin"))]
+        lines += [f"KbdInteractiveAuthentication {'yes' if kbd else 'no'}",
+                  f"PasswordAuthentication {'no' if kbd else 'yes'}", "UsePAM yes",
+                  "PermitRootLogin yes", f"AuthenticationMethods publickey,{second_factor}",
+                  *pam_lines]
     config = root / "sshd_config"
     config.write_text("\n".join(lines) + "\n")
     chk = subprocess.run([binary, "-t", "-f", str(config)], capture_output=True, text=True)
     if chk.returncode != 0:
+        if pam_file is not None:
+            pam_file.unlink(missing_ok=True)
         raise RuntimeError(f"sshd -t failed: {chk.stderr.strip()[-300:]}")
     host_pub = (root / "host_ed25519.pub").read_text().split()
     known = root / "known_hosts"
     known.write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
     sshd = SSHD(root, port, client_key, known, f"{host_pub[0]} {host_pub[1]}", config,
-                root / "sshd.log", binary)
-    sshd.start()
+                root / "sshd.log", binary, pam_file=pam_file)
+    try:
+        sshd.start()
+    except BaseException:
+        sshd.stop()
+        raise
     return sshd
+
+
+def _pam_service(root: Path, binary: str, code: str) -> tuple[str, Path, list[str]]:
+    """A PAM service for this sshd whose auth step asks for ``code``: (the sshd binary to
+    run, the service file, extra sshd_config lines).
+
+    OpenSSH ≥ 9.8 names the service with ``PAMServiceName``; older ones use the program's
+    name, so they run through a symlink called like the service."""
+    import uuid
+
+    service = f"skyscan-test-{uuid.uuid4().hex[:10]}"
+    check = root / "check_code.sh"
+    # pam_exec hands the answer on stdin, NUL-terminated; only ok/bad is recorded
+    check.write_text("#!/bin/sh\ncode=$(tr -d '\\000\\n')\n"
+                     f"if [ \"$code\" = '{code}' ]; then echo ok >> '{root}/pam_attempts'; "
+                     f"exit 0; fi\necho bad >> '{root}/pam_attempts'; exit 1\n")
+    check.chmod(0o700)
+    pam_file = Path("/etc/pam.d") / service
+    pam_file.write_text(
+        "auth optional pam_echo.so One-time code for %u (test sshd)\n"
+        f"auth required pam_exec.so expose_authtok quiet {check}\n"
+        "auth optional pam_permit.so\n"  # pam_setcred needs one module that does not ignore
+        "account required pam_permit.so\n"
+        "session required pam_permit.so\n"
+        "password required pam_deny.so\n")
+    probe = subprocess.run([binary, "-t", "-f", "/dev/null", "-o", f"PAMServiceName={service}",
+                            "-o", f"HostKey={root / 'host_ed25519'}"],
+                           capture_output=True, text=True)
+    if "Bad configuration option" not in probe.stderr:
+        return binary, pam_file, [f"PAMServiceName {service}"]
+    link = root / service
+    link.unlink(missing_ok=True)
+    link.symlink_to(binary)
+    return str(link), pam_file, []

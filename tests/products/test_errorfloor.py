@@ -133,3 +133,20 @@ def test_realistic_pull_calibration_is_a_systematic(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "systematic included: pull calibrated on the realistic simulation" in " ".join(
         r.stdout.split())
+
+
+def test_a_reopened_scan_keeps_its_floor_and_thresholds(tmp_path):
+    """summary/contours of a saved result default to the scan's own systematic (kept in the
+    result file); the flags still override it."""
+    res = synthetic_scan(1.0, 0.3, 0.5, 0.5)
+    res.meta.update(error_floor_deg=1.0, thresholds="ic160427a")
+    npz = res.save(tmp_path / "scan")["npz"]
+    r = run_cli("summary", npz)
+    assert r.returncode == 0, r.stderr
+    text = " ".join(r.stdout.split())
+    assert "error floor of 1 deg" in text and "IC160427A" in text
+    r = run_cli("summary", npz, "--thresholds", "wilks", "--error-floor", "0")
+    assert "Errors are statistical only" in " ".join(r.stdout.split())
+    r = run_cli("contours", npz, "-o", tmp_path / "c")
+    first = next((tmp_path / "c").glob("*.contour_90.txt")).read_text().splitlines()[0]
+    assert "1 deg" in first and "IC160427A" in first

@@ -12,7 +12,9 @@ so readers must handle both), or JSON or XML and UTC/sub-second times when the p
 ``max_idle``/``max_materialize`` materialise procs gradually (``materialized.jsonl``).
 
 Jobs run as local processes in a scratch sandbox, with only the transferred files and a
-near-empty environment. A listed output file that is missing at exit holds the job (code
+near-empty environment; with ``execute_node`` in ``config.json`` they run as on an execute
+node that does not mount the submit node's venv (or any listed folder: a private mount
+namespace hides them) and has ``PATH=/usr/bin:/bin``. A listed output file that is missing at exit holds the job (code
 12); ``allowed_execute_duration`` holds it (code 47); a ``request_cpus`` above
 ``FAKECONDOR_MAX_CPUS`` stays idle forever. Completed and removed jobs leave the queue
 (``condor_history`` still knows them).
@@ -559,6 +561,33 @@ def _kill(proc: subprocess.Popen) -> None:
         proc.wait(timeout=5)
 
 
+# run in a private mount namespace: every hidden folder is covered by an empty tmpfs, so the
+# job really cannot see it (not a convention the job could ignore); a folder that cannot be
+# hidden fails the job with a line saying so, never silently
+_HIDE = r"""
+for d in "$@"; do
+  [ "$d" = -- ] && break
+  if [ -d "$d" ]; then
+    mount -t tmpfs -o size=64k,mode=755 fakecondor-hidden "$d" && [ -z "$(ls -A "$d")" ] ||
+      { echo "fakecondor: cannot hide $d from the job" >&2; exit 99; }
+  fi
+done
+while [ "$1" != -- ]; do shift; done
+shift
+exec "$@"
+"""
+
+
+def execute_node_command(cmd: list[str], hide: list[str]) -> list[str]:
+    """``cmd`` run as on an execute node that does not mount ``hide`` (the submit node's
+    venv, the project checkout, the remote work folder): ``unshare --mount`` with an empty
+    tmpfs over each of them. Pool config: ``{"execute_node": {"hide": [...], "path":
+    "/usr/bin:/bin"}}`` (the job's PATH, and HOME is its sandbox)."""
+    unshare = shutil.which("unshare") or "/usr/bin/unshare"
+    return [unshare, "--mount", "--propagation", "private", "/bin/sh", "-c", _HIDE, "hide",
+            *hide, "--", *cmd]
+
+
 def _start(ad: dict, rng: random.Random, fl: dict) -> tuple[subprocess.Popen | None, str]:
     """Start one job (or apply a fault). Returns (process, fault name)."""
     roll = rng.random()
@@ -609,6 +638,10 @@ def _start(ad: dict, rng: random.Random, fl: dict) -> tuple[subprocess.Popen | N
         cmd = ["/bin/sh", "-c", "echo 'fake fault: crashed' >&2; exit 1"]
     elif fault == "stuck":
         cmd = ["/bin/sleep", "3600"]
+    node = config().get("execute_node") or {}
+    if node:  # an execute node with its own filesystem view (see execute_node_command)
+        env.update(PATH=node.get("path", "/usr/bin:/bin"), HOME=str(sandbox))
+        cmd = execute_node_command(cmd, node.get("hide", []))
     ad.update(JobStatus=2, NumJobStarts=ad["NumJobStarts"] + 1,
               EnteredCurrentStatus=int(time.time()), Sandbox=str(sandbox), Fault=fault,
               StartTime=time.time())
