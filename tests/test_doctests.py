@@ -11,7 +11,8 @@ MODULES = ["skyscan_tui.sky", "skyscan_tui.stats", "skyscan_tui.healpix",
            "skyscan_tui.app_api", "skyscan_tui.options", "skyscan_tui.coords",
            "skyscan_tui.contours", "skyscan_tui.projections", "skyscan_tui.progress",
            "skyscan_tui.eventinfo", "skyscan_tui.realtime.i3time", "recos.track.pull",
-           "recos.track.pandel", "recos.track.frame", "skyscan_tui.scanupdates",
+           "recos.track.pandel", "recos.track.frame", "recos.track.cleaning",
+           "recos.track.mpecharge", "skyscan_tui.scanupdates",
            "skyscan_tui.observe", "executors.slurm_format", "executors.condor_format"]
 
 

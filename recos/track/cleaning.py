@@ -7,6 +7,13 @@ string and ``HLC_TIME``) and keep every hit connected to them by chains of ``RT_
 coincidences, classic RT: keep a hit with another kept hit within the RT radius and time.
 Then the ``TIME_WINDOW`` interval holding the most kept hits (IceCube's
 ``TimeWindow=6000 ns``). See ``docs/reconstructions.md``.
+
+Optional IceCube-like hit selection (reco options ``deepcore``, ``bright``, ``late_ns``; off
+by default): :func:`deepcore_keep` drops the DeepCore strings 79–86 before cleaning (as the
+realtime muon fits mask them), :func:`bright_doms` marks DOMs whose charge exceeds
+``BRIGHT_FACTOR`` times the mean DOM charge (IceCube's bright-DOM cleaning) and
+:func:`late_keep` drops pulses more than ``late_ns`` after their DOM's first pulse from the
+DOM's charge.
 """
 
 from __future__ import annotations
@@ -16,13 +23,16 @@ from collections.abc import Callable
 import numpy as np
 
 __all__ = ["RT_RADIUS", "RT_TIME", "TIME_WINDOW", "HLC_SPAN", "HLC_TIME",
-           "local_coincidences", "seeded_rt", "clean_hits"]
+           "DEEPCORE_STRINGS", "BRIGHT_FACTOR", "local_coincidences", "seeded_rt",
+           "clean_hits", "deepcore_keep", "bright_doms", "late_keep"]
 
 RT_RADIUS = 150.0  # [m]
 RT_TIME = 1000.0  # [ns]
 TIME_WINDOW = 6000.0  # [ns]
 HLC_SPAN = 2  # [DOM positions on a string]
 HLC_TIME = 1000.0  # [ns]
+DEEPCORE_STRINGS = (79, 80, 81, 82, 83, 84, 85, 86)
+BRIGHT_FACTOR = 10.0  # [1] bright DOM: charge above this many times the mean DOM charge
 
 #: ``near(rows)`` → (len(rows), n) mask of pairs that count as neighbours
 NearFn = Callable[[slice], np.ndarray]
@@ -119,3 +129,42 @@ def clean_hits(pos: np.ndarray, t: np.ndarray, radius: float = RT_RADIUS,
     ends = np.searchsorted(ts, ts + window, side="right")
     start = int(np.argmax(ends - np.arange(ts.size)))
     return np.sort(idx[start:ends[start]])
+
+
+def deepcore_keep(string: np.ndarray) -> np.ndarray:
+    """Mask [1] of the pulses not on a DeepCore string (79–86).
+
+    >>> deepcore_keep(np.array([1, 79, 86, 87])).tolist()
+    [True, False, False, True]
+    """
+    return ~np.isin(np.asarray(string), DEEPCORE_STRINGS)
+
+
+def bright_doms(charge: np.ndarray, factor: float = BRIGHT_FACTOR) -> np.ndarray:
+    """Mask [1] of the bright DOMs: charge [PE] above ``factor`` × the mean DOM charge.
+
+    >>> bright_doms(np.array([1.0] * 20 + [100.0])).tolist()[-2:]
+    [False, True]
+    """
+    q = np.asarray(charge, dtype=float)
+    if q.size == 0:
+        return np.zeros(0, dtype=bool)
+    return q > factor * float(q.mean())
+
+
+def late_keep(key: np.ndarray, time: np.ndarray, late_ns: float) -> np.ndarray:
+    """Mask [1] of the pulses at most ``late_ns`` [ns] after the first pulse of their DOM.
+
+    ``key`` identifies the DOM of each pulse; ``late_ns`` <= 0 keeps every pulse.
+
+    >>> late_keep(np.array([1, 1, 2, 1]), np.array([0.0, 50.0, 900.0, 3000.0]), 1000.0).tolist()
+    [True, True, True, False]
+    """
+    key = np.asarray(key)
+    t = np.asarray(time, dtype=float)
+    if late_ns <= 0 or t.size == 0:
+        return np.ones(t.size, dtype=bool)
+    uniq, inv = np.unique(key, return_inverse=True)
+    first = np.full(uniq.size, np.inf)
+    np.minimum.at(first, inv, t)
+    return t <= first[inv] + late_ns

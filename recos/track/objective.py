@@ -64,7 +64,8 @@ class TrackObjective:
     def __init__(self, prep: PreparedTrack, u: np.ndarray, r_ref: np.ndarray,
                  t_ref: np.ndarray, sigma: float, log_noise: float, mpe: bool,
                  rho: float = PANDEL_RHO, kernel: str = "numpy",
-                 layers: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                 layers: tuple[np.ndarray, np.ndarray] | None = None,
+                 npe_exponent: float = 1.0) -> None:
         self.table = tb = get_table(sigma, rho)
         self._kernel = get_kernel() if kernel == "numba" else None
         e1, e2 = transverse_basis(u)
@@ -78,7 +79,11 @@ class TrackObjective:
         self.log_noise = float(log_noise)
         self.mpe = bool(mpe) and prep.n_multi > 0
         self.n_multi = prep.n_multi if self.mpe else 0
+        # MPE charge exponent m (IceCube's EnergyDependentMPE): N^m photons instead of N;
+        # m = 1 leaves N exactly as it is
         npe = prep.npe[: self.n_multi].astype(float)
+        if npe_exponent != 1.0:
+            npe = npe ** float(npe_exponent)
         self.log_n = np.log(npe)
         self.n_minus_1 = npe - 1.0
         self.n_pix = u.shape[0]

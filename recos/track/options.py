@@ -29,6 +29,13 @@ COMMON_OPTIONS: tuple[Option, ...] = (
            "DOMs), layered (per DOM, scaled by the SPICE Mie coefficients averaged along "
            "the path from the pixel's track to the DOM; docs/reconstructions.md) or auto "
            "(layered on real events and the realistic simulation, bulk otherwise)"),
+    Option("deepcore", str, "keep", "DeepCore strings 79-86 in the fit: keep, or mask "
+           "(dropped before cleaning, as IceCube's realtime muon fits)"),
+    Option("bright", str, "keep", "bright DOMs (charge > 10x the mean DOM charge): keep, "
+           "or drop them from the fit (timing and charge)"),
+    Option("late_ns", float, 0.0, "drop pulses more than this after their DOM's first "
+           "pulse from its charge [ns] (0 = keep all in the 6000 ns window)", min=0.0,
+           max=6000.0),
     Option("pull", str, "calibrated", "pull correction: -log L is divided by p^2; "
            "calibrated (p from the event's DOMs with >= 2 photons, fitted on simulated "
            "tracks: the realistic simulation's curve for real events fitted with layered "
@@ -61,4 +68,7 @@ def mpe_options() -> tuple[Option, ...]:
         Option("timing_error", float, MPE_TIMING_ERROR,
                "extra Gaussian time error of MPE's first-of-N PDF, added to jitter in "
                "quadrature, as IceCube's MPETimingError [ns]", min=0.0, max=50.0),
+        Option("mpe_exponent", str, "1", "MPE charge exponent m, N^m photons instead of N: "
+               "1 (plain MPE), a number in (0, 1], or auto (IceCube's energy-dependent m "
+               "from the seed's energy or a charge proxy; docs/reconstructions.md)"),
     )

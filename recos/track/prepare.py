@@ -5,6 +5,11 @@ Done once per scan (the engine's ``prepare``): the first pulse per DOM, hit clea
 count N), the charge-weighted centre of gravity, and the first guess — the event's best seed,
 or a LineFit (least squares ``r_i ≈ r̄ + v (t_i - t̄)``) when it carries none. See
 ``docs/reconstructions.md``.
+
+The IceCube-like hit selection (all off by default) masks the DeepCore strings before
+cleaning (``deepcore="mask"``), drops pulses more than ``late_ns`` after their DOM's first
+pulse from its charge, and drops bright DOMs (:func:`recos.track.cleaning.bright_doms`) from
+the fit (``bright="drop"``) — each only when at least 4 DOMs remain.
 """
 
 from __future__ import annotations
@@ -13,7 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recos.track.cleaning import TIME_WINDOW, clean_hits
+from recos.track.cleaning import (
+    TIME_WINDOW,
+    bright_doms,
+    clean_hits,
+    deepcore_keep,
+    late_keep,
+)
 from skyscan_tui.errors import UserError
 from skyscan_tui.events import Event
 
@@ -47,6 +58,8 @@ class PreparedTrack:
     #: (``simulate --ice spice_mie``, ``sim_ice`` in the metadata): both take the real path
     #: (``ice=auto`` fits layered ice, the pull is the realistic calibration)
     real_detector: bool = False
+    total_charge: float = float("nan")  # [PE] in-window charge of the fitted DOMs
+    seed_energy: float = float("nan")  # [GeV] the best seed's energy estimate, if it has one
 
 
 def line_fit(pos: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, float, float, float]:
@@ -72,11 +85,19 @@ def real_detector(event: Event) -> bool:
     return bool(meta.get("is_real_event")) or bool(meta.get("sim_ice"))
 
 
-def prepare_track(event: Event, use_charge: bool, max_npe: int) -> PreparedTrack:
-    """Cleaned first pulses [m, ns], charges and first guess of one event (see module doc)."""
+def prepare_track(event: Event, use_charge: bool, max_npe: int, *, deepcore: str = "keep",
+                  bright: str = "keep", late_ns: float = 0.0) -> PreparedTrack:
+    """Cleaned first pulses [m, ns], charges and first guess of one event (see module doc).
+
+    ``deepcore`` keep|mask, ``bright`` keep|drop and ``late_ns`` [ns] (0: off) select hits
+    as the module doc says; the defaults are the plain selection."""
     p = event.pulses
     if len(p) == 0:
         raise UserError("event has no pulses: nothing to reconstruct")
+    if deepcore == "mask":
+        dc = deepcore_keep(p.string)
+        if np.unique(p.string[dc] * 10_000 + p.om[dc]).size >= 4:
+            p = p.select(dc)
     key = p.string.astype(np.int64) * 10_000 + p.om.astype(np.int64)
     order = np.argsort(p.time, kind="stable")
     key_t, time_t, q_t = key[order], np.asarray(p.time, float)[order], \
@@ -90,13 +111,17 @@ def prepare_track(event: Event, use_charge: bool, max_npe: int) -> PreparedTrack
     pos, t, dom_key = f_pos[keep], f_t[keep], f_key[keep]
     # charge per DOM inside the kept time window
     t_lo, t_hi = float(t.min()), float(t.min()) + TIME_WINDOW
-    in_win = (time_t >= t_lo) & (time_t <= t_hi)
+    in_win = (time_t >= t_lo) & (time_t <= t_hi) & late_keep(key_t, time_t, late_ns)
     kpos = np.searchsorted(dom_key, key_t[in_win])
     kpos = np.clip(kpos, 0, dom_key.size - 1)
     ok = dom_key[kpos] == key_t[in_win]
     charge = np.zeros(dom_key.size)
     np.add.at(charge, kpos[ok], q_t[in_win][ok])
     charge = np.maximum(charge, 0.0)
+    if bright == "drop":
+        ok_dom = ~bright_doms(charge)
+        if ok_dom.sum() >= 4:
+            pos, t, dom_key, charge = pos[ok_dom], t[ok_dom], dom_key[ok_dom], charge[ok_dom]
     if use_charge:
         npe = np.clip(np.rint(charge), 1, max_npe).astype(np.int64)
     else:
@@ -123,4 +148,6 @@ def prepare_track(event: Event, use_charge: bool, max_npe: int) -> PreparedTrack
                          n_multi=int((npe > 1).sum()), cog=cog, seed=seed, seed_dir=seed_dir,
                          seed_name=name, n_pulses_in=len(p), n_doms_in=int(f_t.size),
                          n_bright=int((np.rint(charge) >= 2).sum()),
-                         real_detector=real_detector(event))
+                         real_detector=real_detector(event),
+                         total_charge=float(charge.sum()),
+                         seed_energy=float(seed_obj.energy) if ok_seed else float("nan"))

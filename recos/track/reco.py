@@ -28,6 +28,7 @@ from recos.track.fit import fit_candidates
 from recos.track.frame import reference_points, track_direction
 from recos.track.ice import IceModel, layered_pandel, load_ice
 from recos.track.kernels import get_kernel
+from recos.track.mpecharge import event_exponent, parse_mpe_exponent
 from recos.track.objective import TrackObjective
 from recos.track.options import COMMON_OPTIONS
 from recos.track.prepare import PreparedTrack, prepare_track
@@ -63,6 +64,13 @@ class TrackReco(Reco):
             raise UserError("reco option ice=layered: the numba kernel has bulk ice only "
                             "(use kernel=numpy)")
         self._ice_choice = ice
+        self._deepcore = str(self.options["deepcore"]).strip().lower()
+        if self._deepcore not in ("keep", "mask"):
+            raise UserError(f"reco option deepcore: {self._deepcore!r} is not keep or mask")
+        self._bright = str(self.options["bright"]).strip().lower()
+        if self._bright not in ("keep", "drop"):
+            raise UserError(f"reco option bright: {self._bright!r} is not keep or drop")
+        self._mpe_exponent = parse_mpe_exponent(self.options.get("mpe_exponent", "1"))
         # per-instance: the engine reads n_variations from the reco object
         self.n_variations = int(self.options["variations"])
         self._pull_setting = parse_pull(self.options["pull"])
@@ -97,6 +105,11 @@ class TrackReco(Reco):
         if isinstance(self._pull_setting, str):
             return self._pull_setting
         return "realistic" if prepared.real_detector and self.layered(prepared) else "matched"
+
+    def mpe_exponent(self, prepared: PreparedTrack) -> float:
+        """MPE charge exponent m [1] of this event (1: plain MPE; :mod:`recos.track.mpecharge`)."""
+        return event_exponent(self._mpe_exponent, prepared.seed_energy,
+                              prepared.total_charge)[0]
 
     def pull(self, prepared: PreparedTrack) -> float:
         """The pull p [1] of this event.
@@ -137,14 +150,35 @@ class TrackReco(Reco):
                        else self.layered(prepared)) else
                f"layered ice: lambda={PANDEL_LAMBDA:g} m, lambda_a={PANDEL_LAMBDA_A:g} m per "
                "DOM scaled by SPICE Mie path averages")
+        if mpe and self._mpe_exponent is None:
+            if prepared is None:
+                head += ", N^m with IceCube's energy-dependent m"
+            else:
+                m, energy, src = event_exponent(None, prepared.seed_energy,
+                                                prepared.total_charge)
+                head += f", N^m with m={m:.2f} (E={energy / 1e3:.3g} TeV from the {src})"
+        elif mpe and self._mpe_exponent != 1.0:
+            head += f", N^m with m={self._mpe_exponent:g}"
         return (f"{head}, Gauss-convoluted Pandel ({sigma}; tau={PANDEL_TAU:g} ns, {ice}, "
                 f"d_eff={EFF_A1:g} d+{EFF_A0:g} m), {floor}; "
-                f"seeded-RT-cleaned hits{self._pull_text(prepared)}")
+                f"seeded-RT-cleaned hits{self._selection_text()}{self._pull_text(prepared)}")
+
+    def _selection_text(self) -> str:
+        parts = []
+        if self._deepcore == "mask":
+            parts.append("DeepCore strings masked")
+        if self._bright == "drop":
+            parts.append("bright DOMs dropped")
+        if self.options["late_ns"] > 0:
+            parts.append(f"pulses > {self.options['late_ns']:g} ns after the DOM's first "
+                         "dropped from its charge")
+        return f" ({', '.join(parts)})" if parts else ""
 
     # ------------------------------------------------------------ per event
     def prepare(self, event: Event) -> PreparedTrack:
         max_npe = int(self.options.get("max_npe", 1))
-        return prepare_track(event, self.use_charge, max_npe)
+        return prepare_track(event, self.use_charge, max_npe, deepcore=self._deepcore,
+                             bright=self._bright, late_ns=float(self.options["late_ns"]))
 
     def seed_vertex(self, prepared: PreparedTrack) -> np.ndarray:
         return prepared.seed.copy()
@@ -171,7 +205,8 @@ class TrackReco(Reco):
         log_noise = np.log(o["noise_prob"]) if o["noise_prob"] > 0 else -np.inf
         obj = TrackObjective(prepared, u, r_ref, t_ref, self.sigma(prepared), log_noise,
                              self.use_charge, kernel=self._kernel_choice,
-                             layers=self.layers(prepared, r_ref, u))
+                             layers=self.layers(prepared, r_ref, u),
+                             npe_exponent=self.mpe_exponent(prepared))
         start = variation_starts(prepared, obj, batch.variation, self.n_variations,
                                  o["variation_step"])
         return obj, start
