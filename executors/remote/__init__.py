@@ -6,11 +6,14 @@ scheduler jobs and scheduler output back into job states.
 
 * :mod:`~executors.remote.ssh`: the SSH transport, the one network chokepoint (host keys
   verified, reconnects, one persistent remote shell, SFTP).
+* :mod:`~executors.remote.ssh_login`: its login half (``~/.ssh/config`` resolution, host-key
+  policy, keys, keyboard-interactive and password prompts); re-exported by ``ssh``.
 * :mod:`~executors.remote.config`: the shared settings and their options (profile keys,
   flags), from a mapping of option values.
 * :mod:`~executors.remote.scheduler`: the scheduler backend API and what the schedulers
   share (commands, checks, idempotent submission, hold policy, group bookkeeping).
-* :mod:`~executors.remote.batch`: the batch executor (job files, submission, retries).
+* :mod:`~executors.remote.batch`: the batch executor (job files, submission).
+* :mod:`~executors.remote.jobstates`: its job-state half (holds, failures, retries, results).
 * :mod:`~executors.remote.resume`: its state file and re-attaching to earlier jobs.
 """
 
