@@ -24,6 +24,9 @@ only the missing tasks are submitted.
 Memory. The engine keeps one compact array of tasks per round and a cursor into it; batches
 are cut when a slot frees up, so at most ``executor.slots`` batches exist at any time, plus
 retries. Nothing grows with the number of batches processed.
+
+Layout: the planning of rounds and tasks is in :mod:`skyscan_tui.scanplan`, the progress
+numbers and timing in :mod:`skyscan_tui.scanstatus` (mixins of :class:`ScanEngine`).
 """
 
 from __future__ import annotations
@@ -41,13 +44,14 @@ import numpy as np
 
 from executors.base import BatchDone, BatchFailed, Executor, ExecutorLog, ScanContext
 from skyscan_tui import sky
-from skyscan_tui.coords import equatorial_to_local, local_to_equatorial
 from skyscan_tui.errors import UserError
 from skyscan_tui.events import Event
 from skyscan_tui.folderlock import FolderLock
 from skyscan_tui.overlays import event_overlays
 from skyscan_tui.results import ScanResult
 from skyscan_tui.rounds import Flight, Round
+from skyscan_tui.scanplan import MAX_ROUND_TASKS, ScanPlan  # noqa: F401 (re-exported)
+from skyscan_tui.scanstatus import ScanStatus
 from skyscan_tui.scanupdates import (
     MAX_RETRIES,
     PixelsDone,
@@ -59,7 +63,7 @@ from skyscan_tui.scanupdates import (
     ScanUpdate,
     eta_estimate,
 )
-from skyscan_tui.tasks import RESULT_DTYPE, TaskBatch, empty_results
+from skyscan_tui.tasks import RESULT_DTYPE, empty_results
 
 __all__ = ["ScanSettings", "ScanEngine", "RoundStarted", "PixelsDone", "RoundFinished",
            "ScanLog", "ScanFinished", "ScanUpdate", "LOST_EXTRA", "MAX_RETRIES"]
@@ -68,8 +72,6 @@ __all__ = ["ScanSettings", "ScanEngine", "RoundStarted", "PixelsDone", "RoundFin
 LOST_EXTRA = 3
 #: at most this many failed tasks are listed by name in the result metadata
 MAX_FAILED_LISTED = 1000
-#: fits in one round at most (memory: ~200 bytes each); nside 256 full sky is 786,432
-MAX_ROUND_TASKS = 2_000_000
 
 
 def _settings_key(settings: ScanSettings, reco: Any) -> dict[str, Any]:
@@ -80,7 +82,7 @@ def _settings_key(settings: ScanSettings, reco: Any) -> dict[str, Any]:
         "n_variations": int(reco.n_variations)}, sort_keys=True))
 
 
-class ScanEngine:
+class ScanEngine(ScanStatus, ScanPlan):
     """Runs a scan of ``event`` with ``settings`` on ``executor`` (see module docstring).
 
     ``outdir``: checkpoint into ``outdir/checkpoint/``. ``resume``: continue the checkpoint
@@ -160,103 +162,6 @@ class ScanEngine:
         if self._observer is not None:
             self._observer.saved(paths)
 
-    # ---------------------------------------------------------------- observability
-    @property
-    def executor_status(self) -> dict[str, Any]:
-        """The executor's status as last written to ``progress.json`` (remote job counts).
-
-        ``{}`` before the first write or without an output folder. Safe to read from another
-        thread: the engine's thread replaces it, never changes it."""
-        obs = self._observer
-        return getattr(obs, "executor_status", None) or {}
-
-    def snapshot(self) -> dict[str, Any]:
-        """The scan's numbers for ``progress.json`` (plain data; cheap)."""
-        live = self._live
-        now = time.monotonic()
-        t_work = live["t_work"]
-        work_s = 0.0 if t_work is None else now - t_work
-        n_var = max(1, int(self.reco.n_variations))
-        rounds = []
-        for info in self._rounds_info:
-            r = {k: v for k, v in info.items() if not k.startswith("_")}
-            if info["state"] == "running":
-                wall = now - info["_t0"]
-                r["wall_s"] = round(wall, 3)
-                r["pixels_per_s"] = (round(info["computed"] / n_var / wall, 3)
-                                     if wall > 0 else None)
-            r["pixels_done"] = info["fits_done"] // n_var
-            rounds.append(r)
-        cur = self._rounds_info[-1] if self._rounds_info else None
-        measured = sum(1 for r in self._rounds_info[:-1] if r["computed"] > 0)
-        eta = float("nan")
-        if cur is not None:
-            eta = eta_estimate(live["total"] - live["done"], self._computed_total(), work_s,
-                               cur["computed"], cur["fits"] - cur["restored"], measured)
-        rate = self._computed_total() / work_s if work_s > 0 else 0.0
-        return {
-            "event": {"run_id": int(self.event.run_id), "event_id": int(self.event.event_id)},
-            "reco": self.settings.reco, "executor": self.executor.name,
-            "nside_progression": sky.format_progression(self.settings.progression),
-            "paused": self.paused,
-            "round": None if cur is None else {
-                "index": cur["round"], "of": len(self.settings.progression),
-                "nside": cur["nside"], "pixels_done": cur["fits_done"] // n_var,
-                "pixels_total": cur["pixels"], "fits_done": cur["fits_done"],
-                "fits_total": cur["fits"]},
-            "rounds": rounds,
-            "fits": {"done": live["done"], "total": live["total"],
-                     "computed": self._computed_total(), "failed": getattr(self, "_n_failed", 0),
-                     "variations_per_pixel": n_var},
-            "rate": {"fits_per_s": round(rate, 3), "pixels_per_s": round(rate / n_var, 3),
-                     "work_s": round(work_s, 3)},
-            "eta_s": None if not math.isfinite(eta) else round(eta, 1),
-            "warnings": self._n_warn, "errors": self._n_err,
-            "recent": list(self._recent),
-        }
-
-    def _computed_total(self) -> int:
-        return int(getattr(self, "_computed", 0))
-
-    def partial_result(self) -> ScanResult | None:
-        """The result so far; None before anything finished.
-
-        The finished rounds plus the pixels of the running round whose every fit is done (a
-        subset of that level)."""
-        base = self.result
-        if base is None:
-            return None
-        levels = dict(base.levels)
-        rnd = self._live.get("round")
-        if rnd is not None and rnd.nside not in levels:
-            done = rnd.finished.reshape(-1, rnd.n_var).all(axis=1)
-            if done.any():
-                levels[rnd.nside] = rnd.level[done].copy()
-        if not levels:
-            return None
-        return ScanResult(base.run_id, base.event_id, base.mjd, base.event_type, base.reco,
-                          base.likelihood, base.is_real_event, levels,
-                          dict(base.meta, partial=True))
-
-    def _observe(self, update: ScanUpdate) -> None:
-        if isinstance(update, ScanLog):
-            if update.level in ("warning", "error"):
-                if update.level == "warning":
-                    self._n_warn += 1
-                else:
-                    self._n_err += 1
-                self._recent.append({"level": update.level, "message": update.message[:500],
-                                     "time": round(time.time(), 3)})
-        obs = self._observer
-        if obs is None:
-            return
-        if isinstance(update, RoundStarted | RoundFinished):
-            obs.event()
-        elif isinstance(update, ScanFinished):
-            obs.finish("cancelled" if update.cancelled else "finished")
-        else:
-            obs.changed()
-
     # ---------------------------------------------------------------- control (thread-safe)
     def cancel(self) -> None:
         """Stop the scan soon (thread- and signal-safe: it only sets flags)."""
@@ -275,81 +180,6 @@ class ScanEngine:
     def paused(self) -> bool:
         """Whether the scan is paused."""
         return self._paused.is_set()
-
-    # ---------------------------------------------------------------- planning
-    def _check_size(self) -> None:
-        """Refuse a progression whose rounds would not fit in memory, before any work."""
-        from recos.base import Reco
-
-        pointed = type(self.reco).pointed_region is not Reco.pointed_region
-        prev = 0
-        for i, (nside, count) in enumerate(self.settings.progression):
-            if i == 0:
-                n = 0 if pointed else 12 * nside * nside  # a disc is checked when known
-            else:
-                n = min(count * (nside // prev) ** 2, 12 * nside * nside)
-            if n * self.reco.n_variations > MAX_ROUND_TASKS:
-                raise UserError(f"nside progression: round {i + 1} (nside {nside}) would "
-                                f"need {n * self.reco.n_variations:,} fits; at most "
-                                f"{MAX_ROUND_TASKS:,} per round")
-            prev = nside
-
-    def planned_tasks(self, round_index: int, first_round_pixels: int) -> int:
-        """Tasks of round ``round_index`` (exact: refined children never overlap)."""
-        prog = self.settings.progression
-        if round_index == 0:
-            return first_round_pixels * self.reco.n_variations
-        nside, count = prog[round_index]
-        prev = prog[round_index - 1][0]
-        return count * (nside // prev) ** 2 * self.reco.n_variations
-
-    def _first_round_pixels(self, prepared: Any) -> np.ndarray:
-        nside = self.settings.progression[0][0]
-        region = self.reco.pointed_region(prepared)
-        if region is None:
-            return np.arange(12 * nside * nside, dtype=np.int64)
-        ra, dec = local_to_equatorial(region.zenith, region.azimuth, self.event.mjd)
-        frac = (1.0 - np.cos(min(max(region.radius, 0.0), np.pi))) / 2.0  # of the sphere
-        if frac * 12 * nside * nside * self.reco.n_variations > MAX_ROUND_TASKS:
-            raise UserError(f"the first round at nside {nside} would need more than "
-                            f"{MAX_ROUND_TASKS:,} fits; start at a lower nside")
-        return sky.disc_pixels(nside, float(ra), float(dec), region.radius)
-
-    def _make_round(self, index: int, prev: Round | None, prepared: Any) -> Round:
-        nside, count = self.settings.progression[index]
-        if prev is None:
-            ipix = self._first_round_pixels(prepared)
-        else:
-            ok = np.isfinite(prev.level["llh"])
-            n_best = min(count, int(ok.sum()))
-            ipix = sky.refine(prev.nside, prev.ipix, prev.level["llh"], nside, n_best)
-        return Round(index, nside, ipix, self.reco.n_variations)
-
-    def _tasks(self, rnd: Round, prev: Round | None, prepared: Any) -> TaskBatch:
-        ra, dec = sky.pixel_radec(rnd.nside, rnd.ipix)
-        zen, azi = equatorial_to_local(ra, dec, self.event.mjd)
-        n = len(rnd.ipix)
-        if prev is None:
-            seed = np.tile(self.reco.seed_vertex(prepared), (n, 1))
-        else:  # the parent's best fit seeds each child (as upstream)
-            shift = 2 * int(np.log2(rnd.nside // prev.nside))
-            parent = np.searchsorted(prev.ipix, rnd.ipix >> shift)
-            pl = prev.level[parent]
-            seed = np.stack([pl["x"], pl["y"], pl["z"], pl["t"]], axis=1)
-            bad = ~np.isfinite(seed).all(axis=1)
-            seed[bad] = self.reco.seed_vertex(prepared)
-        nv = self.reco.n_variations
-        rep = np.repeat(np.arange(n), nv)
-        return TaskBatch(-1, rnd.index, np.full(n * nv, rnd.nside, dtype=np.int32),
-                         rnd.ipix[rep], np.tile(np.arange(nv, dtype=np.int32), n),
-                         zen[rep], azi[rep], seed[rep])
-
-    def _batch_size(self, n_tasks: int) -> int:
-        if self.settings.batch_size:
-            return int(self.settings.batch_size)
-        # enough batches to keep every worker busy and results streaming
-        per_worker = -(-n_tasks // (4 * max(1, self.executor.workers)))
-        return int(max(1, min(self.reco.preferred_batch, per_worker)))
 
     # ---------------------------------------------------------------- checkpoint
     def _open_checkpoint(self) -> None:
@@ -552,56 +382,6 @@ class ScanEngine:
                 "discarded_log_bytes": 0 if restored is None else restored.discarded_bytes,
             }
         yield ScanFinished(result, cancelled, elapsed)
-
-    _last_worker = ""
-    _round_cpu = 0.0
-    _round_cpu_batches = 0
-    _round_batches = 0
-    _n_warn = _n_err = 0
-    _recent: deque[dict[str, Any]] = deque()
-
-    def _end_round(self, info: dict[str, Any], rnd: Round) -> None:
-        """Close the per-round tallies (wall time, pixels/s, CPU seconds)."""
-        wall = time.monotonic() - info["_t0"]
-        n_var = max(1, rnd.n_var)
-        lv = rnd.level
-        info.update(state="interrupted" if self._cancel.is_set() else "done",
-                    wall_s=round(wall, 3),
-                    fits_done=int(rnd.finished.sum()),
-                    computed=self._computed - info["_c0"],
-                    # pixels whose fits all ended without a value (not those never run)
-                    failed=int((rnd.finished.reshape(-1, n_var).all(axis=1)
-                                & ~np.isfinite(lv["llh"])).sum()) if len(lv) else 0,
-                    pixels_per_s=(round((self._computed - info["_c0"]) / n_var / wall, 3)
-                                  if wall > 0 else None),
-                    cpu_s=(round(self._round_cpu, 3) if self._round_cpu_batches else None),
-                    batches=self._round_batches)
-        self._live["round"] = None
-
-    def _record_timing(self, result: ScanResult, elapsed: float, t_work: float | None) -> None:
-        """Per-round and total timing [s] and the executor's status, in ``result.meta``.
-
-        The timing includes CPU seconds; the summary files show them."""
-        rounds = [{k: v for k, v in r.items() if not k.startswith("_")}
-                  for r in self._rounds_info]
-        for r in rounds:
-            if r["state"] == "running":  # cancelled or failed mid-round
-                r["state"] = "interrupted"
-        cpus = [r["cpu_s"] for r in rounds if r["cpu_s"] is not None]
-        result.meta["rounds"] = rounds
-        result.meta["timing"] = {
-            "elapsed_s": round(elapsed, 3),
-            "work_s": round(0.0 if t_work is None else time.monotonic() - t_work, 3),
-            "cpu_s": round(sum(cpus), 3) if cpus else None,
-            "cpu_measure": "CPU time of the workers inside the reco's fits, summed over the "
-                           "batches that came back (failed and lost batches, start-up and "
-                           "fits restored from a checkpoint not counted)"}
-        try:
-            status = self.executor.status()
-        except Exception:  # a status is a courtesy: never lose a result over it
-            status = {}
-        if status:
-            result.meta["executor_status"] = status
 
     def _restore_round(self, rnd: Round, final: np.ndarray) -> np.ndarray:
         """Merge this round's logged results back in; returns their rows."""
