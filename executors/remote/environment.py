@@ -163,8 +163,7 @@ def shared_launch(python: str) -> Launch:
 def container_launch(spec: EnvSpec) -> Launch:
     """How jobs start the worker in container mode: the image's ``container_python``."""
     py = spec.container_python
-    return Launch(shlex.quote(py) if "/" in py else py,
-                  what=f"container:{spec.container_image}:{py}")
+    return Launch(shlex.quote(py), what=f"container:{spec.container_image}:{py}")
 
 
 def transfer_launch(archive: str) -> Launch:
