@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_REALTIME = Path("/work/shared/data/realtime_events")
 MAX_INPUT = 4 * 1024 * 1024  # mutated inputs stay below this
 
 INTERESTING_JSON = [
@@ -234,17 +233,10 @@ def _seed_event_bytes() -> list[tuple[str, bytes]]:
 
 
 def _realtime_seeds() -> list[tuple[str, bytes]]:
-    files: list[Path] = []
-    for d in (REPO / "tests" / "data", SHARED_REALTIME):
-        if d.is_dir():
-            files += sorted(p for p in d.iterdir() if p.suffix in (".json", ".pkl")
-                            and p.stat().st_size < MAX_INPUT)
-    seen, out = set(), []
-    for p in files:
-        if p.name not in seen:
-            seen.add(p.name)
-            out.append((p.name, p.read_bytes()))
-    return out[:6]
+    d = REPO / "tests" / "data"
+    files = sorted(p for p in d.iterdir() if p.suffix in (".json", ".pkl")
+                   and p.stat().st_size < MAX_INPUT)
+    return [(p.name, p.read_bytes()) for p in files[:6]]
 
 
 def _seed_results(tmp: Path) -> list[tuple[str, bytes]]:
