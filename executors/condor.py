@@ -40,7 +40,6 @@ from typing import Any, ClassVar
 from executors.condor_format import (
     PROBE_DIR,
     RESOURCES,
-    TRANSIENT_HOLD_CODES,
     CondorOptions,
     LogEvent,
     event_status,
@@ -421,9 +420,6 @@ class CondorBackend(GroupedBackend):
         expr = shlex.quote(f'SkyscanScan == "{self.scan_id}"')
         return [f"condor_rm -constraint {expr} >/dev/null 2>&1"]
 
-    def releasable(self, status: JobStatus) -> bool:
-        return status.code in TRANSIENT_HOLD_CODES
-
     def hold_action(self, status: JobStatus, releases: int) -> HoldAction:
         """The hold's meaning by code and subcode (condor_format.hold_meaning).
 
@@ -450,14 +446,6 @@ class CondorBackend(GroupedBackend):
             return None
         name = self._names.get(job) or f"job_{job.job_id:06d}"
         return f"subs/{self.groups[where[0]].sub_id}/{name}.err"
-
-    def error_tail(self, job: JobRef) -> str:
-        path = self.stderr_file(job)
-        if path is None:
-            return ""
-        err = shlex.quote(path)
-        res = self._run(f"if [ -f {err} ]; then grep -v '^[[:space:]]*$' {err} | tail -n 1; fi")
-        return res.text.strip()[-300:]
 
     # ---------------------------------------------------------------- resume
     def state(self) -> dict[str, Any]:

@@ -159,9 +159,8 @@ class RemoteBatchExecutor(JobStates, Resumable, Executor):
         for j in self._jobs.values():
             if j.orphan:
                 continue
-            state = DONE if j.reported and j.state == DONE else j.state
-            if state == DONE and not j.reported:
-                state = RUNNING  # finished, its result not fetched yet
+            # finished but its result not fetched yet: still running for the user
+            state = RUNNING if j.state == DONE and not j.reported else j.state
             jobs[state] = jobs.get(state, 0) + 1
         return {"scheduler": self.backend.label, "host": self.target.label,
                 "jobs": jobs, "batches_waiting": len(self._pending),

@@ -78,11 +78,8 @@ class JobStates:
         Only its last MAX_STDERR_BYTES are kept. Returns (its last non-empty line, the local file
         or "")."""
         path = self.backend.stderr_file(job.ref)
-        if path is None:
-            try:
-                return self.backend.error_tail(job.ref), ""
-            except RemoteError:
-                return "", ""
+        if path is None:  # the backend cannot say where it is
+            return "", ""
         p = shlex.quote(path)
         try:
             res = self.conn.run(f"cd {shlex.quote(self.scan_dir)} && if [ -f {p} ]; then "

@@ -236,10 +236,6 @@ class SchedulerBackend(ABC):
         None when it cannot grow (at its cap, or not a plain size). Default: never."""
         return None
 
-    def error_tail(self, job: JobRef) -> str:
-        """Last line of a failed job's stderr, for the user (optional)."""
-        return ""
-
     def stderr_file(self, job: JobRef) -> str | None:
         """The stderr file of attempt ``job``, relative to the scan folder (None: unknown).
 
