@@ -24,7 +24,7 @@ the true direction, so the Wilks-90 % region holds the truth 90 % of the time):
   layered ice (``ice=layered``), the path of real events. Real events, and simulated events
   of the realistic detector (``sim_ice`` in their metadata), get this curve when the fit
   uses layered ice; the regions then include the systematic of the ice and detector model
-  as far as the realistic simulation has it (:data:`REALISTIC_TEXT`).
+  as far as the realistic simulation has it (the text of ``CALIBRATIONS["realistic"]``).
 
 With other likelihood options (jitter, noise floor, MPE's cap or timing error) the curves
 are only approximate: ``pull=none`` turns the correction off, ``pull=<number>`` fixes p,
@@ -44,9 +44,8 @@ import numpy as np
 from skyscan_tui.errors import UserError
 from skyscan_tui.stats import REALISTIC_PULL
 
-__all__ = ["CALIBRATIONS", "LOG_PULL2", "PULL_KNOTS", "PULL_TABLE", "REALISTIC_TEXT",
-           "curve_log_pull2", "load_table", "log_pull2", "parse_pull", "pull_for",
-           "write_table"]
+__all__ = ["CALIBRATIONS", "LOG_PULL2", "PULL_KNOTS", "PULL_TABLE", "curve_log_pull2",
+           "load_table", "log_pull2", "parse_pull", "pull_for", "write_table"]
 
 #: the table shipped in the package
 PULL_TABLE = Path(__file__).resolve().parent / "data" / "pull_curves.json"
@@ -57,7 +56,6 @@ CALIBRATIONS = {
 }
 #: the phrase of the realistic calibration, which the summary, alert.txt and the app report
 #: as "systematic included" (``skyscan_tui.stats.SkyStats.systematic``)
-REALISTIC_TEXT = CALIBRATIONS["realistic"]
 
 def load_table(path: Path | str = PULL_TABLE) -> dict:
     """The pull-curve table: ``{"knots": [...], "curves": [PullCurve, ...]}``.

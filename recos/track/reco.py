@@ -17,7 +17,6 @@ import numpy as np
 
 from recos.base import Option, PointedRegion, Reco
 from recos.track.constants import (
-    C_GROUP,
     EFF_A0,
     EFF_A1,
     PANDEL_LAMBDA,
@@ -31,6 +30,7 @@ from recos.track.kernels import get_kernel
 from recos.track.mpecharge import event_exponent, parse_mpe_exponent
 from recos.track.objective import TrackObjective
 from recos.track.options import COMMON_OPTIONS
+from recos.track.pandel import pandel_rho
 from recos.track.prepare import PreparedTrack, prepare_track
 from recos.track.pull import CALIBRATIONS, parse_pull, pull_for
 from recos.track.starts import Passes, round_candidates, variation_starts
@@ -229,7 +229,7 @@ class TrackReco(Reco):
                             "this event is fitted with layered ice (ice=auto on a real event); "
                             "use kernel=numpy or ice=bulk")
         lam, lam_a = layered_pandel(self.ice_model(), prepared.pos, r_ref, u)
-        return lam, 1.0 / PANDEL_TAU + C_GROUP / lam_a
+        return lam, pandel_rho(PANDEL_TAU, lam_a)
 
     def fit_pixels(self, prepared: PreparedTrack, batch: TaskBatch) -> np.ndarray:
         n = len(batch)
