@@ -281,9 +281,10 @@ class ScanResult:
         ``thresholds`` defaults to ``meta["thresholds"]`` (set by ``--thresholds``), else Wilks;
         ``error_floor_deg`` to ``meta["error_floor_deg"]`` (``--error-floor``), else none.
         """
-        from skyscan_tui.stats import analyse
+        from skyscan_tui.stats import analyse, parse_thresholds
 
-        spec = thresholds or self.meta.get("thresholds") or "wilks"
+        # parsed, so "wilks" and Thresholds("wilks", ...) share one memo entry
+        spec = parse_thresholds(thresholds or self.meta.get("thresholds") or "wilks")
         floor = float(error_floor_deg if error_floor_deg is not None
                       else self.meta.get("error_floor_deg") or 0.0)
         # save() and summary() both need it: memoised on the settings and the maps' content
