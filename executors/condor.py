@@ -440,6 +440,11 @@ class CondorBackend(GroupedBackend):
             return None
         return format_amount(old, resource), format_amount(new, resource)
 
+    @property
+    def extra_directives(self) -> tuple[str, ...]:
+        """The profile's extra submit-file lines."""
+        return tuple(self.opts.extra_submit_lines)
+
     def stderr_file(self, job: JobRef) -> str | None:
         where = self._where.get(job)
         if where is None:

@@ -190,6 +190,11 @@ class SlurmBackend(GroupedBackend):
     def releasable(self, status: JobStatus) -> bool:
         return "JobHeldAdmin" not in status.detail
 
+    @property
+    def extra_directives(self) -> tuple[str, ...]:
+        """The profile's extra ``#SBATCH`` lines."""
+        return tuple(self.opts.extra_sbatch_lines)
+
     def stderr_file(self, job: JobRef) -> str | None:
         for (array_id, index), m in self.members.items():
             if m.ref == job:

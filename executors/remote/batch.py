@@ -247,8 +247,7 @@ class RemoteBatchExecutor(JobStates, Resumable, Executor):
         env = self.backend.env
         if not env.probe:
             return
-        extra = tuple(getattr(getattr(self.backend, "opts", None), "extra_submit_lines", ()))
-        key = probe_key(env, launch, self.settings, extra, reco)
+        key = probe_key(env, launch, self.settings, tuple(self.backend.extra_directives), reco)
         marker = shlex.quote(f"{self._workdir()}/.skyscan-probe/{key}")
         res = self.conn.run(f"cat {marker} 2>/dev/null", self.settings.command_timeout)
         if res.code == 0 and res.text.strip():

@@ -236,6 +236,11 @@ class SchedulerBackend(ABC):
         None when it cannot grow (at its cap, or not a plain size). Default: never."""
         return None
 
+    @property
+    def extra_directives(self) -> tuple[str, ...]:
+        """The profile's extra scheduler lines (submit-file or ``#SBATCH`` lines)."""
+        return ()
+
     def stderr_file(self, job: JobRef) -> str | None:
         """The stderr file of attempt ``job``, relative to the scan folder (None: unknown).
 
