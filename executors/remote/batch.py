@@ -47,6 +47,7 @@ from executors.remote.environment import (
     Launch,
     container_launch,
     ensure_archive,
+    env_exports,
     probe_failure,
     probe_key,
     run_script,
@@ -211,11 +212,8 @@ class RemoteBatchExecutor(JobStates, Resumable, Executor):
         self._save_state()
 
     def _env_prefix(self) -> str:
-        s = self.settings
-        parts = [f"{k}={shlex.quote(str(v))}; export {k}; "
-                 for k, v in sorted(s.environment.items())]
-        setup = s.setup.strip()
-        return "".join(parts) + (f"{setup}\n" if setup else "")
+        setup = self.settings.setup.strip()
+        return env_exports(self.settings.environment, "; ") + (f"{setup}\n" if setup else "")
 
     def _workdir(self) -> str:
         """The remote work folder (absolute): the scan folder's parent."""

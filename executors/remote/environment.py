@@ -146,10 +146,15 @@ exec {python} -m executors.worker job "$1" "$2" "$3"
 """
 
 
+def env_exports(environment: dict[str, str], sep: str = "\n") -> str:
+    """Shell text exporting the profile's environment variables, each ended by ``sep``."""
+    return "".join(f"{k}={shlex.quote(str(v))}; export {k}{sep}"
+                   for k, v in sorted(environment.items()))
+
+
 def run_script(launch: Launch, environment: dict[str, str], setup: str) -> str:
     """``run_job.sh``: the profile's environment and setup lines, then ``launch``."""
-    env = "".join(f"{k}={shlex.quote(str(v))}; export {k}\n"
-                  for k, v in sorted(environment.items()))
+    env = env_exports(environment)
     pre = "\n".join(x for x in ((env + setup.strip()).strip(), launch.prelude.strip()) if x)
     return _RUN_SCRIPT.format(setup=pre, python=launch.python,
                               cleanup=f"{launch.cleanup}; " if launch.cleanup else "")
