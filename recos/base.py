@@ -61,6 +61,8 @@ class Reco(ABC):
     n_variations: ClassVar[int] = 1
     #: pixels per task batch that keeps vectorised fits efficient
     preferred_batch: ClassVar[int] = 64
+    #: a one-line note for the user on how this reco will run (e.g. a slower fallback)
+    notice: str = ""
 
     def __init__(self, **options: Any) -> None:
         known = {o.name: o for o in self.OPTIONS}

@@ -62,6 +62,8 @@ def run_scan(event: Any, args: argparse.Namespace, out_default: Path) -> int:
         raise UserError(f"{outdir}: output path exists and is not a folder")
     engine = open_scan(event, settings, _make_executor(args), outdir, resume=info is not None,
                        partial_interval=args.partial_interval)
+    if engine.reco.notice:
+        print(f"skyscan-tui: note: {engine.reco.notice}", file=sys.stderr)
     try:
         return _drive(engine, event, args, outdir, verdict)
     finally:

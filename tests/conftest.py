@@ -27,6 +27,32 @@ def run_cli(*args: str, timeout: float = 120, cwd: Path | None = None,
                           cwd=cwd, input=input)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_kernels():
+    """Compile the numba fits once, before any test (on a fresh clone ~15 s; then cached).
+
+    Tests that run scans in subprocesses and worker pools then load the cached code instead
+    of each compiling it under their own timeouts."""
+    import numpy as np
+
+    from recos import get_reco
+    from recos.track.kernels import get_kernels
+    from skyscan_tui.simulate import SimConfig, simulate_event
+    from skyscan_tui.tasks import TaskBatch
+
+    if get_kernels() is None:
+        return
+    event = simulate_event(SimConfig(seed=1, energy=1e4))
+    for name in ("spe", "mpe"):  # every specialisation a fit and the tests use
+        reco = get_reco(name)(kernel="compiled")
+        prep = reco.prepare(event)
+        batch = TaskBatch(0, 0, np.full(1, 8, np.int32), np.zeros(1, np.int64),
+                          np.zeros(1, np.int32), np.ones(1), np.ones(1), prep.seed[None, :])
+        reco.fit_pixels(prep, batch)
+        obj, start = reco.objective(prep, batch)
+        obj.value_and_grad(start[:, None, :], np.zeros(1, np.int64))
+
+
 @pytest.fixture(scope="session")
 def sim_event():
     from skyscan_tui.simulate import SimConfig, simulate_event

@@ -50,9 +50,10 @@ MODES = (SHARED, CONTAINER, TRANSFER)
 #: the folder a transfer-mode job unpacks the archive into (in its sandbox)
 ENV_DIR = "skyscan-env"
 #: distributions the worker imports (recos/track: numpy, scipy), with their requirements;
-#: numba (only for ``--reco-opt kernel=numba``, 170 MB with llvmlite) is not shipped
+#: numba (the compiled fits, ~170 MB with llvmlite) goes along when the submit node has it,
+#: so the jobs fit with the same kernel as a local scan
 WORKER_REQUIREMENTS = ("numpy", "scipy")
-WORKER_OPTIONAL: tuple[str, ...] = ()
+WORKER_OPTIONAL: tuple[str, ...] = ("numba",)
 
 
 def env_mode(value: Any) -> str:

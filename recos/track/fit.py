@@ -23,10 +23,12 @@ __all__ = ["descend", "fit_candidates"]
 X_TOL = np.array([0.1, 0.1, 0.1])
 #: 1e-3 in −log L is far below the 0.7 of a Wilks-50 % contour
 F_TOL = 1e-3
+#: iterations cap of each compiled BFGS pass (they converge in ~10-20)
+BFGS_MAX_ITER = 100
 
 
-def descend(obj: TrackObjective, cand: np.ndarray, passes: Passes, rows: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray]:
+def descend(obj: TrackObjective, cand: np.ndarray, passes: Passes, rows: np.ndarray,
+            polish: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Best (a [m], b [m], t0 [ns]) (n, 3) and its −log L (n,) of pixels ``rows``.
 
     Nelder–Mead passes from two of the candidate starts (n, M, 3) (see
@@ -37,6 +39,11 @@ def descend(obj: TrackObjective, cand: np.ndarray, passes: Passes, rows: np.ndar
     pick = descent_starts(cand, obj(cand, rows))
     x = cand[local[:, None], pick].reshape(2 * n, 3)
     pix = np.repeat(rows, 2)
+    if obj.compiled:  # the same passes, compiled, then a BFGS polish on the gradient
+        x, f, _ = obj.minimise(x, pix, passes, F_TOL, X_TOL, BFGS_MAX_ITER if polish else 0)
+        f = f.reshape(n, 2)
+        pick = np.argmin(f, axis=1)
+        return x.reshape(n, 2, 3)[local, pick], f[local, pick]
 
     def objective(xs: np.ndarray, r: np.ndarray) -> np.ndarray:
         return obj(xs, pix[r])
@@ -56,6 +63,7 @@ def fit_candidates(obj: TrackObjective, cand: np.ndarray, passes: Passes, rows: 
     if obj.mpe:
         # as IceCube seeds MPEFit with SPEFit: the first-of-N surface is narrow and
         # rugged, the SPE one smooth, so the SPE optimum joins the candidate starts
-        x_spe, _ = descend(obj.as_spe(), cand, passes[:1], rows)  # rough optimum
+        # rough optimum, as the reference (no polish: the same start for the MPE descents)
+        x_spe, _ = descend(obj.as_spe(), cand, passes[:1], rows, polish=False)
         cand = np.concatenate([cand, x_spe[:, None, :]], axis=1)
     return descend(obj, cand, passes, rows)

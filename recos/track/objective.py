@@ -27,7 +27,7 @@ import numpy as np
 
 from recos.track.constants import C_VACUUM, EFF_A0, EFF_A1, K_OVER_C, PANDEL_LAMBDA, PANDEL_RHO
 from recos.track.frame import transverse_basis
-from recos.track.kernels import get_kernel
+from recos.track.kernels import TAB_FIELDS, get_kernels
 from recos.track.pandel import pandel_logpdf, plain_logsf
 from recos.track.prepare import PreparedTrack
 from recos.track.table import XI_MAX, XI_MIN, get_table
@@ -67,7 +67,9 @@ class TrackObjective:
                  layers: tuple[np.ndarray, np.ndarray] | None = None,
                  npe_exponent: float = 1.0) -> None:
         self.table = tb = get_table(sigma, rho)
-        self._kernel = get_kernel() if kernel == "numba" else None
+        self._kernels = get_kernels() if kernel == "compiled" else None
+        if kernel == "compiled" and self._kernels is None:
+            raise ValueError("the compiled kernel needs numba")
         e1, e2 = transverse_basis(u)
         self.u, self.e1, self.e2 = u, e1, e2
         self.r_ref, self.t_ref = r_ref, t_ref
@@ -93,8 +95,7 @@ class TrackObjective:
             self._A32, self._B32, self._D32 = (v.astype(np.float32)
                                                for v in (self.A, self.B, self.D))
             if self.n_multi:  # log p and log S records side by side: one gather for both
-                self._pdfsf32 = np.ascontiguousarray(
-                    np.concatenate([tb.records32(None), tb.records32("sf")], axis=1))
+                self._pdfsf32 = tb.records32("pdf+sf")
                 self._log_n32 = self.log_n.astype(np.float32)
                 self._nm1_32 = self.n_minus_1.astype(np.float32)
         # ξ-axis node coordinate (log(a1 d + a0) - log λ - log ξ_min)/h_x, taken in single
@@ -106,8 +107,6 @@ class TrackObjective:
         self._ft_max = tb.n_t - 1.000001
         self.layered = layers is not None
         if layers is not None:
-            if self._kernel is not None:
-                raise ValueError("the numba kernel has no layered ice")
             lam, rate = (np.ascontiguousarray(np.broadcast_to(v, self.A.shape), dtype=float)
                          for v in layers)
             self.lam = lam  # (P, K) Pandel λ [m]
@@ -117,11 +116,8 @@ class TrackObjective:
             self._shift32 = self._shift_k.astype(np.float32)
             self._scale32 = self.scale.astype(np.float32)
             self._logs32 = self.log_scale.astype(np.float32)
-        if self._kernel is not None:
-            self._tab = np.array([
-                tb.lx0, 1.0 / tb.hx, tb.n_xi, tb.t_lo, tb._inv_hf, tb._kink, tb.t_hi, tb.n_t,
-                tb.t_max, tb.sigma, tb.rho, np.log(PANDEL_LAMBDA), EFF_A1, EFF_A0, K_OVER_C,
-                np.log(XI_MIN), np.log(XI_MAX)], dtype=float)
+        if self._kernels is not None:
+            self._model = self._compiled_model()
 
     def as_spe(self) -> TrackObjective:
         """The same pixels and reference points under SPE1st (MPE's pre-fit).
@@ -130,7 +126,71 @@ class TrackObjective:
         spe = copy.copy(self)
         spe.mpe, spe.n_multi = False, 0
         spe.log_n = spe.n_minus_1 = np.empty(0)
+        if spe._kernels is not None:
+            spe._model = spe._compiled_model()
         return spe
+
+    @property
+    def compiled(self) -> bool:
+        """Whether −log L, its gradient and the descents run in the compiled kernels."""
+        return self._kernels is not None
+
+    def _compiled_model(self) -> tuple:
+        """The arguments the compiled kernels take after the points (see kernels.py)."""
+        tb = self.table
+        folded = self._fold is not None
+        rec_p = tb.records32(None)
+        rec_v = tb.records32(self.log_noise) if folded else rec_p
+        # MPE: the records of log p and log S side by side (N, 8), one cache line per cell
+        rec_s = tb.records32("pdf+sf") if self.n_multi else rec_p
+        if self.layered:
+            layers = (np.ascontiguousarray(self._shift_k), np.ascontiguousarray(self.scale),
+                      np.ascontiguousarray(self.log_scale))
+        else:
+            layers = (np.zeros((1, 1)),) * 3
+        tab = dict(inv_hx=1.0 / tb.hx, t_lo=tb.t_lo, inv_hf=tb._inv_hf, kink=tb._kink,
+                   t_hi=tb.t_hi, n_t=tb.n_t, t_max=tb.t_max, sigma=tb.sigma, rho=tb.rho,
+                   shift=np.log(PANDEL_LAMBDA) + tb.lx0, a1=EFF_A1, a0=EFF_A0,
+                   k_over_c=K_OVER_C, lxi_min=np.log(XI_MIN), lxi_max=np.log(XI_MAX),
+                   fx_max=tb.n_xi - 1.001, ft_max=tb.n_t - 1.001, lx0=tb.lx0,
+                   log_noise=self.log_noise if np.isfinite(self.log_noise) else -1e308)
+        return (self.A, self.B, self.D, int(self.n_multi),
+                np.ascontiguousarray(self.log_n, dtype=float),
+                np.ascontiguousarray(self.n_minus_1, dtype=float), folded, rec_v, rec_p,
+                rec_s, self.layered, *layers, np.array([tab[k] for k in TAB_FIELDS]))
+
+    def value_and_grad(self, x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """−log L (n, M) [1] and its gradient (n, M, 3) [1/m, 1/m, 1/ns] (compiled kernel)."""
+        x = np.ascontiguousarray(x, dtype=float)
+        f = np.empty(x.shape[:2])
+        g = np.empty(x.shape)
+        self._kernels.evaluate(np.ascontiguousarray(rows, np.int64), x, *self._model, f, g,
+                               True)
+        return f, g
+
+    def minimise(self, x0: np.ndarray, rows: np.ndarray,
+                 passes: tuple[tuple[np.ndarray, int], ...], f_tol: float,
+                 x_tol: np.ndarray, polish_iter: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Nelder–Mead passes, then a BFGS polish, from starts x0 (n, 3) of pixels ``rows``.
+
+        The compiled kernel runs, per start, the same Nelder–Mead passes as
+        :func:`recos.track.minimize.nelder_mead_batched` (``passes``: (initial steps
+        (a [m], b [m], t0 [ns]), iterations) each; tolerances ``f_tol``, ``x_tol``) and then
+        BFGS on the analytic gradient (at most ``polish_iter`` iterations, first step the last
+        pass's), which only ever lowers −log L. Returns the end points (n, 3), −log L (n,)
+        and the evaluations per start (n,)."""
+        x0 = np.ascontiguousarray(x0, dtype=float)
+        x = np.empty_like(x0)
+        f = np.empty(x0.shape[0])
+        nev = np.empty(x0.shape[0], np.int64)
+        steps = np.array([step for step, _ in passes], dtype=float).reshape(-1, 3)
+        iters = np.array([it for _, it in passes], dtype=np.int64)
+        polish = steps[-1] if len(steps) else np.array([5.0, 5.0, 5.0])
+        self._kernels.minimise(np.ascontiguousarray(rows, np.int64), x0, *self._model, steps,
+                               iters, float(f_tol), np.asarray(x_tol, dtype=float), polish,
+                               int(polish_iter), x, f, nev)
+        return x, f, nev
 
     def vertex(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(x, y, z) [m] and t [ns] of the fitted point for params (P, 3)."""
@@ -324,14 +384,12 @@ class TrackObjective:
 
     def __call__(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """−log L [1] (n, M) at params (a, b, t0) x (n, M, 3) of pixels ``rows`` (n,)."""
-        if self._kernel is not None:
+        if self._kernels is not None:
             x = np.ascontiguousarray(x, dtype=float)
-            out = np.empty(x.shape[:2])
-            return self._kernel(self.A, self.B, self.D, np.ascontiguousarray(rows, np.int64),
-                                x, self.log_n, self.n_minus_1, self.n_multi,
-                                self._fold is not None, self._fold if self._fold is not None
-                                else self.table._flat_pdf, self.table._flat_pdf,
-                                self.table._flat_sf, self._tab, self.log_noise, out)
+            f = np.empty(x.shape[:2])
+            self._kernels.evaluate(np.ascontiguousarray(rows, np.int64), x, *self._model, f,
+                                   np.empty((1, 1, 3)), False)
+            return f
         # chunks of rows keep the (n, M, K) temporaries cache-sized (2x faster than one pass);
         # rows are independent, so chunking does not change any value
         per_row = x.shape[1] * self.A.shape[1]

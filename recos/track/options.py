@@ -21,8 +21,10 @@ COMMON_OPTIONS: tuple[Option, ...] = (
            "around the seed)", min=1, max=8),
     Option("variation_step", float, 20.0,
            "transverse offset of variations >= 2 from the seed [m]", min=0.0, max=500.0),
-    Option("kernel", str, "numpy", "likelihood code: numpy, or numba (optional compiled "
-           "kernel, same formulas; first use compiles for ~10 s)"),
+    Option("kernel", str, "auto", "fit code: compiled (numba: -log L with its analytic "
+           "gradient and BFGS descents; the first use on a machine compiles for ~20 s), numpy "
+           "(the vectorised reference with Nelder-Mead descents) or auto (compiled when numba "
+           "is installed)"),
     Option("iterations", int, 40, "Nelder-Mead iterations of the first-round fit "
            "(its restart and refined pixels use 1/2 and 1/4)", min=5, max=2000),
     Option("ice", str, "bulk", "ice of the Pandel PDFs: bulk (one lambda, lambda_a for all "

@@ -26,7 +26,7 @@ from recos.track.constants import (
 from recos.track.fit import fit_candidates
 from recos.track.frame import reference_points, track_direction
 from recos.track.ice import IceModel, layered_pandel, load_ice
-from recos.track.kernels import get_kernel
+from recos.track.kernels import resolve_kernel
 from recos.track.mpecharge import event_exponent, parse_mpe_exponent
 from recos.track.objective import TrackObjective
 from recos.track.options import COMMON_OPTIONS
@@ -51,18 +51,16 @@ class TrackReco(Reco):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        kernel = str(self.options["kernel"]).strip().lower()
-        if kernel not in ("numpy", "numba"):
-            raise UserError(f"reco option kernel: {kernel!r} is not numpy or numba")
-        if kernel == "numba" and get_kernel() is None:
-            raise UserError("reco option kernel=numba: numba is not installed")
-        self._kernel_choice = kernel
+        self._kernel_choice = resolve_kernel(self.options["kernel"])
+        # the resolved choice travels to the workers in the options: every executor fits alike
+        self.options["kernel"] = self._kernel_choice
+        if self._kernel_choice == "numpy" and str(options.get("kernel", "auto")).strip() \
+                .lower() == "auto":
+            self.notice = ("numba is not installed: fitting with the slower numpy reference "
+                           "(pip install numba for the compiled fits)")
         ice = str(self.options["ice"]).strip().lower()
         if ice not in ("bulk", "layered", "auto"):
             raise UserError(f"reco option ice: {ice!r} is not bulk, layered or auto")
-        if ice == "layered" and kernel == "numba":
-            raise UserError("reco option ice=layered: the numba kernel has bulk ice only "
-                            "(use kernel=numpy)")
         self._ice_choice = ice
         self._deepcore = str(self.options["deepcore"]).strip().lower()
         if self._deepcore not in ("keep", "mask"):
@@ -224,10 +222,6 @@ class TrackReco(Reco):
         DOM; held during that pixel's descents. ``None`` for bulk ice."""
         if not self.layered(prepared):
             return None
-        if self._kernel_choice == "numba":
-            raise UserError("reco option kernel=numba: the numba kernel has bulk ice only, and "
-                            "this event is fitted with layered ice (ice=auto on a real event); "
-                            "use kernel=numpy or ice=bulk")
         lam, lam_a = layered_pandel(self.ice_model(), prepared.pos, r_ref, u)
         return lam, pandel_rho(PANDEL_TAU, lam_a)
 

@@ -117,9 +117,12 @@ class PandelTable:
     def records32(self, which: float | str | None) -> np.ndarray:
         """Single-precision :meth:`bilinear_records` of a log table; cached.
 
-        Of the folded log p (``which`` = log noise), of the raw log p (``None``) or of log S
-        (``"sf"``)."""
+        Of the folded log p (``which`` = log noise), of the raw log p (``None``), of log S
+        (``"sf"``) or of both side by side ((N, 8), ``"pdf+sf"``)."""
         key = ("r32", which)
+        if key not in self._records and which == "pdf+sf":
+            self._records[key] = np.ascontiguousarray(np.concatenate(
+                [self.records32(None), self.records32("sf")], axis=1))
         if key not in self._records:
             if which is None:
                 flat = self._flat_pdf

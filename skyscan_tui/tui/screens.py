@@ -387,6 +387,8 @@ class ScanScreen(ScanRunner, Screen):
             self.write_log(f"scan of {self.title_text}: reco {s.reco}, executor "
                            f"{self.executor_label}, nside {format_progression(s.progression)}")
             self.write_log(f"results go to {self.outdir}")
+            if self.engine.reco.notice:
+                self.write_log(f"note: {self.engine.reco.notice}", "warning")
             if self.topology is not None and self.topology.cascade_like:
                 self.write_log(f"CASCADE-LIKE EVENT: a track scan is not meaningful "
                                f"({self.topology.numbers()})", "warning")

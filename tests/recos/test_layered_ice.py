@@ -90,8 +90,6 @@ def test_emission_point_height():
 def test_option_checked():
     with pytest.raises(UserError, match="ice"):
         get_reco("spe")(ice="nonsense")
-    with pytest.raises(UserError, match="numba"):
-        get_reco("spe")(ice="layered", kernel="numba")
     assert "layered ice" in get_reco("spe")(ice="layered").likelihood
     assert "layered" not in get_reco("spe")().likelihood
 
