@@ -95,8 +95,8 @@ def parse_predictive(text: str | float | None) -> float | None:
 def upstream_disc_radius(nside: int, count: int) -> float:
     """[rad] Radius of the disc of ``count`` pixel areas at ``nside`` (upstream's rule).
 
-    >>> round(upstream_disc_radius(8, 12), 4)
-    0.2533
+    >>> round(upstream_disc_radius(8, 12), 6)   # √(12 · 4π/768 / π) = 1/4 rad, 14.3°
+    0.25
     """
     return float(np.sqrt(count * float(sky.pixel_area(nside)) / np.pi))
 
