@@ -178,6 +178,10 @@ def test_refine_upstream_differs_from_best_and_is_recorded(sim_event):
     up, _ = _scan(sim_event, SerialExecutor(), refine="upstream")
     assert not np.array_equal(best.levels[64]["ipix"], up.levels[64]["ipix"])
     assert up.best().nside == 512
+    # not predictive: the rule runs again only when everything is back, so the order of
+    # arrival does not matter (here the best nside-64 pixel comes back last)
+    held, _ = _scan(sim_event, HoldBack(64, (_best_ipix(up.levels[64]),)), refine="upstream")
+    _same_map(up, held)
 
 
 # ------------------------------------------------------------------ settings, resume
