@@ -124,10 +124,13 @@ def test_predictive_starts_the_next_round_early_and_reopens(sim_event):
 
 
 def test_predictive_map_holds_the_k_best_children_whatever_the_order(sim_event):
+    from executors.local import LocalExecutor
+
     ref, _ = _scan(sim_event, SerialExecutor())
     best64 = _best_ipix(ref.levels[64])
-    for fraction in (0.05, 0.3, 0.9):
-        res, _ = _scan(sim_event, HoldBack(64, (best64,)), predictive=fraction)
+    for fraction, ex in ((0.05, HoldBack(64, (best64,))), (0.3, HoldBack(64, (best64,))),
+                         (0.9, HoldBack(64, (best64,))), (0.5, LocalExecutor(jobs=2))):
+        res, _ = _scan(sim_event, ex, predictive=fraction)
         _k_best_children_present(res, SMALL)
         for nside in ref.levels:  # a pixel fitted in both scans has the same fit
             a, b = ref.levels[nside], res.levels[nside]
