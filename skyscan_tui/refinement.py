@@ -188,6 +188,7 @@ class _Overlapping:
     def begin(self, rnd: Round, prev: Round | None) -> Generator[Any, None, None]:
         rnd.tasks = self.eng._tasks(rnd, prev, self.prepared)
         self.rounds.append(rnd)
+        self.eng._live["open"] = self.rounds[self.closed:]
         yield from self.eng._begin_round(rnd, self.total())
         self.dispatcher.add(rnd, np.arange(rnd.n_tasks))
 
@@ -240,6 +241,7 @@ class _Overlapping:
                         break
             status = yield from self.eng._close_round(rnd)
             self.closed += 1
+            self.eng._live["open"] = self.rounds[self.closed:]
             if status != "ok":
                 return status
         return "ok"
@@ -256,26 +258,25 @@ def run_overlapping(engine: Any, prepared: Any) -> Generator[Any, None, bool]:
     engine._first_pixels = len(first.ipix)
     yield from st.begin(first, None)
     predictive = st.fraction < 1.0
-    while True:
+    while not engine._cancel.is_set():
         for item in st.dispatcher.run():
             if isinstance(item, ScanLog):
                 yield item
                 continue
             yield engine._pixels_done(*item)
             if predictive:
-                status = yield from st.close_ready(final=False)
-                if status == "cancelled":
-                    return True
+                if (yield from st.close_ready(final=False)) == "cancelled":
+                    break
                 yield from st.replan()
         if engine._cancel.is_set():
             break
-        status = yield from st.close_ready(final=False)
-        if status == "cancelled":
-            return True
+        if (yield from st.close_ready(final=False)) == "cancelled":
+            break
         added = yield from st.replan()  # everything scheduled is done: the rule once more
         if not added and st.dispatcher.idle:
-            status = yield from st.close_ready(final=True)
-            return status == "cancelled"
+            if (yield from st.close_ready(final=True)) != "cancelled":
+                return False
+            break
     for rnd in st.rounds[st.closed:]:  # cancelled: keep what the open rounds have
         engine._end_round(rnd.info, rnd)
         engine.result.levels[rnd.nside] = rnd.sorted_level()

@@ -104,14 +104,16 @@ class ScanStatus:
     def partial_result(self) -> ScanResult | None:
         """The result so far; None before anything finished.
 
-        The finished rounds plus the pixels of the running round whose every fit is done (a
-        subset of that level)."""
+        The finished rounds plus the pixels of the running rounds (several in a predictive
+        scan) whose every fit is done (a subset of that level)."""
         base = self.result
         if base is None:
             return None
         levels = dict(base.levels)
-        rnd = self._live.get("round")
-        if rnd is not None and rnd.nside not in levels:
+        live = self._live.get("round")
+        for rnd in self._live.get("open") or ([] if live is None else [live]):
+            if rnd.nside in levels:
+                continue
             done = rnd.pixels_done
             if done.any():
                 lv = rnd.level[done]

@@ -252,3 +252,22 @@ def test_cli_takes_and_refuses_the_options(tmp_path):
 
     state = json.loads((out / "checkpoint" / "state.json").read_text())
     assert state["settings"]["predictive"] == 0.5 and state["settings"]["refine"] == "upstream"
+
+
+def test_partial_result_and_cancel_keep_every_open_round(sim_event):
+    ref, _ = _scan(sim_event, SerialExecutor())
+    st = ScanSettings("dummy", {}, SMALL, batch_size=8, predictive=0.5)
+    eng = ScanEngine(sim_event, st, HoldBack(8, (_best_ipix(ref.levels[8]),)))
+    partial = None
+    updates = []
+    for u in eng.run():
+        updates.append(u)
+        if isinstance(u, PixelsDone) and u.round == 2 and partial is None:
+            partial = eng.partial_result()  # round 1 waits for its held pixel: 3 open
+            eng.cancel()
+    assert partial is not None and sorted(partial.levels) == [8, 64, 512]
+    assert not any(isinstance(u, RoundFinished) for u in updates)
+    fin = updates[-1]
+    assert isinstance(fin, ScanFinished) and fin.cancelled
+    assert sorted(fin.result.levels) == [8, 64, 512]
+    assert {r["state"] for r in fin.result.meta["rounds"]} == {"interrupted"}
