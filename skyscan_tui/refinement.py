@@ -106,8 +106,8 @@ def _done_finite(rnd: Round) -> np.ndarray:
     return np.flatnonzero(rnd.pixels_done & np.isfinite(rnd.level["llh"]))
 
 
-def _global_best(rounds: list[Round]) -> tuple[int, int] | None:
-    """(nside, ipix) of the lowest −log L over the finished pixels of all rounds."""
+def _global_best(rounds: list[Round]) -> tuple[float, int, int] | None:
+    """(llh, nside, ipix) of the lowest −log L over the finished pixels of all rounds."""
     best: tuple[float, int, int] | None = None
     for rnd in rounds:
         ok = _done_finite(rnd)
@@ -118,7 +118,7 @@ def _global_best(rounds: list[Round]) -> tuple[int, int] | None:
         cand = (float(llh[b]), rnd.nside, int(ipix[b]))
         if best is None or cand < best:  # ties: the coarser level, then the lower pixel
             best = cand
-    return None if best is None else (best[1], best[2])
+    return best
 
 
 def refine_parents(rule: str, rounds: list[Round], index: int, count: int) -> np.ndarray:
@@ -135,7 +135,7 @@ def refine_parents(rule: str, rounds: list[Round], index: int, count: int) -> np
     best = _global_best(rounds)
     if best is None:
         return np.zeros(0, dtype=np.int64)
-    bx, by, bz = _vectors(best[0], np.array([best[1]]))
+    bx, by, bz = _vectors(best[1], np.array([best[2]]))
     x, y, z = _vectors(prev.nside, ipix)
     angle = np.arccos(np.clip(x * bx + y * by + z * bz, -1.0, 1.0))
     return np.sort(ipix[angle < upstream_disc_radius(prev.nside, count)])
@@ -173,6 +173,51 @@ class _Overlapping:
         self.rounds: list[Round] = []
         self.closed = 0  # rounds[:closed] have ended (RoundFinished)
         self.logged = _logged_pixels(engine._restored, [n for n, _ in self.prog])
+        # what a new result must beat to change a begun round's pixels (see worth_replanning)
+        self.kth: dict[int, float] = {}  # best rule: K-th best −log L of round i
+        self.best_llh = np.inf  # upstream: the global best −log L
+        self.discs: dict[int, tuple[np.ndarray, float]] = {}  # upstream: centre, radius
+
+    def _watch(self, index: int) -> None:
+        """Remember what would change round ``index``'s pixels (after a replan)."""
+        prev, count = self.rounds[index - 1], self.prog[index][1]
+        if self.rule == "best":
+            llh = prev.level["llh"][_done_finite(prev)]
+            self.kth[index - 1] = (float(np.partition(llh, count - 1)[count - 1])
+                                   if len(llh) >= count else np.inf)
+            return
+        best = _global_best(self.rounds)
+        if best is not None:
+            self.best_llh = best[0]
+            centre = np.array(_vectors(best[1], np.array([best[2]])))[:, 0]
+            self.discs[index - 1] = (centre, upstream_disc_radius(prev.nside, count))
+
+    def worth_replanning(self, rnd: Round, rows: np.ndarray) -> bool:
+        """Whether ``rows`` just back for ``rnd`` could change what the rule asks for.
+
+        Conservative: the next round became due, or a pixel finished with a −log L among the
+        K best of its round (``best``), at or below the global best, or inside the disc of
+        its round (``upstream``). Replanning is idempotent; this only saves its cost."""
+        i = rnd.index
+        if (i + 1 == len(self.rounds) < len(self.prog)  # the next round is not begun
+                and rnd.finished.sum() >= self.fraction * rnd.n_tasks):
+            return True
+        pix = np.unique(rnd.pixel_index(rows["ipix"]))
+        pix = pix[pix >= 0]
+        pix = pix[rnd.pixels_done[pix] & np.isfinite(rnd.level["llh"][pix])]
+        if not len(pix):
+            return False
+        llh = rnd.level["llh"][pix]
+        if self.rule == "best":
+            return bool(llh.min() <= self.kth.get(i, -np.inf))
+        if llh.min() <= self.best_llh:
+            return True
+        if i not in self.discs:
+            return False
+        centre, radius = self.discs[i]
+        x, y, z = _vectors(rnd.nside, rnd.ipix[pix])
+        cos = np.clip(x * centre[0] + y * centre[1] + z * centre[2], -1.0, 1.0)
+        return bool((np.arccos(cos) < radius).any())
 
     def parents(self, index: int) -> np.ndarray:
         return refine_parents(self.rule, self.rounds, index, self.prog[index][1])
@@ -199,23 +244,28 @@ class _Overlapping:
             if i - 1 >= len(self.rounds):
                 break
             prev, (nside, _) = self.rounds[i - 1], self.prog[i]
+            begun = i < len(self.rounds)
+            logged = self.logged.get(nside, np.zeros(0, dtype=np.int64))
+            due = prev.finished.sum() >= self.fraction * prev.n_tasks
+            if not begun and not due and not len(logged):
+                break  # not begun: due once F of the round before is back
+            if begun and self.rounds[i].tasks is None:
+                continue  # ended: its pixels cannot change any more
             parents = self.parents(i)
             want = sky.children(prev.nside, parents, nside) if len(parents) else parents
-            if i == len(self.rounds):  # not begun: due once F of the round before is back
-                logged = self.logged.get(nside, np.zeros(0, dtype=np.int64))
-                due = prev.finished.sum() >= self.fraction * prev.n_tasks
-                if not (due and len(want)) and not len(logged):
+            if not begun:
+                if not len(want) and not len(logged):
                     break
                 rnd = Round(i, nside, np.union1d(want, logged).astype(np.int64),
                             self.eng.reco.n_variations)
                 yield from self.begin(rnd, prev)
+                self._watch(i)
                 added = True
                 continue
             rnd = self.rounds[i]
             new = np.setdiff1d(want, rnd.ipix)
+            self._watch(i)
             if not len(new):
-                continue
-            if rnd.tasks is None:  # ended already: cannot happen with the rules above
                 continue
             idx = rnd.extend(new, self.eng._tasks(rnd, prev, self.prepared, new))
             rnd.info.update(pixels=len(rnd.ipix), fits=rnd.n_tasks)
@@ -267,7 +317,8 @@ def run_overlapping(engine: Any, prepared: Any) -> Generator[Any, None, bool]:
             if predictive:
                 if (yield from st.close_ready(final=False)) == "cancelled":
                     break
-                yield from st.replan()
+                if st.worth_replanning(*item):
+                    yield from st.replan()
         if engine._cancel.is_set():
             break
         if (yield from st.close_ready(final=False)) == "cancelled":
