@@ -10,9 +10,10 @@ results of level ``i - 1``:
   (the global minimum, which usually lies at the finest level), draw a disc around its
   centre whose area is K pixel areas of level ``i - 1`` (radius √(K·Ω/π), Ω the pixel area
   at level ``i - 1``), and split every level-``i - 1`` pixel whose centre lies strictly
-  inside the disc into all its children. Upstream re-evaluates the rule for every level
-  whenever new results arrive, so a better minimum found at a finer level moves the discs
-  of the coarser levels and adds pixels there ("re-opens" them); this engine does the same.
+  inside the disc into all its children. Upstream evaluates the rule again for every level
+  as results come in (when everything sent is back, and at its predictive thresholds), so
+  a better minimum found at a finer level moves the discs of the coarser levels and adds
+  pixels there ("re-opens" them); this engine does the same.
   Differences: failed (NaN) pixels are never refined, and upstream's second trigger (a
   neighbour differing by 2·ΔLLH > 200000, which real events do not reach) is left out.
 
@@ -26,8 +27,8 @@ time, so the final map holds at least the pixels the rule asks for given the fin
 of every level (the same as a non-predictive scan of the ``best`` rule would fit, plus the
 pixels asked for on the way). Which extra pixels get fitted depends on the order results
 arrive in, so a predictive map is not reproducible; ``--predictive 1.0`` starts each level
-when the one before has ended and gives exactly the non-predictive map. Without ``-
--predictive``, the rule is evaluated again only when everything scheduled is done, so the
+when the one before has ended and gives exactly the non-predictive map. Without
+``--predictive`` the rule is evaluated again only when everything scheduled is done, so the
 map does not depend on arrival order.
 
 :func:`run_overlapping` drives such a scan for :class:`skyscan_tui.engine.ScanEngine`; a
