@@ -26,7 +26,10 @@ are cut when a slot frees up, so at most ``executor.slots`` batches exist at any
 retries. Nothing grows with the number of batches processed.
 
 Layout: the planning of rounds and tasks is in :mod:`skyscan_tui.scanplan`, the progress
-numbers and timing in :mod:`skyscan_tui.scanstatus` (mixins of :class:`ScanEngine`).
+numbers and timing in :mod:`skyscan_tui.scanstatus` (mixins of :class:`ScanEngine`), the
+batch loop in :mod:`skyscan_tui.dispatch`; rounds run one after the other, except with
+``--predictive`` or ``--refine upstream`` (:mod:`skyscan_tui.refinement`), where they may
+overlap and grow.
 """
 
 from __future__ import annotations
