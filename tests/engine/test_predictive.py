@@ -271,3 +271,28 @@ def test_partial_result_and_cancel_keep_every_open_round(sim_event):
     assert isinstance(fin, ScanFinished) and fin.cancelled
     assert sorted(fin.result.levels) == [8, 64, 512]
     assert {r["state"] for r in fin.result.meta["rounds"]} == {"interrupted"}
+
+
+@pytest.mark.parametrize("stop", [(1, 5), (2, 40)])
+def test_upstream_scan_resumes_to_the_uninterrupted_map(tmp_path, sim_event, stop):
+    from skyscan_tui.app_api import resume_info, scan_settings
+
+    st = ScanSettings("dummy", {}, SMALL, batch_size=8, refine="upstream")
+    ref, _ = _scan(sim_event, SerialExecutor(), refine="upstream")
+    out = tmp_path / "out"
+    eng = ScanEngine(sim_event, st, SerialExecutor(), outdir=out)
+    gen, n = eng.run(), 0
+    for u in gen:  # interrupt in round ``stop[0]`` after ``stop[1]`` batches
+        if isinstance(u, PixelsDone) and u.round == stop[0]:
+            n += 1
+            if n == stop[1]:
+                break
+    gen.close()
+    eng.close()
+    settings = scan_settings(resume=resume_info(out))
+    assert settings.refine == "upstream" and settings.predictive is None
+    eng = ScanEngine(sim_event, settings, SerialExecutor(), outdir=out, resume=True)
+    res = list(eng.run())[-1].result
+    eng.close()
+    assert res.meta["checkpoint"]["restored_tasks"] > 0
+    _same_map(ref, res)
