@@ -91,13 +91,15 @@ def resume_info(outdir: Path, output: Path | None = None) -> CheckpointInfo:
 
 def scan_settings(reco: str | None = None, reco_options: Mapping[str, Any] | None = None,
                   progression: str | None = None, run_options: Mapping[str, Any] | None = None,
-                  resume: CheckpointInfo | None = None) -> ScanSettings:
+                  resume: CheckpointInfo | None = None, refine: str | None = None,
+                  predictive: float | str | None = None) -> ScanSettings:
     """Settings of a scan from what the user gave (None = not given).
 
     Resuming, what was not given comes from the checkpoint (the engine then refuses a given
     value that would change the result); how to run (``batch_size``, ``max_retries``,
     ``pixel_timeout``) may change: given values win, else the checkpoint's, else defaults.
-    A new scan takes the defaults: :func:`best_reco` and :data:`DEFAULT_PROGRESSION`.
+    A new scan takes the defaults: :func:`best_reco`, :data:`DEFAULT_PROGRESSION`, the
+    ``best`` refinement rule and no predictive scanning.
 
     Parameters
     ----------
@@ -111,6 +113,11 @@ def scan_settings(reco: str | None = None, reco_options: Mapping[str, Any] | Non
         How to run: ``batch_size`` [pixels], ``max_retries``, ``pixel_timeout`` [s].
     resume : CheckpointInfo or None
         The checkpoint being resumed (:func:`resume_info`).
+    refine : str or None
+        The refinement rule, ``best`` or ``upstream`` (:mod:`skyscan_tui.refinement`).
+    predictive : float or str or None
+        The fraction [1] of a round after which the next starts (0 < F ≤ 1), as a number
+        or text; None, "" or "off": not predictive.
     """
     from skyscan_tui import sky
     from skyscan_tui.engine import ScanSettings
@@ -123,17 +130,25 @@ def scan_settings(reco: str | None = None, reco_options: Mapping[str, Any] | Non
             opts = dict(resume.settings["reco_options"])
         if progression is None:
             progression = str(resume.settings.get("nside_progression"))
+        if refine is None:
+            refine = resume.settings.get("refine")
+        if predictive is None:
+            predictive = resume.settings.get("predictive")
     for key, value in (run_options or {}).items():
         if value is not None:
             run[key] = value
     prog = sky.parse_progression(DEFAULT_PROGRESSION if progression is None else progression)
+    from skyscan_tui.refinement import check_refine, parse_predictive
+
+    rule = check_refine("best" if refine is None else str(refine))
+    fraction = parse_predictive(predictive)
     try:
         return ScanSettings(
             reco=reco or best_reco(), reco_options=opts or {}, progression=prog,
             batch_size=run.get("batch_size"),
             max_retries=(DEFAULT_MAX_RETRIES if run.get("max_retries") is None
                          else int(run["max_retries"])),
-            pixel_timeout=run.get("pixel_timeout"))
+            pixel_timeout=run.get("pixel_timeout"), refine=rule, predictive=fraction)
     except (TypeError, ValueError):
         raise UserError("the checkpoint holds unusable run options; pass --batch-size, "
                         "--max-retries and --pixel-timeout explicitly") from None

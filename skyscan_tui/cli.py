@@ -71,6 +71,17 @@ def _finite_float(text: str) -> float:
     return value
 
 
+#: the refinement rules (skyscan_tui.refinement.REFINE_RULES; not imported to start fast)
+REFINE_RULES = ("best", "upstream")
+
+
+def _predictive(text: str) -> float:
+    value = _finite_float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0 and at most 1")
+    return value
+
+
 def _path(text: str) -> Path:
     if not text.strip() or "\x00" in text or len(text) > 4096:
         raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a usable path")
@@ -145,6 +156,14 @@ def _scan_options(p: argparse.ArgumentParser, default_reco: str | None) -> None:
                         f"{DEFAULT_EXECUTOR}); each executor's options follow")
     g.add_argument("--nside-progression", default=None, metavar="N:K,...",
                    help="nside levels and pixels refined per level (default 8:0,64:12,512:24)")
+    g.add_argument("--refine", choices=REFINE_RULES, default=None,
+                   help="refinement rule: best (default: the K best pixels of a level are "
+                        "split) or upstream (the Skymap Scanner's disc of K pixel areas around "
+                        "the best fit; docs/usage.md#scan-rules)")
+    g.add_argument("--predictive", type=_predictive, default=None, metavar="FRACTION",
+                   help="start each refinement once FRACTION (0 < F <= 1) of the level before "
+                        "is back, and re-open it if a late pixel changes the best ones; the "
+                        "map then depends on arrival order (default: off)")
     g.add_argument("--batch-size", type=_positive_int, metavar="PIXELS",
                    help="pixels per task batch (default: chosen by the reco)")
     g.add_argument("--max-retries", type=_nonneg_int, default=None, metavar="N",

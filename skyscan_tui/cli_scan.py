@@ -54,6 +54,7 @@ def run_scan(event: Any, args: argparse.Namespace, out_default: Path) -> int:
     settings = scan_settings(
         reco=args.reco, reco_options=reco_options if args.reco_opt else None,
         progression=args.nside_progression,  # None = not given ("" is given, and wrong)
+        refine=args.refine, predictive=args.predictive,
         run_options={key: getattr(args, key, None)
                      for key in ("batch_size", "max_retries", "pixel_timeout")},
         resume=info)

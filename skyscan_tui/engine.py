@@ -26,30 +26,33 @@ are cut when a slot frees up, so at most ``executor.slots`` batches exist at any
 retries. Nothing grows with the number of batches processed.
 
 Layout: the planning of rounds and tasks is in :mod:`skyscan_tui.scanplan`, the progress
-numbers and timing in :mod:`skyscan_tui.scanstatus` (mixins of :class:`ScanEngine`).
+numbers and timing in :mod:`skyscan_tui.scanstatus` (mixins of :class:`ScanEngine`), the
+batch loop in :mod:`skyscan_tui.dispatch`; rounds run one after the other, except with
+``--predictive`` or ``--refine upstream`` (:mod:`skyscan_tui.refinement`), where they may
+overlap and grow.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from executors.base import BatchDone, BatchFailed, Executor, ExecutorLog, ScanContext
+from executors.base import Executor, ScanContext
 from skyscan_tui import sky
+from skyscan_tui.dispatch import LOST_EXTRA, Dispatcher
 from skyscan_tui.errors import UserError
 from skyscan_tui.events import Event
 from skyscan_tui.folderlock import FolderLock
 from skyscan_tui.overlays import event_overlays
 from skyscan_tui.results import ScanResult
-from skyscan_tui.rounds import Flight, Round
+from skyscan_tui.rounds import Round
 from skyscan_tui.scanplan import MAX_ROUND_TASKS, ScanPlan  # noqa: F401 (re-exported)
 from skyscan_tui.scanstatus import ScanStatus
 from skyscan_tui.scanupdates import (
@@ -63,23 +66,29 @@ from skyscan_tui.scanupdates import (
     ScanUpdate,
     eta_estimate,
 )
-from skyscan_tui.tasks import RESULT_DTYPE, empty_results
+from skyscan_tui.tasks import empty_results
 
 __all__ = ["ScanSettings", "ScanEngine", "RoundStarted", "PixelsDone", "RoundFinished",
            "ScanLog", "ScanFinished", "ScanUpdate", "LOST_EXTRA", "MAX_RETRIES"]
 
-#: extra tries a batch gets when its worker died (it may be an innocent bystander)
-LOST_EXTRA = 3
 #: at most this many failed tasks are listed by name in the result metadata
 MAX_FAILED_LISTED = 1000
 
 
 def _settings_key(settings: ScanSettings, reco: Any) -> dict[str, Any]:
-    """The settings a checkpoint must match (those that change the result), JSON-normal."""
-    return json.loads(json.dumps({
+    """The settings a checkpoint must match (those that change the result), JSON-normal.
+
+    The refinement rule and the predictive fraction appear only when not the defaults, so
+    the checkpoints of default scans stay as they were."""
+    key: dict[str, Any] = {
         "reco": settings.reco, "reco_options": dict(reco.options),
         "nside_progression": sky.format_progression(settings.progression),
-        "n_variations": int(reco.n_variations)}, sort_keys=True))
+        "n_variations": int(reco.n_variations)}
+    if settings.refine != "best":
+        key["refine"] = settings.refine
+    if settings.predictive is not None:
+        key["predictive"] = float(settings.predictive)
+    return json.loads(json.dumps(key, sort_keys=True))
 
 
 class ScanEngine(ScanStatus, ScanPlan):
@@ -258,6 +267,9 @@ class ScanEngine(ScanStatus, ScanPlan):
                   # seed fits and (simulated) truth as RA/Dec, for plots and the summary
                   "overlays": event_overlays(self.event)},
         )
+        if self.settings.overlapping:  # a map whose pixels depend on the rule (and order)
+            result.meta["refine"] = self.settings.refine
+            result.meta["predictive"] = self.settings.predictive
         self.result = result
         if self._observer is not None:
             self._observer.write()  # "running", before the first round
@@ -273,89 +285,19 @@ class ScanEngine(ScanStatus, ScanPlan):
                           f"{len(in_flight_keys)} were in flight"
                           + (f", {restored.discarded_bytes} bytes of a torn log record "
                              "dropped" if restored.discarded_bytes else ""))
-        prev: Round | None = None
-        done_total = first_pixels = 0
-        t_work = None
+        self._done_total = self._first_pixels = 0
+        self._t_work: float | None = None
+        self._in_flight_keys = in_flight_keys
         cancelled = False
         finished_ok = False
         try:
             self.executor.start(context)
-            for index in range(len(self.settings.progression)):
-                rnd = self._make_round(index, prev, prepared)
-                if len(rnd.ipix) == 0:
-                    break
-                rnd.tasks = self._tasks(rnd, prev, prepared)
-                if index == 0:
-                    first_pixels = len(rnd.ipix)
-                # planned tasks of this and the later rounds (refined children never overlap)
-                total = done_total + rnd.n_tasks + sum(
-                    self.planned_tasks(i, first_pixels)
-                    for i in range(index + 1, len(self.settings.progression)))
-                info = {"round": index + 1, "nside": rnd.nside, "pixels": len(rnd.ipix),
-                        "fits": rnd.n_tasks, "fits_done": 0, "restored": 0, "computed": 0,
-                        "failed": 0, "state": "running", "wall_s": 0.0,
-                        "pixels_per_s": None, "cpu_s": None, "batches": 0,
-                        "_t0": time.monotonic(), "_c0": self._computed}
-                self._rounds_info.append(info)
-                self._live.update(round=rnd, total=total, done=done_total)
-                self._round_cpu, self._round_cpu_batches = 0.0, 0
-                yield RoundStarted(index, rnd.nside, len(rnd.ipix), rnd.n_tasks)
-                if self._ckpt is not None:
-                    self._ckpt.update(round=index, tasks_total=total)
-                    self._ckpt.maybe_sync(force=True)
-                if restored is not None:
-                    back = self._restore_round(rnd, restored.final)
-                    if len(back):
-                        done_total += len(back)
-                        info["restored"] = info["fits_done"] = len(back)
-                        self._live["done"] = done_total
-                        yield PixelsDone(index, rnd.nside, back, int(rnd.finished.sum()),
-                                         rnd.n_tasks, done_total, total, 0.0, float("nan"),
-                                         "checkpoint")
-                if t_work is None:
-                    t_work = time.monotonic()
-                    self._live["t_work"] = t_work
-                info["_t0"] = time.monotonic()  # the round's wall time starts with its work
-                measured = sum(1 for r in self._rounds_info[:-1] if r["computed"] > 0)
-                for update in self._run_round(rnd, in_flight_keys):
-                    if isinstance(update, ScanLog):
-                        yield update
-                        continue
-                    done_total += len(update)
-                    elapsed = max(time.monotonic() - t_work, 1e-9)
-                    rate = self._computed / elapsed
-                    info["fits_done"] = int(rnd.finished.sum())
-                    info["computed"] = self._computed - info["_c0"]
-                    self._live["done"] = done_total
-                    eta = eta_estimate(total - done_total, self._computed, elapsed,
-                                       info["computed"], rnd.n_tasks - info["restored"],
-                                       measured)
-                    if self._ckpt is not None:
-                        self._ckpt.update(tasks_done=done_total)
-                    yield PixelsDone(index, rnd.nside, update,
-                                     int(rnd.finished.sum()), rnd.n_tasks, done_total, total,
-                                     rate, eta, self._last_worker)
-                self._end_round(info, rnd)
-                result.levels[rnd.nside] = rnd.level
-                if self._cancel.is_set():
-                    cancelled = True
-                    break
-                if self._ckpt is not None:  # a round boundary: make it durable
-                    self._ckpt.update(round=index + 1, tasks_done=done_total)
-                    self._ckpt.maybe_sync(force=True)
-                lv = rnd.level
-                ok = np.flatnonzero(np.isfinite(lv["llh"]))
-                n_failed = len(lv) - len(ok)
-                rnd.tasks = None  # free the task arrays of a finished round
-                if ok.size:
-                    b = ok[np.lexsort((lv["ipix"][ok], lv["llh"][ok]))[0]]
-                    yield RoundFinished(index, rnd.nside, int(lv["ipix"][b]),
-                                        float(lv["llh"][b]), n_failed)
-                else:
-                    yield RoundFinished(index, rnd.nside, -1, float("nan"), n_failed)
-                    yield ScanLog("error", f"every pixel failed at nside {rnd.nside}")
-                    break
-                prev = rnd
+            if self.settings.overlapping:
+                from skyscan_tui.refinement import run_overlapping
+
+                cancelled = yield from run_overlapping(self, prepared)
+            else:
+                cancelled = yield from self._sequential_rounds(prepared)
             finished_ok = not cancelled and not self._cancel.is_set()
         finally:
             if self._cancel.is_set():
@@ -368,7 +310,7 @@ class ScanEngine(ScanStatus, ScanPlan):
                 self._ckpt.close("finished" if finished_ok else "interrupted")
         elapsed = time.monotonic() - t_start
         result.meta["elapsed_s"] = round(elapsed, 3)
-        self._record_timing(result, elapsed, t_work)
+        self._record_timing(result, elapsed, self._t_work)
         result.meta["cancelled"] = cancelled
         result.meta["failed_tasks"] = self._n_failed
         result.meta["failed_task_list"] = list(self._failed)
@@ -411,165 +353,112 @@ class ScanEngine(ScanStatus, ScanPlan):
         if len(self._failed) < MAX_FAILED_LISTED:
             self._failed.append([int(row["nside"]), int(row["ipix"]), int(row["variation"])])
 
-    def _run_round(self, rnd: Round, in_flight_keys: np.ndarray
-                   ) -> Iterator[np.ndarray | ScanLog]:
-        """Submit the round's missing tasks in batches; yield result rows as they come."""
-        from skyscan_tui.checkpoint import FAILED, RESULT, SUBMITTED, task_keys
 
-        tasks = rnd.tasks
-        assert tasks is not None
-        todo = np.flatnonzero(~rnd.finished)
-        size = self._batch_size(len(todo))
-        cursor = 0
-        retries: deque[Flight] = deque()
-        in_flight: dict[int, Flight] = {}
-        next_id = 0
-        max_lost = self.settings.max_retries + LOST_EXTRA
+    # ---------------------------------------------------------------- rounds
+    def _sequential_rounds(self, prepared: Any) -> Generator[ScanUpdate, None, bool]:
+        """One round after the other, each refining the finished one before; True if cancelled.
 
-        def next_batch() -> Flight | None:
-            nonlocal cursor, next_id
-            while retries:
-                fl = retries.popleft()
-                keep = ~rnd.finished[fl.idx]  # an orphan report may have finished some
-                if keep.any():
-                    fl.idx = fl.idx[keep]
-                    fl.batch = tasks.select(fl.idx, next_id).with_attempt(
-                        fl.batch.attempt, fl.batch.avoid)
-                    next_id += 1
-                    return fl
-            while cursor < len(todo):
-                idx = todo[cursor:cursor + size]
-                cursor += len(idx)
-                idx = idx[~rnd.finished[idx]]
-                if len(idx):
-                    next_id += 1
-                    return Flight(tasks.select(idx, next_id - 1), idx)
-            return None
-
-        def requeue(fl: Flight, lost: bool, worker: str) -> None:
-            """Retry a failed batch, split to isolate the bad pixel.
-
-            The tries of a pixel on its own are counted."""
-            single = len(fl.idx) == 1
-            failures = fl.failures + (0 if lost or not single else 1)
-            losses = fl.losses + (1 if lost else 0)
-            parts = (np.array_split(np.arange(len(fl.idx)), 2) if not single
-                     else [np.arange(1)])
-            for part in parts:
-                retries.append(Flight(fl.batch.select(part, -1).with_attempt(
-                    fl.batch.attempt + 1, worker), fl.idx[part], failures, losses))
-
-        def give_up(fl: Flight) -> np.ndarray:
-            rows = empty_results(len(fl.idx))
-            rows["nside"], rows["ipix"] = fl.batch.nside, fl.batch.ipix
-            rows["variation"] = fl.batch.variation
-            fresh = ~rnd.finished[fl.idx]
-            rows, idx = rows[fresh], fl.idx[fresh]
-            rnd.merge(rows, idx)
-            self._log(FAILED, rnd, rows, fl.batch.attempt)
-            for r in rows:
-                self._note_failed(r)
-            return rows
-
-        restored = self._restored
-        recomputed_before = restored.recomputed_before if restored is not None else 0
-
-        def accept(rows: np.ndarray, idx: np.ndarray, attempt: int) -> np.ndarray:
-            """Merge finished rows of tasks not finished yet; log them; count recomputes."""
-            fresh = (idx >= 0)
-            fresh[fresh] = ~rnd.finished[idx[fresh]]
-            rows, idx = rows[fresh], idx[fresh]
-            if not len(rows):
-                return rows
-            rnd.merge(rows, idx)
-            self._log(RESULT, rnd, rows, attempt)
-            self._computed += len(rows)
-            if len(in_flight_keys):
-                keys = task_keys(rows["nside"], rows["ipix"], rows["variation"])
-                self._recomputed += int(np.isin(keys, in_flight_keys).sum())
-                if self._ckpt is not None:  # cumulative, so a later kill keeps the count
-                    self._ckpt.update(recomputed_tasks=self._recomputed + recomputed_before)
-            return rows
-
-        self._round_batches = 0
-        observer = self._observer
-        while not self._cancel.is_set():
-            if observer is not None:
-                observer.tick()
-            if not self._paused.is_set():
-                while len(in_flight) < self.executor.slots:
-                    fl = next_batch()
-                    if fl is None:
-                        break
-                    in_flight[fl.batch.batch_id] = fl
-                    sub = empty_results(len(fl.idx))
-                    sub["nside"], sub["ipix"] = fl.batch.nside, fl.batch.ipix
-                    sub["variation"] = fl.batch.variation
-                    self._log(SUBMITTED, rnd, sub, fl.batch.attempt)
-                    self.executor.submit([fl.batch])
-            if not in_flight and not retries and cursor >= len(todo):
+        The pixels of every round depend only on finished rounds, never on arrival order."""
+        prev: Round | None = None
+        for index in range(len(self.settings.progression)):
+            rnd = self._make_round(index, prev, prepared)
+            if len(rnd.ipix) == 0:
                 break
-            if not in_flight and self._paused.is_set():
-                time.sleep(0.05)  # paused and idle: do not spin on an empty poll
-                continue
-            for up in self.executor.poll(timeout=0.05):
-                if isinstance(up, ExecutorLog):
-                    yield ScanLog(up.level, up.message)
-                    continue
-                fl = in_flight.pop(up.batch_id, None)
-                if fl is None:
-                    if (isinstance(up, BatchDone) and getattr(up.results, "dtype", None)
-                            == RESULT_DTYPE):  # recovered from an earlier session
-                        rows = accept(up.results, rnd.task_index(up.results), 0)
-                        if len(rows):
-                            yield rows
-                    continue
-                batch = fl.batch
-                if isinstance(up, BatchDone):
-                    rows = np.asarray(up.results)
-                    if (rows.dtype != RESULT_DTYPE or len(rows) != len(batch)
-                            or not np.array_equal(rows["ipix"], batch.ipix)
-                            or not np.array_equal(rows["nside"], batch.nside)
-                            or not np.array_equal(rows["variation"], batch.variation)):
-                        up = BatchFailed(up.batch_id, "reco returned rows for other tasks",
-                                         worker=up.worker)
-                if isinstance(up, BatchDone):
-                    self._last_worker = up.worker
-                    self._round_batches += 1
-                    cpu = float(getattr(up, "cpu_s", float("nan")))
-                    if math.isfinite(cpu):
-                        self._round_cpu += cpu
-                        self._round_cpu_batches += 1
-                    bad = ~np.isfinite(rows["llh"])
-                    out = accept(rows[~bad], fl.idx[~bad], batch.attempt)
-                    if bad.any():
-                        nan = Flight(batch.select(np.flatnonzero(bad), -1).with_attempt(
-                            batch.attempt + 1, up.worker), fl.idx[bad], fl.failures + 1,
-                            fl.losses)
-                        if nan.failures <= self.settings.max_retries:
-                            retries.append(nan)
-                            yield ScanLog("warning", f"{int(bad.sum())} pixel fit(s) returned "
-                                          "NaN; retrying")
-                        else:
-                            yield ScanLog("error", f"{int(bad.sum())} pixel fit(s) returned "
-                                          f"NaN {nan.failures} times; recorded as failed")
-                            out = np.concatenate([out, give_up(nan)])
-                    if len(out):
-                        yield out
-                elif isinstance(up, BatchFailed):
-                    what = "lost (worker died)" if up.lost else "failed"
-                    yield ScanLog("warning", f"batch of {len(batch)} pixel(s) {what} "
-                                  f"(try {batch.attempt + 1}): {up.error}")
-                    single = len(batch) == 1
-                    if up.lost:
-                        over = fl.losses + 1 > max_lost
-                    else:
-                        over = single and fl.failures + 1 > self.settings.max_retries
-                    if over:
-                        yield ScanLog("error", f"{len(batch)} pixel fit(s) at nside "
-                                      f"{rnd.nside} failed for good: {up.error}")
-                        rows = give_up(fl)
-                        if len(rows):
-                            yield rows
-                    else:
-                        requeue(fl, up.lost, up.worker)
+            rnd.tasks = self._tasks(rnd, prev, prepared)
+            if index == 0:
+                self._first_pixels = len(rnd.ipix)
+            # planned tasks of this and the later rounds (refined children never overlap)
+            total = self._done_total + rnd.n_tasks + sum(
+                self.planned_tasks(i, self._first_pixels)
+                for i in range(index + 1, len(self.settings.progression)))
+            yield from self._begin_round(rnd, total)
+            dispatcher = Dispatcher(self, self._in_flight_keys)
+            dispatcher.add(rnd, np.arange(rnd.n_tasks))
+            for item in dispatcher.run():
+                if isinstance(item, ScanLog):
+                    yield item
+                else:
+                    yield self._pixels_done(*item)
+            status = yield from self._close_round(rnd)
+            if status == "cancelled":
+                return True
+            if status == "failed":
+                break
+            prev = rnd
+        return False
+
+    def _begin_round(self, rnd: Round, total: int) -> Iterator[ScanUpdate]:
+        """A round begins: its tallies, ``RoundStarted``, its fits restored from a checkpoint."""
+        index = rnd.index
+        info = {"round": index + 1, "nside": rnd.nside, "pixels": len(rnd.ipix),
+                "fits": rnd.n_tasks, "fits_done": 0, "restored": 0, "computed": 0,
+                "failed": 0, "state": "running", "wall_s": 0.0,
+                "pixels_per_s": None, "cpu_s": None, "batches": 0,
+                "_t0": time.monotonic(), "_measured": 0}
+        rnd.info = info
+        self._rounds_info.append(info)
+        self._live.update(round=rnd, total=total, done=self._done_total)
+        yield RoundStarted(index, rnd.nside, len(rnd.ipix), rnd.n_tasks)
+        if self._ckpt is not None:
+            self._ckpt.update(round=index, tasks_total=total)
+            self._ckpt.maybe_sync(force=True)
+        restored = self._restored
+        if restored is not None:
+            back = self._restore_round(rnd, restored.final)
+            if len(back):
+                self._done_total += len(back)
+                info["restored"] = info["fits_done"] = len(back)
+                self._live["done"] = self._done_total
+                yield PixelsDone(index, rnd.nside, back, int(rnd.finished.sum()),
+                                 rnd.n_tasks, self._done_total, total, 0.0, float("nan"),
+                                 "checkpoint")
+        if self._t_work is None:
+            self._t_work = time.monotonic()
+            self._live["t_work"] = self._t_work
+        info["_t0"] = time.monotonic()  # the round's wall time starts with its work
+        # earlier rounds that measured a rate: the ETA may use it at once
+        info["_measured"] = sum(1 for r in self._rounds_info[:-1] if r["computed"] > 0)
+
+    def _pixels_done(self, rnd: Round, rows: np.ndarray) -> PixelsDone:
+        """The update for ``rows`` of ``rnd`` that just came back (counts, rate, ETA)."""
+        assert self._t_work is not None
+        info = rnd.info
+        self._done_total += len(rows)
+        elapsed = max(time.monotonic() - self._t_work, 1e-9)
+        info["fits_done"] = int(rnd.finished.sum())
+        info["computed"] = rnd.computed
+        self._live["done"] = self._done_total
+        total = int(self._live["total"])
+        eta = eta_estimate(total - self._done_total, self._computed, elapsed,
+                           info["computed"], rnd.n_tasks - info["restored"],
+                           info["_measured"])
+        if self._ckpt is not None:
+            self._ckpt.update(tasks_done=self._done_total)
+        return PixelsDone(rnd.index, rnd.nside, rows, int(rnd.finished.sum()), rnd.n_tasks,
+                          self._done_total, total, self._computed / elapsed, eta,
+                          self._last_worker)
+
+    def _close_round(self, rnd: Round) -> Generator[ScanUpdate, None, str]:
+        """A round ended: its level into the result, ``RoundFinished``.
+
+        Returns "ok", "cancelled" (no update) or "failed" (every pixel failed)."""
+        assert self.result is not None
+        self._end_round(rnd.info, rnd)
+        self.result.levels[rnd.nside] = rnd.sorted_level()
+        if self._cancel.is_set():
+            return "cancelled"
+        if self._ckpt is not None:  # a round boundary: make it durable
+            self._ckpt.update(round=rnd.index + 1, tasks_done=self._done_total)
+            self._ckpt.maybe_sync(force=True)
+        lv = rnd.level
+        ok = np.flatnonzero(np.isfinite(lv["llh"]))
+        n_failed = len(lv) - len(ok)
+        rnd.tasks = None  # free the task arrays of a finished round
+        if ok.size:
+            b = ok[np.lexsort((lv["ipix"][ok], lv["llh"][ok]))[0]]
+            yield RoundFinished(rnd.index, rnd.nside, int(lv["ipix"][b]),
+                                float(lv["llh"][b]), n_failed)
+            return "ok"
+        yield RoundFinished(rnd.index, rnd.nside, -1, float("nan"), n_failed)
+        yield ScanLog("error", f"every pixel failed at nside {rnd.nside}")
+        return "failed"

@@ -80,23 +80,26 @@ class ScanPlan:
             ipix = sky.refine(prev.nside, prev.ipix, prev.level["llh"], nside, n_best)
         return Round(index, nside, ipix, self.reco.n_variations)
 
-    def _tasks(self, rnd: Round, prev: Round | None, prepared: Any) -> TaskBatch:
-        ra, dec = sky.pixel_radec(rnd.nside, rnd.ipix)
+    def _tasks(self, rnd: Round, prev: Round | None, prepared: Any,
+               ipix: np.ndarray | None = None) -> TaskBatch:
+        """The tasks of the pixels ``ipix`` of ``rnd`` (default: all of them)."""
+        ipix = rnd.ipix if ipix is None else np.asarray(ipix, dtype=np.int64)
+        ra, dec = sky.pixel_radec(rnd.nside, ipix)
         zen, azi = equatorial_to_local(ra, dec, self.event.mjd)
-        n = len(rnd.ipix)
+        n = len(ipix)
         if prev is None:
             seed = np.tile(self.reco.seed_vertex(prepared), (n, 1))
         else:  # the parent's best fit seeds each child (as upstream)
             shift = 2 * int(np.log2(rnd.nside // prev.nside))
-            parent = np.searchsorted(prev.ipix, rnd.ipix >> shift)
-            pl = prev.level[parent]
+            parent = prev.pixel_index(ipix >> shift)
+            pl = prev.level[np.maximum(parent, 0)]
             seed = np.stack([pl["x"], pl["y"], pl["z"], pl["t"]], axis=1)
-            bad = ~np.isfinite(seed).all(axis=1)
+            bad = ~np.isfinite(seed).all(axis=1) | (parent < 0)
             seed[bad] = self.reco.seed_vertex(prepared)
         nv = self.reco.n_variations
         rep = np.repeat(np.arange(n), nv)
         return TaskBatch(-1, rnd.index, np.full(n * nv, rnd.nside, dtype=np.int32),
-                         rnd.ipix[rep], np.tile(np.arange(nv, dtype=np.int32), n),
+                         ipix[rep], np.tile(np.arange(nv, dtype=np.int32), n),
                          zen[rep], azi[rep], seed[rep])
 
     def _batch_size(self, n_tasks: int) -> int:

@@ -41,9 +41,6 @@ class ScanStatus:
     result: ScanResult | None
     # the tallies' values before the engine's run sets them
     _last_worker = ""
-    _round_cpu = 0.0
-    _round_cpu_batches = 0
-    _round_batches = 0
     _n_warn = _n_err = 0
     _recent: deque[dict[str, Any]] = deque()
 
@@ -107,17 +104,20 @@ class ScanStatus:
     def partial_result(self) -> ScanResult | None:
         """The result so far; None before anything finished.
 
-        The finished rounds plus the pixels of the running round whose every fit is done (a
-        subset of that level)."""
+        The finished rounds plus the pixels of the running rounds (several in a predictive
+        scan) whose every fit is done (a subset of that level)."""
         base = self.result
         if base is None:
             return None
         levels = dict(base.levels)
-        rnd = self._live.get("round")
-        if rnd is not None and rnd.nside not in levels:
-            done = rnd.finished.reshape(-1, rnd.n_var).all(axis=1)
+        live = self._live.get("round")
+        for rnd in self._live.get("open") or ([] if live is None else [live]):
+            if rnd.nside in levels:
+                continue
+            done = rnd.pixels_done
             if done.any():
-                levels[rnd.nside] = rnd.level[done].copy()
+                lv = rnd.level[done]
+                levels[rnd.nside] = lv[np.argsort(lv["ipix"], kind="stable")]
         if not levels:
             return None
         return ScanResult(base.run_id, base.event_id, base.mjd, base.event_type, base.reco,
@@ -151,15 +151,16 @@ class ScanStatus:
         info.update(state="interrupted" if self._cancel.is_set() else "done",
                     wall_s=round(wall, 3),
                     fits_done=int(rnd.finished.sum()),
-                    computed=self._computed - info["_c0"],
+                    computed=rnd.computed,
                     # pixels whose fits all ended without a value (not those never run)
                     failed=int((rnd.finished.reshape(-1, n_var).all(axis=1)
                                 & ~np.isfinite(lv["llh"])).sum()) if len(lv) else 0,
-                    pixels_per_s=(round((self._computed - info["_c0"]) / n_var / wall, 3)
+                    pixels_per_s=(round(rnd.computed / n_var / wall, 3)
                                   if wall > 0 else None),
-                    cpu_s=(round(self._round_cpu, 3) if self._round_cpu_batches else None),
-                    batches=self._round_batches)
-        self._live["round"] = None
+                    cpu_s=(round(rnd.cpu_s, 3) if rnd.cpu_batches else None),
+                    batches=rnd.batches)
+        if self._live.get("round") is rnd:
+            self._live["round"] = None
 
     def _record_timing(self, result: ScanResult, elapsed: float, t_work: float | None) -> None:
         """Per-round and total timing [s] and the executor's status, in ``result.meta``.

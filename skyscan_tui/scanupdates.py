@@ -60,7 +60,9 @@ class ScanSettings:
     """How to scan: the settings a front end gives the engine.
 
     ``pixel_timeout`` [s] is per pixel: a batch of n pixels may take n × pixel_timeout once a
-    worker has it; None = no limit."""
+    worker has it; None = no limit. ``refine`` is the refinement rule and ``predictive`` the
+    fraction of a round after which the next one starts (None: when it has ended);
+    :mod:`skyscan_tui.refinement` describes both."""
 
     reco: str
     reco_options: dict[str, Any] = field(default_factory=dict)
@@ -68,14 +70,26 @@ class ScanSettings:
     batch_size: int | None = None  # pixels per batch; None = the reco's preference
     max_retries: int = 2
     pixel_timeout: float | None = None
+    predictive: float | None = None
+    refine: str = "best"
 
     def __post_init__(self) -> None:
+        from skyscan_tui.refinement import check_predictive, check_refine
+
+        check_refine(self.refine)
+        if self.predictive is not None:
+            check_predictive(self.predictive)
         if not 0 <= int(self.max_retries) <= MAX_RETRIES:
             raise UserError(f"--max-retries must be between 0 and {MAX_RETRIES}")
         if self.pixel_timeout is not None and not (0 < self.pixel_timeout <= 86400 * 7):
             raise UserError("--pixel-timeout must be between 0 and 604800 seconds")
         if self.batch_size is not None and not 1 <= int(self.batch_size) <= 1_000_000:
             raise UserError("--batch-size must be between 1 and 1000000")
+
+    @property
+    def overlapping(self) -> bool:
+        """Whether rounds may overlap or grow (a predictive scan, or the upstream rule)."""
+        return self.predictive is not None or self.refine != "best"
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,13 @@
 NESTED ordering everywhere; RING appears only at file edges (``ipix_ring``). The scan grid is
 on the sky in equatorial J2000 coordinates: pixel θ = π/2 - dec, φ = ra.
 
-Refinement rule (as the upstream scanner's ``--nside-progression 8:0,64:12,512:24``): the
-first nside is scanned over the whole sky (or a disc, for pointed recos); for every later
-level ``(nside, n)``, the ``n`` best pixels (lowest −log L) of the previous level are each
-split into all their (nside/nside_prev)² children at the new nside. For a single minimum
-the best pixels are neighbours, so this refines a region of about ``n`` previous-level pixel
-areas around the best fit.
+Refinement (``--nside-progression 8:0,64:12,512:24``, the progression upstream scans use):
+the first nside is scanned over the whole sky (or a disc, for pointed recos); for every later
+level ``(nside, n)`` the default rule (:func:`refine`) splits the ``n`` best pixels (lowest
+−log L) of the previous level into all their (nside/nside_prev)² children at the new nside.
+For a single minimum the best pixels are neighbours, so this refines a region of about ``n``
+previous-level pixel areas around the best fit. Upstream's own rule, a disc around the global
+best, is ``--refine upstream`` (:mod:`skyscan_tui.refinement`).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ MODULES = ["skyscan_tui.sky", "skyscan_tui.stats", "skyscan_tui.healpix",
            "skyscan_tui.contours", "skyscan_tui.projections", "skyscan_tui.progress",
            "skyscan_tui.eventinfo", "skyscan_tui.realtime.i3time", "recos.track.pull",
            "recos.track.pandel", "recos.track.frame", "recos.track.cleaning",
-           "recos.track.mpecharge", "skyscan_tui.scanupdates",
+           "recos.track.mpecharge", "skyscan_tui.scanupdates", "skyscan_tui.refinement",
            "skyscan_tui.observe", "executors.slurm_format", "executors.condor_format"]
 
 

@@ -119,6 +119,13 @@ class StartScreen(Screen):
                                     classes="executor-option short")
                 yield Label("nside progression (NSIDE:K,…)")
                 yield Input(value=self.progression, id="progression")
+                with Horizontal(classes="row"):
+                    yield Label("refine", classes="inline")
+                    yield Select([("K best pixels", "best"), ("upstream disc", "upstream")],
+                                 value="best", allow_blank=False, id="refine")
+                    yield Label("predictive", classes="inline")
+                    yield Input(value="", placeholder="off", id="predictive", type="number",
+                                classes="short")
                 yield Label("reco options (KEY=VALUE …)")
                 yield Input(value="", placeholder="e.g. sigma_deg=1.5", id="reco-opts")
                 yield Label("output folder")
@@ -211,7 +218,7 @@ class StartScreen(Screen):
     def _seed_entered(self) -> None:
         self._simulate()
 
-    @on(Input.Submitted, ".executor-option, #progression, #reco-opts, #outdir")
+    @on(Input.Submitted, ".executor-option, #progression, #predictive, #reco-opts, #outdir")
     def _field_entered(self) -> None:
         self.query_one("#start", Button).focus()
 
@@ -235,12 +242,15 @@ class StartScreen(Screen):
             reco = str(self.query_one("#reco", Select).value)
             opts = parse_reco_options(self.query_one("#reco-opts", Input).value.split())
             progression = self.query_one("#progression", Input).value
+            refine = str(self.query_one("#refine", Select).value)
+            predictive = self.query_one("#predictive", Input).value
             key = str(self.query_one("#executor", Select).value)
             out_text = self.query_one("#outdir", Input).value.strip()
             outdir = Path(out_text).expanduser() if out_text else self._default_outdir()
             if outdir.exists() and not outdir.is_dir():
                 raise UserError(f"{outdir}: exists and is not a folder")
-            settings = scan_settings(reco, opts, progression)
+            settings = scan_settings(reco, opts, progression, refine=refine,
+                                     predictive=predictive)
         except (UserError, ValueError) as exc:
             self._cannot_start(str(exc) if isinstance(exc, UserError) else one_line(exc))
             return
@@ -385,7 +395,9 @@ class ScanScreen(ScanRunner, Screen):
             from skyscan_tui.sky import format_progression
 
             self.write_log(f"scan of {self.title_text}: reco {s.reco}, executor "
-                           f"{self.executor_label}, nside {format_progression(s.progression)}")
+                           f"{self.executor_label}, nside {format_progression(s.progression)}"
+                           + ("" if s.refine == "best" else f", refine {s.refine}")
+                           + ("" if s.predictive is None else f", predictive {s.predictive:g}"))
             self.write_log(f"results go to {self.outdir}")
             if self.engine.reco.notice:
                 self.write_log(f"note: {self.engine.reco.notice}", "warning")

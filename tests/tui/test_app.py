@@ -150,6 +150,32 @@ async def test_bad_start_settings_notify_instead_of_crashing(app_factory):
         await press_enter_on(pilot, button)
         await wait_for(pilot, lambda: len(app.errors) >= 2, 10, "the second error")
         assert isinstance(app.screen, StartScreen) and len(app.errors) == 2
+        screen.query_one("#reco-opts").value = ""
+        screen.query_one("#predictive").value = "1.5"
+        await press_enter_on(pilot, button)
+        await wait_for(pilot, lambda: len(app.errors) >= 3, 10, "the third error")
+        assert isinstance(app.screen, StartScreen) and "predictive" in app.errors[-1]
+
+
+@run_async
+async def test_start_form_sets_the_refinement_rule_and_predictive_fraction(app_factory):
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, StartScreen), 10, "start screen")
+        screen = app.screen
+        await press_enter_on(pilot, screen.query_one("#start"))  # simulates an event
+        await wait_for(pilot, lambda: screen.event is not None, 30, "the simulated event")
+        screen.query_one("#reco").value = "dummy"
+        screen.query_one("#progression").value = "8:0,16:2"
+        screen.query_one("#refine").value = "upstream"
+        screen.query_one("#predictive").value = "0.5"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, (ScanScreen, ResultsScreen)),
+                       30, "scan")
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen), 60, "results")
+        meta = app.screen.result.meta
+        assert meta["refine"] == "upstream" and meta["predictive"] == 0.5
+    assert workers_alive() == []
 
 
 @run_async
