@@ -1,8 +1,9 @@
-"""Scan speed of the Pandel track recos (issue 3).
+"""Scan speed of the Pandel track recos (issues 3 and 21).
 
 On a simulated event with ~100 cleaned DOMs and ~1,000 pulses it prints, for each reco:
-pixels/s per core (a serial full default scan, CPU time), the wall time of a full default
-8/64/512 scan with ``local -j 2`` (worker start-up included), and the same pixels' fits
+pixels/s per core (a serial full default scan, CPU time) with the numpy reference and with
+the compiled kernel and their ratio, the wall time of a full default 8/64/512 scan with
+``local -j 2`` (worker start-up included) and its fits/s, and the same pixels' fits
 through a plain per-pixel ``scipy.optimize.minimize`` (Nelder–Mead, same likelihood, same
 candidate starts, simplices and tolerances) as a ratio (see :func:`reference_ratio`).
 
@@ -183,13 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     from recos import get_reco
 
     opts = dict(p.split("=", 1) for p in args.reco_opt)
+    speeds: dict[str, float] = {}
     ev, n_clean = pick_event()
     load = os.getloadavg()[0]
     print(f"event: seed {ev.meta['sim_seed']}, {len(ev.pulses)} pulses on "
           f"{ev.pulses.n_doms} DOMs ({n_clean} after cleaning); load average {load:.1f} on "
           f"{os.cpu_count()} cores; reco options {opts or 'defaults'}")
     head = (f"{'reco':6s} {'tasks':>6s} {'pix/s/core':>10s} {'serial cpu s':>12s} "
-            f"{f'local -j{args.jobs} wall s':>17s} {'CLI wall s':>10s} "
+            f"{f'-j{args.jobs} wall s':>10s} {'fits/s':>6s} {'CLI wall s':>10s} "
             f"{'ours ms/pix':>11s} {'plain ms/pix':>12s} {'ratio':>6s} "
             f"{'vec ms/pix':>10s} {'ratio':>6s} {'evals o/p':>10s}")
     if args.serial_only:
@@ -197,6 +199,17 @@ def main(argv: list[str] | None = None) -> int:
     print(head)
     print("-" * len(head))
     for reco in [r for r in args.recos.split(",") if r]:
+        if "kernel" not in opts:  # the reference and the compiled fits, in the same run
+            # compiled twice: the first scan of a process includes loading the machine code
+            for kernel in ("compiled", "numpy", "compiled"):
+                _, _, cpu_k, n_k = scan(ev, reco, SerialExecutor(), dict(opts, kernel=kernel))
+                speeds.setdefault(f"first {kernel}", n_k / cpu_k)
+                speeds[kernel] = n_k / cpu_k
+            print(f"{reco:6s} serial pix/s/core: numpy {speeds['numpy']:.0f}, compiled "
+                  f"{speeds['compiled']:.0f} (x{speeds['compiled'] / speeds['numpy']:.2f}; "
+                  f"{speeds['first compiled']:.0f} in a process's first scan); 2 cores: "
+                  f"{2 * speeds['compiled']:.0f} fits/s")
+            speeds.clear()
         _, _, cpu, n_tasks = scan(ev, reco, SerialExecutor(), opts)
         if args.serial_only:
             print(f"{reco:6s} {n_tasks:6d} {n_tasks / cpu:10.0f} {cpu:12.2f}   "
@@ -206,12 +219,14 @@ def main(argv: list[str] | None = None) -> int:
         cli = cli_wall(ev, reco, args.jobs, opts)
         n_ref = args.ref_pixels or get_reco(reco).preferred_batch
         r = reference_ratio(ev, reco, n_ref, opts)
-        print(f"{reco:6s} {n_tasks:6d} {n_tasks / cpu:10.0f} {cpu:12.2f} {wall:17.2f} "
+        print(f"{reco:6s} {n_tasks:6d} {n_tasks / cpu:10.0f} {cpu:12.2f} {wall:10.2f} "
+              f"{n_tasks / wall:6.0f} "
               f"{cli:10.2f} {r['ours'] * 1e3:11.3f} {r['plain'] * 1e3:12.2f} "
               f"{r['plain'] / r['ours']:6.1f} {r['vec'] * 1e3:10.2f} "
               f"{r['vec'] / r['ours']:6.1f} {r['ours_evals']:4.0f}/{r['plain_evals']:<4.0f}")
-    print("pix/s/core: tasks / CPU seconds of a serial in-process scan (table build "
-          "included); local wall: engine run incl. worker start-up; CLI wall: "
+    print("pix/s/core: tasks / CPU seconds of a serial in-process scan (table build and "
+          "loading the compiled code included); -j wall: engine run with the local executor "
+          "incl. worker start-up, fits/s: tasks / that wall; CLI wall: "
           "`python -m skyscan_tui scan` end to end; ours / plain / vec: CPU ms per pixel on one "
           "batch of first-round and one of refined pixels (the reco's batch size): batched "
           "(ours), per-pixel scipy.optimize.minimize Nelder-Mead over a scalar function of "
