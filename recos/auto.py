@@ -73,8 +73,10 @@ class AutoReco(TrackReco):
             prepared = super().prepare(event)  # as ``mpe`` prepares (use_charge)
             if prepared.n_multi >= int(self.options["min_multi"]):
                 return prepared
-        # exactly what ``spe`` prepares, marked when the event being real decided it
-        prepared = prepare_track(event, False, 1)
+        # exactly what ``spe`` prepares (with the same hit selection), marked when the event
+        # being real decided it
+        prepared = prepare_track(event, False, 1, deepcore=self._deepcore, bright=self._bright,
+                                 late_ns=float(self.options["late_ns"]))
         return dataclasses.replace(prepared, real_event=self._real_spe(event))
 
     def likelihood_for(self, prepared: PreparedTrack) -> str:

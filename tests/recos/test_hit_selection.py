@@ -63,6 +63,18 @@ def test_deepcore_mask_drops_strings_79_to_86(real_sim):
     assert _rows(masked.pos, other).all() and masked.pos.shape[0] == other.shape[0]
 
 
+def test_auto_applies_the_hit_selection_in_both_branches(real_sim):
+    dc_pos = real_sim.pulses.pos[np.isin(real_sim.pulses.string, np.arange(79, 87))]
+    for real_mpe in (True, False):  # the MPE branch, and the SPE1st one (real_mpe=false)
+        reco = get_reco("auto")(deepcore="mask", real_mpe=real_mpe)
+        prep = reco.prepare(real_sim)
+        assert reco.uses_mpe(prep) == real_mpe
+        assert not _rows(prep.pos, dc_pos).any()
+        spe = get_reco("spe")(deepcore="mask").prepare(real_sim)
+        if not real_mpe:  # exactly what spe fits
+            assert np.array_equal(prep.pos, spe.pos) and np.array_equal(prep.time, spe.time)
+
+
 def test_bright_dom_is_dropped_from_the_fit(real_sim):
     keep = prepare_track(real_sim, True, 1000)
     k = int(np.argmax(keep.npe))
