@@ -61,6 +61,9 @@ class Reco(ABC):
     n_variations: ClassVar[int] = 1
     #: pixels per task batch that keeps vectorised fits efficient
     preferred_batch: ClassVar[int] = 64
+    #: a muon track fit: the front ends run the topology guard (is the event a cascade?)
+    #: before scanning with it; other recos (e.g. ``dummy``) skip that test and its cost
+    track_fit: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         known = {o.name: o for o in self.OPTIONS}
