@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import math
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -106,11 +107,21 @@ def write_flat_maps(result: Any, stats: SkyStats, outdir: str | Path,
     outdir.mkdir(parents=True, exist_ok=True)
     base = basename or result.basename()
     paths = {}
-    values = flat_values(stats, n)  # both maps from one pass (~0.7 s at nside 512)
-    for kind, llh_map in (("llh", True), ("probability", False)):
-        path = outdir / f"{base}.skymap_nside_{n}_{kind}.fits.gz"
-        # mtime=0: the same map gives the same bytes
-        raw = flat_fits_bytes(result, stats, n, llh_map, values)
-        atomic_write_bytes(path, gzip.compress(raw, compresslevel=6, mtime=0))
-        paths[f"flat_{kind}"] = path
+    values = flat_values(stats, n)  # both maps from one pass (~0.1 s at nside 512)
+    # zlib releases the GIL: the llh map compresses in a thread while the probability map's
+    # FITS bytes are made (same bytes; ~0.08 s less wall at nside 512)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = []
+        for kind, llh_map in (("llh", True), ("probability", False)):
+            path = outdir / f"{base}.skymap_nside_{n}_{kind}.fits.gz"
+            raw = flat_fits_bytes(result, stats, n, llh_map, values)
+            pending.append((path, pool.submit(_gzip, raw)))
+            paths[f"flat_{kind}"] = path
+        for path, packed in pending:
+            atomic_write_bytes(path, packed.result())
     return paths
+
+
+def _gzip(raw: bytes) -> bytes:
+    """``raw`` gzipped, level 6; mtime=0: the same map gives the same bytes."""
+    return gzip.compress(raw, compresslevel=6, mtime=0)
