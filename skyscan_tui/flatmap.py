@@ -109,7 +109,7 @@ def write_flat_maps(result: Any, stats: SkyStats, outdir: str | Path,
     paths = {}
     values = flat_values(stats, n)  # both maps from one pass (~0.1 s at nside 512)
     # zlib releases the GIL: the llh map compresses in a thread while the probability map's
-    # FITS bytes are made (same bytes; ~0.08 s less wall at nside 512)
+    # FITS bytes are made (same bytes; one map's gzip less wall)
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = []
         for kind, llh_map in (("llh", True), ("probability", False)):
@@ -122,6 +122,12 @@ def write_flat_maps(result: Any, stats: SkyStats, outdir: str | Path,
     return paths
 
 
+#: gzip level of the flat maps: levels 1-3 (zlib's fast deflate) take the same time and 3
+#: packs best of them; against the usual 6 it is 2.3x faster on a nside-512 map (35 vs 81 ms)
+#: for 1.5x the size (460 vs 300 kB). The FITS inside is the same whatever the level.
+GZIP_LEVEL = 3
+
+
 def _gzip(raw: bytes) -> bytes:
-    """``raw`` gzipped, level 6; mtime=0: the same map gives the same bytes."""
-    return gzip.compress(raw, compresslevel=6, mtime=0)
+    """``raw`` gzipped; mtime=0: the same map gives the same bytes."""
+    return gzip.compress(raw, compresslevel=GZIP_LEVEL, mtime=0)
