@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -54,11 +55,18 @@ def _run(args: list[str], extra: tuple[str, ...] = (), **env: str) -> subprocess
                           capture_output=True, text=True, check=True)
 
 
-def _cli_wall(event: Path, reco: str, executor: str, out: Path) -> float:
-    t0 = time.perf_counter()
+def _children_cpu() -> float:
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
+
+
+def _cli_wall(event: Path, reco: str, executor: str, out: Path) -> tuple[float, float]:
+    """(wall, CPU) [s] of one CLI scan; CPU of the process and its workers (robust when the
+    machine is busy, where wall is not)."""
+    t0, c0 = time.perf_counter(), _children_cpu()
     _run(["-m", "skyscan_tui", "scan", str(event), "--reco", reco, "--executor", executor,
           "-o", str(out), "--progress", "none"])
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, _children_cpu() - c0
 
 
 # ---- the in-process phase run (a fresh interpreter: `--phases EVENT RECO OUTDIR JSON`) ----
@@ -70,6 +78,8 @@ class _Clock:
     def __init__(self) -> None:
         self.incl: dict[str, float] = {}
         self.child: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self.child_cpu: dict[str, float] = {}
         self.stack: list[str] = []
 
     @contextmanager
@@ -77,15 +87,17 @@ class _Clock:
         parent = self.stack[-1] if self.stack else None
         self.stack.append(name)
         print(f"{_MARK} {name}", file=sys.stderr, flush=True)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
-            dt = time.perf_counter() - t0
+            dt, dc = time.perf_counter() - t0, time.process_time() - c0
             self.stack.pop()
             self.incl[name] = self.incl.get(name, 0.0) + dt
+            self.cpu[name] = self.cpu.get(name, 0.0) + dc
             if parent is not None:
                 self.child[parent] = self.child.get(parent, 0.0) + dt
+                self.child_cpu[parent] = self.child_cpu.get(parent, 0.0) + dc
             print(f"{_MARK} {parent or '-'}", file=sys.stderr, flush=True)
 
     def wrap(self, owner: Any, attr: str, name: str) -> None:
@@ -100,23 +112,28 @@ class _Clock:
     def exclusive(self) -> dict[str, float]:
         return {k: v - self.child.get(k, 0.0) for k, v in self.incl.items()}
 
+    def exclusive_cpu(self) -> dict[str, float]:
+        return {k: v - self.child_cpu.get(k, 0.0) for k, v in self.cpu.items()}
+
 
 def _phases(event: str, reco: str, outdir: str, out_json: str) -> None:
     """Run ``skyscan-tui scan EVENT --reco RECO --executor serial`` in this process with
     timers around its steps; write the phases' times to ``out_json``."""
     clock = _Clock()
     t_all = time.perf_counter()
-    with clock.phase("CLI import"):
+    # the CLI's modules and those timed below (the CLI would import them later, lazily)
+    with clock.phase("imports: CLI, engine, products"):
+        import skyscan_tui.app_api as app_api
+        import skyscan_tui.contours as contours
+        import skyscan_tui.flatmap as flatmap
+        import skyscan_tui.products as products
+        from executors.worker import WorkerState
+        from recos import get_reco
         from skyscan_tui import cli
-    import skyscan_tui.app_api as app_api
-    import skyscan_tui.contours as contours
-    import skyscan_tui.flatmap as flatmap
-    import skyscan_tui.products as products
-    from executors.worker import WorkerState
-    from skyscan_tui.engine import ScanEngine
-    from skyscan_tui.results import ScanResult
+        from skyscan_tui.engine import ScanEngine
+        from skyscan_tui.results import ScanResult
 
-    if app_api.is_track_fit(reco):
+    if getattr(get_reco(reco), "track_fit", reco != "dummy"):
         from recos.track.table import PandelTable
 
         clock.wrap(PandelTable, "__init__", "Pandel table (cached)")
@@ -157,7 +174,7 @@ def _phases(event: str, reco: str, outdir: str, out_json: str) -> None:
     total = time.perf_counter() - t_all
     Path(out_json).write_text(json.dumps({"code": code, "total": total,
                                           "exclusive": clock.exclusive(),
-                                          "inclusive": clock.incl}))
+                                          "exclusive_cpu": clock.exclusive_cpu()}))
 
 
 def _import_split(stderr: str) -> tuple[dict[str, float], list[tuple[int, str]]]:
@@ -178,7 +195,7 @@ def _import_split(stderr: str) -> tuple[dict[str, float], list[tuple[int, str]]]
     return per, rows
 
 
-_ORDER = ("CLI import", "CLI and event (parse, load, ...)", "Pandel table (cached)",
+_ORDER = ("imports: CLI, engine, products", "CLI and event (parse, load, ...)", "Pandel table (cached)",
           "topology guard", "open engine (prepare, checkpoint)", "scan loop (engine)",
           "pixel fits", "products: result .npz", "products: result .json",
           "products: statistics", "products: multi-order FITS", "products: alert text",
@@ -186,25 +203,30 @@ _ORDER = ("CLI import", "CLI and event (parse, load, ...)", "Pandel table (cache
           "products: summaries", "products: other")
 
 
-def _phase_report(event: Path, reco: str, tmp: Path, top: int) -> tuple[float, float, list]:
-    """Print the phase table of one serial scan; (pixel-fit wall, phases total, import rows)."""
+def _phase_report(event: Path, reco: str, tmp: Path) -> tuple[float, float, float, list]:
+    """Print the phase table of one serial scan; (pixel-fit wall and CPU, phases total, import
+    rows)."""
     out_json = tmp / f"phases-{reco}.json"
     proc = _run(["-m", "benchmarks.scan_startup", "--phases", str(event), reco,
                  str(tmp / f"ph-{reco}"), str(out_json)], extra=("-X", "importtime"))
     data = json.loads(out_json.read_text())
     imports, rows = _import_split(proc.stderr)
-    excl = data["exclusive"]
+    excl, cpu = data["exclusive"], data["exclusive_cpu"]
     print(f"  phases of one serial scan in-process (-X importtime adds a little), "
           f"total {data['total']:.2f} s:")
-    print(f"    {'phase':36s} {'wall [s]':>8s} {'of it imports':>14s}")
+    print(f"    {'phase':36s} {'wall [s]':>8s} {'CPU [s]':>8s} {'imports [s]':>11s}")
     for name in _ORDER:
         if name in excl:
-            print(f"    {name:36s} {excl[name]:8.3f} {imports.get(name, 0.0):14.3f}")
+            print(f"    {name:36s} {excl[name]:8.3f} {cpu[name]:8.3f} "
+                  f"{imports.get(name, 0.0):11.3f}")
     prod = sum(v for k, v in excl.items() if k.startswith("products"))
-    print(f"    {'(products, all families)':36s} {prod:8.3f} "
-          f"{sum(v for k, v in imports.items() if k.startswith('products')):14.3f}")
-    print(f"    {'(all imports)':36s} {'':8s} {sum(imports.values()):14.3f}")
-    return excl.get("pixel fits", 0.0), data["total"], rows
+    prod_cpu = sum(v for k, v in cpu.items() if k.startswith("products"))
+    print(f"    {'(products, all families)':36s} {prod:8.3f} {prod_cpu:8.3f} "
+          f"{sum(v for k, v in imports.items() if k.startswith('products')):11.3f}")
+    if imports.get("-"):
+        print(f"    {'(imports outside the phases)':36s} {'':17s} {imports['-']:11.3f}")
+    print(f"    {'(all imports)':36s} {'':17s} {sum(imports.values()):11.3f}")
+    return excl.get("pixel fits", 0.0), cpu.get("pixel fits", 0.0), data["total"], rows
 
 
 def _table_times() -> tuple[float, float]:
@@ -273,19 +295,25 @@ def main(argv: list[str] | None = None) -> int:
               f"(each in a fresh interpreter, imports included)")
         rows: list = []
         for reco in [r.strip() for r in args.recos.split(",") if r.strip()]:
-            walls = {ex: [_cli_wall(event, reco, ex, tmp / f"{reco}-{ex}-{i}")
-                          for i in range(args.repeat)] for ex in ("serial", "local")}
-            print(f"\n{reco}: CLI scan, default progression, wall over {args.repeat} runs:")
-            for ex, w in walls.items():
-                print(f"  --executor {ex:6s} best {min(w):.2f} s, median "
-                      f"{statistics.median(w):.2f} s")
+            runs = {ex: [_cli_wall(event, reco, ex, tmp / f"{reco}-{ex}-{i}")
+                         for i in range(args.repeat)] for ex in ("serial", "local")}
+            print(f"\n{reco}: CLI scan, default progression, over {args.repeat} runs "
+                  f"(load average {os.getloadavg()[0]:.1f}):")
+            for ex, r in runs.items():
+                w, c = [x[0] for x in r], [x[1] for x in r]
+                print(f"  --executor {ex:6s} wall best {min(w):.2f} s, median "
+                      f"{statistics.median(w):.2f} s; CPU (with workers) median "
+                      f"{statistics.median(c):.2f} s")
             first, last = _pool_start(event, reco, args.jobs)
             print(f"  local pool of {args.jobs} workers: first batch back after {first:.2f} s, "
                   f"all {args.jobs} after {last:.2f} s")
-            fits, total, rows = _phase_report(event, reco, tmp, args.top)
-            serial = statistics.median(walls["serial"])
-            print(f"  fitting: {fits:.2f} s = {100 * fits / serial:.0f} % of the serial CLI "
-                  f"wall ({serial:.2f} s), {100 * fits / total:.0f} % of the in-process run")
+            fits, fits_cpu, total, rows = _phase_report(event, reco, tmp)
+            serial = statistics.median(x[0] for x in runs["serial"])
+            serial_cpu = statistics.median(x[1] for x in runs["serial"])
+            print(f"  fitting: {fits:.2f} s wall = {100 * fits / serial:.0f} % of the serial "
+                  f"CLI wall ({serial:.2f} s), {100 * fits / total:.0f} % of the in-process "
+                  f"run; {fits_cpu:.2f} s CPU = {100 * fits_cpu / serial_cpu:.0f} % of the "
+                  f"serial CLI's CPU ({serial_cpu:.2f} s)")
             heavy |= {n.strip().split(".")[0] for _, n in rows} & {"healpy", "matplotlib"}
         top_level = [(us, name.strip()) for us, name in rows if not name.startswith("  ")]
         print(f"\ntop-level imports of the last scan by cumulative time (of {len(rows)} "
