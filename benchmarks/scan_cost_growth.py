@@ -9,12 +9,14 @@ seconds) and its wall time with ``local -j JOBS`` (engine run, worker start incl
 
 (b) On the ~100-DOM event of ``benchmarks/scan_speed.py`` (30 TeV, 116 DOMs): the fit
 count and ``local -j JOBS`` wall time against the depth of the progression,
-``8:0,64:12,512:24`` then ``…,1024:24``, ``…,2048:24`` and ``…,4096:24``.
+``8:0,64:12,512:24`` then ``…,1024:24``, ``…,2048:24`` and ``…,4096:24``, and the cost of
+the flat maps ``scan`` then writes by default (at the finest nside, at most 2048: 16x the
+pixels of 512 and ~2.4 GB of peak memory at 2048).
 
     python -m benchmarks.scan_cost_growth [--recos spe,mpe] [--jobs 2] [--quick]
 
 ``--quick`` measures spe only, on the 50-, 200- and 1,000-DOM events and the depths up to
-2048, one local scan per line (~20 s on 2 cores in 2026; the default run ~3 min). CPU times are robust on a busy machine, wall
+2048, one local scan per line (~40 s on 2 cores in 2026; the default run ~4 min). CPU times are robust on a busy machine, wall
 times are not: the load average is printed with the figures.
 """
 
@@ -22,8 +24,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
+import tempfile
 import time
+from typing import Any
 
 #: (target cleaned DOMs, energy [GeV], seed): the seed among 1–6 at that energy whose
 #: cleaned DOM count is closest to the target (toy bulk detector, default SimConfig)
@@ -33,8 +38,8 @@ DEPTHS = ("8:0,64:12,512:24", "8:0,64:12,512:24,1024:24", "8:0,64:12,512:24,1024
           "8:0,64:12,512:24,1024:24,2048:24,4096:24")
 
 
-def run_scan(ev, reco: str, executor, progression: str = "") -> tuple[float, float, int]:
-    """(wall [s], CPU [s] of this process, pixel fits) of one in-process scan of ``ev``."""
+def run_scan(ev, reco: str, executor, progression: str = "") -> tuple[float, float, int, Any]:
+    """(wall [s], CPU [s] of this process, pixel fits, result) of one in-process scan."""
     from skyscan_tui.engine import ScanEngine, ScanFinished, ScanSettings
     from skyscan_tui.sky import DEFAULT_PROGRESSION, parse_progression
 
@@ -49,7 +54,21 @@ def run_scan(ev, reco: str, executor, progression: str = "") -> tuple[float, flo
     finally:
         engine.close()
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-    return wall, cpu, sum(len(lv) for lv in result.levels.values()) * engine.reco.n_variations
+    n_fits = sum(len(lv) for lv in result.levels.values()) * engine.reco.n_variations
+    return wall, cpu, n_fits, result
+
+
+def flat_map_cost(result) -> tuple[int, float, int]:
+    """(nside, CPU [s], bytes) of the flat maps ``scan`` writes for ``result`` by default
+    (at the finest scanned nside, at most 2048), written to a temporary folder."""
+    from skyscan_tui.flatmap import write_flat_maps
+
+    nside = min(max(result.nsides), 2048)
+    stats = result.stats()
+    with tempfile.TemporaryDirectory() as tmp:
+        c0 = time.process_time()
+        paths = write_flat_maps(result, stats, tmp, nside)
+        return nside, time.process_time() - c0, sum(p.stat().st_size for p in paths.values())
 
 
 def growth_with_doms(recos: list[str], jobs: int, targets: set[int], repeat: int) -> None:
@@ -74,7 +93,7 @@ def growth_with_doms(recos: list[str], jobs: int, targets: set[int], repeat: int
     run_scan(events[0][2], recos[0], SerialExecutor(), "8:0")  # loads tables, imports
     for reco in recos:
         for energy, seed, ev, n_dom in events:
-            _, cpu, n = run_scan(ev, reco, SerialExecutor())
+            _, cpu, n, _ = run_scan(ev, reco, SerialExecutor())
             wall = min(run_scan(ev, reco, LocalExecutor(jobs=jobs))[0] for _ in range(repeat))
             print(f"{reco:5s} {energy:10.0e} {seed:4d} {len(ev.pulses):7d} {n_dom:5d} "
                   f"{n:6d} {n / cpu:11.0f} {cpu / n * 1e3:10.3f} {wall:17.2f}", flush=True)
@@ -91,14 +110,18 @@ def growth_with_depth(recos: list[str], jobs: int, depths: tuple[str, ...],
           f"{len(ev.pulses)} pulses, {n_dom} cleaned DOMs; load average "
           f"{os.getloadavg()[0]:.1f}")
     head = (f"{'reco':5s} {'progression':40s} {'fits':>6s} "
-            f"{f'local -j{jobs} wall s':>17s} {'fits/s':>7s}")
+            f"{f'local -j{jobs} wall s':>17s} {'fits/s':>7s} {'flat nside':>10s} "
+            f"{'flat CPU s':>10s} {'flat MB':>7s} {'peak RSS MB':>11s}")
     print(head)
     print("-" * len(head))
     for reco in recos:
         for prog in depths:
             runs = [run_scan(ev, reco, LocalExecutor(jobs=jobs), prog) for _ in range(repeat)]
             wall, n = min(r[0] for r in runs), runs[0][2]
-            print(f"{reco:5s} {prog:40s} {n:6d} {wall:17.2f} {n / wall:7.0f}", flush=True)
+            flat, flat_cpu, size = flat_map_cost(runs[0][3])
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+            print(f"{reco:5s} {prog:40s} {n:6d} {wall:17.2f} {n / wall:7.0f} {flat:10d} "
+                  f"{flat_cpu:10.2f} {size / 1e6:7.1f} {rss:11.0f}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         growth_with_depth(recos, args.jobs, DEPTHS[:3] if args.quick else DEPTHS, repeat)
     print(f"\nfits/s/core: fits / CPU s of a serial in-process scan; local wall: engine run "
           f"with {args.jobs} worker processes, their start included (no products), best of "
-          f"{repeat}; total {time.perf_counter() - t0:.0f} s")
+          f"{repeat}; flat: the two flat .fits.gz maps `scan` writes by default (at the "
+          f"finest nside, at most 2048): CPU s, MB on disk, and this process's peak RSS so "
+          f"far; total {time.perf_counter() - t0:.0f} s")
     return 0
 
 
