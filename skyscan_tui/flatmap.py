@@ -50,18 +50,22 @@ def flat_values(stats: SkyStats, nside: int) -> tuple[np.ndarray, np.ndarray]:
     for n in np.unique(mo.nside).tolist():
         m = mo.nside == n
         if n <= nside:
+            # the NESTED children of pixel p at nside are the f pixels p·f ... p·f + f - 1:
+            # one row each of the (npix/f, f) view (no index arrays of npix entries)
             f = (nside // n) ** 2
-            kids = (mo.ipix[m, None] * f + np.arange(f, dtype=np.int64)[None, :]).ravel()
-            ts[kids] = np.repeat(mts[m], f)
-            prob[kids] = np.repeat(stats.prob[m] / f, f)
+            ts.reshape(-1, f)[mo.ipix[m]] = mts[m][:, None]
+            prob.reshape(-1, f)[mo.ipix[m]] = (stats.prob[m] / f)[:, None]
         else:
             f = (n // nside) ** 2
             parent = mo.ipix[m] // f
             np.fmin.at(ts, parent, mts[m])  # fmin: NaN (not yet set) loses
             np.add.at(prob, parent, stats.prob[m])
     ring = hpgeom.nest_to_ring(nside, np.arange(npix, dtype=np.int64))
-    out_ts, out_prob = np.empty(npix), np.empty(npix)
-    out_ts[ring], out_prob[ring] = ts, prob
+    out_ts = np.empty(npix)
+    out_ts[ring] = ts
+    del ts  # 400 MB each at nside 2048: one map at a time
+    out_prob = np.empty(npix)
+    out_prob[ring] = prob
     return out_ts, out_prob
 
 
