@@ -64,6 +64,7 @@ class AutoReco(TrackReco):
     # the objective uses MPE whenever the prepared event carries multi-photon DOMs; an event
     # prepared for SPE1st has none (every N is 1), so TrackReco.uses_mpe tells which ran
     use_charge = True
+    track_fit = True  # the topology guard runs before a scan (recos.base.Reco)
 
     def _real_spe(self, event: Event) -> bool:
         return real_detector(event) and not self.options["real_mpe"]

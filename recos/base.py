@@ -63,6 +63,9 @@ class Reco(ABC):
     preferred_batch: ClassVar[int] = 64
     #: a one-line note for the user on how this reco will run (e.g. a slower fallback)
     notice: str = ""
+    #: a muon track fit: the front ends run the topology guard (is the event a cascade?)
+    #: before scanning with it; other recos (e.g. ``dummy``) skip that test and its cost
+    track_fit: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         known = {o.name: o for o in self.OPTIONS}

@@ -29,6 +29,7 @@ class MPEReco(TrackReco):
     likelihood = "MPE, Gauss-convoluted Pandel, noise floor"
     OPTIONS = TrackReco.COMMON_OPTIONS + mpe_options()
     use_charge = True
+    track_fit = True  # the topology guard runs before a scan (recos.base.Reco)
 
 
 RECO = MPEReco

@@ -22,6 +22,7 @@ class SPEReco(TrackReco):
     likelihood = "SPE1st, Gauss-convoluted Pandel, noise floor"
     OPTIONS = TrackReco.COMMON_OPTIONS
     use_charge = False
+    track_fit = True  # the topology guard runs before a scan (recos.base.Reco)
 
 
 RECO = SPEReco

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from skyscan_tui.engine import ScanEngine, ScanSettings
 
 __all__ = ["DEFAULT_PROGRESSION", "best_reco", "parse_reco_options", "resume_info",
-           "scan_settings", "open_scan", "topology_check"]
+           "scan_settings", "open_scan", "topology_check", "is_track_fit"]
 
 DEFAULT_PROGRESSION = "8:0,64:12,512:24"
 DEFAULT_MAX_RETRIES = 2
@@ -43,6 +43,15 @@ def topology_check(event: Any) -> Any:
     except Exception as exc:  # the guard must never stop a scan it cannot judge
         logging.getLogger(__name__).warning("topology test skipped: %s", exc)
         return None
+
+
+def is_track_fit(reco: str) -> bool:
+    """Whether the reco called ``reco`` fits a muon track (``Reco.track_fit``).
+
+    The topology guard concerns track fits only: other recos (``dummy``) skip it."""
+    from recos import get_reco
+
+    return bool(getattr(get_reco(reco), "track_fit", False))
 
 
 def parse_reco_options(pairs: Iterable[str]) -> dict[str, str]:

@@ -44,12 +44,11 @@ def run_scan(event: Any, args: argparse.Namespace, out_default: Path) -> int:
 
     The output folder is ``--output``, else ``out_default`` (with ``--resume``: the
     checkpoint's folder). Bad input raises :class:`~skyscan_tui.errors.UserError`."""
-    from skyscan_tui.app_api import open_scan, parse_reco_options, scan_settings
+    from skyscan_tui.app_api import is_track_fit, open_scan, parse_reco_options, scan_settings
     from skyscan_tui.stats import parse_thresholds
 
     parse_thresholds(args.thresholds)  # bad thresholds fail before the scan starts
     reco_options = parse_reco_options(args.reco_opt)
-    verdict = _topology_guard(event, args)
     info = _resume_info(args) if getattr(args, "resume", None) else None
     settings = scan_settings(
         reco=args.reco, reco_options=reco_options if args.reco_opt else None,
@@ -58,6 +57,8 @@ def run_scan(event: Any, args: argparse.Namespace, out_default: Path) -> int:
         run_options={key: getattr(args, key, None)
                      for key in ("batch_size", "max_retries", "pixel_timeout")},
         resume=info)
+    # the guard asks whether a track scan makes sense: other recos (dummy) skip its fits
+    verdict = _topology_guard(event, args) if is_track_fit(settings.reco) else None
     outdir = info.outdir if info is not None else (args.output or out_default)
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"{outdir}: output path exists and is not a folder")

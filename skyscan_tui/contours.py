@@ -180,13 +180,34 @@ def region_rings(mo: MultiOrderMap, mask: np.ndarray, step: int | None = None) -
     return _chain(poly, tol)
 
 
+def _close_pairs(points: np.ndarray, tol: float) -> np.ndarray:
+    """Index pairs (i, j), i < j, of ``points`` (n, d) at most ``tol`` apart, (m, 2).
+
+    The pairs of ``scipy.spatial.cKDTree(points).query_pairs(tol)`` (in another order),
+    without importing scipy on the scan path (~0.2 s): sorted along the first axis, a point
+    is compared with its k-th successor for k = 1, 2, ... while they are within ``tol`` there.
+    """
+    order = np.argsort(points[:, 0], kind="stable")
+    p = points[order]
+    live = np.arange(len(p) - 1)
+    out = [np.empty((0, 2), dtype=np.int64)]
+    k = 1
+    while live.size:
+        # sorted: once the k-th successor is further than tol along x, so are the next ones
+        live = live[p[live + k, 0] - p[live, 0] <= tol]
+        d = p[live + k] - p[live]
+        hit = live[np.einsum("ij,ij->i", d, d) <= tol * tol]
+        a, b = order[hit], order[hit + k]
+        out.append(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1))
+        k += 1
+        live = live[live + k < len(p)]
+    return np.concatenate(out)
+
+
 def _chain(poly: np.ndarray, tol: float) -> list[np.ndarray]:
     """Join directed edges (e, s + 1, 3) end to start into closed rings."""
-    from scipy.spatial import cKDTree
-
     ends = np.concatenate([poly[:, 0], poly[:, -1]])
-    tree = cKDTree(ends)
-    pairs = tree.query_pairs(tol, output_type="ndarray")
+    pairs = _close_pairs(ends, tol)
     vid = np.arange(len(ends))
     # union of close points (a vertex is shared by up to 4 edge ends)
     for _ in range(4):

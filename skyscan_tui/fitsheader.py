@@ -19,7 +19,7 @@ import numpy as np
 
 from skyscan_tui.stats import Region, SkyStats
 
-__all__ = ["Card", "event_cards", "ascii_value", "set_cards", "hdul_bytes"]
+__all__ = ["Card", "event_cards", "ascii_value", "set_cards", "hdul_bytes", "table_file_bytes"]
 
 #: (keyword, value, comment); keywords longer than 8 characters become HIERARCH cards
 Card = tuple[str, Any, str]
@@ -110,3 +110,25 @@ def hdul_bytes(table: Any) -> bytes:
         warnings.simplefilter("ignore", fits.verify.VerifyWarning)
         fits.HDUList([fits.PrimaryHDU(), table]).writeto(buf)
     return buf.getvalue()
+
+
+def table_file_bytes(table: Any, rows: np.ndarray) -> bytes:
+    """:func:`hdul_bytes` of a binary table of one column whose data are ``rows`` (n, k).
+
+    ``table`` is the astropy table HDU that gives the header (made with any number of rows;
+    NAXIS2 is set to n here); the data are written here, big-endian, zero-padded to the
+    2880-byte FITS block: the same bytes as astropy's writer, which byte-swaps row by row
+    (~0.1 s for the 25 MB of a nside-512 flat map)."""
+    from astropy.io import fits
+
+    header = table.header.copy()
+    if rows.ndim != 2 or header["TFIELDS"] != 1 or header["NAXIS1"] != rows.shape[1] * 8:
+        raise ValueError("table_file_bytes: one column of float64 rows is expected")
+    header["NAXIS2"] = rows.shape[0]
+    head = (fits.PrimaryHDU().header.tostring() + header.tostring()).encode("ascii")
+    size = rows.size * 8
+    buf = bytearray(len(head) + size + (-size % 2880))  # zero padding included
+    buf[:len(head)] = head
+    # the rows converted to big-endian straight into the file (no intermediate copies)
+    np.frombuffer(buf, dtype=">f8", count=rows.size, offset=len(head))[:] = rows.reshape(-1)
+    return bytes(buf)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import math
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -49,18 +50,22 @@ def flat_values(stats: SkyStats, nside: int) -> tuple[np.ndarray, np.ndarray]:
     for n in np.unique(mo.nside).tolist():
         m = mo.nside == n
         if n <= nside:
+            # the NESTED children of pixel p at nside are the f pixels p·f ... p·f + f - 1:
+            # one row each of the (npix/f, f) view (no index arrays of npix entries)
             f = (nside // n) ** 2
-            kids = (mo.ipix[m, None] * f + np.arange(f, dtype=np.int64)[None, :]).ravel()
-            ts[kids] = np.repeat(mts[m], f)
-            prob[kids] = np.repeat(stats.prob[m] / f, f)
+            ts.reshape(-1, f)[mo.ipix[m]] = mts[m][:, None]
+            prob.reshape(-1, f)[mo.ipix[m]] = (stats.prob[m] / f)[:, None]
         else:
             f = (n // nside) ** 2
             parent = mo.ipix[m] // f
             np.fmin.at(ts, parent, mts[m])  # fmin: NaN (not yet set) loses
             np.add.at(prob, parent, stats.prob[m])
     ring = hpgeom.nest_to_ring(nside, np.arange(npix, dtype=np.int64))
-    out_ts, out_prob = np.empty(npix), np.empty(npix)
-    out_ts[ring], out_prob[ring] = ts, prob
+    out_ts = np.empty(npix)
+    out_ts[ring] = ts
+    del ts  # 400 MB each at nside 2048: one map at a time
+    out_prob = np.empty(npix)
+    out_prob[ring] = prob
     return out_ts, out_prob
 
 
@@ -71,13 +76,15 @@ def flat_fits_bytes(result: Any, stats: SkyStats, nside: int, llh_map: bool,
     ``values``: ``flat_values(stats, nside)`` when the caller has them already."""
     from astropy.io import fits
 
-    from skyscan_tui.fitsheader import event_cards, hdul_bytes, set_cards
+    from skyscan_tui.fitsheader import event_cards, hdul_bytes, set_cards, table_file_bytes
 
     ts, prob = values if values is not None else flat_values(stats, nside)
     values, name, unit = (ts, "2DLLH", None) if llh_map else (prob, "PROB", "pix-1")
     npix = values.size
-    if npix > 1024:  # healpy's fits_IDL rows of 1024 values
-        col = fits.Column(name=name, format="1024D", array=values.reshape(-1, 1024), unit=unit)
+    if npix > 1024:  # healpy's fits_IDL rows of 1024 values; the header from a one-row
+        # table, the rows written by table_file_bytes (astropy's writer is ~4x slower)
+        col = fits.Column(name=name, format="1024D", array=values[:1024].reshape(1, 1024),
+                          unit=unit)
     else:
         col = fits.Column(name=name, format="D", array=values, unit=unit)
     tab = fits.BinTableHDU.from_columns([col])
@@ -93,7 +100,7 @@ def flat_fits_bytes(result: Any, stats: SkyStats, nside: int, llh_map: bool,
         ("OBJECT", "FULLSKY", "Sky coverage, either FULLSKY or PARTIAL"),
         *event_cards(result, stats, llh_map),
     ])
-    return hdul_bytes(tab)
+    return table_file_bytes(tab, values.reshape(-1, 1024)) if npix > 1024 else hdul_bytes(tab)
 
 
 def write_flat_maps(result: Any, stats: SkyStats, outdir: str | Path,
@@ -106,11 +113,27 @@ def write_flat_maps(result: Any, stats: SkyStats, outdir: str | Path,
     outdir.mkdir(parents=True, exist_ok=True)
     base = basename or result.basename()
     paths = {}
-    values = flat_values(stats, n)  # both maps from one pass (~0.7 s at nside 512)
-    for kind, llh_map in (("llh", True), ("probability", False)):
-        path = outdir / f"{base}.skymap_nside_{n}_{kind}.fits.gz"
-        # mtime=0: the same map gives the same bytes
-        raw = flat_fits_bytes(result, stats, n, llh_map, values)
-        atomic_write_bytes(path, gzip.compress(raw, compresslevel=6, mtime=0))
-        paths[f"flat_{kind}"] = path
+    values = flat_values(stats, n)  # both maps from one pass (~0.1 s at nside 512)
+    # zlib releases the GIL: the llh map compresses in a thread while the probability map's
+    # FITS bytes are made (same bytes; one map's gzip less wall)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = []
+        for kind, llh_map in (("llh", True), ("probability", False)):
+            path = outdir / f"{base}.skymap_nside_{n}_{kind}.fits.gz"
+            raw = flat_fits_bytes(result, stats, n, llh_map, values)
+            pending.append((path, pool.submit(_gzip, raw)))
+            paths[f"flat_{kind}"] = path
+        for path, packed in pending:
+            atomic_write_bytes(path, packed.result())
     return paths
+
+
+#: gzip level of the flat maps: levels 1-3 (zlib's fast deflate) take the same time and 3
+#: packs best of them; against the usual 6 it is 2.3x faster on a nside-512 map (35 vs 81 ms)
+#: for 1.5x the size (460 vs 300 kB). The FITS inside is the same whatever the level.
+GZIP_LEVEL = 3
+
+
+def _gzip(raw: bytes) -> bytes:
+    """``raw`` gzipped; mtime=0: the same map gives the same bytes."""
+    return gzip.compress(raw, compresslevel=GZIP_LEVEL, mtime=0)

@@ -262,3 +262,20 @@ def test_plot_levels(tmp_path):
     r = run_cli("plot", paths["npz"], "--levels", "68", "--format", "png", "-o", tmp_path / "p")
     assert r.returncode == 0, r.stderr
     assert len(list((tmp_path / "p").glob("*.png"))) == 2
+
+
+def test_close_pairs_match_kdtree():
+    # the ring chaining pairs edge ends within tol without scipy; it must find exactly the
+    # pairs cKDTree finds: clusters of 1-4 near-coincident points among random ones
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(7)
+    for n, tol in ((0, 1e-3), (1, 1e-3), (300, 1e-3), (2000, 1e-4), (500, 0.2)):
+        base = rng.normal(size=(n, 3))
+        reps = rng.integers(1, 5, size=n)
+        pts = np.repeat(base, reps, axis=0)
+        pts += rng.normal(scale=tol / 10, size=pts.shape)
+        pts[::7, 0] = pts[0, 0] if len(pts) else 0.0  # equal x, far apart in y, z
+        got = {tuple(p) for p in C._close_pairs(pts, tol).tolist()}
+        want = {tuple(p) for p in cKDTree(pts).query_pairs(tol, output_type="ndarray").tolist()}
+        assert got == want and (n < 300 or len(want) > 100), (n, len(got), len(want))

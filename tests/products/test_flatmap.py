@@ -70,3 +70,30 @@ def test_flatmaps_cli(scan, tmp_path):
     assert (tmp_path / "f" / f"{res.basename()}.skymap_nside_32_probability.fits.gz").is_file()
     r = run_cli("flatmaps", paths["npz"], "--flat-nside", "33")
     assert r.returncode == 2 and "power of two" in r.stderr
+
+
+def test_flat_fits_bytes_as_astropy_writes_them(scan):
+    # the flat maps' rows are written by fitsheader.table_file_bytes, not astropy's table
+    # writer: the file must be the one astropy writes for the same HDUs (NaN pixels too)
+    import io
+
+    from astropy.io import fits
+
+    from skyscan_tui.flatmap import flat_fits_bytes
+
+    res, st = scan
+    ts, prob = flat_values(st, 32)
+    ts[::97] = np.nan
+    for llh_map in (True, False):
+        raw = flat_fits_bytes(res, st, 32, llh_map, (ts, prob))
+        with fits.open(io.BytesIO(raw)) as hdul:
+            col = hdul[1].columns[0]
+            assert col.format == "1024D" and hdul[1].header["NAXIS2"] == 12 * 32 * 32 // 1024
+            rows = hdul[1].data.field(0)
+            again = fits.BinTableHDU.from_columns(
+                [fits.Column(name=col.name, format="1024D", array=rows, unit=col.unit)],
+                header=hdul[1].header)
+            buf = io.BytesIO()
+            fits.HDUList([fits.PrimaryHDU(), again]).writeto(buf)
+        assert raw == buf.getvalue()
+        np.testing.assert_array_equal(rows.ravel(), ts if llh_map else prob)

@@ -1,7 +1,7 @@
 """Topology guard (``recos.track.topology``, ``docs/reconstructions.md`` "Topology guard"):
 simulated cascades are flagged, through-going and starting tracks are not; ``scan`` refuses a
 cascade-like event in one line (exit 2) unless ``--allow-cascade``, which records the verdict
-in summary.json and alert.txt."""
+in summary.json and alert.txt; a reco that is not a track fit (``dummy``) skips the guard."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def cascade_file(tmp_path_factory):
 
 def test_scan_refuses_cascade(cascade_file, tmp_path):
     out = tmp_path / "out"
-    r = run_cli("scan", cascade_file, "--reco", "dummy", "--executor", "serial",
+    r = run_cli("scan", cascade_file, "--reco", "spe", "--executor", "serial",
                 "--nside-progression", "8:0", "--progress", "none", "-o", out)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
@@ -88,7 +88,7 @@ def test_scan_refuses_cascade(cascade_file, tmp_path):
 
 def test_scan_allow_cascade_records_verdict(cascade_file, tmp_path):
     out = tmp_path / "out"
-    r = run_cli("scan", cascade_file, "--reco", "dummy", "--executor", "serial",
+    r = run_cli("scan", cascade_file, "--reco", "spe", "--executor", "serial",
                 "--nside-progression", "8:0", "--progress", "none", "--allow-cascade",
                 "-o", out)
     assert r.returncode == 0, r.stderr
@@ -108,6 +108,25 @@ def test_scan_allow_cascade_records_verdict(cascade_file, tmp_path):
         r = run_cli("summary", result)
         assert r.returncode == 0, r.stderr
         assert r.stdout.startswith("WARNING: CASCADE-LIKE EVENT."), result
+
+
+def test_scan_non_track_reco_skips_guard(cascade_file, tmp_path):
+    # the guard asks whether a track fit makes sense: dummy is no track fit, so the cascade
+    # scans without the refusal, the warning or a verdict in the products
+    out = tmp_path / "out"
+    r = run_cli("scan", cascade_file, "--reco", "dummy", "--executor", "serial",
+                "--nside-progression", "8:0", "--progress", "none", "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert "cascade" not in r.stderr.lower() and "CASCADE" not in r.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["topology"] is None and "topology" not in summary["meta"]
+
+
+def test_track_fit_capability():
+    from recos import available_recos, get_reco
+
+    tracks = {name for name in available_recos() if get_reco(name).track_fit}
+    assert tracks == {"spe", "mpe", "spe_pointed", "mpe_pointed", "auto"}
 
 
 def test_info_prints_verdict(cascade_file):
