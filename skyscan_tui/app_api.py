@@ -164,8 +164,8 @@ def scan_settings(reco: str | None = None, reco_options: Mapping[str, Any] | Non
 
 
 def open_scan(event: Any, settings: ScanSettings, executor: Executor, outdir: Path | None,
-              resume: bool = False, partial_interval: float | str | None = "auto"
-              ) -> ScanEngine:
+              resume: bool = False, partial_interval: float | str | None = "auto",
+              topology: Any = None) -> ScanEngine:
     """A ready :class:`~skyscan_tui.engine.ScanEngine` (it locks ``outdir``).
 
     The executor is closed if that fails (a busy or unusable folder, another event, other
@@ -186,6 +186,9 @@ def open_scan(event: Any, settings: ScanSettings, executor: Executor, outdir: Pa
     partial_interval : float or str or None
         Seconds between partial results in ``outdir``, None (off) or "auto"
         (:func:`skyscan_tui.observe.resolve_partial_interval`).
+    topology : TopologyVerdict or None
+        The topology guard's verdict (:func:`topology_check`); every result of the scan,
+        partial ones included, carries it in ``meta["topology"]``.
     """
     from skyscan_tui.engine import ScanEngine
 
@@ -194,7 +197,8 @@ def open_scan(event: Any, settings: ScanSettings, executor: Executor, outdir: Pa
         raise UserError(f"{outdir}: output path exists and is not a folder")
     try:
         return ScanEngine(event, settings, executor, outdir=outdir, resume=resume,
-                          partial_interval=partial_interval)
+                          partial_interval=partial_interval,
+                          topology=None if topology is None else topology.to_dict())
     except BaseException:
         executor.close()
         raise

@@ -63,11 +63,11 @@ def run_scan(event: Any, args: argparse.Namespace, out_default: Path) -> int:
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"{outdir}: output path exists and is not a folder")
     engine = open_scan(event, settings, _make_executor(args), outdir, resume=info is not None,
-                       partial_interval=args.partial_interval)
+                       partial_interval=args.partial_interval, topology=verdict)
     if engine.reco.notice:
         print(f"skyscan-tui: note: {engine.reco.notice}", file=sys.stderr)
     try:
-        return _drive(engine, event, args, outdir, verdict)
+        return _drive(engine, event, args, outdir)
     finally:
         engine.close()
 
@@ -86,8 +86,7 @@ def _topology_guard(event: Any, args: argparse.Namespace) -> Any:
     return verdict
 
 
-def _drive(engine: Any, event: Any, args: argparse.Namespace, outdir: Path,
-           verdict: Any = None) -> int:
+def _drive(engine: Any, event: Any, args: argparse.Namespace, outdir: Path) -> int:
     """Run ``engine`` with a progress display, then save and print the result."""
     from skyscan_tui.engine import ScanFinished
     from skyscan_tui.progress import ProgressPrinter
@@ -136,8 +135,6 @@ def _drive(engine: Any, event: Any, args: argparse.Namespace, outdir: Path,
     result.meta["flat_nside"] = (args.flat_nside if args.flat_nside is not None
                                  else min(max(result.nsides, default=0), 2048))
     result.meta["multiorder_llh"] = bool(args.multiorder_llh)
-    if verdict is not None:
-        result.meta["topology"] = verdict.to_dict()
     paths = result.save(outdir)
     engine.record_saved(paths)
     summary = result.summary(files={k: str(v) for k, v in paths.items()})

@@ -104,7 +104,8 @@ class ScanEngine(ScanStatus, ScanPlan):
 
     def __init__(self, event: Event, settings: ScanSettings, executor: Executor,
                  outdir: str | Path | None = None, resume: bool = False,
-                 partial_interval: float | str | None = "auto") -> None:
+                 partial_interval: float | str | None = "auto",
+                 topology: dict[str, Any] | None = None) -> None:
         from recos import get_reco
         from skyscan_tui.events import event_digest
 
@@ -119,6 +120,8 @@ class ScanEngine(ScanStatus, ScanPlan):
         self.resume_requested = bool(resume)
         # progress.json / partial.npz (skyscan_tui.observe): seconds, None (off) or "auto"
         self.partial_interval = partial_interval
+        # the topology guard's verdict (a dict), carried into every result; None: not tested
+        self.topology = topology
         self._observer: Any = None
         self._rounds_info: list[dict[str, Any]] = []
         self._live: dict[str, Any] = {"done": 0, "total": 0, "t_work": None, "round": None}
@@ -267,6 +270,8 @@ class ScanEngine(ScanStatus, ScanPlan):
                   # seed fits and (simulated) truth as RA/Dec, for plots and the summary
                   "overlays": event_overlays(self.event)},
         )
+        if self.topology is not None:  # partial results copy the meta, so they carry it too
+            result.meta["topology"] = dict(self.topology)
         if self.settings.overlapping:  # a map whose pixels depend on the rule (and order)
             result.meta["refine"] = self.settings.refine
             result.meta["predictive"] = self.settings.predictive

@@ -307,8 +307,10 @@ class StartScreen(Screen):
                 outdir: Path, resume: bool) -> None:
         from skyscan_tui.app_api import open_scan
 
+        topo = self.topology if event is self.event else None  # the verdict of this event
         try:
-            engine = open_scan(event, settings, build_executor(key, form), outdir, resume)
+            engine = open_scan(event, settings, build_executor(key, form), outdir, resume,
+                               topology=topo)
         except UserError as exc:
             self._cannot_start(str(exc))
             return
@@ -317,7 +319,6 @@ class StartScreen(Screen):
             return
         executor = engine.executor
         label = key if executor.remote else f"{key} ×{executor.workers}"
-        topo = self.topology if event is self.event else None
         self.app.push_screen(ScanScreen(event, engine, outdir, label,
                                         title=self.event_label, topology=topo))
 
@@ -506,8 +507,6 @@ class ScanScreen(ScanRunner, Screen):
                            "Esc goes back", "warning")
             self.notify("Scan cancelled", severity="warning")
             return
-        if self.topology is not None:
-            self.result.meta["topology"] = self.topology.to_dict()
         self.write_log(f"scan finished in {format_eta(msg.elapsed)}; saving…")
         self.save_result(self.result, self.outdir, True)
 
@@ -572,8 +571,6 @@ class ScanScreen(ScanRunner, Screen):
                 lv = done.copy()
             levels[nside] = lv
         meta = dict(base.meta, partial=True)
-        if self.topology is not None:
-            meta["topology"] = self.topology.to_dict()
         return ScanResult(base.run_id, base.event_id, base.mjd, base.event_type, base.reco,
                           base.likelihood, base.is_real_event, levels, meta)
 

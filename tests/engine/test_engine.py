@@ -145,3 +145,24 @@ def test_eta_counts_rounds_to_come(sim_event, jobs):
     # the first batch is 64 of 768 fits (< 10 % of the round): no ETA yet (the rule itself:
     # tests/engine/test_observe.py)
     assert np.isnan(done[0].eta)
+
+
+def test_topology_verdict_is_in_every_result(sim_event, tmp_path):
+    from skyscan_tui.app_api import open_scan, scan_settings, topology_check
+
+    verdict = topology_check(sim_event)
+    assert verdict is not None
+    engine = open_scan(sim_event, scan_settings(reco="dummy", progression="8:0,16:2"),
+                       SerialExecutor(), tmp_path / "out", topology=verdict)
+    partial = None
+    for upd in engine.run():
+        if isinstance(upd, PixelsDone) and partial is None:
+            partial = engine.partial_result()
+        if isinstance(upd, ScanFinished):
+            final = upd.result
+    assert partial is not None and partial.meta["partial"]
+    assert partial.meta["topology"] == verdict.to_dict() == final.meta["topology"]
+    plain = open_scan(sim_event, scan_settings(reco="dummy", progression="8:0"),
+                      SerialExecutor(), None)
+    done = [u for u in plain.run() if isinstance(u, ScanFinished)][0]
+    assert "topology" not in done.result.meta
