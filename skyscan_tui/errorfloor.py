@@ -103,9 +103,7 @@ def _vectors(nside: np.ndarray | int, ipix: np.ndarray) -> np.ndarray:
     out = np.empty((ipix.size, 3))
     for n in np.unique(nside).tolist():
         m = nside == n
-        th, ph = hp.pix2ang(int(n), ipix[m], nest=True)
-        st = np.sin(th)
-        out[m] = np.stack([st * np.cos(ph), st * np.sin(ph), np.cos(th)], -1)
+        out[m] = hp.ang2vec(*hp.pix2ang(int(n), ipix[m], nest=True))
     return out
 
 
