@@ -14,8 +14,8 @@ import numpy as np
 
 njit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
-F_TOL = 1e-4  # [1] −log L the quadratic model may still gain at convergence
-X_TOL = 0.05  # [m, ns] largest step at convergence
+BFGS_F_TOL = 1e-4  # [1] −log L the polish's quadratic model may still gain at convergence
+BFGS_X_TOL = 0.05  # [m, ns] the polish's largest step at convergence
 
 
 @njit
@@ -399,11 +399,11 @@ def bfgs(r, x, step, max_iter, A, B, D, multi_n, log_n, nm1, folded, rec_v, rec_
                 break
             fresh = True
             continue
-        if not fresh and -slope < F_TOL:  # the quadratic model's remaining decrease
+        if not fresh and -slope < BFGS_F_TOL:  # the quadratic model's remaining decrease
             pmax = 0.0
             for j in range(3):
                 pmax = max(pmax, abs(p[j]))
-            if pmax < X_TOL:
+            if pmax < BFGS_X_TOL:
                 break
         cap = 1.0
         for j in range(3):
@@ -465,8 +465,8 @@ def bfgs(r, x, step, max_iter, A, B, D, multi_n, log_n, nm1, folded, rec_v, rec_
             fresh = False
         else:
             fresh = True
-        # converged: two steps in a row below X_TOL that gained less than F_TOL
-        if smax < X_TOL and df < F_TOL:
+        # converged: two steps in a row below BFGS_X_TOL that gained less than BFGS_F_TOL
+        if smax < BFGS_X_TOL and df < BFGS_F_TOL:
             stalls += 1
             if stalls >= 2:
                 break
