@@ -256,7 +256,8 @@ def point(r, a, b, t0, grad, A, B, D, multi_n, log_n, nm1, folded, rec_v, rec_p,
         w_wt[k] = ftc - it
         w_idx[k] = ix * n_t + it
         n_far += 1 if rs > t_max else 0
-    for k in range(n_k):  # the cells: gathers
+    # the cells: gathers (MPE's multi-photon DOMs read their own records below)
+    for k in range(multi_n if folded else 0, n_k):
         idx = w_idx[k]
         wx = w_wx[k]
         wt = w_wt[k]
