@@ -11,8 +11,10 @@ One concern per module (``docs/reconstructions.md`` describes the method):
   and the per-DOM Pandel constants of ``ice=layered`` (the simulator uses it too);
 * :mod:`recos.track.cleaning` — seeded RT hit cleaning and the time window;
 * :mod:`recos.track.prepare` — per event: cleaned first pulses, charges, first guess;
-* :mod:`recos.track.objective` — −log L of (a, b, t0) at fixed directions, vectorised;
-* :mod:`recos.track.kernels` — the optional numba kernel of the same −log L;
+* :mod:`recos.track.objective` — −log L of (a, b, t0) at fixed directions, vectorised (the
+  numpy reference), and the entry points of the compiled fits;
+* :mod:`recos.track.kernels` — which fit code runs (``kernel=auto|compiled|numpy``);
+* :mod:`recos.track.compiled` — the numba code: −log L with its gradient, Nelder–Mead, BFGS;
 * :mod:`recos.track.starts` — starting candidates of each round and of the two descents;
 * :mod:`recos.track.minimize` — the batched lock-step Nelder–Mead;
 * :mod:`recos.track.fit` — the driver: descents from the candidates, MPE's SPE1st pre-fit;

@@ -1,22 +1,23 @@
-"""Compiled (numba) track −log L with its analytic gradient, and a per-pixel BFGS minimiser.
+"""Choosing and loading the compiled (numba) track fits; the code is in ``compiled.py``.
 
-The default fit path when numba is installed (``--reco-opt kernel=auto``); the vectorised
-numpy objective with Nelder–Mead (``kernel=numpy``) is the reference it is tested against.
-Per (pixel, trial point) one fused loop over the DOMs computes the distance, the time
-residual, the bilinear lookup in the same single-precision cell records of
+``kernel=auto`` (the default) fits with the compiled code when numba is installed, else
+with the vectorised numpy reference (``objective.py``, ``minimize.py``) and a one-line note;
+``kernel=compiled`` and ``kernel=numpy`` force one. The compiled code evaluates −log L and
+its analytic gradient in (a [m], b [m], t0 [ns]) in one fused pass over the DOMs — distance,
+time residual, the bilinear lookup in the same single-precision cell records of
 :class:`recos.track.table.PandelTable` that numpy uses, the Gaussian tail below the table,
 the exact plain Pandel beyond it, MPE's survival term, the noise floor and layered ice's
-per-DOM ξ shift and time scale — and the derivatives of all of them with respect to
-(a [m], b [m], t0 [ns]). The interpolated surface is continuous with a gradient that jumps
-at cell edges (a few per cent of its size); BFGS with a backtracking line search handles that.
+per-DOM ξ shift and time scale — and runs each descent's Nelder–Mead passes (the reference's
+algorithm, step for step) followed by a BFGS polish on the gradient. The interpolated
+surface is continuous with a gradient that jumps at cell edges; the polish's backtracking
+line search copes with that.
 
-Numba compiles once per machine (``cache=True``; ~20 s) and later processes load the
-machine code (~0.1 s). :func:`get_kernels` returns ``None`` when numba is missing or
-``SKYSCAN_NO_NUMBA`` is set.
-
-Beyond the table (t > t_max) the plain Pandel survival log Q(ξ, ρt) uses the Legendre
-continued fraction of Γ(ξ, x) (DLMF 8.9.2) for x > ξ + 1 and the power series of γ(ξ, x)
-(DLMF 8.7.1) otherwise; ∂/∂t log Q = −p/Q exactly and ∂/∂ξ by a central difference.
+Numba compiles once per machine (``cache=True``; ~15 s) and later processes load the machine
+code (~0.3 s). :func:`get_kernels` returns ``None`` when numba is missing or
+``SKYSCAN_NO_NUMBA`` is set. Beyond the table (t > t_max) the plain Pandel survival
+log Q(ξ, ρt) uses the Legendre continued fraction of Γ(ξ, x) (DLMF 8.9.2) for x > ξ + 1 and
+the power series of γ(ξ, x) (DLMF 8.7.1) otherwise; ∂/∂t log Q = −p/Q exactly and ∂/∂ξ by
+a central difference.
 """
 
 from __future__ import annotations
