@@ -39,11 +39,15 @@ def descend(obj: TrackObjective, cand: np.ndarray, passes: Passes, rows: np.ndar
     pick = descent_starts(cand, obj(cand, rows))
     x = cand[local[:, None], pick].reshape(2 * n, 3)
     pix = np.repeat(rows, 2)
-    if obj.compiled:  # the same passes, compiled, then a BFGS polish on the gradient
-        x, f, _ = obj.minimise(x, pix, passes, F_TOL, X_TOL, BFGS_MAX_ITER if polish else 0)
+    if obj.compiled:  # the same passes, compiled; then a BFGS polish of the better end
+        x, f, _ = obj.minimise(x, pix, passes, F_TOL, X_TOL, 0)
         f = f.reshape(n, 2)
         pick = np.argmin(f, axis=1)
-        return x.reshape(n, 2, 3)[local, pick], f[local, pick]
+        x, f = x.reshape(n, 2, 3)[local, pick], f[local, pick]
+        if polish:
+            x, f, _ = obj.minimise(x, rows, (), F_TOL, X_TOL, BFGS_MAX_ITER,
+                                   polish_step=passes[-1][0])
+        return x, f
 
     def objective(xs: np.ndarray, r: np.ndarray) -> np.ndarray:
         return obj(xs, pix[r])

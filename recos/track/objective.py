@@ -170,15 +170,15 @@ class TrackObjective:
 
     def minimise(self, x0: np.ndarray, rows: np.ndarray,
                  passes: tuple[tuple[np.ndarray, int], ...], f_tol: float,
-                 x_tol: np.ndarray, polish_iter: int
+                 x_tol: np.ndarray, polish_iter: int, polish_step: np.ndarray | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Nelder–Mead passes, then a BFGS polish, from starts x0 (n, 3) of pixels ``rows``.
 
         The compiled kernel runs, per start, the same Nelder–Mead passes as
         :func:`recos.track.minimize.nelder_mead_batched` (``passes``: (initial steps
         (a [m], b [m], t0 [ns]), iterations) each; tolerances ``f_tol``, ``x_tol``) and then
-        BFGS on the analytic gradient (at most ``polish_iter`` iterations, first step the last
-        pass's), which only ever lowers −log L. Returns the end points (n, 3), −log L (n,)
+        BFGS on the analytic gradient (at most ``polish_iter`` iterations, first step
+        ``polish_step``, else the last pass's), which only ever lowers −log L. Returns the end points (n, 3), −log L (n,)
         and the evaluations per start (n,)."""
         x0 = np.ascontiguousarray(x0, dtype=float)
         x = np.empty_like(x0)
@@ -186,7 +186,8 @@ class TrackObjective:
         nev = np.empty(x0.shape[0], np.int64)
         steps = np.array([step for step, _ in passes], dtype=float).reshape(-1, 3)
         iters = np.array([it for _, it in passes], dtype=np.int64)
-        polish = steps[-1] if len(steps) else np.array([5.0, 5.0, 5.0])
+        polish = (np.asarray(polish_step, dtype=float) if polish_step is not None
+                  else steps[-1] if len(steps) else np.array([5.0, 5.0, 5.0]))
         self._kernels.minimise(np.ascontiguousarray(rows, np.int64), x0, *self._model, steps,
                                iters, float(f_tol), np.asarray(x_tol, dtype=float), polish,
                                int(polish_iter), x, f, nev)
