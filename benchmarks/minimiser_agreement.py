@@ -64,8 +64,8 @@ def _fit_all(reco, prepared, batches) -> tuple[list[np.ndarray], float, float]:
         points[0] += x.shape[0] * x.shape[1]
         return call(self, x, rows)
 
-    def counting_minimise(self, *args):
-        x, f, nev = minimise(self, *args)
+    def counting_minimise(self, *args, **kwargs):
+        x, f, nev = minimise(self, *args, **kwargs)
         points[0] += int(nev.sum())
         return x, f, nev
 
