@@ -124,38 +124,15 @@ def cell(rec, idx, wx, wt, col=0):
 
 
 @njit
-def dom_general(rs, ldeff, sh, multi, lnk, nm1k, folded, rec_v, rec_p, rec_s, tab,
-                want_grad):
-    """(v, ∂v/∂rs, ∂v/∂log d_eff) of one DOM in every case: tails, MPE, noise floor."""
-    inv_hx, t_lo, inv_hf, kink, t_hi = tab[0], tab[1], tab[2], tab[3], tab[4]
-    n_t, t_max, sigma, rho = int(tab[5]), tab[6], tab[7], tab[8]
-    lxi_min, lxi_max = tab[13], tab[14]
-    fx_max, ft_max, lx0, log_noise = tab[15], tab[16], tab[17], tab[18]
+def dom_general(rs, ldeff, sh, idx, wx, wt, dfx, dft, multi, lnk, nm1k, folded, rec_v, rec_p,
+                rec_s, tab, want_grad):
+    """(v, ∂v/∂rs, ∂v/∂log d_eff) of one DOM in every case: tails, MPE, noise floor.
+
+    ``idx``, ``wx``, ``wt``, ``dfx``, ``dft``: its cell, weights and node-coordinate
+    derivatives as :func:`point` computed them."""
+    t_lo, t_max, sigma, rho = tab[1], tab[6], tab[7], tab[8]
+    lxi_min, lxi_max, lx0, log_noise = tab[13], tab[14], tab[17], tab[18]
     noise_on = log_noise > -1e300
-    fx = (ldeff - sh) * inv_hx
-    dfx = inv_hx  # d fx / d log d_eff
-    if fx < 0.0:
-        fx = 0.0
-        dfx = 0.0
-    elif fx > fx_max:
-        fx = fx_max
-        dfx = 0.0
-    ix = int(fx)
-    wx = fx - ix
-    dft = inv_hf  # d ft / d rs
-    ft = (rs - t_lo) * inv_hf
-    if rs > t_hi:
-        ft -= (rs - t_hi) * kink
-        dft = inv_hf - kink
-    if ft < 0.0:
-        ft = 0.0
-        dft = 0.0
-    elif ft > ft_max:
-        ft = ft_max
-        dft = 0.0
-    it = int(ft)
-    wt = ft - it
-    idx = ix * n_t + it
     if rs > t_max:  # beyond the table: exact plain Pandel (rare)
         log_rho = math.log(rho)
         lxi = ldeff - sh + lx0
@@ -308,7 +285,8 @@ def point(r, a, b, t0, grad, A, B, D, multi_n, log_n, nm1, folded, rec_v, rec_p,
             if not folded or rs > t_max:
                 sh = shift_k[r, k] if layered else shift
                 w_v[k], w_gr[k], w_gl[k] = dom_general(
-                    rs, w_log[k], sh, k < multi_n, log_n[k] if k < multi_n else 0.0,
+                    rs, w_log[k], sh, w_idx[k], w_wx[k], w_wt[k], w_dx[k], w_dt[k],
+                    k < multi_n, log_n[k] if k < multi_n else 0.0,
                     nm1[k] if k < multi_n else 0.0, folded, rec_v, rec_p, rec_s, tab,
                     want_grad)
     total = 0.0
