@@ -40,21 +40,9 @@ DEPTHS = ("8:0,64:12,512:24", "8:0,64:12,512:24,1024:24", "8:0,64:12,512:24,1024
 
 def run_scan(ev, reco: str, executor, progression: str = "") -> tuple[float, float, int, Any]:
     """(wall [s], CPU [s] of this process, pixel fits, result) of one in-process scan."""
-    from skyscan_tui.engine import ScanEngine, ScanFinished, ScanSettings
-    from skyscan_tui.sky import DEFAULT_PROGRESSION, parse_progression
+    from benchmarks.scan_speed import scan
 
-    prog = parse_progression(progression) if progression else DEFAULT_PROGRESSION
-    engine = ScanEngine(ev, ScanSettings(reco=reco, progression=prog), executor)
-    w0, c0 = time.perf_counter(), time.process_time()
-    result = None
-    try:
-        for upd in engine.run():
-            if isinstance(upd, ScanFinished):
-                result = upd.result
-    finally:
-        engine.close()
-    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-    n_fits = sum(len(lv) for lv in result.levels.values()) * engine.reco.n_variations
+    result, wall, cpu, n_fits = scan(ev, reco, executor, {}, progression)
     return wall, cpu, n_fits, result
 
 
