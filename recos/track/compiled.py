@@ -124,12 +124,14 @@ def cell(rec, idx, wx, wt, col=0):
 
 
 @njit
-def dom_general(rs, ldeff, sh, idx, wx, wt, dfx, dft, multi, lnk, nm1k, folded, rec_v, rec_p,
-                rec_s, tab, want_grad):
-    """(v, ∂v/∂rs, ∂v/∂log d_eff) of one DOM in every case: tails, MPE, noise floor.
+def dom_general(rs, ldeff, sh, idx, wx, wt, dfx, dft, multi, lnk, nm1k, folded, rec_p, rec_s,
+                tab, want_grad):
+    """(v, ∂v/∂rs, ∂v/∂log d_eff) of one DOM beyond the table, or without a folded noise floor.
 
-    ``idx``, ``wx``, ``wt``, ``dfx``, ``dft``: its cell, weights and node-coordinate
-    derivatives as :func:`point` computed them."""
+    The cases :func:`point`'s vectorised pass leaves out: the exact Pandel tail, the Gaussian
+    continuation below the table, MPE's survival term and an explicit noise floor. ``idx``,
+    ``wx``, ``wt``, ``dfx``, ``dft``: the DOM's cell, weights and node-coordinate derivatives as
+    :func:`point` computed them."""
     t_lo, t_max, sigma, rho = tab[1], tab[6], tab[7], tab[8]
     lxi_min, lxi_max, lx0, log_noise = tab[13], tab[14], tab[17], tab[18]
     noise_on = log_noise > -1e300
@@ -158,14 +160,11 @@ def dom_general(rs, ldeff, sh, idx, wx, wt, dfx, dft, multi, lnk, nm1k, folded, 
             v += lnk + nm1k * ls
             v_r += nm1k * s_r
             v_l += nm1k * s_l
-    elif folded and not multi:  # noise floor already in the table
-        v, v_x, v_t = cell(rec_v, idx, wx, wt)
-        return v, v_t * dft, v_x * dfx
-    else:
+    else:  # in the table, noise floor not folded into it
         v, v_x, v_t = cell(rec_p, idx, wx, wt)
         v_r = v_t * dft
         v_l = v_x * dfx
-        if rs < t_lo and not folded:  # Gaussian continuation below the table
+        if rs < t_lo:  # Gaussian continuation below the table
             v -= (rs * rs - t_lo * t_lo) * 0.5 / (sigma * sigma)
             v_r -= rs / (sigma * sigma)
         if multi:
@@ -186,8 +185,9 @@ def point(r, a, b, t0, grad, A, B, D, multi_n, log_n, nm1, folded, rec_v, rec_p,
           layered, shift_k, scale_k, logsc_k, tab, want_grad, work, w_idx):
     """−log L at (a, b, t0) of pixel row r; its gradient into ``grad`` if asked.
 
-    Branch-free loops over the DOMs (vectorised by LLVM) do the geometry and the table
-    lookup of the common case; the rare or MPE DOMs are then redone by ``dom_general``."""
+    Branch-free loops over the DOMs (vectorised by LLVM) do the geometry, the table lookup
+    and MPE's first-of-N term with a folded noise floor; DOMs beyond the table, or every DOM
+    without a folded floor, are evaluated by ``dom_general``."""
     inv_hx, t_lo, inv_hf, kink, t_hi = tab[0], tab[1], tab[2], tab[3], tab[4]
     n_t, t_max, shift = int(tab[5]), tab[6], tab[9]
     a1, a0, k_over_c = tab[10], tab[11], tab[12]
@@ -233,8 +233,9 @@ def point(r, a, b, t0, grad, A, B, D, multi_n, log_n, nm1, folded, rec_v, rec_p,
         w_wt[k] = ftc - it
         w_idx[k] = ix * n_t + it
         n_far += 1 if rs > t_max else 0
-    # the cells: gathers (MPE's multi-photon DOMs read their own records below)
-    for k in range(multi_n if folded else 0, n_k):
+    # the cells: gathers (MPE's multi-photon DOMs read their own records below; without a
+    # folded noise floor every DOM is evaluated by dom_general)
+    for k in range(multi_n if folded else n_k, n_k):
         idx = w_idx[k]
         wx = w_wx[k]
         wt = w_wt[k]
@@ -287,8 +288,7 @@ def point(r, a, b, t0, grad, A, B, D, multi_n, log_n, nm1, folded, rec_v, rec_p,
                 w_v[k], w_gr[k], w_gl[k] = dom_general(
                     rs, w_log[k], sh, w_idx[k], w_wx[k], w_wt[k], w_dx[k], w_dt[k],
                     k < multi_n, log_n[k] if k < multi_n else 0.0,
-                    nm1[k] if k < multi_n else 0.0, folded, rec_v, rec_p, rec_s, tab,
-                    want_grad)
+                    nm1[k] if k < multi_n else 0.0, folded, rec_p, rec_s, tab, want_grad)
     total = 0.0
     if layered:
         for k in range(n_k):
