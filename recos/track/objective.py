@@ -159,14 +159,17 @@ class TrackObjective:
                 np.ascontiguousarray(self.n_minus_1, dtype=float), folded, rec_v, rec_p,
                 rec_s, self.layered, *layers, np.array([tab[k] for k in TAB_FIELDS]))
 
-    def value_and_grad(self, x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """−log L (n, M) [1] and its gradient (n, M, 3) [1/m, 1/m, 1/ns] (compiled kernel)."""
+    def value_and_grad(self, x: np.ndarray, rows: np.ndarray, want_grad: bool = True
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+        """−log L (n, M) [1] and its gradient (n, M, 3) [1/m, 1/m, 1/ns] (compiled kernel).
+
+        The gradient is None when not ``want_grad``."""
         x = np.ascontiguousarray(x, dtype=float)
         f = np.empty(x.shape[:2])
-        g = np.empty(x.shape)
+        g = np.empty(x.shape if want_grad else (1, 1, 3))
         self._kernels.evaluate(np.ascontiguousarray(rows, np.int64), x, *self._model, f, g,
-                               True)
-        return f, g
+                               want_grad)
+        return f, g if want_grad else None
 
     def minimise(self, x0: np.ndarray, rows: np.ndarray,
                  passes: tuple[tuple[np.ndarray, int], ...], f_tol: float,
@@ -386,11 +389,7 @@ class TrackObjective:
     def __call__(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """−log L [1] (n, M) at params (a, b, t0) x (n, M, 3) of pixels ``rows`` (n,)."""
         if self._kernels is not None:
-            x = np.ascontiguousarray(x, dtype=float)
-            f = np.empty(x.shape[:2])
-            self._kernels.evaluate(np.ascontiguousarray(rows, np.int64), x, *self._model, f,
-                                   np.empty((1, 1, 3)), False)
-            return f
+            return self.value_and_grad(x, rows, want_grad=False)[0]
         # chunks of rows keep the (n, M, K) temporaries cache-sized (2x faster than one pass);
         # rows are independent, so chunking does not change any value
         per_row = x.shape[1] * self.A.shape[1]
