@@ -18,7 +18,7 @@ from typing import Any
 
 from skyscan_tui.errors import UserError
 
-__all__ = ["Option", "text"]
+__all__ = ["Option", "text", "one_of"]
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -124,3 +124,18 @@ def text(value: Any) -> str | None:
     """A string setting whose empty value means unset (None)."""
     out = str(value).strip()
     return out or None
+
+
+def one_of(*names: str) -> Callable[[Any], str]:
+    """The type of a setting that takes one of ``names`` (spaces and case ignored).
+
+    >>> one_of("keep", "mask")(" Mask ")
+    'mask'
+    """
+    def parse(value: Any) -> str:
+        out = str(value).strip().lower()
+        if out not in names:
+            raise ValueError(f"{out!r} is not {', '.join(names[:-1])} or {names[-1]}")
+        return out
+
+    return parse

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from recos.base import Option
 from recos.track.constants import JITTER
+from skyscan_tui.options import one_of
 
 __all__ = ["COMMON_OPTIONS", "MPE_TIMING_ERROR", "mpe_options", "pointed_option"]
 
@@ -27,13 +28,13 @@ COMMON_OPTIONS: tuple[Option, ...] = (
            "is installed)"),
     Option("iterations", int, 40, "Nelder-Mead iterations of the first-round fit "
            "(its restart and refined pixels use 1/2 and 1/4)", min=5, max=2000),
-    Option("ice", str, "bulk", "ice of the Pandel PDFs: bulk (one lambda, lambda_a for all "
+    Option("ice", one_of("bulk", "layered", "auto"), "bulk", "ice of the Pandel PDFs: bulk (one lambda, lambda_a for all "
            "DOMs), layered (per DOM, scaled by the SPICE Mie coefficients averaged along "
            "the path from the pixel's track to the DOM; docs/reconstructions.md) or auto "
            "(layered on real events and the realistic simulation, bulk otherwise)"),
-    Option("deepcore", str, "keep", "DeepCore strings 79-86 in the fit: keep, or mask "
+    Option("deepcore", one_of("keep", "mask"), "keep", "DeepCore strings 79-86 in the fit: keep, or mask "
            "(dropped before cleaning, as IceCube's realtime muon fits)"),
-    Option("bright", str, "keep", "bright DOMs (charge > 10x the mean DOM charge): keep, "
+    Option("bright", one_of("keep", "drop"), "keep", "bright DOMs (charge > 10x the mean DOM charge): keep, "
            "or drop them from the fit (timing and charge)"),
     Option("late_ns", float, 0.0, "drop pulses more than this after their DOM's first "
            "pulse from its charge [ns] (0 = keep all in the 6000 ns window)", min=0.0,

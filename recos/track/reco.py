@@ -34,7 +34,6 @@ from recos.track.pandel import pandel_rho
 from recos.track.prepare import PreparedTrack, prepare_track
 from recos.track.pull import CALIBRATIONS, parse_pull, pull_for
 from recos.track.starts import Passes, round_candidates, variation_starts
-from skyscan_tui.errors import UserError
 from skyscan_tui.events import Event
 from skyscan_tui.tasks import TaskBatch, empty_results
 
@@ -58,16 +57,10 @@ class TrackReco(Reco):
                 .lower() == "auto":
             self.notice = ("numba is not installed: fitting with the slower numpy reference "
                            "(pip install numba for the compiled fits)")
-        ice = str(self.options["ice"]).strip().lower()
-        if ice not in ("bulk", "layered", "auto"):
-            raise UserError(f"reco option ice: {ice!r} is not bulk, layered or auto")
-        self._ice_choice = ice
-        self._deepcore = str(self.options["deepcore"]).strip().lower()
-        if self._deepcore not in ("keep", "mask"):
-            raise UserError(f"reco option deepcore: {self._deepcore!r} is not keep or mask")
-        self._bright = str(self.options["bright"]).strip().lower()
-        if self._bright not in ("keep", "drop"):
-            raise UserError(f"reco option bright: {self._bright!r} is not keep or drop")
+        # checked and normalised by their Option types (one_of)
+        self._ice_choice = self.options["ice"]
+        self._deepcore = self.options["deepcore"]
+        self._bright = self.options["bright"]
         self._mpe_exponent = parse_mpe_exponent(self.options.get("mpe_exponent", "1"))
         # per-instance: the engine reads n_variations from the reco object
         self.n_variations = int(self.options["variations"])
