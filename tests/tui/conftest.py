@@ -104,6 +104,19 @@ def app_factory(tmp_path):
     return make
 
 
+def engineless_scan_app(app_factory, label: str = "local ×2"):
+    """An app whose first screen is a ScanScreen without an engine, labelled ``label``.
+
+    The test posts the scan's messages itself (replays, status lines)."""
+    from skyscan_tui.tui.screens import ScanScreen
+
+    class Replay(type(app_factory())):
+        def open_first_screen(self):
+            self.push_screen(ScanScreen(None, None, Path("unused"), label, title="r"))
+
+    return Replay(recos=["dummy"])
+
+
 def run_async(fn):
     """Run an ``async def`` test with asyncio (no async pytest plugin is needed)."""
 

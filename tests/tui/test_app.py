@@ -14,6 +14,7 @@ pytest.importorskip("textual")
 from skyscan_tui.tui.screens import ResultsScreen, ScanScreen, StartScreen  # noqa: E402
 from tests.tui.conftest import (  # noqa: E402
     child_processes,
+    engineless_scan_app,
     press_enter_on,
     run_async,
     stop_trackers,
@@ -259,16 +260,11 @@ def test_runner_batches_results(sim_event):
 @run_async
 async def test_thousands_of_results_keep_redraws_throttled(app_factory):
     """60 000 results in 120 messages: all merged, at most ~10 redraws/s per map."""
-    from pathlib import Path
 
     from skyscan_tui.tui.messages import RoundBegan, ScanProgress
     from skyscan_tui.tui.screens import fixed_progress_rows
 
-    class Replay(type(app_factory())):
-        def open_first_screen(self):
-            self.push_screen(ScanScreen(None, None, Path("unused"), "local ×2", title="r"))
-
-    app = Replay(recos=["dummy"])
+    app = engineless_scan_app(app_factory)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ScanScreen), 10, "scan screen")
         screen = app.screen
@@ -548,15 +544,10 @@ def test_runner_posts_the_remote_jobs_and_holds(sim_event):
 
 @run_async
 async def test_scan_status_shows_the_holds(app_factory):
-    from pathlib import Path
 
     from skyscan_tui.tui.messages import ExecutorStatus
 
-    class Replay(type(app_factory())):
-        def open_first_screen(self):
-            self.push_screen(ScanScreen(None, None, Path("unused"), "condor (npx)", title="r"))
-
-    app = Replay(recos=["dummy"])
+    app = engineless_scan_app(app_factory, "condor (npx)")
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ScanScreen), 10, "scan screen")
         screen = app.screen

@@ -4,7 +4,6 @@ job counts (scan status) — issue 20, items 3 and 7."""
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -14,7 +13,7 @@ from executors.serial import SerialExecutor  # noqa: E402
 from skyscan_tui.tui.screens import ResultsScreen, ScanScreen  # noqa: E402
 from skyscan_tui.tui.widgets import contour_areas  # noqa: E402
 from tests.products.test_science import synthetic_scan  # noqa: E402
-from tests.tui.conftest import run_async, wait_for  # noqa: E402
+from tests.tui.conftest import engineless_scan_app, run_async, wait_for  # noqa: E402
 
 SIZE = (150, 46)
 
@@ -99,11 +98,7 @@ async def test_scan_status_shows_remote_job_counts(app_factory, tmp_path, sim_ev
 
 @run_async
 async def test_local_scans_show_no_job_line(app_factory):
-    class Replay(type(app_factory())):
-        def open_first_screen(self):
-            self.push_screen(ScanScreen(None, None, Path("unused"), "local ×2", title="r"))
-
-    app = Replay(recos=["dummy"])
+    app = engineless_scan_app(app_factory)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ScanScreen), 10, "scan screen")
         await pilot.pause(0.3)
